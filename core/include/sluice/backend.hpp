@@ -1,0 +1,95 @@
+// Backend: where attempts execute. The scheduler sees nothing else of the outside
+// world. A backend launches attempts, reports their completions in batches, kills them
+// on request and states its capacity. Backends are driven by one coordinator thread and
+// need not be thread-safe.
+//
+// Contract for every backend (checked by tests/unit/backend_conformance_test.cpp):
+//  - launch() either starts the attempt and returns a handle, or returns an error and
+//    leaves nothing running; a launched attempt produces exactly one Completion.
+//  - poll() returns completions in the order the backend observed them and blocks at
+//    most `timeout` when there are none.
+//  - kill() of an attempt that already finished is a no-op.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sluice/error.hpp"
+#include "sluice/task_spec.hpp"
+
+namespace sluice {
+
+struct Capacity {
+  int cpus = 1;
+  int gpus = 0;
+  // Executor labels offered. Empty means every label is accepted (a laptop runs the
+  // same workflow as the cluster: a "gpu" work runs locally too).
+  std::vector<std::string> executors;
+
+  bool offers(const std::string& executor) const;
+};
+
+// Everything a backend needs to start one attempt. Pointers stay valid until the
+// attempt's Completion has been returned by poll().
+struct LaunchRequest {
+  TaskId task = 0;
+  std::uint32_t attempt = 1;  // 1-based
+  const TaskSpec* spec = nullptr;
+  std::string attempt_dir;  // exists; stdout and stderr go here
+  // Variables added on top of the coordinator's environment and the task's `env`.
+  std::vector<std::pair<std::string, std::string>> env;
+};
+
+enum class ExitKind {
+  kExited,        // the process ended by itself; `code` is its exit status
+  kSignaled,      // killed by signal `code`
+  kLaunchFailed,  // could not be started; `reason` says why
+  kLost,          // the backend lost track of it (node died, job vanished)
+};
+
+struct Completion {
+  TaskId task = 0;
+  std::uint32_t attempt = 0;
+  ExitKind kind = ExitKind::kExited;
+  int code = 0;
+  std::string reason;
+  std::int64_t started_us = 0;  // wall clock, microseconds since the epoch
+  std::int64_t ended_us = 0;
+  std::string host;
+
+  bool ok() const { return kind == ExitKind::kExited && code == 0; }
+};
+
+class Backend {
+ public:
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;
+  virtual Capacity capacity() const = 0;
+
+  // Starts an attempt. Returns an opaque handle that survives a coordinator restart
+  // (for the local backend "pid:starttime"); the store keeps it so `resume` can clean up.
+  virtual Expected<std::string> launch(const LaunchRequest& request) = 0;
+
+  // Appends completions to `out`; waits up to `timeout` when none are ready.
+  virtual void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) = 0;
+
+  // Asks a running attempt to stop (whole process group / job). Its Completion follows.
+  virtual void kill(TaskId task, std::uint32_t attempt) = 0;
+
+  // Number of attempts launched and not yet reported by poll().
+  virtual std::size_t in_flight() const = 0;
+
+  // Kills what an earlier coordinator left behind, from the handle launch() returned.
+  // Used by `sluice resume` before re-running attempts that were in flight.
+  virtual void abandon(const std::string& handle) = 0;
+};
+
+}  // namespace sluice

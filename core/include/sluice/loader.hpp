@@ -1,0 +1,51 @@
+// Loading workflow files. The loader reads TOML, applies [defaults], expands matrices,
+// resolves dependencies and validates everything that can be checked before a run
+// starts. It never touches the run store: a file that fails here changes nothing.
+//
+//   auto wf = sluice::load_workflow_file("examples/diamond.toml");
+//   if (!wf) for (auto& d : wf.error()) std::cerr << d.format() << "\n";
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "sluice/workflow.hpp"
+
+namespace sluice {
+
+// One problem found in a workflow file, pointing at the offending spot.
+struct Diagnostic {
+  std::string file;
+  SourcePos pos;
+  std::string message;
+
+  // "file:line:col: error: message"
+  std::string format() const;
+};
+
+using Diagnostics = std::vector<Diagnostic>;
+
+struct LoadOptions {
+  // Check that each command's executable exists (on PATH, or relative to workdir).
+  bool check_executables = true;
+};
+
+// Reads and validates a workflow file. On failure returns every problem found (at
+// least one), each with file:line:col.
+tl::expected<Workflow, Diagnostics> load_workflow_file(const std::string& path,
+                                                       const LoadOptions& options = {});
+
+// Same, for text already in memory. `display_name` is used in diagnostics; `base_dir`
+// is where relative workdirs and executables are resolved.
+tl::expected<Workflow, Diagnostics> load_workflow_text(std::string_view text,
+                                                       const std::string& display_name,
+                                                       const std::string& base_dir,
+                                                       const LoadOptions& options = {});
+
+// True for names usable as task names: [A-Za-z_][A-Za-z0-9_-]*, at most 64 characters.
+bool is_safe_name(std::string_view name);
+
+}  // namespace sluice

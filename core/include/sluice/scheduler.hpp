@@ -1,0 +1,122 @@
+// Scheduler: the deterministic heart of a run. Single-threaded state plus event
+// functions named by event; it never sleeps, spawns or touches files. The coordinator
+// feeds it completions and the current time, executes the launches and kills it asks
+// for, and persists the state changes it emits *before* acting on them.
+//
+// Tests drive it with a fake backend and a hand-moved clock, and call
+// check_invariants() after every step.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include "sluice/backend.hpp"
+#include "sluice/graph.hpp"
+#include "sluice/state.hpp"
+#include "sluice/workflow.hpp"
+
+namespace sluice {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+
+// One transition, in the order it happened; the store writes these in batches.
+struct StateChange {
+  TaskId task = 0;
+  TaskState state = TaskState::kWaiting;
+  std::uint32_t attempt = 0;  // the attempt concerned (0: none yet)
+  int exit_code = 0;
+  std::string reason;  // why it failed / was skipped ("timed out", "no slot", …)
+};
+
+// What the scheduler wants started: task `task`, attempt number `attempt`.
+struct Launch {
+  TaskId task = 0;
+  std::uint32_t attempt = 0;
+};
+
+struct Kill {
+  TaskId task = 0;
+  std::uint32_t attempt = 0;
+};
+
+class Scheduler {
+ public:
+  // REQUIRES: `workflow` and `graph` outlive the scheduler; graph is acyclic.
+  Scheduler(const Workflow& workflow, const Graph& graph, Capacity capacity);
+
+  // Before start(): a task that already finished (resume) or that already used
+  // `attempts_used` attempts. Succeeded tasks are never launched again.
+  void restore(TaskId task, TaskState state, std::uint32_t attempts_used);
+
+  // Computes the initial ready set.
+  void start(TimePoint now);
+
+  // Assigns ready tasks to free capacity, marks them running, and returns them.
+  // REQUIRES: the caller launches each one (or reports on_launch_failed).
+  std::vector<Launch> take_launches(TimePoint now);
+
+  // An attempt ended. Updates the task, releases its slots, readies children or skips
+  // descendants, and schedules a retry if any are left.
+  void on_attempt_finished(const Completion& completion, TimePoint now);
+
+  // Attempts past max_exec_time (to kill; their completion will read "timed out") and
+  // ready tasks past max_wait_time (failed now with "no slot").
+  std::vector<Kill> on_tick(TimePoint now);
+
+  // Cancels the run: not-yet-started tasks become cancelled; returns attempts to kill.
+  std::vector<Kill> on_cancel_requested();
+
+  // The earliest time on_tick() has something to do, or TimePoint::max().
+  TimePoint next_deadline() const;
+
+  bool done() const { return finished_ == states_.size(); }
+  RunState run_state() const;  // kRunning until done()
+
+  TaskState state(TaskId t) const { return states_[t]; }
+  std::uint32_t attempts(TaskId t) const { return attempts_[t]; }
+  // Counts per TaskState, indexed by static_cast<int>(state).
+  const std::array<std::size_t, kTaskStateCount>& counts() const { return counts_; }
+
+  // Moves out the changes since the last call.
+  std::vector<StateChange> drain_changes();
+
+  // Aborts (std::abort with a message) if internal bookkeeping is inconsistent.
+  void check_invariants() const;
+
+ private:
+  void set_state(TaskId t, TaskState s, std::uint32_t attempt, int exit_code, std::string reason);
+  void make_ready(TaskId t, TimePoint now);
+  void skip_descendants(TaskId t, TaskState cause);
+  bool fits(const TaskSpec& spec) const;
+
+  const Workflow& workflow_;
+  const Graph& graph_;
+  Capacity capacity_;
+  int free_cpus_ = 0;
+  int free_gpus_ = 0;
+  bool cancelled_ = false;
+
+  std::vector<TaskState> states_;
+  std::vector<std::uint32_t> attempts_;
+  std::vector<std::uint32_t> unfinished_parents_;
+  std::vector<std::uint8_t> timing_out_;
+  std::deque<TaskId> ready_;
+  std::array<std::size_t, kTaskStateCount> counts_{};
+  std::size_t finished_ = 0;
+  std::vector<StateChange> changes_;
+
+  struct Deadline {
+    TimePoint at;
+    TaskId task;
+    std::uint32_t attempt;  // 0: a wait deadline (task still ready)
+    bool operator>(const Deadline& o) const { return at > o.at; }
+  };
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
+};
+
+}  // namespace sluice

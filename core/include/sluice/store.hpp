@@ -1,0 +1,140 @@
+// RunStore: the persistent record of workflows, runs, tasks, attempts and events, in one
+// SQLite database (WAL mode) under the Sluice home directory. It is the truth: the
+// coordinator writes every state change here, in batched transactions, before acting on
+// it, and `sluice resume` rebuilds a run from it.
+//
+// Exactly one process writes a given run (its coordinator); any number of other
+// processes read concurrently through their own RunStore opened read-only. A RunStore
+// object is not thread-safe: use one per thread.
+//
+// Layout of the home directory:
+//   HOME/store.db                          this database
+//   HOME/runs/RUN/                         one directory per run
+//   HOME/runs/RUN/tasks/TASK/ATTEMPT/      one per attempt: stdout, stderr, output.h5
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sluice/error.hpp"
+#include "sluice/scheduler.hpp"
+#include "sluice/state.hpp"
+#include "sluice/workflow.hpp"
+
+namespace sluice {
+
+struct RunRecord {
+  std::string id;
+  std::string project;
+  std::string workflow;  // name
+  int revision = 0;
+  std::string content_hash;
+  RunState state = RunState::kSubmitted;
+  std::string backend;
+  std::string source_path;
+  std::string base_dir;
+  std::string host;  // where the coordinator runs
+  std::int64_t created_us = 0;
+  std::int64_t started_us = 0;
+  std::int64_t ended_us = 0;  // 0 while not finished
+  std::size_t task_count = 0;
+
+  std::string workflow_id() const;  // "project:workflow:revision"
+};
+
+struct TaskRecord {
+  TaskId index = 0;
+  std::string name;
+  std::string group;
+  TaskState state = TaskState::kWaiting;
+  std::uint32_t attempts = 0;
+  int exit_code = 0;
+  std::string reason;
+  std::int64_t started_us = 0;  // first start of the latest attempt
+  std::int64_t ended_us = 0;
+};
+
+struct AttemptRecord {
+  TaskId task = 0;
+  std::uint32_t attempt = 0;
+  TaskState state = TaskState::kRunning;  // running, succeeded, failed or cancelled
+  int exit_code = 0;
+  std::string reason;
+  std::int64_t started_us = 0;
+  std::int64_t ended_us = 0;
+  std::string host;
+  std::string handle;  // Backend::launch() handle, for resume
+};
+
+struct EventRecord {
+  std::int64_t seq = 0;
+  std::int64_t time_us = 0;
+  std::optional<TaskId> task;
+  std::string kind;  // "run:running", "task:failed", …
+  std::string detail;
+};
+
+// One batch of changes for one run, written in a single transaction.
+struct RunUpdate {
+  std::vector<StateChange> changes;
+  std::vector<AttemptRecord> attempt_starts;  // inserted
+  std::vector<AttemptRecord> attempt_ends;    // update state/exit/reason/ended_us
+  std::optional<RunState> run_state;
+  std::int64_t now_us = 0;
+};
+
+class RunStore {
+ public:
+  enum class Mode { kReadWrite, kReadOnly };
+
+  // Opens (creating if needed and mode is kReadWrite) HOME/store.db. kReadOnly on a home
+  // with no store returns kNotFound.
+  static Expected<std::unique_ptr<RunStore>> open(const std::string& home, Mode mode);
+  ~RunStore();
+  RunStore(const RunStore&) = delete;
+  RunStore& operator=(const RunStore&) = delete;
+
+  const std::string& home() const { return home_; }
+  std::string run_dir(const std::string& run_id) const;
+  std::string attempt_dir(const std::string& run_id, const std::string& task,
+                          std::uint32_t attempt) const;
+
+  // Records the definition; returns its revision: the existing one when the content
+  // hash is already known for project:name, otherwise the next number.
+  Expected<int> register_workflow(const Workflow& workflow);
+
+  // Creates the run and one row per task (waiting), in one transaction.
+  Expected<RunRecord> create_run(const Workflow& workflow, int revision, const std::string& run_id,
+                                 const std::string& backend);
+
+  Expected<void> apply(const std::string& run_id, const RunUpdate& update);
+
+  // Resolves a full id or a unique prefix. kNotFound / kInvalidInput (ambiguous).
+  Expected<std::string> resolve_run_id(const std::string& id_or_prefix);
+  Expected<RunRecord> get_run(const std::string& run_id);
+  // Newest first. Empty `states` lists every run.
+  Expected<std::vector<RunRecord>> list_runs(std::span<const RunState> states);
+  Expected<std::vector<TaskRecord>> list_tasks(const std::string& run_id);
+  Expected<std::vector<AttemptRecord>> list_attempts(const std::string& run_id,
+                                                     std::optional<TaskId> task = std::nullopt);
+  Expected<std::vector<EventRecord>> list_events(const std::string& run_id);
+  // The workflow text the run was created from.
+  Expected<std::string> run_definition(const std::string& run_id);
+  // Workflow revisions known for project:name (ascending).
+  Expected<std::vector<int>> revisions(const std::string& project, const std::string& name);
+
+  // Deletes the run's rows and its directory.
+  Expected<void> remove_run(const std::string& run_id);
+
+ private:
+  RunStore() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string home_;
+};
+
+}  // namespace sluice
