@@ -1,1 +1,42 @@
-// placeholder
+#include "sluice/backend_registry.hpp"
+
+#include <algorithm>
+
+namespace sluice {
+namespace {
+
+std::map<std::string, BackendFactory>& registry() {
+  static std::map<std::string, BackendFactory> factories;
+  return factories;
+}
+
+}  // namespace
+
+bool Capacity::offers(const std::string& executor) const {
+  if (executors.empty() || executor.empty()) return true;
+  return std::find(executors.begin(), executors.end(), executor) != executors.end();
+}
+
+void register_backend(const std::string& name, BackendFactory factory) {
+  registry()[name] = std::move(factory);
+}
+
+Expected<std::unique_ptr<Backend>> create_backend(const std::string& name,
+                                                  const BackendOptions& options) {
+  auto it = registry().find(name);
+  if (it == registry().end()) {
+    std::string known;
+    for (auto& n : backend_names()) known += (known.empty() ? "" : ", ") + n;
+    return make_error(ErrorCode::kNotFound,
+                      "unknown backend '" + name + "' (available: " + known + ")");
+  }
+  return it->second(options);
+}
+
+std::vector<std::string> backend_names() {
+  std::vector<std::string> names;
+  for (auto& [n, f] : registry()) names.push_back(n);
+  return names;
+}
+
+}  // namespace sluice

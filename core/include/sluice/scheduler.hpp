@@ -60,6 +60,14 @@ class Scheduler {
   // REQUIRES: the caller launches each one (or reports on_launch_failed).
   std::vector<Launch> take_launches(TimePoint now);
 
+  // The backend accepted a launch: the task moves from queued to running and its
+  // max_exec_time starts counting.
+  void on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint now);
+
+  // The backend refused a launch; counts as a failed attempt with `reason`.
+  void on_launch_failed(TaskId task, std::uint32_t attempt, const std::string& reason,
+                        TimePoint now);
+
   // An attempt ended. Updates the task, releases its slots, readies children or skips
   // descendants, and schedules a retry if any are left.
   void on_attempt_finished(const Completion& completion, TimePoint now);
@@ -91,7 +99,7 @@ class Scheduler {
  private:
   void set_state(TaskId t, TaskState s, std::uint32_t attempt, int exit_code, std::string reason);
   void make_ready(TaskId t, TimePoint now);
-  void skip_descendants(TaskId t, TaskState cause);
+  void skip_descendants(TaskId t);
   bool fits(const TaskSpec& spec) const;
 
   const Workflow& workflow_;
@@ -110,10 +118,14 @@ class Scheduler {
   std::size_t finished_ = 0;
   std::vector<StateChange> changes_;
 
+  void finish_attempt(TaskId t, bool ok, int exit_code, std::string reason, TimePoint now);
+  void release(const TaskSpec& spec);
+
   struct Deadline {
     TimePoint at;
     TaskId task;
-    std::uint32_t attempt;  // 0: a wait deadline (task still ready)
+    std::uint32_t attempt;  // exec deadline of this attempt, or the attempt count when readied
+    bool wait;              // true: max_wait_time (task must have started by then)
     bool operator>(const Deadline& o) const { return at > o.at; }
   };
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;

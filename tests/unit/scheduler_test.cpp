@@ -1,0 +1,243 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "sluice/scheduler.hpp"
+#include "support/workflow_builder.hpp"
+
+using namespace sluice;
+using sluice::testing::make_workflow;
+
+namespace {
+
+// Drives a Scheduler like the coordinator does, with a hand-moved clock and attempts
+// that finish when the test says so. Checks invariants after every step.
+struct Harness {
+  Workflow wf;
+  Graph graph;
+  Scheduler sched;
+  TimePoint now{};
+  std::vector<Launch> running;
+  std::vector<StateChange> log;
+  std::size_t max_parallel_cpus = 0;
+
+  Harness(Workflow w, Capacity cap)
+      : wf(std::move(w)), graph(wf), sched(wf, graph, std::move(cap)) {}
+
+  void start() {
+    sched.start(now);
+    step();
+  }
+  void step() {
+    for (auto& l : sched.take_launches(now)) {
+      sched.on_attempt_started(l.task, l.attempt, now);
+      running.push_back(l);
+    }
+    std::size_t cpus = 0;
+    for (auto& l : running) cpus += wf.tasks[l.task].cpus;
+    max_parallel_cpus = std::max(max_parallel_cpus, cpus);
+    auto ch = sched.drain_changes();
+    log.insert(log.end(), ch.begin(), ch.end());
+    sched.check_invariants();
+  }
+  bool is_running(TaskId t) const {
+    return std::any_of(running.begin(), running.end(), [&](auto& l) { return l.task == t; });
+  }
+  void finish(TaskId t, int code, ExitKind kind = ExitKind::kExited) {
+    auto it = std::find_if(running.begin(), running.end(), [&](auto& l) { return l.task == t; });
+    REQUIRE(it != running.end());
+    Completion c;
+    c.task = t;
+    c.attempt = it->attempt;
+    c.kind = kind;
+    c.code = code;
+    running.erase(it);
+    sched.on_attempt_finished(c, now);
+    step();
+  }
+  void advance(std::chrono::milliseconds d) {
+    now += d;
+    for (auto& k : sched.on_tick(now)) {
+      // The backend kills it; the completion arrives as a signal death.
+      finish(k.task, 9, ExitKind::kSignaled);
+    }
+    step();
+  }
+  std::string reason_of(TaskId t) const {
+    for (auto it = log.rbegin(); it != log.rend(); ++it)
+      if (it->task == t) return it->reason;
+    return {};
+  }
+};
+
+}  // namespace
+
+// t0 -> {t1, t2} -> t3
+TEST_CASE("a diamond runs parents before children and succeeds", "[core][scheduler]") {
+  Harness h(make_workflow({{}, {0}, {0}, {1, 2}}), Capacity{4, 0, {}});
+  h.start();
+  REQUIRE(h.running.size() == 1);
+  REQUIRE(h.is_running(0));
+  h.finish(0, 0);
+  REQUIRE(h.running.size() == 2);
+  h.finish(1, 0);
+  REQUIRE_FALSE(h.is_running(3));
+  h.finish(2, 0);
+  REQUIRE(h.is_running(3));
+  h.finish(3, 0);
+  REQUIRE(h.sched.done());
+  REQUIRE(h.sched.run_state() == RunState::kSucceeded);
+}
+
+TEST_CASE("a failing attempt is retried with the next attempt number", "[core][scheduler]") {
+  auto wf = make_workflow({{}});
+  wf.tasks[0].retries = 2;
+  Harness h(std::move(wf), Capacity{2, 0, {}});
+  h.start();
+  REQUIRE(h.running[0].attempt == 1);
+  h.finish(0, 1);
+  REQUIRE(h.running.size() == 1);
+  REQUIRE(h.running[0].attempt == 2);
+  h.finish(0, 1);
+  REQUIRE(h.running[0].attempt == 3);
+  h.finish(0, 0);
+  REQUIRE(h.sched.state(0) == TaskState::kSucceeded);
+  REQUIRE(h.sched.attempts(0) == 3);
+}
+
+TEST_CASE("a task out of retries fails and its descendants are skipped", "[core][scheduler]") {
+  // t0 -> t1 -> t2 ; t3 independent
+  auto wf = make_workflow({{}, {0}, {1}, {}});
+  wf.tasks[0].retries = 1;
+  Harness h(std::move(wf), Capacity{2, 0, {}});
+  h.start();
+  h.finish(0, 3);
+  h.finish(0, 4);
+  REQUIRE(h.sched.state(0) == TaskState::kFailed);
+  REQUIRE(h.reason_of(0) == "exit code 4");
+  REQUIRE(h.sched.state(1) == TaskState::kSkipped);
+  REQUIRE(h.sched.state(2) == TaskState::kSkipped);
+  REQUIRE(h.reason_of(2) == "dependency 't0' failed");
+  REQUIRE_FALSE(h.sched.done());
+  h.finish(3, 0);
+  REQUIRE(h.sched.done());
+  REQUIRE(h.sched.run_state() == RunState::kFailed);
+}
+
+TEST_CASE("an attempt past max_exec_time is killed and fails as timed out", "[core][scheduler]") {
+  auto wf = make_workflow({{}});
+  wf.tasks[0].max_exec_time = std::chrono::seconds(10);
+  Harness h(std::move(wf), Capacity{1, 0, {}});
+  h.start();
+  h.advance(std::chrono::seconds(9));
+  REQUIRE(h.is_running(0));
+  h.advance(std::chrono::seconds(2));
+  REQUIRE(h.sched.state(0) == TaskState::kFailed);
+  REQUIRE(h.reason_of(0) == "timed out after 10.0s");
+}
+
+TEST_CASE("a task that cannot start within max_wait_time fails with no slot", "[core][scheduler]") {
+  auto wf = make_workflow({{}, {}});
+  wf.tasks[1].max_wait_time = std::chrono::seconds(5);
+  Harness h(std::move(wf), Capacity{1, 0, {}});
+  h.start();
+  REQUIRE(h.is_running(0));
+  h.advance(std::chrono::seconds(6));
+  REQUIRE(h.sched.state(1) == TaskState::kFailed);
+  REQUIRE(h.reason_of(1).rfind("no slot", 0) == 0);
+  h.finish(0, 0);
+  REQUIRE(h.running.empty());
+  REQUIRE(h.sched.done());
+}
+
+TEST_CASE("parallelism never exceeds capacity on a random DAG", "[core][scheduler]") {
+  std::mt19937 rng(42);
+  const int n = 2000;
+  std::vector<std::vector<TaskId>> parents(n);
+  for (int i = 1; i < n; ++i)
+    for (int k = 0; k < 3; ++k)
+      if (rng() % 3 == 0) parents[i].push_back(static_cast<TaskId>(rng() % i));
+  for (auto& p : parents) {
+    std::sort(p.begin(), p.end());
+    p.erase(std::unique(p.begin(), p.end()), p.end());
+  }
+  auto wf = make_workflow(parents);
+  for (auto& t : wf.tasks) {
+    t.cpus = 1 + static_cast<int>(rng() % 2);
+    t.gpus = rng() % 5 == 0 ? 1 : 0;
+  }
+  Harness h(std::move(wf), Capacity{3, 1, {}});
+  h.start();
+  std::size_t steps = 0;
+  while (!h.running.empty()) {
+    auto pick = h.running[rng() % h.running.size()].task;
+    h.finish(pick, 0);
+    ++steps;
+  }
+  REQUIRE(h.sched.done());
+  REQUIRE(h.sched.run_state() == RunState::kSucceeded);
+  REQUIRE(steps == static_cast<std::size_t>(n));
+  REQUIRE(h.max_parallel_cpus <= 3);
+  REQUIRE(h.max_parallel_cpus >= 2);
+}
+
+TEST_CASE("cancelling a run kills running attempts and cancels the rest", "[core][scheduler]") {
+  Harness h(make_workflow({{}, {}, {0}}), Capacity{1, 0, {}});
+  h.start();
+  REQUIRE(h.is_running(0));
+  auto kills = h.sched.on_cancel_requested();
+  REQUIRE(kills.size() == 1);
+  REQUIRE(kills[0].task == 0);
+  REQUIRE(h.sched.state(1) == TaskState::kCancelled);
+  h.finish(0, 9, ExitKind::kSignaled);
+  REQUIRE(h.sched.state(0) == TaskState::kCancelled);
+  REQUIRE(h.sched.done());
+  REQUIRE(h.sched.run_state() == RunState::kCancelled);
+}
+
+TEST_CASE("restored succeeded tasks are never launched again", "[core][scheduler]") {
+  Harness h(make_workflow({{}, {0}, {1}}), Capacity{2, 0, {}});
+  h.sched.restore(0, TaskState::kSucceeded, 1);
+  h.sched.restore(1, TaskState::kWaiting, 1);  // was in flight when the coordinator died
+  h.start();
+  REQUIRE(h.running.size() == 1);
+  REQUIRE(h.running[0].task == 1);
+  REQUIRE(h.running[0].attempt == 2);
+  h.finish(1, 0);
+  h.finish(2, 0);
+  REQUIRE(h.sched.done());
+  REQUIRE(h.sched.run_state() == RunState::kSucceeded);
+}
+
+TEST_CASE("a task bigger than the backend fails instead of waiting forever", "[core][scheduler]") {
+  auto wf = make_workflow({{}, {0}});
+  wf.tasks[0].gpus = 2;
+  Harness h(std::move(wf), Capacity{4, 1, {}});
+  h.start();
+  REQUIRE(h.sched.state(0) == TaskState::kFailed);
+  REQUIRE(h.sched.state(1) == TaskState::kSkipped);
+  REQUIRE(h.sched.done());
+}
+
+TEST_CASE("a launch the backend refuses counts as a failed attempt", "[core][scheduler]") {
+  auto wf = make_workflow({{}});
+  wf.tasks[0].retries = 1;
+  Workflow w = wf;
+  Graph g(w);
+  Scheduler s(w, g, Capacity{1, 0, {}});
+  TimePoint now{};
+  s.start(now);
+  auto l = s.take_launches(now);
+  REQUIRE(l.size() == 1);
+  s.on_launch_failed(0, l[0].attempt, "cannot start 'x'", now);
+  s.check_invariants();
+  REQUIRE(s.state(0) == TaskState::kReady);
+  l = s.take_launches(now);
+  REQUIRE(l.size() == 1);
+  s.on_launch_failed(0, l[0].attempt, "cannot start 'x'", now);
+  REQUIRE(s.state(0) == TaskState::kFailed);
+  auto changes = s.drain_changes();
+  REQUIRE(changes.back().reason == "launch failed: cannot start 'x'");
+}
