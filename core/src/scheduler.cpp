@@ -25,6 +25,7 @@ Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capa
       free_gpus_(capacity_.gpus),
       states_(workflow.tasks.size(), TaskState::kWaiting),
       attempts_(workflow.tasks.size(), 0),
+      retry_base_(workflow.tasks.size(), 0),
       unfinished_parents_(workflow.tasks.size(), 0),
       timing_out_(workflow.tasks.size(), 0) {
   counts_[static_cast<int>(TaskState::kWaiting)] = states_.size();
@@ -32,6 +33,7 @@ Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capa
 
 void Scheduler::restore(TaskId task, TaskState state, std::uint32_t attempts_used) {
   attempts_[task] = attempts_used;
+  retry_base_[task] = attempts_used;
   if (state == states_[task]) return;
   counts_[static_cast<int>(states_[task])]--;
   counts_[static_cast<int>(state)]++;
@@ -112,10 +114,10 @@ void Scheduler::on_launch_failed(TaskId task, std::uint32_t attempt, const std::
   finish_attempt(task, false, -1, "launch failed: " + reason, now);
 }
 
-void Scheduler::on_attempt_finished(const Completion& c, TimePoint now) {
+std::optional<AttemptOutcome> Scheduler::on_attempt_finished(const Completion& c, TimePoint now) {
   const TaskId t = c.task;
-  if (t >= states_.size() || attempts_[t] != c.attempt) return;
-  if (states_[t] != TaskState::kRunning && states_[t] != TaskState::kQueued) return;
+  if (t >= states_.size() || attempts_[t] != c.attempt) return std::nullopt;
+  if (states_[t] != TaskState::kRunning && states_[t] != TaskState::kQueued) return std::nullopt;
   std::string reason;
   if (timing_out_[t]) {
     reason = "timed out after " + format_duration(workflow_.tasks[t].max_exec_time);
@@ -127,33 +129,35 @@ void Scheduler::on_attempt_finished(const Completion& c, TimePoint now) {
     reason = c.reason.empty() ? "lost" : c.reason;
   }
   const bool ok = c.ok() && !timing_out_[t];
-  finish_attempt(t, ok, c.kind == ExitKind::kExited ? c.code : -1, std::move(reason), now);
+  return finish_attempt(t, ok, c.kind == ExitKind::kExited ? c.code : -1, std::move(reason),
+                        now);
 }
 
-void Scheduler::finish_attempt(TaskId t, bool ok, int exit_code, std::string reason,
-                               TimePoint now) {
+AttemptOutcome Scheduler::finish_attempt(TaskId t, bool ok, int exit_code, std::string reason,
+                                         TimePoint now) {
   const TaskSpec& spec = workflow_.tasks[t];
   release(spec);
   timing_out_[t] = 0;
   if (cancelled_) {
     set_state(t, TaskState::kCancelled, attempts_[t], exit_code, "cancelled");
-    return;
+    return {TaskState::kCancelled, "cancelled"};
   }
   if (ok) {
     set_state(t, TaskState::kSucceeded, attempts_[t], 0, {});
     for (TaskId child : graph_.children(t))
       if (--unfinished_parents_[child] == 0 && states_[child] == TaskState::kWaiting)
         make_ready(child, now);
-    return;
+    return {TaskState::kSucceeded, {}};
   }
-  if (attempts_[t] <= static_cast<std::uint32_t>(spec.retries)) {
+  if (attempts_[t] - retry_base_[t] <= static_cast<std::uint32_t>(spec.retries)) {
     set_state(t, TaskState::kReady, attempts_[t], exit_code,
               "retrying after attempt " + std::to_string(attempts_[t]) + ": " + reason);
     ready_.push_back(t);
-    return;
+    return {TaskState::kFailed, std::move(reason)};
   }
-  set_state(t, TaskState::kFailed, attempts_[t], exit_code, std::move(reason));
+  set_state(t, TaskState::kFailed, attempts_[t], exit_code, reason);
   skip_descendants(t);
+  return {TaskState::kFailed, std::move(reason)};
 }
 
 void Scheduler::make_ready(TaskId t, TimePoint now) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <queue>
 #include <string>
 #include <vector>
@@ -39,6 +40,11 @@ struct Launch {
   std::uint32_t attempt = 0;
 };
 
+struct AttemptOutcome {
+  TaskState state = TaskState::kSucceeded;
+  std::string reason;
+};
+
 struct Kill {
   TaskId task = 0;
   std::uint32_t attempt = 0;
@@ -50,7 +56,8 @@ class Scheduler {
   Scheduler(const Workflow& workflow, const Graph& graph, Capacity capacity);
 
   // Before start(): a task that already finished (resume) or that already used
-  // `attempts_used` attempts. Succeeded tasks are never launched again.
+  // `attempts_used` attempts. Succeeded tasks are never launched again; the others get
+  // their full retry budget again and continue the attempt numbering.
   void restore(TaskId task, TaskState state, std::uint32_t attempts_used);
 
   // Computes the initial ready set.
@@ -69,8 +76,10 @@ class Scheduler {
                         TimePoint now);
 
   // An attempt ended. Updates the task, releases its slots, readies children or skips
-  // descendants, and schedules a retry if any are left.
-  void on_attempt_finished(const Completion& completion, TimePoint now);
+  // descendants, and schedules a retry if any are left. Returns how the attempt itself
+  // ended (succeeded, failed or cancelled, with the reason), for the attempt record;
+  // a stale completion (unknown attempt) returns nullopt.
+  std::optional<AttemptOutcome> on_attempt_finished(const Completion& completion, TimePoint now);
 
   // Attempts past max_exec_time (to kill; their completion will read "timed out") and
   // ready tasks past max_wait_time (failed now with "no slot").
@@ -111,6 +120,7 @@ class Scheduler {
 
   std::vector<TaskState> states_;
   std::vector<std::uint32_t> attempts_;
+  std::vector<std::uint32_t> retry_base_;  // attempts used before this coordinator took over
   std::vector<std::uint32_t> unfinished_parents_;
   std::vector<std::uint8_t> timing_out_;
   std::deque<TaskId> ready_;
@@ -118,7 +128,8 @@ class Scheduler {
   std::size_t finished_ = 0;
   std::vector<StateChange> changes_;
 
-  void finish_attempt(TaskId t, bool ok, int exit_code, std::string reason, TimePoint now);
+  AttemptOutcome finish_attempt(TaskId t, bool ok, int exit_code, std::string reason,
+                                TimePoint now);
   void release(const TaskSpec& spec);
 
   struct Deadline {

@@ -1,0 +1,69 @@
+// Coordinator: drives one run to its end. It owns the loop that connects the
+// Scheduler (what should happen), the Backend (where attempts execute) and the
+// RunStore (what has happened). Every batch of state changes is committed to the store
+// before the coordinator acts on it, which is what lets `sluice resume` pick up a run
+// after the coordinator was killed.
+//
+//   sluice::Coordinator c(store, backend, workflow, run_id);
+//   auto state = c.run(options);   // blocks until every task is finished
+//
+// Not thread-safe; one coordinator per run, guarded by RunLock.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "sluice/backend.hpp"
+#include "sluice/graph.hpp"
+#include "sluice/scheduler.hpp"
+#include "sluice/store.hpp"
+#include "sluice/workflow.hpp"
+
+namespace sluice {
+
+struct CoordinatorOptions {
+  // Called about every `progress_interval` and once at the end (final = true).
+  std::function<void(const Scheduler&, bool final)> on_progress;
+  Millis progress_interval{250};
+  // Set from a signal handler (Ctrl-C): the run is cancelled cleanly.
+  const std::atomic<bool>* interrupt = nullptr;
+};
+
+class Coordinator {
+ public:
+  // REQUIRES: the run exists in `store` and was created from `workflow`; the caller
+  // holds the run's RunLock. All references must outlive the coordinator.
+  Coordinator(RunStore& store, Backend& backend, const Workflow& workflow, std::string run_id);
+
+  // Before run(): rebuilds task states from the store. Succeeded tasks stay done;
+  // attempts that were in flight are killed through Backend::abandon() and recorded as
+  // lost; failed, cancelled and skipped tasks are queued again with a fresh retry budget.
+  Expected<void> restore_from_store();
+
+  // Runs until every task is finished, cancelled (interrupt or `sluice cancel`) or
+  // skipped. Returns the final run state, or an error if the store failed.
+  Expected<RunState> run(const CoordinatorOptions& options);
+
+  const Scheduler& scheduler() const { return scheduler_; }
+
+  // The file whose existence asks the coordinator of a run to cancel it.
+  static std::string cancel_request_path(const std::string& run_dir);
+
+ private:
+  Expected<void> flush(std::optional<RunState> run_state);
+  void launch(const Launch& l, TimePoint now);
+
+  RunStore& store_;
+  Backend& backend_;
+  const Workflow& workflow_;
+  std::string run_id_;
+  std::string run_dir_;
+  Graph graph_;
+  Scheduler scheduler_;
+  std::string host_;
+  std::vector<std::uint8_t> task_dir_made_;
+  RunUpdate pending_;
+};
+
+}  // namespace sluice

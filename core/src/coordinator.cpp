@@ -1,0 +1,217 @@
+#include "sluice/coordinator.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace sluice {
+namespace {
+
+std::int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+// How often the coordinator wakes without events: checks for a cancel request and
+// refreshes progress. Short enough to feel instant, long enough to cost nothing.
+constexpr Millis kIdleWake{100};
+
+}  // namespace
+
+std::string Coordinator::cancel_request_path(const std::string& run_dir) {
+  return run_dir + "/cancel-requested";
+}
+
+Coordinator::Coordinator(RunStore& store, Backend& backend, const Workflow& workflow,
+                         std::string run_id)
+    : store_(store),
+      backend_(backend),
+      workflow_(workflow),
+      run_id_(std::move(run_id)),
+      run_dir_(store.run_dir(run_id_)),
+      graph_(workflow),
+      scheduler_(workflow, graph_, backend.capacity()),
+      host_(hostname()),
+      task_dir_made_(workflow.tasks.size(), 0) {}
+
+Expected<void> Coordinator::restore_from_store() {
+  auto tasks = store_.list_tasks(run_id_);
+  if (!tasks) return tl::unexpected(tasks.error());
+  auto attempts = store_.list_attempts(run_id_);
+  if (!attempts) return tl::unexpected(attempts.error());
+  if (tasks->size() != workflow_.tasks.size())
+    return make_error(ErrorCode::kConflict, "the stored run does not match its definition");
+
+  RunUpdate update;
+  update.now_us = wall_us();
+  for (const AttemptRecord& a : *attempts) {
+    if (a.state != TaskState::kRunning && a.state != TaskState::kQueued) continue;
+    if (!a.handle.empty()) backend_.abandon(a.handle);
+    AttemptRecord end = a;
+    end.state = TaskState::kFailed;
+    end.reason = "lost: the coordinator stopped while it ran";
+    end.ended_us = update.now_us;
+    end.exit_code = -1;
+    update.attempt_ends.push_back(std::move(end));
+  }
+  for (const TaskRecord& t : *tasks) {
+    if (t.state == TaskState::kSucceeded) {
+      scheduler_.restore(t.index, TaskState::kSucceeded, t.attempts);
+      continue;
+    }
+    scheduler_.restore(t.index, TaskState::kWaiting, t.attempts);
+    if (t.state != TaskState::kWaiting)
+      update.changes.push_back({t.index, TaskState::kWaiting, t.attempts, 0, "resumed"});
+  }
+  std::remove(cancel_request_path(run_dir_).c_str());
+  return store_.apply(run_id_, update);
+}
+
+Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
+  auto changes = scheduler_.drain_changes();
+  if (changes.empty() && pending_.attempt_starts.empty() && pending_.attempt_ends.empty() &&
+      !run_state)
+    return {};
+  pending_.changes = std::move(changes);
+  pending_.run_state = run_state;
+  pending_.now_us = wall_us();
+  auto r = store_.apply(run_id_, pending_);
+  pending_.changes.clear();
+  pending_.attempt_starts.clear();
+  pending_.attempt_ends.clear();
+  pending_.run_state.reset();
+  return r;
+}
+
+void Coordinator::launch(const Launch& l, TimePoint now) {
+  const TaskSpec& spec = workflow_.tasks[l.task];
+  std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
+  if (!task_dir_made_[l.task]) {
+    ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
+    task_dir_made_[l.task] = 1;
+  }
+  auto refused = [&](const std::string& why) {
+    scheduler_.on_launch_failed(l.task, l.attempt, why, now);
+    AttemptRecord a;
+    a.task = l.task;
+    a.attempt = l.attempt;
+    a.state = TaskState::kFailed;
+    a.exit_code = -1;
+    a.reason = "launch failed: " + why;
+    a.started_us = a.ended_us = wall_us();
+    a.host = host_;
+    pending_.attempt_starts.push_back(std::move(a));
+  };
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    refused("cannot create " + dir + ": " + std::strerror(errno));
+    return;
+  }
+  LaunchRequest req;
+  req.task = l.task;
+  req.attempt = l.attempt;
+  req.spec = &spec;
+  req.env = {{"SLUICE_RUN_ID", run_id_},
+             {"SLUICE_TASK", spec.name},
+             {"SLUICE_ATTEMPT", std::to_string(l.attempt)},
+             {"SLUICE_ATTEMPT_DIR", dir},
+             {"SLUICE_HOME", store_.home()}};
+  req.attempt_dir = std::move(dir);
+  auto handle = backend_.launch(req);
+  if (!handle) {
+    refused(handle.error().message);
+    return;
+  }
+  scheduler_.on_attempt_started(l.task, l.attempt, now);
+  AttemptRecord a;
+  a.task = l.task;
+  a.attempt = l.attempt;
+  a.state = TaskState::kRunning;
+  a.started_us = wall_us();
+  a.host = host_;
+  a.handle = std::move(*handle);
+  pending_.attempt_starts.push_back(std::move(a));
+}
+
+Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const std::string tasks_dir = run_dir_ + "/tasks";
+  ::mkdir(run_dir_.c_str(), 0755);
+  ::mkdir(tasks_dir.c_str(), 0755);
+  const std::string cancel_path = cancel_request_path(run_dir_);
+
+  TimePoint now = Clock::now();
+  scheduler_.start(now);
+  if (auto r = flush(RunState::kRunning); !r) return tl::unexpected(r.error());
+
+  std::vector<Completion> completions;
+  TimePoint next_progress = now;
+  TimePoint next_cancel_check = now;
+  bool cancelling = false;
+  auto cancel = [&] {
+    if (cancelling) return;
+    cancelling = true;
+    for (const Kill& k : scheduler_.on_cancel_requested()) backend_.kill(k.task, k.attempt);
+  };
+
+  while (!scheduler_.done()) {
+    // Decide, persist, then act: launches happen only after their "queued" is committed.
+    auto launches = scheduler_.take_launches(now);
+    if (auto r = flush(std::nullopt); !r) {
+      cancel();
+      return tl::unexpected(r.error());
+    }
+    for (const Launch& l : launches) launch(l, now);
+
+    if (scheduler_.done()) break;
+    auto wait = kIdleWake;
+    const TimePoint deadline = scheduler_.next_deadline();
+    if (deadline != TimePoint::max()) {
+      auto until = std::chrono::duration_cast<Millis>(deadline - Clock::now()) + Millis(1);
+      wait = std::clamp(until, Millis(0), wait);
+    }
+    if (!launches.empty() && backend_.in_flight() == 0) wait = Millis(0);
+    completions.clear();
+    backend_.poll(completions, wait);
+    now = Clock::now();
+    for (const Completion& c : completions) {
+      auto outcome = scheduler_.on_attempt_finished(c, now);
+      if (!outcome) continue;
+      AttemptRecord a;
+      a.task = c.task;
+      a.attempt = c.attempt;
+      a.state = outcome->state;
+      a.exit_code = c.kind == ExitKind::kExited ? c.code : -1;
+      a.reason = std::move(outcome->reason);
+      a.ended_us = c.ended_us ? c.ended_us : wall_us();
+      pending_.attempt_ends.push_back(std::move(a));
+    }
+    for (const Kill& k : scheduler_.on_tick(now)) backend_.kill(k.task, k.attempt);
+
+    if (now >= next_cancel_check) {
+      next_cancel_check = now + kIdleWake;
+      struct stat st;
+      if ((options.interrupt && options.interrupt->load()) || ::stat(cancel_path.c_str(), &st) == 0)
+        cancel();
+    }
+    if (options.on_progress && now >= next_progress) {
+      next_progress = now + options.progress_interval;
+      options.on_progress(scheduler_, false);
+    }
+  }
+  const RunState final_state = scheduler_.run_state();
+  if (auto r = flush(final_state); !r) return tl::unexpected(r.error());
+  if (options.on_progress) options.on_progress(scheduler_, true);
+  return final_state;
+}
+
+}  // namespace sluice
