@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Benchmarks: the same task graphs through Sluice and through `make -j2`, on this machine,
+# in this run. Prints one machine-readable line per result on stdout, e.g.
+#   workload=sweep tool=sluice n=10000 wall_s=3.210 tasks_per_s=3115 peak_rss_mb=14.2 ok=1
+#
+#   scripts/bench.sh [--quick] [--only W1,W2,...] [--tools sluice,make]
+#
+#   --quick   sweep 1000, chain 1000, layered 10x100, sleeps 200 (about half a minute)
+#   (default) also sweep 10000, and sweep_scaling: sweep at n = 1000, 10000, 100000
+#             with us_per_task, to show whether the cost per task stays flat
+#   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling
+#   --tools   a subset of: sluice, make (default both)
+#   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
+#
+# Every task is an OS process (`true`, or `sleep 0.05` for sleeps); both tools get 2
+# slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0 (and, for
+# Sluice, that the run is listed as succeeded by `sluice pss --json`). The exit status
+# is 1 when any result has ok=0; slowness never fails this script.
+# Results are also written to bench/out/results-<time>.txt. See bench/README.md.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+quick=0 only="" tools="sluice,make"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --only) only="${2:?--only needs a list}"; shift ;;
+    --only=*) only="${1#*=}" ;;
+    --tools) tools="${2:?--tools needs a list}"; shift ;;
+    --tools=*) tools="${1#*=}" ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+wanted() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
+use_tool() { [[ ",$tools," == *",$1,"* ]]; }
+for t in ${tools//,/ }; do
+  case "$t" in sluice|make) ;; *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
+done
+for w in ${only//,/ }; do
+  case "$w" in sweep|chain|layered|sleeps|sweep_scaling) ;;
+    *) echo "bench.sh: unknown workload: $w" >&2; exit 2 ;; esac
+done
+
+if use_tool sluice; then
+  if [[ -n "${SLUICE_BIN:-}" ]]; then
+    sluice="$SLUICE_BIN"
+  else
+    "$root/scripts/build.sh" --quiet
+    sluice="$root/build/launchers/sluice"
+  fi
+  [[ -x "$sluice" ]] || { echo "bench.sh: no sluice binary at $sluice" >&2; exit 1; }
+fi
+command -v make >/dev/null || { echo "bench.sh: make is not installed" >&2; exit 1; }
+
+# Peak RSS needs GNU time (`-f`); without it peak_rss_mb is left out.
+timecmd=()
+if [[ -x /usr/bin/time ]] && /usr/bin/time -f %M -o /dev/null true 2>/dev/null; then
+  timecmd=(/usr/bin/time -f %M -o)
+fi
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$root/bench/out"
+results="$root/bench/out/results-$(date +%Y%m%dT%H%M%S).txt"
+: >"$results"
+
+echo "# bench: $(nproc) cpus, $(uname -srm), $(make --version | head -n 1)," \
+     "sluice $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+     "$( ((quick)) && echo '(quick)')" >&2
+
+per_run_timeout=900
+failures=0
+last_wall=""
+
+# bench_one WORKLOAD TOOL N [EXTRA_KEY=VALUE...] -> prints the result line
+#   workload names sweep_scaling map to the sweep graph.
+bench_one() {
+  local workload="$1" tool="$2" n="$3" graph="$1"
+  [[ "$graph" == sweep_scaling ]] && graph=sweep
+  local d="$tmp/$workload-$tool-$n"
+  mkdir -p "$d"
+  local cmd=()
+  if [[ "$tool" == sluice ]]; then
+    "$root/bench/gen_workflow.sh" "$graph" "$n" >"$d/wf.toml"
+    cmd=("$sluice" run "$d/wf.toml" --quiet --cpus 2 --home "$d/home")
+  else
+    "$root/bench/gen_makefile.sh" "$graph" "$n" >"$d/Makefile"
+    cmd=(make -j2 -f "$d/Makefile")
+  fi
+
+  local t0 t1 rc=0
+  t0="$(date +%s.%N)"
+  if (( ${#timecmd[@]} )); then
+    (cd "$d" && "${timecmd[@]}" "$d/rss" timeout "$per_run_timeout" "${cmd[@]}") \
+      >"$d/log" 2>&1 </dev/null || rc=$?
+  else
+    (cd "$d" && timeout "$per_run_timeout" "${cmd[@]}") >"$d/log" 2>&1 </dev/null || rc=$?
+  fi
+  t1="$(date +%s.%N)"
+
+  local ok=1 why=""
+  if (( rc != 0 )); then
+    ok=0 why="exit status $rc"
+  elif [[ "$tool" == sluice ]]; then
+    local listing
+    listing="$("$sluice" pss --json --home "$d/home" 2>&1)" || { ok=0; why="sluice pss failed"; }
+    if (( ok )) && ! grep -q "bench_$graph" <<<"$listing"; then
+      ok=0 why="run not listed by sluice pss --json"
+    fi
+    echo "$listing" >"$d/pss.json"
+  fi
+
+  local rss_kb=""
+  [[ -f "$d/rss" ]] && rss_kb="$(tail -n 1 "$d/rss" | tr -dc 0-9)"
+
+  local line
+  line="$(awk -v w="$workload" -v tool="$tool" -v n="$n" -v t0="$t0" -v t1="$t1" \
+              -v rss="$rss_kb" -v ok="$ok" -v extra="${4:-}" 'BEGIN {
+    wall = t1 - t0; if (wall <= 0) wall = 1e-9
+    s = sprintf("workload=%s tool=%s n=%d wall_s=%.3f tasks_per_s=%.0f", w, tool, n, wall, n / wall)
+    if (extra == "us_per_task") s = s sprintf(" us_per_task=%.1f", wall * 1e6 / n)
+    if (extra == "efficiency")  s = s sprintf(" ideal_s=%.2f efficiency=%.3f", n * 0.05 / 2, (n * 0.05 / 2) / wall)
+    if (rss != "") s = s sprintf(" peak_rss_mb=%.1f", rss / 1024)
+    print s " ok=" ok
+  }')"
+  echo "$line" | tee -a "$results"
+  last_wall="$(awk -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f", t1 - t0 }')"
+  if (( ! ok )); then
+    failures=$((failures + 1))
+    echo "bench: $workload/$tool n=$n FAILED ($why); last lines of its output:" >&2
+    tail -n 20 "$d/log" >&2 || true
+  fi
+}
+
+each_tool() {  # each_tool WORKLOAD N [EXTRA]
+  local t
+  for t in sluice make; do
+    use_tool "$t" && bench_one "$1" "$t" "$2" "${3:-}"
+  done
+  return 0
+}
+
+if wanted sweep; then
+  each_tool sweep 1000
+  (( quick )) || each_tool sweep 10000
+fi
+wanted chain && each_tool chain 1000
+wanted layered && each_tool layered 1000
+wanted sleeps && each_tool sleeps 200 efficiency
+if (( ! quick )) && wanted sweep_scaling; then
+  for n in 1000 10000 100000; do each_tool sweep_scaling "$n" us_per_task; done
+fi
+
+echo "# results in $results" >&2
+if (( failures )); then
+  echo "bench: $failures result(s) with ok=0" >&2
+  exit 1
+fi

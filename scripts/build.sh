@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Build Sluice (installs missing build dependencies first, see scripts/deps.sh).
+#
+#   scripts/build.sh [--sanitize] [--quiet] [-DVAR=VALUE ...]
+#
+#   (default)     configure into build/ and build everything with -j$(nproc)
+#   --sanitize    AddressSanitizer + UBSan build in build-asan/ (-DSLUICE_SANITIZE=ON)
+#   --quiet       print nothing on success; on failure print the end of the build log
+#   -D...         extra CMake cache settings (forces a re-configure)
+#   SLUICE_BUILD_DIR=DIR  build somewhere else (default build/ or build-asan/)
+#
+# Re-running is incremental: an existing build directory is not re-configured unless
+# -D options are given (CMake re-configures by itself when a CMakeLists.txt changes).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+sanitize=0 quiet=0 cmake_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize) sanitize=1 ;;
+    -q|--quiet) quiet=1 ;;
+    -D*) cmake_args+=("$arg") ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build.sh: unknown argument: $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if (( quiet )); then
+  scripts/deps.sh --quiet
+else
+  scripts/deps.sh
+fi
+
+if (( sanitize )); then
+  dir="${SLUICE_BUILD_DIR:-build-asan}"
+  cmake_args=(-DSLUICE_SANITIZE=ON "${cmake_args[@]}")
+else
+  dir="${SLUICE_BUILD_DIR:-build}"
+fi
+jobs="$(nproc 2>/dev/null || echo 2)"
+mkdir -p "$dir"
+log="$dir/build.log"
+
+run() {
+  # In quiet mode keep the output in the log and show it only when the step fails.
+  if (( quiet )); then
+    if ! "$@" >>"$log" 2>&1; then
+      echo "build: failed: $*" >&2
+      echo "build: last lines of $root/$log:" >&2
+      tail -n 80 "$log" >&2
+      exit 1
+    fi
+  else
+    "$@"
+  fi
+}
+
+: >"$log"
+if [[ ! -f "$dir/CMakeCache.txt" || ${#cmake_args[@]} -gt 0 ]]; then
+  (( sanitize )) || cmake_args=(-DSLUICE_SANITIZE=OFF "${cmake_args[@]}")
+  run cmake -S "$root" -B "$dir" "${cmake_args[@]}"
+fi
+run cmake --build "$dir" -j "$jobs"
+
+if (( ! quiet )); then
+  echo "build: done; the CLI is $root/$dir/launchers/sluice"
+fi
