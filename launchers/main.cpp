@@ -1,1 +1,44 @@
-int main() { return 0; }
+// The `sluice` command line. Exit codes: 0 ok, 1 the workflow failed, 2 bad input,
+// 3 internal error (store, operating system).
+#include <cstdio>
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "local_backend.hpp"
+
+namespace sluice::cli {
+int g_exit_code = kExitOk;
+}  // namespace sluice::cli
+
+int main(int argc, char** argv) {
+  using namespace sluice::cli;
+  sluice::register_local_backend();
+
+  CLI::App app{"Sluice: workflows of tasks on your laptop, Slurm clusters and MPI ranks", "sluice"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sluice 0.1.0");
+  Globals g;
+  std::string home_flag;
+  app.add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)")
+      ->envname("SLUICE_HOME");
+  app.parse_complete_callback([&] { g.home = resolve_home(home_flag); });
+
+  add_run_commands(app, g);
+  add_query_commands(app, g);
+  add_manage_commands(app, g);
+  // --home is accepted after the subcommand too: `sluice ps --home DIR`.
+  for (auto* sub : app.get_subcommands({}))
+    sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitBadInput;
+  } catch (const CliError& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "sluice: %s\n", e.what());
+    return e.code;
+  }
+  return g_exit_code;
+}

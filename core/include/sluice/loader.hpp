@@ -49,3 +49,14 @@ tl::expected<Workflow, Diagnostics> load_workflow_text(std::string_view text,
 bool is_safe_name(std::string_view name);
 
 }  // namespace sluice
+
+#include "sluice/backend.hpp"
+
+namespace sluice {
+
+// Checks a loaded workflow against what a backend can ever offer: a task needing more
+// cpus or gpus than the whole backend has, or an executor label no slot offers, could
+// never start. Returns one Diagnostic per such task (empty when all fit).
+Diagnostics check_against_capacity(const Workflow& workflow, const Capacity& capacity);
+
+}  // namespace sluice

@@ -1,0 +1,86 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+
+#include "cli.hpp"
+#include "sluice/duration.hpp"
+
+namespace sluice::cli {
+
+void fail(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::kInvalidInput:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kConflict:
+      throw CliError(kExitBadInput, e.message);
+    default:
+      throw CliError(kExitInternal, e.message);
+  }
+}
+
+std::string resolve_home(const std::string& flag) {
+  std::string home = flag;
+  if (home.empty())
+    if (const char* env = std::getenv("SLUICE_HOME"); env && *env) home = env;
+  if (home.empty()) home = ".sluice";
+  return std::filesystem::absolute(home).lexically_normal().string();
+}
+
+std::unique_ptr<RunStore> open_store(const Globals& g, RunStore::Mode mode) {
+  auto store = RunStore::open(g.home, mode);
+  if (!store) fail(store.error());
+  return std::move(*store);
+}
+
+RunRecord find_run(RunStore& store, const std::string& id_or_prefix) {
+  auto id = store.resolve_run_id(id_or_prefix);
+  if (!id) fail(id.error());
+  auto run = store.get_run(*id);
+  if (!run) fail(run.error());
+  return *run;
+}
+
+void Table::print(std::FILE* out) const {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows_) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows_) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::fprintf(out, "%s\n", line.c_str());
+  }
+}
+
+std::string format_time(std::int64_t epoch_us) {
+  if (epoch_us <= 0) return "-";
+  std::time_t t = static_cast<std::time_t>(epoch_us / 1000000);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string format_span(std::int64_t from_us, std::int64_t to_us) {
+  if (from_us <= 0) return "-";
+  if (to_us <= 0) to_us = now_us();
+  return format_duration(Millis((to_us - from_us) / 1000));
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,197 @@
+// Read-only commands: ps, psw, pss, psf, get, logs. They open the store read-only, so
+// they work from any terminal while a coordinator writes.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "sluice/run_lock.hpp"
+
+namespace sluice::cli {
+namespace {
+
+using nlohmann::json;
+
+// A run the store calls running but whose coordinator died shows as "running (orphaned)":
+// `sluice resume` finishes it.
+std::string shown_state(RunStore& store, const RunRecord& r) {
+  std::string s(to_string(r.state));
+  if (!is_terminal(r.state) && !RunLock::is_held(store.run_dir(r.id))) s += " (orphaned)";
+  return s;
+}
+
+json run_json(RunStore& store, const RunRecord& r) {
+  return {{"id", r.id},
+          {"workflow", r.workflow_id()},
+          {"project", r.project},
+          {"name", r.workflow},
+          {"revision", r.revision},
+          {"state", to_string(r.state)},
+          {"coordinator_alive", RunLock::is_held(store.run_dir(r.id))},
+          {"backend", r.backend},
+          {"host", r.host},
+          {"source", r.source_path},
+          {"tasks", r.task_count},
+          {"created_us", r.created_us},
+          {"started_us", r.started_us},
+          {"ended_us", r.ended_us}};
+}
+
+int list_runs(const Globals& g, std::vector<RunState> states) {
+  std::unique_ptr<RunStore> store;
+  if (auto s = RunStore::open(g.home, RunStore::Mode::kReadOnly); s) {
+    store = std::move(*s);
+  } else if (s.error().code == ErrorCode::kNotFound) {
+    if (g.json) std::printf("[]\n");
+    return kExitOk;  // nothing has run here yet: an empty listing, not an error
+  } else {
+    fail(s.error());
+  }
+  auto runs = store->list_runs(states);
+  if (!runs) fail(runs.error());
+  if (g.json) {
+    json out = json::array();
+    for (const auto& r : *runs) out.push_back(run_json(*store, r));
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  Table t({"RUN", "WORKFLOW", "STATE", "TASKS", "BACKEND", "CREATED", "DURATION"});
+  for (const auto& r : *runs)
+    t.add({r.id, r.workflow_id(), shown_state(*store, r), std::to_string(r.task_count), r.backend,
+           format_time(r.created_us), format_span(r.started_us, r.ended_us)});
+  t.print(stdout);
+  return kExitOk;
+}
+
+int cmd_get(const Globals& g, const std::string& id) {
+  auto store = open_store(g, RunStore::Mode::kReadOnly);
+  RunRecord run = find_run(*store, id);
+  auto tasks = store->list_tasks(run.id);
+  if (!tasks) fail(tasks.error());
+  if (g.json) {
+    json out = run_json(*store, run);
+    json ts = json::array();
+    for (const auto& t : *tasks)
+      ts.push_back({{"name", t.name},
+                    {"group", t.group},
+                    {"state", to_string(t.state)},
+                    {"attempts", t.attempts},
+                    {"exit_code", t.exit_code},
+                    {"reason", t.reason},
+                    {"started_us", t.started_us},
+                    {"ended_us", t.ended_us}});
+    out["task_list"] = std::move(ts);
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  std::map<TaskState, std::size_t> counts;
+  for (const auto& t : *tasks) counts[t.state]++;
+  std::string summary;
+  for (auto& [s, n] : counts)
+    summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + std::string(to_string(s));
+  std::printf("run       %s\nworkflow  %s\nstate     %s\nbackend   %s on %s\ncreated   %s\n"
+              "duration  %s\ntasks     %zu (%s)\n\n",
+              run.id.c_str(), run.workflow_id().c_str(), shown_state(*store, run).c_str(),
+              run.backend.c_str(), run.host.c_str(), format_time(run.created_us).c_str(),
+              format_span(run.started_us, run.ended_us).c_str(), tasks->size(), summary.c_str());
+  // Durations come from each task's latest attempt: its own start and end times.
+  auto attempts = store->list_attempts(run.id);
+  if (!attempts) fail(attempts.error());
+  std::vector<const AttemptRecord*> latest(tasks->size(), nullptr);
+  for (const auto& a : *attempts)
+    if (a.task < latest.size() && (!latest[a.task] || latest[a.task]->attempt < a.attempt))
+      latest[a.task] = &a;
+  Table t({"TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "REASON"});
+  for (const auto& task : *tasks) {
+    const AttemptRecord* a = latest[task.index];
+    const bool ended = a && is_terminal(a->state);
+    t.add({task.name, std::string(to_string(task.state)), std::to_string(task.attempts),
+           a ? format_span(a->started_us, ended ? a->ended_us : 0) : "-",
+           ended && a->exit_code >= 0 ? std::to_string(a->exit_code) : "-", task.reason});
+  }
+  t.print(stdout);
+  return kExitOk;
+}
+
+struct LogsArgs {
+  std::string run, task;
+  unsigned attempt = 0;
+  bool only_stdout = false, only_stderr = false;
+};
+
+bool copy_file(const std::string& path, std::FILE* out) {
+  std::FILE* in = std::fopen(path.c_str(), "rb");
+  if (!in) return false;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0) std::fwrite(buf, 1, n, out);
+  std::fclose(in);
+  return true;
+}
+
+int cmd_logs(const Globals& g, const LogsArgs& a) {
+  auto store = open_store(g, RunStore::Mode::kReadOnly);
+  RunRecord run = find_run(*store, a.run);
+  auto tasks = store->list_tasks(run.id);
+  if (!tasks) fail(tasks.error());
+  const TaskRecord* task = nullptr;
+  for (const auto& t : *tasks)
+    if (t.name == a.task) task = &t;
+  if (!task) throw CliError(kExitBadInput, "run " + run.id + " has no task '" + a.task + "'");
+  if (task->attempts == 0)
+    throw CliError(kExitBadInput, "task '" + a.task + "' has not started yet");
+  const unsigned attempt = a.attempt ? a.attempt : task->attempts;
+  if (attempt > task->attempts)
+    throw CliError(kExitBadInput, "task '" + a.task + "' has " + std::to_string(task->attempts) +
+                                      " attempt(s), not " + std::to_string(attempt));
+  const std::string dir = store->attempt_dir(run.id, task->name, attempt);
+  std::fflush(stdout);
+  bool found = false;
+  if (!a.only_stderr) found |= copy_file(dir + "/stdout", stdout);
+  std::fflush(stdout);
+  if (!a.only_stdout) found |= copy_file(dir + "/stderr", stderr);
+  if (!found) throw CliError(kExitBadInput, "no logs in " + dir);
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_query_commands(CLI::App& app, Globals& g) {
+  struct Listing {
+    const char* name;
+    const char* help;
+    std::vector<RunState> states;
+  };
+  static const Listing listings[] = {
+      {"ps", "list running runs (--all: every run)", {RunState::kRunning}},
+      {"psw", "list waiting runs (submitted, not started)", {RunState::kSubmitted}},
+      {"pss", "list succeeded runs", {RunState::kSucceeded}},
+      {"psf", "list failed and cancelled runs", {RunState::kFailed, RunState::kCancelled}},
+  };
+  static bool all = false;
+  for (const auto& l : listings) {
+    auto* cmd = app.add_subcommand(l.name, l.help);
+    cmd->add_flag("--json", g.json, "machine-readable output");
+    if (std::string(l.name) == "ps") cmd->add_flag("-a,--all", all, "every run, any state");
+    cmd->callback([&g, &l] { g_exit_code = list_runs(g, all ? std::vector<RunState>{} : l.states); });
+  }
+
+  static std::string get_id;
+  auto* get = app.add_subcommand("get", "show a run and its tasks");
+  get->add_option("run", get_id, "run id or unique prefix")->required();
+  get->add_flag("--json", g.json, "machine-readable output");
+  get->callback([&g] { g_exit_code = cmd_get(g, get_id); });
+
+  static LogsArgs la;
+  auto* logs = app.add_subcommand("logs", "print a task's stdout (and stderr, to stderr)");
+  logs->add_option("run", la.run, "run id or unique prefix")->required();
+  logs->add_option("task", la.task, "task name")->required();
+  logs->add_option("--attempt", la.attempt, "attempt number (default: the latest)");
+  logs->add_flag("--stdout", la.only_stdout, "only stdout");
+  logs->add_flag("--stderr", la.only_stderr, "only stderr");
+  logs->callback([&g] { g_exit_code = cmd_logs(g, la); });
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,18 @@
+// The sluice subcommands. Each registers its options on the CLI11 app; main() wires
+// them together. Commands throw CliError; they return the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "cli.hpp"
+
+namespace sluice::cli {
+
+void add_run_commands(CLI::App& app, Globals& g);     // run, validate, resume
+void add_query_commands(CLI::App& app, Globals& g);   // ps, psw, pss, psf, get, logs
+void add_manage_commands(CLI::App& app, Globals& g);  // cancel, remove, removeall
+
+// Set by the command that ran; main() returns it.
+extern int g_exit_code;
+
+}  // namespace sluice::cli
