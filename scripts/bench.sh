@@ -13,9 +13,10 @@
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
 #
 # Every task is an OS process (`true`, or `sleep 0.05` for sleeps); both tools get 2
-# slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0 (and, for
-# Sluice, that the run is listed as succeeded by `sluice pss --json`). The exit status
-# is 1 when any result has ok=0; slowness never fails this script.
+# slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0 and, for
+# Sluice, that `sluice pss --json` lists the run as succeeded and `sluice get --json`
+# shows every task succeeded once, after its dependencies (bench/check_run.sh).
+# The exit status is 1 when any result has ok=0; slowness never fails this script.
 # Results are also written to bench/out/results-<time>.txt. See bench/README.md.
 set -euo pipefail
 
@@ -47,6 +48,11 @@ done
 if use_tool sluice; then
   if [[ -n "${SLUICE_BIN:-}" ]]; then
     sluice="$SLUICE_BIN"
+    if [[ "$sluice" == */* ]]; then
+      sluice="$(cd "$(dirname "$sluice")" && pwd)/$(basename "$sluice")"
+    else
+      sluice="$(command -v "$sluice" || echo "$sluice")"
+    fi
   else
     "$root/scripts/build.sh" --quiet
     sluice="$root/build/launchers/sluice"
@@ -105,12 +111,18 @@ bench_one() {
   if (( rc != 0 )); then
     ok=0 why="exit status $rc"
   elif [[ "$tool" == sluice ]]; then
-    local listing
-    listing="$("$sluice" pss --json --home "$d/home" 2>&1)" || { ok=0; why="sluice pss failed"; }
-    if (( ok )) && ! grep -q "bench_$graph" <<<"$listing"; then
+    # The fresh home holds exactly this run: it must be listed as succeeded, and its
+    # tasks must all have succeeded once, each after its dependencies (bench/check_run.sh).
+    local run_id
+    "$sluice" pss --json --home "$d/home" >"$d/pss.json" 2>&1 || true
+    run_id="$(grep -m 1 '"id":' "$d/pss.json" | sed 's/.*"id": *"\([^"]*\)".*/\1/' || true)"
+    if [[ -z "$run_id" ]] || ! grep -q "\"bench_$graph\"" "$d/pss.json"; then
       ok=0 why="run not listed by sluice pss --json"
+    elif ! "$sluice" get "$run_id" --json --home "$d/home" >"$d/get.json" 2>&1; then
+      ok=0 why="sluice get $run_id --json failed"
+    elif ! why="$("$root/bench/check_run.sh" "$d/wf.toml" "$d/get.json" 2>&1)"; then
+      ok=0 why="wrong result: $(head -n 3 <<<"$why" | tr '\n' ';')"
     fi
-    echo "$listing" >"$d/pss.json"
   fi
 
   local rss_kb=""
