@@ -35,9 +35,10 @@ fi
 
 if (( sanitize )); then
   dir="${SLUICE_BUILD_DIR:-build-asan}"
-  cmake_args=(-DSLUICE_SANITIZE=ON "${cmake_args[@]}")
+  sanitize_arg=-DSLUICE_SANITIZE=ON
 else
   dir="${SLUICE_BUILD_DIR:-build}"
+  sanitize_arg=-DSLUICE_SANITIZE=OFF
 fi
 jobs="$(nproc 2>/dev/null || echo 2)"
 mkdir -p "$dir"
@@ -48,8 +49,10 @@ run() {
   if (( quiet )); then
     if ! "$@" >>"$log" 2>&1; then
       echo "build: failed: $*" >&2
-      echo "build: last lines of $root/$log:" >&2
-      tail -n 80 "$log" >&2
+      echo "build: first errors in $root/$log:" >&2
+      grep -m 20 -E 'error|Error' "$log" >&2 || true
+      echo "build: last lines:" >&2
+      tail -n 40 "$log" >&2
       exit 1
     fi
   else
@@ -59,8 +62,7 @@ run() {
 
 : >"$log"
 if [[ ! -f "$dir/CMakeCache.txt" || ${#cmake_args[@]} -gt 0 ]]; then
-  (( sanitize )) || cmake_args=(-DSLUICE_SANITIZE=OFF "${cmake_args[@]}")
-  run cmake -S "$root" -B "$dir" "${cmake_args[@]}"
+  run cmake -S "$root" -B "$dir" "$sanitize_arg" "${cmake_args[@]}"
 fi
 run cmake --build "$dir" -j "$jobs"
 
