@@ -1,0 +1,89 @@
+// Private to the loader (loader.cpp, loader_validate.cpp): the workflow file as read,
+// before defaults are merged and matrices expanded.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "sluice/loader.hpp"
+
+namespace sluice::loader_detail {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// One key as written. `present` with no `value` means it was written but was invalid
+// (already reported): it must neither be used nor replaced by the default.
+template <class T>
+struct Field {
+  bool present = false;
+  std::optional<T> value;
+  SourcePos key_pos;
+  SourcePos value_pos;
+};
+
+struct MatrixAxis {
+  std::string key;
+  std::vector<std::string> values;  // as TOML prints them: 0.01, 2, true, text as-is
+};
+
+// The keys a [tasks.NAME] (or [defaults]) table may hold.
+struct Fields {
+  Field<std::vector<std::string>> command;
+  std::vector<SourcePos> command_elem_pos;
+  Field<std::string> shell;
+  Field<std::vector<std::string>> after;
+  std::vector<SourcePos> after_elem_pos;
+  Field<int> cpus, gpus, retries;
+  Field<std::int64_t> memory;
+  Field<std::string> executor, workdir, version;
+  Field<Millis> max_exec_time, max_wait_time;
+  Field<Params> env;
+  Field<std::vector<MatrixAxis>> matrix;
+};
+
+struct RawTask {
+  std::string name;
+  SourcePos pos;  // the [tasks.NAME] header
+  Fields fields;
+  std::vector<TaskId> ids;  // filled when expanded: one per matrix instance
+};
+
+struct Document {
+  std::string name;
+  std::string project;
+  Fields defaults;
+  std::vector<RawTask> tasks;  // in the order they appear in the file
+};
+
+// Collects diagnostics; take() returns them sorted by position.
+class Reporter {
+ public:
+  explicit Reporter(std::string file) : file_(std::move(file)) {}
+  // The same message at the same spot (say, once per matrix instance) is kept once.
+  void error(SourcePos pos, std::string message) {
+    if (!seen_.emplace(pos.line, pos.column, message).second) return;
+    diags_.push_back(Diagnostic{file_, pos, std::move(message)});
+  }
+  const Diagnostics& diagnostics() const { return diags_; }
+  Diagnostics take();
+
+ private:
+  std::string file_;
+  Diagnostics diags_;
+  std::set<std::tuple<std::uint32_t, std::uint32_t, std::string>> seen_;
+};
+
+// " (did you mean 'x'?)" for the closest candidate within edit distance 2, else "".
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
+
+// Pass 1 and 2: parses the TOML and reads every table into typed fields. Returns nullopt
+// when the text is not TOML at all (the syntax error is reported).
+std::optional<Document> read_document(std::string_view text, const std::string& display_name,
+                                      Reporter& r);
+
+}  // namespace sluice::loader_detail

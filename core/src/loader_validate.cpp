@@ -1,0 +1,526 @@
+// Loader passes 1 and 2: TOML text to a Document of typed fields. Every key is checked
+// here (known, right type, in range) and every problem reported with its position, so
+// that the later passes only ever see values that make sense.
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <sstream>
+#include <tuple>
+
+#include <toml++/toml.h>
+
+#include "loader_internal.hpp"
+
+namespace sluice::loader_detail {
+namespace {
+
+SourcePos at(const toml::source_region& s) {
+  return {s.begin.line, s.begin.column};
+}
+SourcePos pos_of(const toml::node& n) {
+  return at(n.source());
+}
+SourcePos pos_of(const toml::key& k) {
+  return at(k.source());
+}
+
+const std::vector<std::string> kTopKeys = {"workflow", "defaults", "tasks"};
+const std::vector<std::string> kWorkflowKeys = {"name", "project", "version", "description"};
+const std::vector<std::string> kTaskKeys = {
+    "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
+    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix"};
+const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell"};
+
+// What other schedulers call the same things.
+const std::map<std::string, std::string> kAliases = {
+    {"depends_on", "after"},
+    {"depends", "after"},
+    {"dependencies", "after"},
+    {"deps", "after"},
+    {"needs", "after"},
+    {"requires", "after"},
+    {"parents", "after"},
+    {"cmd", "command"},
+    {"argv", "command"},
+    {"args", "command"},
+    {"run", "command"},
+    {"exec", "command"},
+    {"script", "shell"},
+    {"sh", "shell"},
+    {"bash", "shell"},
+    {"cores", "cpus"},
+    {"ncpus", "cpus"},
+    {"cpus_per_task", "cpus"},
+    {"threads", "cpus"},
+    {"ngpus", "gpus"},
+    {"gres", "gpus"},
+    {"mem", "memory"},
+    {"ram", "memory"},
+    {"timeout", "max_exec_time"},
+    {"walltime", "max_exec_time"},
+    {"time", "max_exec_time"},
+    {"time_limit", "max_exec_time"},
+    {"max_time", "max_exec_time"},
+    {"max_wait", "max_wait_time"},
+    {"retry", "retries"},
+    {"max_retries", "retries"},
+    {"attempts", "retries"},
+    {"cwd", "workdir"},
+    {"dir", "workdir"},
+    {"chdir", "workdir"},
+    {"working_directory", "workdir"},
+    {"environment", "env"},
+    {"environ", "env"},
+    {"label", "executor"},
+    {"params", "matrix"},
+    {"parameters", "matrix"},
+    {"sweep", "matrix"},
+    {"grid", "matrix"},
+    {"task", "tasks"},
+    {"default", "defaults"},
+};
+
+bool contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string hint(std::string_view key, const std::vector<std::string>& allowed) {
+  std::string h = did_you_mean(key, allowed);
+  if (!h.empty()) return h;
+  std::string lower(key);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto it = kAliases.find(lower);
+  if (it != kAliases.end() && contains(allowed, it->second)) {
+    return " (did you mean '" + it->second + "'?)";
+  }
+  return "";
+}
+
+// A scalar as TOML prints it (0.01, 2, true); strings as they are.
+std::optional<std::string> scalar_text(const toml::node& n) {
+  if (auto s = n.as_string()) return s->get();
+  if (auto i = n.as_integer()) return std::to_string(i->get());
+  if (auto f = n.as_floating_point()) {
+    std::ostringstream os;
+    os << *f;
+    return os.str();
+  }
+  if (auto b = n.as_boolean()) return b->get() ? "true" : "false";
+  return std::nullopt;
+}
+
+// A value as the user wrote it, for "got ..." in messages.
+std::string shown(const toml::node& n) {
+  if (auto s = n.as_string()) return "\"" + s->get() + "\"";
+  return scalar_text(n).value_or("?");
+}
+
+std::string unsafe_name_message(std::string_view what, std::string_view name) {
+  if (name.size() > 64) {
+    return std::string(what) + " '" + std::string(name) + "' is too long (at most 64 characters)";
+  }
+  return std::string(what) + " '" + std::string(name) +
+         "' is not a safe identifier (use letters, digits, '_' and '-')";
+}
+
+constexpr std::int64_t kMaxMemoryMib = 64LL * 1024 * 1024;  // 64 TiB
+constexpr std::int64_t kMaxSeconds = 365LL * 86400;
+constexpr std::int64_t kMaxInstances = 1'000'000;
+
+// Reads the keys of one [tasks.NAME] or [defaults] table.
+class FieldReader {
+ public:
+  FieldReader(Reporter& r, bool defaults, std::string where)
+      : r_(r), defaults_(defaults), where_(std::move(where)) {}
+
+  void read(const toml::table& t, Fields& f) {
+    static const std::vector<std::string> kDefaultsKeys = [] {
+      std::vector<std::string> keys;
+      for (const auto& k : kTaskKeys) {
+        if (!contains(kTaskOnlyKeys, k)) keys.push_back(k);
+      }
+      return keys;
+    }();
+    for (auto&& [k, v] : t) {
+      std::string key(k.str());
+      if (defaults_ && contains(kTaskOnlyKeys, key)) {
+        r_.error(pos_of(k), "'" + key + "' cannot be set in [defaults], only in a task");
+        continue;
+      }
+      const auto& allowed = defaults_ ? kDefaultsKeys : kTaskKeys;
+      if (!contains(allowed, key)) {
+        r_.error(pos_of(k), "unknown key '" + key + "' " + where_ + hint(key, allowed));
+        continue;
+      }
+      if (key == "command") {
+        read_command(f, k, v);
+      } else if (key == "shell") {
+        read_string(f.shell, k, v, "shell", /*allow_empty=*/false);
+      } else if (key == "after") {
+        read_after(f, k, v);
+      } else if (key == "cpus") {
+        read_int(f.cpus, k, v, "cpus", 1, 4096);
+      } else if (key == "gpus") {
+        read_int(f.gpus, k, v, "gpus", 0, 256);
+      } else if (key == "retries") {
+        read_int(f.retries, k, v, "retries", 0, 100);
+      } else if (key == "memory") {
+        read_memory(f.memory, k, v);
+      } else if (key == "executor") {
+        read_string(f.executor, k, v, "executor", /*allow_empty=*/true);
+      } else if (key == "workdir") {
+        read_string(f.workdir, k, v, "workdir", /*allow_empty=*/false);
+      } else if (key == "version") {
+        read_version(f.version, k, v);
+      } else if (key == "max_exec_time") {
+        read_duration(f.max_exec_time, k, v, "max_exec_time");
+      } else if (key == "max_wait_time") {
+        read_duration(f.max_wait_time, k, v, "max_wait_time");
+      } else if (key == "env") {
+        read_env(f.env, k, v);
+      } else if (key == "matrix") {
+        read_matrix(f.matrix, k, v);
+      }
+    }
+  }
+
+ private:
+  template <class T>
+  void mark(Field<T>& f, const toml::key& k, const toml::node& v) {
+    f.present = true;
+    f.key_pos = pos_of(k);
+    f.value_pos = pos_of(v);
+  }
+
+  void error(const toml::node& at, std::string message) {
+    r_.error(pos_of(at), std::move(message));
+  }
+
+  void read_int(Field<int>& f, const toml::key& k, const toml::node& v, const std::string& name,
+                std::int64_t lo, std::int64_t hi) {
+    mark(f, k, v);
+    auto i = v.as_integer();
+    if (!i) return error(v, "'" + name + "' must be an integer");
+    if (i->get() < lo || i->get() > hi) {
+      return error(v, "'" + name + "' must be between " + std::to_string(lo) + " and " +
+                          std::to_string(hi) + ", got " + std::to_string(i->get()));
+    }
+    f.value = static_cast<int>(i->get());
+  }
+
+  void read_string(Field<std::string>& f, const toml::key& k, const toml::node& v,
+                   const std::string& name, bool allow_empty) {
+    mark(f, k, v);
+    auto s = v.as_string();
+    if (!s) return error(v, "'" + name + "' must be a string");
+    if (!allow_empty && s->get().empty()) return error(v, "'" + name + "' must not be empty");
+    f.value = s->get();
+  }
+
+  void read_version(Field<std::string>& f, const toml::key& k, const toml::node& v) {
+    mark(f, k, v);
+    if (!v.is_string() && !v.is_number()) return error(v, "'version' must be a string or number");
+    std::string text = *scalar_text(v);
+    if (text.empty()) return error(v, "'version' must not be empty");
+    f.value = text;
+  }
+
+  void read_command(Fields& f, const toml::key& k, const toml::node& v) {
+    mark(f.command, k, v);
+    auto arr = v.as_array();
+    if (!arr) {
+      return error(v, "'command' must be an array of strings (use 'shell' for a command line)");
+    }
+    if (arr->empty()) return error(v, "'command' must not be empty");
+    std::vector<std::string> argv;
+    for (const toml::node& e : *arr) {
+      auto s = e.as_string();
+      if (!s) return error(e, "'command' must be an array of strings");
+      argv.push_back(s->get());
+      f.command_elem_pos.push_back(pos_of(e));
+    }
+    if (argv.front().empty()) return error(arr->front(), "'command' must not be empty");
+    f.command.value = std::move(argv);
+  }
+
+  void read_after(Fields& f, const toml::key& k, const toml::node& v) {
+    mark(f.after, k, v);
+    auto arr = v.as_array();
+    if (!arr) return error(v, "'after' must be an array of task names");
+    std::vector<std::string> names;
+    for (const toml::node& e : *arr) {
+      if (auto s = e.as_string()) {
+        names.push_back(s->get());
+        f.after_elem_pos.push_back(pos_of(e));
+      } else {
+        error(e, "'after' must be an array of task names");
+      }
+    }
+    f.after.value = std::move(names);
+  }
+
+  void read_memory(Field<std::int64_t>& f, const toml::key& k, const toml::node& v) {
+    mark(f, k, v);
+    std::int64_t mib = 0;
+    if (auto s = v.as_string()) {
+      auto parsed = parse_memory_mib(s->get());
+      if (!parsed) {
+        return error(v, "'memory' is not a memory size: \"" + s->get() + "\" (use 512M, 4G, 1T)");
+      }
+      mib = *parsed;
+    } else if (auto i = v.as_integer()) {
+      mib = i->get();
+    } else {
+      return error(v, "'memory' must be a string like \"4G\" or an integer number of MiB");
+    }
+    if (mib <= 0 || mib > kMaxMemoryMib) {
+      return error(v, "'memory' must be between 1M and 64T, got " + shown(v));
+    }
+    f.value = mib;
+  }
+
+  void read_duration(Field<Millis>& f, const toml::key& k, const toml::node& v,
+                     const std::string& name) {
+    mark(f, k, v);
+    Millis d{0};
+    if (auto s = v.as_string()) {
+      auto parsed = parse_duration(s->get());
+      if (!parsed) {
+        return error(v,
+                     "'" + name + "' is not a duration: \"" + s->get() + "\" (use 90s, 10m, 2h)");
+      }
+      d = *parsed;
+    } else if (auto i = v.as_integer()) {
+      // Range-check in seconds first: a huge integer must not overflow the conversion.
+      std::int64_t sec = std::clamp<std::int64_t>(i->get(), -1, kMaxSeconds + 1);
+      d = Millis(sec * 1000);
+    } else {
+      return error(v, "'" + name + "' must be a duration string or an integer number of seconds");
+    }
+    if (d.count() <= 0 || d.count() > kMaxSeconds * 1000) {
+      return error(v, "'" + name + "' must be between 1ms and 365d, got " + shown(v));
+    }
+    f.value = d;
+  }
+
+  void read_env(Field<Params>& f, const toml::key& k, const toml::node& v) {
+    mark(f, k, v);
+    auto t = v.as_table();
+    if (!t) return error(v, "'env' must be a table of NAME = value");
+    Params env;
+    bool ok = true;
+    for (auto&& [ek, ev] : *t) {
+      std::string name(ek.str());
+      bool valid_name = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                        std::all_of(name.begin(), name.end(), [](char c) {
+                          return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                        });
+      if (!valid_name) {
+        r_.error(pos_of(ek), "env name '" + name + "' is not a valid variable name");
+        ok = false;
+        continue;
+      }
+      auto text = scalar_text(ev);
+      if (!text) {
+        error(ev, "env '" + name + "' must be a string, number or boolean");
+        ok = false;
+        continue;
+      }
+      env.emplace_back(name, *text);
+    }
+    if (ok) f.value = std::move(env);
+  }
+
+  void read_matrix(Field<std::vector<MatrixAxis>>& f, const toml::key& k, const toml::node& v) {
+    mark(f, k, v);
+    auto t = v.as_table();
+    if (!t) return error(v, "'matrix' must be a table of arrays, e.g. { lr = [0.1, 0.01] }");
+    if (t->empty()) return error(v, "'matrix' is empty: the task would expand to no instances");
+    std::vector<MatrixAxis> axes;
+    bool ok = true;
+    std::int64_t instances = 1;
+    for (auto&& [mk, mv] : *t) {  // toml::table iterates its keys sorted
+      std::string key(mk.str());
+      auto arr = mv.as_array();
+      if (!arr) {
+        error(mv, "matrix '" + key + "' must be an array of values");
+        ok = false;
+        continue;
+      }
+      if (arr->empty()) {
+        error(mv, "matrix '" + key + "' is empty: the task would expand to no instances");
+        ok = false;
+        continue;
+      }
+      MatrixAxis axis{key, {}};
+      for (const toml::node& e : *arr) {
+        auto text = scalar_text(e);
+        if (!text) {
+          error(e, "matrix '" + key + "' values must be strings, numbers or booleans");
+          ok = false;
+          break;
+        }
+        axis.values.push_back(*text);
+      }
+      instances = std::min(instances * static_cast<std::int64_t>(arr->size()), kMaxInstances + 1);
+      axes.push_back(std::move(axis));
+    }
+    if (!ok) return;
+    if (instances > kMaxInstances) {
+      return error(v,
+                   "matrix expands to more than " + std::to_string(kMaxInstances) + " instances");
+    }
+    f.value = std::move(axes);
+  }
+
+  Reporter& r_;
+  bool defaults_;
+  std::string where_;
+};
+
+void read_workflow_table(const toml::table& t, Document& doc, Reporter& r) {
+  bool has_name = false;
+  for (auto&& [k, v] : t) {
+    std::string key(k.str());
+    if (key == "name" || key == "project") {
+      auto s = v.as_string();
+      if (!s) {
+        r.error(pos_of(v), "'" + key + "' must be a string");
+        if (key == "name") has_name = true;
+        continue;
+      }
+      if (key == "name" && s->get().empty()) continue;  // reported as missing
+      if (key == "name") has_name = true;
+      if (!is_safe_name(s->get())) {
+        r.error(pos_of(v),
+                unsafe_name_message(key == "name" ? "workflow name" : "project name", s->get()));
+      }
+      (key == "name" ? doc.name : doc.project) = s->get();
+    } else if (key == "version") {
+      if (!v.is_string() && !v.is_number()) {
+        r.error(pos_of(v), "'version' must be a string or number");
+      }
+    } else if (key == "description") {
+      if (!v.is_string()) r.error(pos_of(v), "'description' must be a string");
+    } else {
+      r.error(pos_of(k), "unknown key '" + key + "' in [workflow]" + hint(key, kWorkflowKeys));
+    }
+  }
+  if (!has_name) r.error(pos_of(t), "missing workflow name");
+}
+
+void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r) {
+  // toml::table is a sorted map; the file's order is the order of the source positions.
+  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+  for (auto&& [k, v] : tasks) entries.emplace_back(&k, &v);
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    SourcePos pa = pos_of(*a.second), pb = pos_of(*b.second);
+    return std::tie(pa.line, pa.column) < std::tie(pb.line, pb.column);
+  });
+  for (const auto& [k, v] : entries) {
+    std::string name(k->str());
+    if (!is_safe_name(name)) r.error(pos_of(*k), unsafe_name_message("task name", name));
+    auto t = v->as_table();
+    if (!t) {
+      r.error(pos_of(*v), "task '" + name + "' must be a table, e.g. [tasks." + name + "]");
+      continue;
+    }
+    RawTask raw;
+    raw.name = name;
+    raw.pos = pos_of(*v);
+    FieldReader(r, /*defaults=*/false, "in task '" + name + "'").read(*t, raw.fields);
+    doc.tasks.push_back(std::move(raw));
+  }
+}
+
+}  // namespace
+
+std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
+  const std::string* best = nullptr;
+  std::size_t best_distance = 3;  // suggest only within distance 2
+  for (const auto& c : candidates) {
+    std::size_t d = edit_distance(word, c);
+    if (d == 0 || d >= word.size()) continue;
+    if (d < best_distance) {
+      best = &c;
+      best_distance = d;
+    }
+  }
+  return best ? " (did you mean '" + *best + "'?)" : "";
+}
+
+Diagnostics Reporter::take() {
+  Diagnostics out = std::move(diags_);
+  diags_.clear();
+  seen_.clear();
+  std::stable_sort(out.begin(), out.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.pos.line, a.pos.column) < std::tie(b.pos.line, b.pos.column);
+  });
+  return out;
+}
+
+std::optional<Document> read_document(std::string_view text, const std::string& display_name,
+                                      Reporter& r) {
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(display_name));
+  } catch (const toml::parse_error& e) {
+    std::string what(e.description());
+    if (!what.empty())
+      what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
+    while (!what.empty() && (what.back() == '.' || what.back() == '\n')) what.pop_back();
+    r.error(at(e.source()), "syntax: " + what);
+    return std::nullopt;
+  }
+
+  Document doc;
+  doc.project = "default";
+  const toml::table* workflow = nullptr;
+  const toml::table* tasks = nullptr;
+  for (auto&& [k, v] : root) {
+    std::string key(k.str());
+    if (!contains(kTopKeys, key)) {
+      r.error(pos_of(k), "unknown top-level key '" + key + "'" + hint(key, kTopKeys));
+      continue;
+    }
+    auto t = v.as_table();
+    if (!t) {
+      r.error(pos_of(v), "'" + key + "' must be a table, e.g. [" + key + "]");
+      continue;
+    }
+    if (key == "workflow") {
+      workflow = t;
+    } else if (key == "defaults") {
+      FieldReader(r, /*defaults=*/true, "in [defaults]").read(*t, doc.defaults);
+    } else {
+      tasks = t;
+    }
+  }
+  if (workflow) {
+    read_workflow_table(*workflow, doc, r);
+  } else if (!root.contains("workflow")) {
+    r.error({1, 1}, "missing workflow name");
+  }
+  if (tasks) read_tasks_table(*tasks, doc, r);
+  if (doc.tasks.empty() && (!tasks || tasks->empty())) {
+    r.error(tasks ? pos_of(*tasks) : SourcePos{1, 1}, "workflow has no tasks");
+  }
+  return doc;
+}
+
+}  // namespace sluice::loader_detail
