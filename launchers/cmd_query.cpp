@@ -91,11 +91,12 @@ int cmd_get(const Globals& g, const std::string& id) {
   std::string summary;
   for (auto& [s, n] : counts)
     summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + std::string(to_string(s));
-  std::printf("run       %s\nworkflow  %s\nstate     %s\nbackend   %s on %s\ncreated   %s\n"
-              "duration  %s\ntasks     %zu (%s)\n\n",
-              run.id.c_str(), run.workflow_id().c_str(), shown_state(*store, run).c_str(),
-              run.backend.c_str(), run.host.c_str(), format_time(run.created_us).c_str(),
-              format_span(run.started_us, run.ended_us).c_str(), tasks->size(), summary.c_str());
+  std::printf(
+      "run       %s\nworkflow  %s\nstate     %s\nbackend   %s on %s\ncreated   %s\n"
+      "duration  %s\ntasks     %zu (%s)\n\n",
+      run.id.c_str(), run.workflow_id().c_str(), shown_state(*store, run).c_str(),
+      run.backend.c_str(), run.host.c_str(), format_time(run.created_us).c_str(),
+      format_span(run.started_us, run.ended_us).c_str(), tasks->size(), summary.c_str());
   // Durations come from each task's latest attempt: its own start and end times.
   auto attempts = store->list_attempts(run.id);
   if (!attempts) fail(attempts.error());
@@ -175,7 +176,8 @@ void add_query_commands(CLI::App& app, Globals& g) {
     auto* cmd = app.add_subcommand(l.name, l.help);
     cmd->add_flag("--json", g.json, "machine-readable output");
     if (std::string(l.name) == "ps") cmd->add_flag("-a,--all", all, "every run, any state");
-    cmd->callback([&g, &l] { g_exit_code = list_runs(g, all ? std::vector<RunState>{} : l.states); });
+    cmd->callback(
+        [&g, &l] { g_exit_code = list_runs(g, all ? std::vector<RunState>{} : l.states); });
   }
 
   static std::string get_id;

@@ -19,7 +19,9 @@ namespace {
 
 std::atomic<bool> g_interrupted{false};
 
-void on_interrupt(int) { g_interrupted.store(true); }
+void on_interrupt(int) {
+  g_interrupted.store(true);
+}
 
 struct RunArgs {
   std::string file;
@@ -34,9 +36,9 @@ struct RunArgs {
 
 [[noreturn]] void reject(const Diagnostics& diags) {
   for (const auto& d : diags) std::fprintf(stderr, "%s\n", d.format().c_str());
-  throw CliError(kExitBadInput, diags.size() == 1 ? "1 error, nothing was run"
-                                                  : std::to_string(diags.size()) +
-                                                        " errors, nothing was run");
+  throw CliError(kExitBadInput, diags.size() == 1
+                                    ? "1 error, nothing was run"
+                                    : std::to_string(diags.size()) + " errors, nothing was run");
 }
 
 Workflow load_or_reject(const std::string& file) {
@@ -180,7 +182,8 @@ int cmd_resume(const Globals& g, RunArgs a) {
   auto wf = load_workflow_text(*text, run.source_path, run.base_dir);
   if (!wf) reject(wf.error());
   if (wf->content_hash != run.content_hash)
-    throw CliError(kExitInternal, "stored definition of run " + run.id + " does not match its hash");
+    throw CliError(kExitInternal,
+                   "stored definition of run " + run.id + " does not match its hash");
   a.backend = run.backend;
   auto backend = make_backend(a);
   std::printf("run %s resumed\n", run.id.c_str());
@@ -190,7 +193,8 @@ int cmd_resume(const Globals& g, RunArgs a) {
 
 void add_backend_options(CLI::App* cmd, RunArgs& a) {
   cmd->add_option("--backend", a.backend, "where attempts execute (local)");
-  cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--executors", a.executors, "executor labels offered (default: any)")

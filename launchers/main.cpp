@@ -1,7 +1,7 @@
 // The `sluice` command line. Exit codes: 0 ok, 1 the workflow failed, 2 bad input,
 // 3 internal error (store, operating system).
-#include <cstdio>
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
 #include "commands.hpp"
 #include "local_backend.hpp"

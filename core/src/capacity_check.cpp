@@ -7,8 +7,8 @@ Diagnostics check_against_capacity(const Workflow& workflow, const Capacity& cap
   const std::string& file = workflow.source_path;
   for (const TaskSpec& t : workflow.tasks) {
     // Matrix instances share their group's definition: report the group once.
-    if (t.group != t.name && !out.empty() && out.back().message.find("'" + t.group + "'") !=
-                                                 std::string::npos)
+    if (t.group != t.name && !out.empty() &&
+        out.back().message.find("'" + t.group + "'") != std::string::npos)
       continue;
     const std::string who = "task '" + t.group + "'";
     if (t.cpus > capacity.cpus)

@@ -1,6 +1,7 @@
 // Loader passes 1 and 2: TOML text to a Document of typed fields. Every key is checked
 // here (known, right type, in range) and every problem reported with its position, so
 // that the later passes only ever see values that make sense.
+#include <charconv>
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -116,9 +117,12 @@ std::optional<std::string> scalar_text(const toml::node& n) {
   if (auto s = n.as_string()) return s->get();
   if (auto i = n.as_integer()) return std::to_string(i->get());
   if (auto f = n.as_floating_point()) {
-    std::ostringstream os;
-    os << *f;
-    return os.str();
+    // Shortest text that reads back as the same double: 0.1 stays "0.1".
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), f->get());
+    std::string text(buf, ec == std::errc() ? end : buf);
+    if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
+    return text;
   }
   if (auto b = n.as_boolean()) return b->get() ? "true" : "false";
   return std::nullopt;

@@ -10,7 +10,9 @@
 namespace sluice {
 namespace {
 
-std::string lock_path(const std::string& run_dir) { return run_dir + "/coordinator.lock"; }
+std::string lock_path(const std::string& run_dir) {
+  return run_dir + "/coordinator.lock";
+}
 
 }  // namespace
 

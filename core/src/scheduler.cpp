@@ -129,8 +129,7 @@ std::optional<AttemptOutcome> Scheduler::on_attempt_finished(const Completion& c
     reason = c.reason.empty() ? "lost" : c.reason;
   }
   const bool ok = c.ok() && !timing_out_[t];
-  return finish_attempt(t, ok, c.kind == ExitKind::kExited ? c.code : -1, std::move(reason),
-                        now);
+  return finish_attempt(t, ok, c.kind == ExitKind::kExited ? c.code : -1, std::move(reason), now);
 }
 
 AttemptOutcome Scheduler::finish_attempt(TaskId t, bool ok, int exit_code, std::string reason,
@@ -168,8 +167,8 @@ void Scheduler::make_ready(TaskId t, TimePoint now) {
 }
 
 void Scheduler::skip_descendants(TaskId t) {
-  const std::string reason = "dependency '" + workflow_.tasks[t].name + "' " +
-                             std::string(to_string(states_[t]));
+  const std::string reason =
+      "dependency '" + workflow_.tasks[t].name + "' " + std::string(to_string(states_[t]));
   std::vector<TaskId> stack(graph_.children(t).begin(), graph_.children(t).end());
   while (!stack.empty()) {
     TaskId c = stack.back();
@@ -188,12 +187,11 @@ std::vector<Kill> Scheduler::on_tick(TimePoint now) {
     const TaskId t = d.task;
     if (d.wait) {
       if (states_[t] != TaskState::kReady || attempts_[t] != d.attempt) continue;
-      set_state(t, TaskState::kFailed, attempts_[t], 0,
-                "no slot: could not start within " +
-                    format_duration(workflow_.tasks[t].max_wait_time));
+      set_state(
+          t, TaskState::kFailed, attempts_[t], 0,
+          "no slot: could not start within " + format_duration(workflow_.tasks[t].max_wait_time));
       skip_descendants(t);
-    } else if (states_[t] == TaskState::kRunning && attempts_[t] == d.attempt &&
-               !timing_out_[t]) {
+    } else if (states_[t] == TaskState::kRunning && attempts_[t] == d.attempt && !timing_out_[t]) {
       timing_out_[t] = 1;
       kills.push_back({t, d.attempt});
     }

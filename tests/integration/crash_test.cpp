@@ -1,0 +1,166 @@
+// Runs watched from a second process while they execute, cancelled from outside,
+// interrupted with Ctrl-C, and killed with -9 then resumed.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "support/cli_runner.hpp"
+
+using nlohmann::json;
+using namespace sluice::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A chain of `n` tasks; each appends one line to runs/<task> (so executions can be
+// counted) and then sleeps.
+std::string chain_workflow(int n, const std::string& sleep) {
+  std::string wf = "[workflow]\nname = \"chain\"\n";
+  for (int i = 0; i < n; ++i) {
+    wf += "[tasks.step" + std::to_string(i) + "]\n";
+    if (i > 0) wf += "after = [\"step" + std::to_string(i - 1) + "\"]\n";
+    wf += "shell = \"echo ran >> executions/$SLUICE_TASK; echo step " + std::to_string(i) +
+          " output; sleep " + sleep + "\"\n";
+  }
+  return wf;
+}
+
+std::size_t executions(const ScratchDir& dir, const std::string& task) {
+  auto text = read_file(dir / ("executions/" + task));
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+std::string wait_for_run_id(const fs::path& out) {
+  std::string id;
+  eventually([&] {
+    auto text = read_file(out);
+    if (text.size() < 30) return false;
+    id = text.substr(4, 26);
+    return true;
+  });
+  REQUIRE(id.size() == 26);
+  return id;
+}
+
+json get_json(const std::string& id, const fs::path& cwd) {
+  auto r = run_sluice({"get", id, "--json"}, cwd);
+  REQUIRE(r.exit_code == 0);
+  return json::parse(r.out);
+}
+
+std::string task_state(const json& run, const std::string& name) {
+  for (const auto& t : run["task_list"])
+    if (t["name"] == name) return t["state"];
+  return "?";
+}
+
+}  // namespace
+
+TEST_CASE("ps, get and logs work from a second process while a run is in progress",
+          "[integration][concurrent]") {
+  ScratchDir dir;
+  fs::create_directories(dir / "executions");
+  write_file(dir / "wf.toml", chain_workflow(4, "0.6"));
+  pid_t pid = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+
+  // step1 running means step0 finished and has logs.
+  REQUIRE(eventually([&] { return task_state(get_json(id, dir.path()), "step1") == "running"; }));
+  auto ps = run_sluice({"ps", "--json"}, dir.path());
+  REQUIRE(ps.exit_code == 0);
+  auto listed = json::parse(ps.out);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["id"] == id);
+  CHECK(listed[0]["state"] == "running");
+  CHECK(listed[0]["coordinator_alive"] == true);
+  auto table = run_sluice({"ps"}, dir.path());
+  CHECK(table.out.find(id) != std::string::npos);
+  CHECK(run_sluice({"psw"}, dir.path()).exit_code == 0);
+  CHECK(json::parse(run_sluice({"pss", "--json"}, dir.path()).out).empty());
+  CHECK(json::parse(run_sluice({"psf", "--json"}, dir.path()).out).empty());
+  auto get = run_sluice({"get", id.substr(0, 22)}, dir.path());
+  CHECK(get.out.find("step1  running") != std::string::npos);
+  auto logs = run_sluice({"logs", id, "step0"}, dir.path());
+  CHECK(logs.exit_code == 0);
+  CHECK(logs.out == "step 0 output\n");
+  CHECK(run_sluice({"remove", id}, dir.path()).exit_code == 2);  // still running
+
+  REQUIRE(wait_exit(pid) == 0);
+  CHECK(json::parse(run_sluice({"pss", "--json"}, dir.path()).out).size() == 1);
+}
+
+TEST_CASE("kill -9 of the coordinator, then resume, finishes without rerunning succeeded tasks",
+          "[integration][crash]") {
+  ScratchDir dir;
+  fs::create_directories(dir / "executions");
+  write_file(dir / "wf.toml", chain_workflow(5, "0.3"));
+  pid_t pid = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return executions(dir, "step2") == 1; }));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+
+  auto before = get_json(id, dir.path());
+  std::set<std::string> succeeded_before;
+  for (const auto& t : before["task_list"])
+    if (t["state"] == "succeeded") succeeded_before.insert(t["name"]);
+  CHECK(succeeded_before.count("step0") == 1);
+  CHECK(before["coordinator_alive"] == false);
+  auto orphaned = run_sluice({"ps"}, dir.path());
+  CHECK(orphaned.out.find("orphaned") != std::string::npos);
+
+  auto resumed = run_sluice({"resume", id.substr(0, 20)}, dir.path());
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  auto after = get_json(id, dir.path());
+  CHECK(after["state"] == "succeeded");
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "step" + std::to_string(i);
+    CHECK(task_state(after, name) == "succeeded");
+    if (succeeded_before.count(name)) CHECK(executions(dir, name) == 1);
+    CHECK(executions(dir, name) >= 1);
+  }
+  // Resuming a finished run changes nothing.
+  auto again = run_sluice({"resume", id}, dir.path());
+  CHECK(again.exit_code == 0);
+  CHECK(executions(dir, "step4") == 1);
+}
+
+TEST_CASE("sluice cancel stops a run from another process and kills its attempts",
+          "[integration][cancel]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "long"
+[tasks.long]
+shell = "echo $$ > long.pid; sleep 60"
+[tasks.after_long]
+after = ["long"]
+shell = "true"
+)");
+  pid_t pid = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return fs::exists(dir / "long.pid"); }));
+  auto c = run_sluice({"cancel", id}, dir.path());
+  CHECK(c.exit_code == 0);
+  CHECK(wait_exit(pid) == 1);
+  auto run = get_json(id, dir.path());
+  CHECK(run["state"] == "cancelled");
+  CHECK(task_state(run, "long") == "cancelled");
+  CHECK(task_state(run, "after_long") == "cancelled");
+  const int task_pid = std::stoi(read_file(dir / "long.pid"));
+  CHECK(eventually([&] { return ::kill(task_pid, 0) != 0; }, std::chrono::seconds(5)));
+}
+
+TEST_CASE("Ctrl-C cancels the run cleanly and exits 1", "[integration][cancel]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml",
+             "[workflow]\nname = \"w\"\n[tasks.a]\nshell = \"touch started; sleep 60\"\n");
+  pid_t pid = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return fs::exists(dir / "started"); }));
+  ::kill(pid, SIGINT);
+  CHECK(wait_exit(pid) == 1);
+  CHECK(get_json(id, dir.path())["state"] == "cancelled");
+}
