@@ -1,0 +1,48 @@
+// The `local` backend: every attempt is a process on this machine, started with
+// posix_spawn (never fork: the coordinator may hold a large graph) in its own process
+// group, so that killing an attempt kills everything it started. Completions are
+// observed through one pidfd per process, gathered in an epoll set.
+//
+// Slots: the CPUs this process may use (its affinity mask, which a Slurm step or
+// taskset restricts; or BackendOptions::cpus) and the GPUs it was given or detected
+// (SLUICE_GPUS, else CUDA_VISIBLE_DEVICES). A task with gpus > 0 gets concrete device
+// ids in CUDA_VISIBLE_DEVICES; when the backend has GPUs, a task without any sees
+// CUDA_VISIBLE_DEVICES="".
+//
+// Environment of an attempt: the coordinator's environment (captured when the backend
+// is created), then the task's `env`, then LaunchRequest::env; later entries override
+// earlier ones. The directory of the running executable is put first on PATH so that
+// every attempt finds the same `sluice` binary.
+//
+// BackendOptions::extra: "kill_grace_ms" (default 2000: time between SIGTERM and SIGKILL
+// after kill()), "pidfd" = "off" (watch processes by polling waitid, as on kernels
+// without pidfd_open; for tests).
+//
+// When an attempt's main process ends, whatever it left running in its process group
+// is killed: an attempt owns nothing after its Completion.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/backend.hpp"
+#include "sluice/backend_registry.hpp"
+
+namespace sluice {
+
+std::unique_ptr<Backend> make_local_backend(const BackendOptions& options);
+
+// Registers make_local_backend under the name "local".
+void register_local_backend();
+
+// GPU device ids this machine offers to the local backend when not told: SLUICE_GPUS
+// (a count) overrides; else the entries of CUDA_VISIBLE_DEVICES (empty or "NoDevFiles":
+// none); else none. With a count, the ids are the first entries of CUDA_VISIBLE_DEVICES
+// when it lists enough of them, else 0..count-1.
+std::vector<std::string> detect_local_gpus();
+
+// Device ids for `count` GPUs (count >= 0), chosen as detect_local_gpus() does.
+std::vector<std::string> local_gpu_ids(int count);
+
+}  // namespace sluice
