@@ -584,7 +584,8 @@ TEST_CASE("A reader in another process never fails while the coordinator writes"
     }
     if (b == kBatches - 1) u.run_state = RunState::kSucceeded;
     if (!store->apply(run.id, u)) ++write_errors;
-    if (b % 20 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    // Like a coordinator between batches: gives the reader time to interleave.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it see the end
   REQUIRE(write(stop[1], "s", 1) == 1);
@@ -673,13 +674,34 @@ TEST_CASE("Creating 100000 tasks and applying 100000 state changes is fast", "[s
   double us_per_change_attempts =
       std::chrono::duration<double, std::micro>(t5 - t4).count() / static_cast<double>(kTasks);
 
+  // The worst case for batching: every change in a batch is for a different task.
+  Workflow wf2 = make_workflow("proj", "huge", "aaaa", kTasks);
+  const std::string id2 = sluice::new_run_id();
+  require_ok(store->create_run(wf2, *rev, id2, "inproc"));
+  std::vector<RunUpdate> spread;
+  for (std::size_t first = 0; first < kTasks; first += kBatch) {
+    RunUpdate u;
+    for (std::size_t i = first; i < first + kBatch; ++i) {
+      u.changes.push_back({static_cast<sluice::TaskId>(i), TaskState::kReady, 0, 0, ""});
+    }
+    spread.push_back(std::move(u));
+  }
+  auto t6 = std::chrono::steady_clock::now();
+  double c6 = cpu_us();
+  for (const auto& u : spread) require_ok(store->apply(id2, u));
+  double c7 = cpu_us();
+  auto t7 = std::chrono::steady_clock::now();
+
   const double n = static_cast<double>(kTasks);
   std::cout << "store: create_run with " << kTasks << " tasks: " << create_ms << " ms wall, "
             << (c1 - c0) / 1e3 << " ms cpu\n"
             << "store: apply, batches of " << kBatch << ": " << us_per_change << " us wall, "
             << (c3 - c2) / n << " us cpu per state change\n"
             << "store: apply with attempt start+end per task: " << us_per_change_attempts
-            << " us wall, " << (c5 - c4) / n << " us cpu per state change\n";
+            << " us wall, " << (c5 - c4) / n << " us cpu per state change\n"
+            << "store: apply, one change per task per batch: "
+            << std::chrono::duration<double, std::micro>(t7 - t6).count() / n << " us wall, "
+            << (c7 - c6) / n << " us cpu per state change\n";
 
   auto tasks = store->list_tasks(id);
   require_ok(tasks);
@@ -689,5 +711,146 @@ TEST_CASE("Creating 100000 tasks and applying 100000 state changes is fast", "[s
   CHECK(succeeded == kTasks);
   auto attempts = store->list_attempts(id);
   require_ok(attempts);
-  CHECK(attempts->size() == kTasks / 2);
+  REQUIRE(attempts->size() == kTasks / 2);
+  CHECK(attempts->back().state == TaskState::kSucceeded);
+  auto events = store->list_events(id);
+  require_ok(events);
+  REQUIRE(events->size() == 2 * kTasks + 1);
+  for (std::size_t i = 1; i < events->size(); ++i) {
+    const auto& e = (*events)[i];
+    // In order: task i/2 running, then succeeded.
+    if (e.task != sluice::TaskId((i - 1) / 2) ||
+        e.kind != (i % 2 ? "task:running" : "task:succeeded")) {
+      FAIL("event " << i << " is " << e.kind << " of task " << e.task.value_or(~0u));
+    }
+  }
+  auto ready = store->list_tasks(id2);
+  require_ok(ready);
+  std::size_t n_ready = 0;
+  for (const auto& t : *ready) n_ready += t.state == TaskState::kReady;
+  CHECK(n_ready == kTasks);
+}
+
+TEST_CASE("Several changes to one task in a batch leave the same row as one batch each",
+          "[store]") {
+  TempHome home;
+  auto store = open_rw(home);
+  Workflow wf = make_workflow("proj", "fold", "aaaa", 3);
+  auto folded = start_run(*store, wf);
+  auto stepped = start_run(*store, wf);
+
+  // Task 0: a failed attempt with a retry, then success; task 1: runs and stays running;
+  // task 2: skipped. Attempt 1 of task 0 starts and ends within the batch.
+  std::vector<StateChange> changes = {
+      {0, TaskState::kReady, 0, 0, ""},     {0, TaskState::kRunning, 1, 0, ""},
+      {1, TaskState::kRunning, 1, 0, ""},   {0, TaskState::kReady, 1, 2, "exit code 2"},
+      {0, TaskState::kRunning, 2, 0, ""},   {2, TaskState::kSkipped, 0, 0, "failed dependency"},
+      {0, TaskState::kSucceeded, 2, 0, ""},
+  };
+  AttemptRecord start;
+  start.task = 0;
+  start.attempt = 1;
+  start.host = "node7";
+  start.handle = "pid:1";
+  AttemptRecord end = start;
+  end.state = TaskState::kFailed;
+  end.exit_code = 2;
+  end.reason = "exit code 2";
+
+  RunUpdate all;
+  all.now_us = 5000;
+  all.changes = changes;
+  all.attempt_starts = {start};
+  all.attempt_ends = {end};
+  require_ok(store->apply(folded.id, all));
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    RunUpdate one;
+    one.now_us = 5000;
+    one.changes = {changes[i]};
+    if (i == 1) one.attempt_starts = {start};
+    if (i == 3) one.attempt_ends = {end};
+    require_ok(store->apply(stepped.id, one));
+  }
+
+  // Later (a resumed run): the skipped task runs after all; it is no longer ended.
+  std::vector<StateChange> again = {{2, TaskState::kReady, 0, 0, ""},
+                                    {2, TaskState::kRunning, 1, 0, ""}};
+  RunUpdate later;
+  later.now_us = 6000;
+  later.changes = again;
+  require_ok(store->apply(folded.id, later));
+  for (const auto& c : again) {
+    RunUpdate one;
+    one.now_us = 6000;
+    one.changes = {c};
+    require_ok(store->apply(stepped.id, one));
+  }
+
+  auto a = store->list_tasks(folded.id);
+  auto b = store->list_tasks(stepped.id);
+  require_ok(a);
+  require_ok(b);
+  REQUIRE(a->size() == b->size());
+  for (std::size_t i = 0; i < a->size(); ++i) {
+    INFO("task " << i);
+    CHECK((*a)[i].state == (*b)[i].state);
+    CHECK((*a)[i].attempts == (*b)[i].attempts);
+    CHECK((*a)[i].exit_code == (*b)[i].exit_code);
+    CHECK((*a)[i].reason == (*b)[i].reason);
+    CHECK((*a)[i].started_us == (*b)[i].started_us);
+    CHECK((*a)[i].ended_us == (*b)[i].ended_us);
+  }
+  CHECK((*a)[0].state == TaskState::kSucceeded);
+  CHECK((*a)[0].attempts == 2);
+  CHECK((*a)[0].ended_us == 5000);
+  CHECK((*a)[1].state == TaskState::kRunning);
+  CHECK((*a)[1].started_us == 5000);
+  CHECK((*a)[1].ended_us == 0);
+  CHECK((*a)[2].state == TaskState::kRunning);
+  CHECK((*a)[2].started_us == 6000);
+  CHECK((*a)[2].ended_us == 0);
+
+  auto aa = store->list_attempts(folded.id);
+  auto ba = store->list_attempts(stepped.id);
+  require_ok(aa);
+  require_ok(ba);
+  REQUIRE(aa->size() == 1);
+  REQUIRE(ba->size() == 1);
+  for (const auto* v : {&*aa, &*ba}) {
+    const AttemptRecord& r = v->front();
+    CHECK(r.state == TaskState::kFailed);
+    CHECK(r.exit_code == 2);
+    CHECK(r.reason == "exit code 2");
+    CHECK(r.started_us == 5000);
+    CHECK(r.ended_us == 5000);
+    CHECK(r.host == "node7");
+    CHECK(r.handle == "pid:1");
+  }
+
+  auto ae = store->list_events(folded.id);
+  auto be = store->list_events(stepped.id);
+  require_ok(ae);
+  require_ok(be);
+  REQUIRE(ae->size() == changes.size() + again.size() + 1);
+  REQUIRE(ae->size() == be->size());
+  for (std::size_t i = 0; i < ae->size(); ++i) {
+    CHECK((*ae)[i].kind == (*be)[i].kind);
+    CHECK((*ae)[i].task == (*be)[i].task);
+    CHECK((*ae)[i].detail == (*be)[i].detail);
+  }
+
+  // An attempt that ends without a recorded start is still recorded.
+  RunUpdate lone;
+  AttemptRecord orphan;
+  orphan.task = 1;
+  orphan.attempt = 1;
+  orphan.state = TaskState::kCancelled;
+  orphan.reason = "cancelled";
+  lone.attempt_ends = {orphan};
+  require_ok(store->apply(folded.id, lone));
+  auto only = store->list_attempts(folded.id, sluice::TaskId{1});
+  require_ok(only);
+  REQUIRE(only->size() == 1);
+  CHECK(only->front().state == TaskState::kCancelled);
+  CHECK(only->front().ended_us > 0);
 }

@@ -1,0 +1,274 @@
+// RunStore: opening the SQLite connection, the schema, and the statement cache. Every
+// connection runs in WAL mode with busy_timeout, so a reader in another process waits
+// for the coordinator's short write transactions instead of failing with "database is
+// locked". Writes: store.cpp; reads: store_read.cpp.
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "store_internal.hpp"
+
+namespace sluice {
+
+namespace store_detail {
+
+Error store_error(sqlite3* db, std::string_view what) {
+  return Error{ErrorCode::kStore,
+               "store: " + std::string(what) + ": " + std::string(sqlite3_errmsg(db))};
+}
+
+Expected<void> exec(sqlite3* db, const char* sql, std::string_view what) {
+  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return tl::unexpected(store_error(db, what));
+  }
+  return {};
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace store_detail
+
+using store_detail::MultiRowSql;
+using store_detail::Query;
+using store_detail::Transaction;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kSchemaVersion = 1;
+
+// Times are microseconds since the epoch (0: not yet). States are the names from
+// state.hpp, so the file reads well in the sqlite3 shell. Events carry no foreign key:
+// they are an append-only log written only with a run rowid just looked up, and the
+// check would cost a lookup per event.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS workflows (
+  id           INTEGER PRIMARY KEY,
+  project      TEXT NOT NULL,
+  name         TEXT NOT NULL,
+  revision     INTEGER NOT NULL,
+  content_hash TEXT NOT NULL,
+  definition   TEXT NOT NULL,
+  source_path  TEXT NOT NULL DEFAULT '',
+  created_us   INTEGER NOT NULL,
+  UNIQUE (project, name, revision),
+  UNIQUE (project, name, content_hash)
+);
+CREATE TABLE IF NOT EXISTS runs (
+  rowid          INTEGER PRIMARY KEY AUTOINCREMENT,
+  id             TEXT NOT NULL UNIQUE,
+  workflow_rowid INTEGER NOT NULL REFERENCES workflows (id),
+  state          TEXT NOT NULL,
+  backend        TEXT NOT NULL DEFAULT '',
+  source_path    TEXT NOT NULL DEFAULT '',
+  base_dir       TEXT NOT NULL DEFAULT '',
+  host           TEXT NOT NULL DEFAULT '',
+  created_us     INTEGER NOT NULL,
+  started_us     INTEGER NOT NULL DEFAULT 0,
+  ended_us       INTEGER NOT NULL DEFAULT 0,
+  task_count     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tasks (
+  run        INTEGER NOT NULL REFERENCES runs (rowid),
+  idx        INTEGER NOT NULL,
+  name       TEXT NOT NULL,
+  grp        TEXT NOT NULL DEFAULT '',
+  state      TEXT NOT NULL,
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  exit_code  INTEGER NOT NULL DEFAULT 0,
+  reason     TEXT NOT NULL DEFAULT '',
+  started_us INTEGER NOT NULL DEFAULT 0,
+  ended_us   INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+  run        INTEGER NOT NULL REFERENCES runs (rowid),
+  task       INTEGER NOT NULL,
+  attempt    INTEGER NOT NULL,
+  state      TEXT NOT NULL,
+  exit_code  INTEGER NOT NULL DEFAULT 0,
+  reason     TEXT NOT NULL DEFAULT '',
+  started_us INTEGER NOT NULL DEFAULT 0,
+  ended_us   INTEGER NOT NULL DEFAULT 0,
+  host       TEXT NOT NULL DEFAULT '',
+  handle     TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run, task, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  seq     INTEGER PRIMARY KEY,
+  run     INTEGER NOT NULL,
+  time_us INTEGER NOT NULL,
+  task    INTEGER,
+  kind    TEXT NOT NULL,
+  detail  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run);
+)sql";
+
+}  // namespace
+
+// ---- Impl -----------------------------------------------------------------------------
+
+Expected<void> RunStore::Impl::check_writable() const {
+  if (read_only) return make_error(ErrorCode::kStore, "store: opened read-only; cannot write");
+  return {};
+}
+
+Expected<sqlite3_stmt*> RunStore::Impl::prepare(const std::string& sql) {
+  auto it = stmts.find(sql);
+  if (it != stmts.end()) return it->second.get();
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db.get(), sql.c_str(), static_cast<int>(sql.size()),
+                         SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+    return tl::unexpected(error("prepare"));
+  }
+  stmts.emplace(sql, store_detail::StmtPtr(s));
+  return s;
+}
+
+Expected<sqlite3_stmt*> RunStore::Impl::multi(const MultiRowSql& spec, int rows) {
+  auto key = std::make_pair(spec.head, rows);
+  auto it = multi_stmts.find(key);
+  if (it != multi_stmts.end()) return it->second.get();
+  std::string sql = spec.head;
+  int param = spec.shared;
+  for (int r = 0; r < rows; ++r) {
+    if (r) sql += ", ";
+    for (const char* p = spec.row; *p; ++p) {
+      if (*p == '$') {
+        sql += '?';
+        sql += std::to_string(++param);
+      } else {
+        sql += *p;
+      }
+    }
+  }
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db.get(), sql.c_str(), static_cast<int>(sql.size()),
+                         SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+    return tl::unexpected(error("prepare"));
+  }
+  multi_stmts.emplace(key, store_detail::StmtPtr(s));
+  return s;
+}
+
+// Cached only for a writer: a reader in another process must notice a run that was
+// removed meanwhile (run rowids are AUTOINCREMENT, so never reused).
+Expected<std::int64_t> RunStore::Impl::run_rowid(const std::string& run_id) {
+  if (!read_only) {
+    auto it = run_rowids.find(run_id);
+    if (it != run_rowids.end()) return it->second;
+  }
+  auto s = prepare("SELECT rowid FROM runs WHERE id = ?1");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  q.bind(1, run_id);
+  int rc = q.step();
+  if (rc == SQLITE_DONE) return make_error(ErrorCode::kNotFound, "no run '" + run_id + "'");
+  if (rc != SQLITE_ROW) return tl::unexpected(error("looking up run " + run_id));
+  std::int64_t rowid = q.i64(0);
+  if (!read_only) run_rowids.emplace(run_id, rowid);
+  return rowid;
+}
+
+// ---- open -----------------------------------------------------------------------------
+
+Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode mode) {
+  const bool read_only = mode == Mode::kReadOnly;
+  const fs::path db_path = fs::path(home) / "store.db";
+  const std::string nothing_here = "no Sluice store in " + home + " (nothing has run here yet)";
+  std::error_code ec;
+  if (read_only) {
+    if (!fs::exists(db_path, ec)) return make_error(ErrorCode::kNotFound, nothing_here);
+  } else {
+    fs::create_directories(fs::path(home) / "runs", ec);
+    if (ec) {
+      return make_error(ErrorCode::kIo,
+                        "cannot create the Sluice home " + home + ": " + ec.message());
+    }
+  }
+
+  std::unique_ptr<RunStore> store(new RunStore());
+  store->home_ = home;
+  store->impl_ = std::make_unique<Impl>();
+  Impl& impl = *store->impl_;
+  impl.read_only = read_only;
+
+  // One RunStore per thread, so the connection needs no mutex of its own.
+  int flags = SQLITE_OPEN_NOMUTEX |
+              (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(db_path.c_str(), &raw, flags, nullptr);
+  impl.db.reset(raw);
+  if (rc != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    return make_error(ErrorCode::kStore, "store: opening " + db_path.string() + ": " + msg);
+  }
+  sqlite3_extended_result_codes(raw, 1);
+
+  // busy_timeout first, so that the other PRAGMAs wait for a busy writer too.
+  if (auto r = impl.exec("PRAGMA busy_timeout = 10000", "setting busy_timeout"); !r) {
+    return tl::unexpected(r.error());
+  }
+  if (!read_only) {
+    // Persistent in the file: readers inherit it.
+    if (auto r = impl.exec("PRAGMA journal_mode = WAL", "setting WAL mode"); !r) {
+      return tl::unexpected(r.error());
+    }
+  }
+  // A 64 MiB page cache (allocated as used): a run of 100,000 tasks stays in memory.
+  if (auto r = impl.exec(
+          "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536",
+          "setting PRAGMAs");
+      !r) {
+    return tl::unexpected(r.error());
+  }
+
+  int version = 0;
+  {
+    auto s = impl.prepare("PRAGMA user_version");
+    if (!s) return tl::unexpected(s.error());
+    Query q(*s);
+    if (q.step() != SQLITE_ROW) return tl::unexpected(impl.error("reading the schema version"));
+    version = q.i32(0);
+  }
+  if (version > kSchemaVersion) {
+    return make_error(ErrorCode::kStore, "store: " + db_path.string() + " has schema version " +
+                                             std::to_string(version) +
+                                             ", newer than this sluice understands (" +
+                                             std::to_string(kSchemaVersion) + ")");
+  }
+  if (version < kSchemaVersion) {
+    // A reader finding an empty file: its first writer is still creating it.
+    if (read_only) return make_error(ErrorCode::kNotFound, nothing_here);
+    Transaction txn(impl.db.get());
+    if (auto r = txn.begin(); !r) return tl::unexpected(r.error());
+    if (auto r = impl.exec(kSchema, "creating the schema"); !r) return tl::unexpected(r.error());
+    std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
+    if (auto r = impl.exec(set_version.c_str(), "setting the schema version"); !r) {
+      return tl::unexpected(r.error());
+    }
+    if (auto r = txn.commit(); !r) return tl::unexpected(r.error());
+  }
+  return store;
+}
+
+RunStore::~RunStore() = default;
+
+std::string RunStore::run_dir(const std::string& run_id) const {
+  return (fs::path(home_) / "runs" / run_id).string();
+}
+
+std::string RunStore::attempt_dir(const std::string& run_id, const std::string& task,
+                                  std::uint32_t attempt) const {
+  return (fs::path(home_) / "runs" / run_id / "tasks" / task / std::to_string(attempt)).string();
+}
+
+}  // namespace sluice
