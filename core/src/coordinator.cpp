@@ -42,7 +42,9 @@ Coordinator::Coordinator(RunStore& store, Backend& backend, const Workflow& work
       graph_(workflow),
       scheduler_(workflow, graph_, backend.capacity()),
       host_(hostname()),
-      task_dir_made_(workflow.tasks.size(), 0) {}
+      task_dir_made_(workflow.tasks.size(), 0),
+      dir_ready_for_(workflow.tasks.size(), 0),
+      prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))) {}
 
 Expected<void> Coordinator::restore_from_store() {
   auto tasks = store_.list_tasks(run_id_);
@@ -93,13 +95,31 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   return r;
 }
 
-void Coordinator::launch(const Launch& l, TimePoint now) {
-  const TaskSpec& spec = workflow_.tasks[l.task];
-  std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
+bool Coordinator::make_attempt_dir(const Launch& l, const std::string& dir) {
+  if (dir_ready_for_[l.task] == l.attempt) return true;
   if (!task_dir_made_[l.task]) {
     ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
     task_dir_made_[l.task] = 1;
   }
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  dir_ready_for_[l.task] = l.attempt;
+  return true;
+}
+
+// Making a directory costs tens of microseconds on ext4: do it for the next few tasks
+// while every slot is busy, so a freed slot is refilled without waiting on the disk.
+void Coordinator::prepare_upcoming_dirs() {
+  upcoming_.clear();
+  scheduler_.peek_ready(prefetch_, upcoming_);
+  for (const Launch& l : upcoming_) {
+    if (dir_ready_for_[l.task] == l.attempt) continue;
+    make_attempt_dir(l, store_.attempt_dir(run_id_, workflow_.tasks[l.task].name, l.attempt));
+  }
+}
+
+void Coordinator::launch(const Launch& l, TimePoint now) {
+  const TaskSpec& spec = workflow_.tasks[l.task];
+  std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
   auto refused = [&](const std::string& why) {
     scheduler_.on_launch_failed(l.task, l.attempt, why, now);
     AttemptRecord a;
@@ -112,7 +132,7 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
     a.host = host_;
     pending_.attempt_starts.push_back(std::move(a));
   };
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (!make_attempt_dir(l, dir)) {
     refused("cannot create " + dir + ": " + std::strerror(errno));
     return;
   }
@@ -180,6 +200,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
       wait = std::clamp(until, Millis(0), wait);
     }
     if (!launches.empty() && backend_.in_flight() == 0) wait = Millis(0);
+    if (wait.count() > 0) prepare_upcoming_dirs();
     completions.clear();
     backend_.poll(completions, wait);
     now = Clock::now();

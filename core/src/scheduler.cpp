@@ -101,6 +101,11 @@ std::vector<Launch> Scheduler::take_launches(TimePoint now) {
   return out;
 }
 
+void Scheduler::peek_ready(std::size_t n, std::vector<Launch>& out) const {
+  for (std::size_t i = 0; i < ready_.size() && out.size() < n; ++i)
+    if (states_[ready_[i]] == TaskState::kReady) out.push_back({ready_[i], attempts_[ready_[i]] + 1});
+}
+
 void Scheduler::on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint now) {
   if (states_[task] != TaskState::kQueued || attempts_[task] != attempt) return;
   set_state(task, TaskState::kRunning, attempt, 0, {});

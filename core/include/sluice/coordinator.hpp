@@ -53,6 +53,9 @@ class Coordinator {
  private:
   Expected<void> flush(std::optional<RunState> run_state);
   void launch(const Launch& l, TimePoint now);
+  // Creates the attempt directory; false (errno set) on failure.
+  bool make_attempt_dir(const Launch& l, const std::string& dir);
+  void prepare_upcoming_dirs();
 
   RunStore& store_;
   Backend& backend_;
@@ -63,6 +66,10 @@ class Coordinator {
   Scheduler scheduler_;
   std::string host_;
   std::vector<std::uint8_t> task_dir_made_;
+  // Attempt number whose directory already exists, per task (made ahead while idle).
+  std::vector<std::uint32_t> dir_ready_for_;
+  std::vector<Launch> upcoming_;
+  std::size_t prefetch_;  // how many upcoming attempts get their directory ahead
   RunUpdate pending_;
 };
 

@@ -67,6 +67,10 @@ class Scheduler {
   // REQUIRES: the caller launches each one (or reports on_launch_failed).
   std::vector<Launch> take_launches(TimePoint now);
 
+  // The next (at most) `n` launches take_launches() would consider, without changing
+  // anything; lets the coordinator prepare attempt directories while it would idle.
+  void peek_ready(std::size_t n, std::vector<Launch>& out) const;
+
   // The backend accepted a launch: the task moves from queued to running and its
   // max_exec_time starts counting.
   void on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint now);
