@@ -180,11 +180,16 @@ void add_query_commands(CLI::App& app, Globals& g) {
         [&g, &l] { g_exit_code = list_runs(g, all ? std::vector<RunState>{} : l.states); });
   }
 
-  static std::string get_id;
-  auto* get = app.add_subcommand("get", "show a run and its tasks");
-  get->add_option("run", get_id, "run id or unique prefix")->required();
+  static std::string get_id, get_key;
+  auto* get = app.add_subcommand(
+      "get", "show a run and its tasks; inside a task, `get PARENT KEY` prints a parent's value");
+  get->add_option("run", get_id, "run id or unique prefix (or, inside a task, a parent)")
+      ->required();
+  get->add_option("key", get_key, "with a parent: the value to print");
   get->add_flag("--json", g.json, "machine-readable output");
-  get->callback([&g] { g_exit_code = cmd_get(g, get_id); });
+  get->callback([&g] {
+    g_exit_code = get_key.empty() ? cmd_get(g, get_id) : cmd_get_input(get_id, get_key, g.json);
+  });
 
   static LogsArgs la;
   auto* logs = app.add_subcommand("logs", "print a task's stdout (and stderr, to stderr)");

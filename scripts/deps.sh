@@ -12,7 +12,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential make cmake ccache pkg-config
   libtomlplusplus-dev catch2 libsqlite3-dev sqlite3 libcli11-dev libfmt-dev
-  nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools
+  nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
   time  # /usr/bin/time: peak memory in scripts/bench.sh
 )
 

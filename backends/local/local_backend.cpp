@@ -495,11 +495,13 @@ void LocalBackend::release(std::uint32_t slot) {
 Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
   if (request.spec == nullptr) return make_error(ErrorCode::kBackend, "launch without a task");
   const TaskSpec& spec = *request.spec;
-  const bool is_shell = spec.command.empty();
-  if (is_shell && spec.shell.empty()) {
+  const std::vector<std::string>& command = request.command ? *request.command : spec.command;
+  const std::string& shell = request.shell ? *request.shell : spec.shell;
+  const bool is_shell = command.empty();
+  if (is_shell && shell.empty()) {
     return make_error(ErrorCode::kBackend, "task '" + spec.name + "' has no command");
   }
-  const std::string& shown = is_shell ? spec.shell : spec.command.front();
+  const std::string& shown = is_shell ? shell : command.front();
 
   // GPUs: concrete device ids from the free list.
   std::vector<int> gpus;
@@ -539,15 +541,15 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
     program = &kShell;
     argv_.push_back(const_cast<char*>("/bin/sh"));
     argv_.push_back(const_cast<char*>("-c"));
-    argv_.push_back(const_cast<char*>(spec.shell.c_str()));
+    argv_.push_back(const_cast<char*>(shell.c_str()));
   } else {
     int err = 0;
-    program = resolve(spec.command.front(), env_path(), spec.workdir, err, cached);
+    program = resolve(command.front(), env_path(), spec.workdir, err, cached);
     if (program == nullptr) {
       return make_error(ErrorCode::kBackend,
                         "cannot start '" + shown + "': " + std::string(std::strerror(err)));
     }
-    for (const auto& a : spec.command) argv_.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : command) argv_.push_back(const_cast<char*>(a.c_str()));
   }
   argv_.push_back(nullptr);
 
@@ -558,12 +560,12 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
     // The cached resolution went stale (file removed or changed): search again once.
     resolve_cache_.erase(cache_key_);
     int err = 0;
-    program = resolve(spec.command.front(), env_path(), spec.workdir, err, cached);
+    program = resolve(command.front(), env_path(), spec.workdir, err, cached);
     if (program == nullptr) {
       rc = err;
     } else {
       argv_.clear();
-      for (const auto& a : spec.command) argv_.push_back(const_cast<char*>(a.c_str()));
+      for (const auto& a : command) argv_.push_back(const_cast<char*>(a.c_str()));
       argv_.push_back(nullptr);
       rc = spawn(*program, request, pid);
     }

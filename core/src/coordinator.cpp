@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+
 #include <cerrno>
 #include <cstring>
+#include "sluice/artifacts.hpp"
+#include "sluice/hdf5_codec.hpp"
 
 namespace sluice {
 namespace {
@@ -44,7 +47,8 @@ Coordinator::Coordinator(RunStore& store, Backend& backend, const Workflow& work
       host_(hostname()),
       task_dir_made_(workflow.tasks.size(), 0),
       dir_ready_for_(workflow.tasks.size(), 0),
-      prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))) {}
+      prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
+      has_artifact_(workflow.tasks.size(), 0) {}
 
 Expected<void> Coordinator::restore_from_store() {
   auto tasks = store_.list_tasks(run_id_);
@@ -69,6 +73,9 @@ Expected<void> Coordinator::restore_from_store() {
   for (const TaskRecord& t : *tasks) {
     if (t.state == TaskState::kSucceeded) {
       scheduler_.restore(t.index, TaskState::kSucceeded, t.attempts);
+      struct stat st;
+      const std::string dir = store_.attempt_dir(run_id_, t.name, t.attempts);
+      has_artifact_[t.index] = ::stat(artifact_path(dir).c_str(), &st) == 0;
       continue;
     }
     scheduler_.restore(t.index, TaskState::kWaiting, t.attempts);
@@ -145,6 +152,13 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
              {"SLUICE_ATTEMPT", std::to_string(l.attempt)},
              {"SLUICE_ATTEMPT_DIR", dir},
              {"SLUICE_HOME", store_.home()}};
+  add_artifact_env(spec, dir, req);
+  if (!resolve_input_placeholders(spec, resolved_command_, resolved_shell_, why_)) {
+    refused(why_);
+    return;
+  }
+  if (!resolved_command_.empty()) req.command = &resolved_command_;
+  if (!resolved_shell_.empty()) req.shell = &resolved_shell_;
   req.attempt_dir = std::move(dir);
   auto handle = backend_.launch(req);
   if (!handle) {
@@ -157,9 +171,168 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
   a.attempt = l.attempt;
   a.state = TaskState::kRunning;
   a.started_us = wall_us();
+  started_us_[l.task] = a.started_us;
   a.host = host_;
   a.handle = std::move(*handle);
   pending_.attempt_starts.push_back(std::move(a));
+}
+
+std::string Coordinator::final_artifact(TaskId t) const {
+  return artifact_path(
+      store_.attempt_dir(run_id_, workflow_.tasks[t].name, scheduler_.attempts(t)));
+}
+
+void Coordinator::add_artifact_env(const TaskSpec& spec, const std::string& dir,
+                                   LaunchRequest& req) {
+  req.env.emplace_back("SLUICE_OUTPUT", artifact_path(dir));
+  std::string inputs;
+  for (TaskId p : spec.after) {
+    if (!has_artifact_[p]) continue;
+    std::string path = final_artifact(p);
+    if (!inputs.empty()) inputs += ':';
+    inputs += path;
+    req.env.emplace_back(input_env_name(workflow_.tasks[p].name), std::move(path));
+  }
+  // One environment string may hold at most 128 KiB (MAX_ARG_STRLEN): a reduce over
+  // thousands of parents gets the list in a file instead.
+  if (inputs.size() > 100'000) {
+    const std::string file = dir + "/inputs";
+    if (std::FILE* f = std::fopen(file.c_str(), "w")) {
+      std::fputs(inputs.c_str(), f);
+      std::fclose(f);
+    }
+    req.env.emplace_back("SLUICE_INPUTS_FILE", file);
+    inputs = "@" + file;
+  }
+  req.env.emplace_back("SLUICE_INPUTS", std::move(inputs));
+}
+
+bool Coordinator::resolve_input_placeholders(const TaskSpec& spec,
+                                             std::vector<std::string>& command, std::string& shell,
+                                             std::string& why) {
+  command.clear();
+  shell.clear();
+  auto uses = [](const std::string& s) { return s.find("{inputs.") != std::string::npos; };
+  bool any = uses(spec.shell);
+  for (const auto& a : spec.command) any = any || uses(a);
+  if (!any) return true;
+
+  auto substitute = [&](const std::string& in, std::string& out) -> bool {
+    out.clear();
+    std::size_t pos = 0;
+    while (true) {
+      std::size_t open = in.find("{inputs.", pos);
+      if (open == std::string::npos) break;
+      std::size_t close = in.find('}', open);
+      if (close == std::string::npos) break;
+      out.append(in, pos, open - pos);
+      const std::string ref = in.substr(open + 8, close - open - 8);  // PARENT.KEY
+      // The parent is the longest prefix naming one of this task's parents, since
+      // matrix instances ("train.2") contain dots themselves.
+      TaskId parent = 0;
+      std::string key;
+      bool found = false;
+      for (TaskId p : spec.after) {
+        const std::string& name = workflow_.tasks[p].name;
+        if (ref.size() > name.size() + 1 && ref.compare(0, name.size(), name) == 0 &&
+            ref[name.size()] == '.' && (!found || name.size() > key.size())) {
+          parent = p;
+          key = ref.substr(name.size() + 1);
+          found = true;
+        }
+      }
+      if (!found) {
+        why = "input placeholder {inputs." + ref + "} names no parent of this task";
+        return false;
+      }
+      const std::string& pname = workflow_.tasks[parent].name;
+      if (!has_artifact_[parent]) {
+        why = "input placeholder {inputs." + ref + "}: task '" + pname + "' wrote no artifact";
+        return false;
+      }
+      auto reader = ArtifactReader::open(final_artifact(parent));
+      if (!reader) {
+        why = "input placeholder {inputs." + ref + "}: " + reader.error().message;
+        return false;
+      }
+      auto value = reader->get(key);
+      if (!value) {
+        why = "input placeholder {inputs." + ref + "}: task '" + pname + "' has no value '" + key +
+              "'";
+        return false;
+      }
+      auto text = scalar_text(*value);
+      if (!text) {
+        why = "input placeholder {inputs." + ref + "}: '" + key + "' is " + describe(*value) +
+              ", not a scalar";
+        return false;
+      }
+      out += *text;
+      pos = close + 1;
+    }
+    out.append(in, pos, std::string::npos);
+    return true;
+  };
+  std::string tmp;
+  if (!spec.shell.empty() && !substitute(spec.shell, shell)) return false;
+  for (const auto& a : spec.command) {
+    if (!substitute(a, tmp)) return false;
+    command.push_back(tmp);
+  }
+  return true;
+}
+
+void Coordinator::seal_artifact(Completion& c) {
+  const TaskSpec& spec = workflow_.tasks[c.task];
+  const std::string path = artifact_path(store_.attempt_dir(run_id_, spec.name, c.attempt));
+  struct stat st;
+  has_artifact_[c.task] = 0;
+  if (::stat(path.c_str(), &st) != 0) return;  // no artifact: nothing to pass on
+  Provenance p;
+  p.run_id = run_id_;
+  p.workflow = workflow_id_;
+  p.task = spec.name + "@" + spec.version;
+  p.attempt = c.attempt;
+  p.host = c.host.empty() ? host_ : c.host;
+  auto it = started_us_.find(c.task);
+  p.started_us = it != started_us_.end() ? it->second : c.started_us;
+  p.ended_us = c.ended_us;
+  p.exit_status = c.code;
+  if (!spec.shell.empty()) {
+    p.command = spec.shell;
+  } else {
+    for (const auto& a : spec.command) p.command += (p.command.empty() ? "" : " ") + a;
+  }
+  for (TaskId parent : spec.after) {
+    if (!has_artifact_[parent]) continue;
+    std::string in = final_artifact(parent);
+    auto sum = checksums_.find(parent);
+    if (sum == checksums_.end()) {  // restored from the store: checksum it once now
+      auto computed = file_checksum(in);
+      sum = checksums_.emplace(parent, computed ? *computed : std::string("unknown")).first;
+    }
+    p.inputs.emplace_back(std::move(in), sum->second);
+  }
+  auto sealed = finalize_artifact(path, p);
+  if (!sealed) {
+    c.failure = sealed.error().message;
+    return;
+  }
+  has_artifact_[c.task] = 1;
+  checksums_[c.task] = std::move(*sealed);
+}
+
+void Coordinator::write_run_view() {
+  std::vector<std::pair<std::string, std::string>> links;
+  const std::string prefix = run_dir_ + "/";
+  for (TaskId t = 0; t < workflow_.tasks.size(); ++t) {
+    if (!has_artifact_[t] || scheduler_.state(t) != TaskState::kSucceeded) continue;
+    std::string path = final_artifact(t);
+    if (path.compare(0, prefix.size(), prefix) == 0) path.erase(0, prefix.size());
+    links.emplace_back(workflow_.tasks[t].name, std::move(path));
+  }
+  if (links.empty()) return;
+  (void)sluice::write_run_view(run_dir_ + "/run.h5", links);
 }
 
 Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
@@ -169,6 +342,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   ::mkdir(tasks_dir.c_str(), 0755);
   const std::string cancel_path = cancel_request_path(run_dir_);
 
+  if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
   TimePoint now = Clock::now();
   scheduler_.start(now);
   if (auto r = flush(RunState::kRunning); !r) return tl::unexpected(r.error());
@@ -204,7 +378,8 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     completions.clear();
     backend_.poll(completions, wait);
     now = Clock::now();
-    for (const Completion& c : completions) {
+    for (Completion& c : completions) {
+      if (c.ok()) seal_artifact(c);
       auto outcome = scheduler_.on_attempt_finished(c, now);
       if (!outcome) continue;
       AttemptRecord a;
@@ -229,6 +404,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
       options.on_progress(scheduler_, false);
     }
   }
+  write_run_view();
   const RunState final_state = scheduler_.run_state();
   if (auto r = flush(final_state); !r) return tl::unexpected(r.error());
   if (options.on_progress) options.on_progress(scheduler_, true);

@@ -126,6 +126,8 @@ std::optional<AttemptOutcome> Scheduler::on_attempt_finished(const Completion& c
   std::string reason;
   if (timing_out_[t]) {
     reason = "timed out after " + format_duration(workflow_.tasks[t].max_exec_time);
+  } else if (!c.failure.empty()) {
+    reason = c.failure;
   } else if (c.kind == ExitKind::kExited) {
     if (c.code != 0) reason = "exit code " + std::to_string(c.code);
   } else if (c.kind == ExitKind::kSignaled) {

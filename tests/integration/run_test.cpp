@@ -204,7 +204,7 @@ TEST_CASE("runs are found by a unique prefix, removed one by one or all at once"
   CHECK(json::parse(run_sluice({"ps", "--all", "--json"}, dir.path()).out).empty());
 }
 
-TEST_CASE("--home and SLUICE_HOME choose where runs are kept", "[integration][store]") {
+TEST_CASE("the home directory is chosen with --home", "[integration][store]") {
   ScratchDir dir;
   write_file(dir / "wf.toml", "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\"\n");
   REQUIRE(run_sluice({"run", "--home", (dir / "elsewhere").string(), "wf.toml"}, dir.path())

@@ -42,6 +42,10 @@ struct LaunchRequest {
   std::string attempt_dir;  // exists; stdout and stderr go here
   // Variables added on top of the coordinator's environment and the task's `env`.
   std::vector<std::pair<std::string, std::string>> env;
+  // When set, replace spec->command / spec->shell: the engine resolved placeholders
+  // such as {inputs.PARENT.KEY} for this attempt.
+  const std::vector<std::string>* command = nullptr;
+  const std::string* shell = nullptr;
 };
 
 enum class ExitKind {
@@ -60,8 +64,11 @@ struct Completion {
   std::int64_t started_us = 0;  // wall clock, microseconds since the epoch
   std::int64_t ended_us = 0;
   std::string host;
+  // Set by the engine, not the backend: the process exited 0 but the attempt still
+  // failed (for example "bad artifact: …").
+  std::string failure;
 
-  bool ok() const { return kind == ExitKind::kExited && code == 0; }
+  bool ok() const { return kind == ExitKind::kExited && code == 0 && failure.empty(); }
 };
 
 class Backend {

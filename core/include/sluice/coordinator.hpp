@@ -13,6 +13,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <unordered_map>
 
 #include "sluice/backend.hpp"
 #include "sluice/graph.hpp"
@@ -56,6 +57,15 @@ class Coordinator {
   // Creates the attempt directory; false (errno set) on failure.
   bool make_attempt_dir(const Launch& l, const std::string& dir);
   void prepare_upcoming_dirs();
+  // Adds SLUICE_OUTPUT, SLUICE_INPUTS and SLUICE_INPUT_<PARENT> to `req`.
+  void add_artifact_env(const TaskSpec& spec, const std::string& dir, LaunchRequest& req);
+  // Resolves {inputs.PARENT.KEY} in the command; false with `why` when it cannot.
+  bool resolve_input_placeholders(const TaskSpec& spec, std::vector<std::string>& command,
+                                  std::string& shell, std::string& why);
+  // After an attempt exited 0: seals its artifact, or sets c.failure.
+  void seal_artifact(Completion& c);
+  std::string final_artifact(TaskId t) const;
+  void write_run_view();
 
   RunStore& store_;
   Backend& backend_;
@@ -69,7 +79,15 @@ class Coordinator {
   // Attempt number whose directory already exists, per task (made ahead while idle).
   std::vector<std::uint32_t> dir_ready_for_;
   std::vector<Launch> upcoming_;
-  std::size_t prefetch_;  // how many upcoming attempts get their directory ahead
+  std::size_t prefetch_;     // how many upcoming attempts get their directory ahead
+  std::string workflow_id_;  // project:name:revision
+  // Tasks whose final attempt left a valid artifact, and its checksum.
+  std::vector<std::uint8_t> has_artifact_;
+  std::unordered_map<TaskId, std::string> checksums_;
+  std::unordered_map<TaskId, std::int64_t> started_us_;  // running attempts
+  std::vector<std::string> resolved_command_;
+  std::string resolved_shell_;
+  std::string why_;
   RunUpdate pending_;
 };
 

@@ -1,0 +1,152 @@
+#include "sluice/artifacts.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include <xxhash.h>
+
+#include "h5_handle.hpp"
+#include "sluice/hdf5_codec.hpp"
+
+namespace sluice {
+namespace {
+
+std::string iso_time(std::int64_t epoch_us) {
+  if (epoch_us <= 0) return "";
+  std::time_t t = static_cast<std::time_t>(epoch_us / 1000000);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[64];
+  std::snprintf(out, sizeof(out), "%s.%06lldZ", buf, static_cast<long long>(epoch_us % 1000000));
+  return out;
+}
+
+// Replaces root attribute `name` with a variable-length UTF-8 string.
+bool set_string_attr(hid_t file, const char* name, const std::string& value) {
+  if (H5Aexists(file, name) > 0) H5Adelete(file, name);
+  h5::Datatype type(H5Tcopy(H5T_C_S1));
+  if (!type || H5Tset_size(type.get(), H5T_VARIABLE) < 0 ||
+      H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0)
+    return false;
+  h5::Dataspace space(H5Screate(H5S_SCALAR));
+  h5::Attribute attr(H5Acreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  const char* p = value.c_str();
+  return attr && H5Awrite(attr.get(), type.get(), &p) >= 0;
+}
+
+bool set_int_attr(hid_t file, const char* name, std::int64_t value) {
+  if (H5Aexists(file, name) > 0) H5Adelete(file, name);
+  h5::Dataspace space(H5Screate(H5S_SCALAR));
+  h5::Attribute attr(H5Acreate2(file, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  return attr && H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) >= 0;
+}
+
+}  // namespace
+
+std::optional<std::string> scalar_text(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::kBool:
+      return v.get<bool>() ? "true" : "false";
+    case Value::Type::kInt:
+      return std::to_string(v.get<std::int64_t>());
+    case Value::Type::kDouble: {
+      char buf[64];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v.get<double>());
+      return std::string(buf, ec == std::errc() ? end : buf);
+    }
+    case Value::Type::kString:
+      return v.get<std::string>();
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string artifact_path(const std::string& attempt_dir) {
+  return attempt_dir + "/" + std::string(kArtifactFile);
+}
+
+std::string input_env_name(std::string_view task_name) {
+  std::string name = "SLUICE_INPUT_";
+  for (char c : task_name) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    name += ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) ? c : '_';
+  }
+  return name;
+}
+
+Expected<std::string> file_checksum(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return make_error(ErrorCode::kIo, "cannot read " + path + ": " + std::strerror(errno));
+  XXH3_state_t* state = XXH3_createState();
+  XXH3_64bits_reset(state);
+  std::vector<char> buf(1 << 20);
+  ssize_t n;
+  while ((n = ::read(fd, buf.data(), buf.size())) > 0)
+    XXH3_64bits_update(state, buf.data(), static_cast<std::size_t>(n));
+  const int read_errno = errno;
+  ::close(fd);
+  const XXH64_hash_t h = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  if (n < 0)
+    return make_error(ErrorCode::kIo, "cannot read " + path + ": " + std::strerror(read_errno));
+  char hex[24];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return "xxh3:" + std::string(hex);
+}
+
+Expected<std::string> finalize_artifact(const std::string& path, const Provenance& p) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  {
+    auto reader = ArtifactReader::open(path);
+    if (!reader)
+      return make_error(ErrorCode::kInvalidInput, "bad artifact: " + reader.error().message);
+  }
+  {
+    h5::File file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    if (!file)
+      return make_error(ErrorCode::kInvalidInput,
+                        "bad artifact: cannot open " + path + " for writing");
+    std::string inputs;
+    for (const auto& [in_path, sum] : p.inputs) inputs += sum + " " + in_path + "\n";
+    const hid_t f = file.get();
+    bool ok = set_string_attr(f, "run_id", p.run_id) &&
+              set_string_attr(f, "workflow", p.workflow) && set_string_attr(f, "task", p.task) &&
+              set_int_attr(f, "attempt", p.attempt) && set_string_attr(f, "host", p.host) &&
+              set_string_attr(f, "started", iso_time(p.started_us)) &&
+              set_string_attr(f, "ended", iso_time(p.ended_us)) &&
+              set_int_attr(f, "exit_status", p.exit_status) &&
+              set_string_attr(f, "command", p.command) && set_string_attr(f, "inputs", inputs);
+    if (!ok || !file.reset())
+      return make_error(ErrorCode::kIo, "cannot record provenance in " + path + " (disk full?)");
+  }
+  return file_checksum(path);
+}
+
+Expected<void> write_run_view(const std::string& run_h5,
+                              const std::vector<std::pair<std::string, std::string>>& links) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  const std::string tmp = run_h5 + ".tmp-" + std::to_string(::getpid());
+  {
+    h5::File file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    if (!file) return make_error(ErrorCode::kIo, "cannot create " + tmp);
+    for (const auto& [name, target] : links)
+      if (H5Lcreate_external(target.c_str(), "/", file.get(), name.c_str(), H5P_DEFAULT,
+                             H5P_DEFAULT) < 0)
+        return make_error(ErrorCode::kIo, "cannot link " + name + " in " + tmp);
+    if (!file.reset()) return make_error(ErrorCode::kIo, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), run_h5.c_str()) != 0)
+    return make_error(ErrorCode::kIo, "cannot rename " + tmp + ": " + std::strerror(errno));
+  return {};
+}
+
+}  // namespace sluice

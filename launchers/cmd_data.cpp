@@ -1,0 +1,248 @@
+// Data commands: `sluice put` / `sluice get PARENT KEY` inside a task (they touch only
+// files: the attempt's artifact and its parents'), and `sluice results` / `sluice
+// artifacts` to read a run's outputs from anywhere.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "commands.hpp"
+#include "sluice/artifacts.hpp"
+#include "sluice/graph.hpp"
+#include "sluice/hdf5_codec.hpp"
+#include "sluice/loader.hpp"
+#include "value_json.hpp"
+
+namespace sluice::cli {
+namespace {
+
+using nlohmann::json;
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+struct PutArgs {
+  std::string key, value, type = "auto", file, output;
+};
+
+// Rewrites the artifact with the new key added (or replaced). Each put is atomic: the
+// file is rebuilt beside the old one and renamed over it.
+int cmd_put(const PutArgs& a) {
+  std::string path = a.output.empty() ? env_or_empty("SLUICE_OUTPUT") : a.output;
+  if (path.empty())
+    throw CliError(kExitBadInput,
+                   "sluice put runs inside a task (SLUICE_OUTPUT is not set); use --output FILE");
+  Value value;
+  if (!a.file.empty()) {
+    std::ifstream in(a.file, std::ios::binary);
+    if (!in) throw CliError(kExitBadInput, "cannot read " + a.file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    value = a.type == "auto" ? parse_file_contents(ss.str()) : parse_typed(ss.str(), a.type);
+  } else {
+    value = parse_typed(a.value, a.type);
+  }
+  Map previous, attributes;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+    auto reader = ArtifactReader::open(path);
+    if (!reader) fail(reader.error());
+    auto all = reader->get_all();
+    if (!all) fail(all.error());
+    previous = std::move(*all);
+    if (auto attrs = reader->attributes(); attrs) attributes = std::move(*attrs);
+  }
+  previous.insert_or_assign(a.key, std::move(value));
+  auto writer = ArtifactWriter::create(path);
+  if (!writer) fail(writer.error());
+  for (const auto& [k, v] : previous)
+    if (auto r = writer->put(k, v); !r) fail(r.error());
+  for (const auto& [k, v] : attributes) (void)writer->set_attribute(k, v);
+  if (auto r = writer->commit(); !r) fail(r.error());
+  return kExitOk;
+}
+
+}  // namespace
+
+// `sluice get PARENT KEY`: a parent's value, from SLUICE_INPUT_<PARENT> (or a path).
+int cmd_get_input(const std::string& parent, const std::string& key, bool as_json) {
+  std::string path = env_or_empty(input_env_name(parent).c_str());
+  if (path.empty() && parent.size() > 3 && parent.ends_with(".h5")) path = parent;
+  if (path.empty()) {
+    std::string known = env_or_empty("SLUICE_INPUTS");
+    throw CliError(kExitBadInput,
+                   "this task has no input from '" + parent + "'" +
+                       (known.empty() ? " (it has no inputs)" : " (its inputs: " + known + ")"));
+  }
+  auto reader = ArtifactReader::open(path);
+  if (!reader) fail(reader.error());
+  auto value = reader->get(key);
+  if (!value) fail(value.error());
+  std::printf("%s\n", as_json ? to_json(*value).dump().c_str() : to_text(*value).c_str());
+  return kExitOk;
+}
+
+namespace {
+
+struct ResultsArgs {
+  std::string run, task;
+  bool wait = false;
+  double timeout_s = 0;
+};
+
+std::string short_text(const Value& v) {
+  if (const auto* a = v.get_if<NdArray>(); a && a->size() > 16) return describe(v);
+  std::string s = to_text(v);
+  for (char& c : s)
+    if (c == '\n') c = ';';
+  if (s.size() > 80) return describe(v);
+  return s;
+}
+
+int cmd_results(const Globals& g, const ResultsArgs& a) {
+  auto store = open_store(g, RunStore::Mode::kReadOnly);
+  RunRecord run = find_run(*store, a.run);
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<long long>(a.timeout_s * 1000));
+  while (!is_terminal(run.state)) {
+    if (!a.wait)
+      throw CliError(kExitFailed, "run " + run.id + " is still " +
+                                      std::string(to_string(run.state)) +
+                                      "; use --wait to block until it ends");
+    if (a.timeout_s > 0 && std::chrono::steady_clock::now() > until)
+      throw CliError(kExitFailed, "run " + run.id + " did not end within the timeout");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    run = find_run(*store, run.id);
+  }
+  auto tasks = store->list_tasks(run.id);
+  if (!tasks) fail(tasks.error());
+  // Final tasks: those no other task depends on (the DAG's sinks).
+  std::vector<const TaskRecord*> chosen;
+  if (!a.task.empty()) {
+    for (const auto& t : *tasks)
+      if (t.name == a.task) chosen.push_back(&t);
+    if (chosen.empty())
+      throw CliError(kExitBadInput, "run " + run.id + " has no task '" + a.task + "'");
+  } else {
+    auto text = store->run_definition(run.id);
+    if (!text) fail(text.error());
+    LoadOptions lo;
+    lo.check_executables = false;
+    auto wf = load_workflow_text(*text, run.source_path, run.base_dir, lo);
+    if (!wf)
+      throw CliError(kExitInternal, "the stored definition of run " + run.id + " no longer loads");
+    Graph graph(*wf);
+    for (const auto& t : *tasks)
+      if (t.index < graph.size() && graph.children(t.index).empty()) chosen.push_back(&t);
+  }
+  json out = json::object();
+  Table table({"TASK", "KEY", "VALUE"});
+  for (const TaskRecord* t : chosen) {
+    json values = json::object();
+    if (t->state == TaskState::kSucceeded) {
+      const std::string path = artifact_path(store->attempt_dir(run.id, t->name, t->attempts));
+      if (FILE* f = std::fopen(path.c_str(), "rb")) {
+        std::fclose(f);
+        auto reader = ArtifactReader::open(path);
+        if (!reader) fail(reader.error());
+        auto all = reader->get_all();
+        if (!all) fail(all.error());
+        for (const auto& [k, v] : *all) {
+          values[k] = to_json(v);
+          table.add({t->name, k, short_text(v)});
+        }
+      }
+    } else {
+      table.add({t->name, "-", std::string(to_string(t->state)) + ": " + t->reason});
+    }
+    out[t->name] = std::move(values);
+  }
+  if (g.json) {
+    json doc = {{"run", run.id}, {"state", to_string(run.state)}, {"results", std::move(out)}};
+    std::printf("%s\n", doc.dump(2).c_str());
+  } else {
+    std::printf("run %s %s\n", run.id.c_str(), std::string(to_string(run.state)).c_str());
+    table.print(stdout);
+  }
+  return run.state == RunState::kSucceeded ? kExitOk : kExitFailed;
+}
+
+int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string& task_name) {
+  auto store = open_store(g, RunStore::Mode::kReadOnly);
+  RunRecord run = find_run(*store, run_id);
+  auto tasks = store->list_tasks(run.id);
+  if (!tasks) fail(tasks.error());
+  const TaskRecord* task = nullptr;
+  for (const auto& t : *tasks)
+    if (t.name == task_name) task = &t;
+  if (!task) throw CliError(kExitBadInput, "run " + run.id + " has no task '" + task_name + "'");
+  if (task->attempts == 0) throw CliError(kExitBadInput, "task '" + task_name + "' has not run");
+  const std::string path = artifact_path(store->attempt_dir(run.id, task->name, task->attempts));
+  auto reader = ArtifactReader::open(path);
+  if (!reader) fail(reader.error());
+  json keys = json::array();
+  Table table({"KEY", "TYPE", "SIZE"});
+  for (const auto& k : reader->keys()) {
+    auto info = reader->info(k);
+    if (!info) fail(info.error());
+    keys.push_back({{"key", k}, {"type", describe(*info)}, {"bytes", info->size_bytes}});
+    table.add({k, describe(*info), std::to_string(info->size_bytes)});
+  }
+  auto attrs = reader->attributes();
+  if (g.json) {
+    json doc = {{"path", path}, {"keys", keys}};
+    doc["provenance"] = attrs ? to_json(Value(*attrs)) : json::object();
+    std::printf("%s\n", doc.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("%s\n\n", path.c_str());
+  table.print(stdout);
+  if (attrs && !attrs->empty()) {
+    std::printf("\nprovenance\n");
+    for (const auto& [k, v] : *attrs) {
+      std::string text = to_text(v);
+      if (!text.empty() && text.back() == '\n') text.pop_back();
+      std::printf("  %-12s %s\n", k.c_str(), text.c_str());
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_data_commands(CLI::App& app, Globals& g) {
+  static PutArgs pa;
+  auto* put = app.add_subcommand("put", "store a value in this task's artifact (SLUICE_OUTPUT)");
+  put->add_option("key", pa.key, "name of the value")->required();
+  put->add_option("value", pa.value, "the value (type inferred unless --type)");
+  put->add_option("--type", pa.type, "auto, int, float, bool, string or json");
+  put->add_option("--file", pa.file, "read the value from a file (numbers: a 1-D/2-D array)");
+  put->add_option("--output", pa.output, "artifact to write (default: $SLUICE_OUTPUT)");
+  put->callback([put] {
+    if (pa.file.empty() && put->count("value") == 0)
+      throw CliError(kExitBadInput, "usage: sluice put KEY VALUE (or --file FILE)");
+    g_exit_code = cmd_put(pa);
+  });
+
+  static ResultsArgs ra;
+  auto* results = app.add_subcommand("results", "the outputs of a run's final tasks (or one task)");
+  results->add_option("run", ra.run, "run id or unique prefix")->required();
+  results->add_option("task", ra.task, "only this task");
+  results->add_flag("--wait", ra.wait, "block until the run ends");
+  results->add_option("--timeout", ra.timeout_s, "with --wait: give up after this many seconds");
+  results->add_flag("--json", g.json, "machine-readable output");
+  results->callback([&g] { g_exit_code = cmd_results(g, ra); });
+
+  static std::string art_run, art_task;
+  auto* artifacts = app.add_subcommand("artifacts", "what a task's artifact holds");
+  artifacts->add_option("run", art_run, "run id or unique prefix")->required();
+  artifacts->add_option("task", art_task, "task name")->required();
+  artifacts->add_flag("--json", g.json, "machine-readable output");
+  artifacts->callback([&g] { g_exit_code = cmd_artifacts(g, art_run, art_task); });
+}
+
+}  // namespace sluice::cli
