@@ -451,8 +451,14 @@ int LocalBackend::spawn(const std::string& program, const LaunchRequest& request
   err_path_.assign(request.attempt_dir).append("/stderr");
   // Not O_CLOEXEC: these become the child's fds 0, 1 and 2.
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (request.stdout_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, request.stdout_fd, 1);
+  else
+    posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (request.stderr_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, request.stderr_fd, 2);
+  else
+    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (!spec.workdir.empty()) posix_spawn_file_actions_addchdir_np(&fa, spec.workdir.c_str());
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
   // Nothing else of the coordinator (store, sockets, pipes) leaks into attempts.

@@ -46,6 +46,10 @@ struct LaunchRequest {
   // such as {inputs.PARENT.KEY} for this attempt.
   const std::vector<std::string>* command = nullptr;
   const std::string* shell = nullptr;
+  // Already open for writing (the attempt's stdout and stderr files), or -1: the
+  // backend then opens attempt_dir/stdout and /stderr itself. The caller closes them.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
 };
 
 enum class ExitKind {

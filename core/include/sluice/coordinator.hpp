@@ -36,6 +36,9 @@ class Coordinator {
   // REQUIRES: the run exists in `store` and was created from `workflow`; the caller
   // holds the run's RunLock. All references must outlive the coordinator.
   Coordinator(RunStore& store, Backend& backend, const Workflow& workflow, std::string run_id);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
 
   // Before run(): rebuilds task states from the store. Succeeded tasks stay done;
   // attempts that were in flight are killed through Backend::abandon() and recorded as
@@ -54,9 +57,16 @@ class Coordinator {
  private:
   Expected<void> flush(std::optional<RunState> run_state);
   void launch(const Launch& l, TimePoint now);
-  // Creates the attempt directory; false (errno set) on failure.
-  bool make_attempt_dir(const Launch& l, const std::string& dir);
-  void prepare_upcoming_dirs();
+  // An attempt's directory, made and with its stdout/stderr open, ready to launch.
+  struct PreparedAttempt {
+    std::uint32_t attempt = 0;
+    int out_fd = -1;
+    int err_fd = -1;
+  };
+  // Makes the attempt directory and opens its logs; false (errno set) on failure.
+  bool prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out);
+  void prepare_upcoming();
+  static void close_fds(PreparedAttempt& p);
   // Adds SLUICE_OUTPUT, SLUICE_INPUTS and SLUICE_INPUT_<PARENT> to `req`.
   void add_artifact_env(const TaskSpec& spec, const std::string& dir, LaunchRequest& req);
   // Resolves {inputs.PARENT.KEY} in the command; false with `why` when it cannot.
@@ -76,8 +86,8 @@ class Coordinator {
   Scheduler scheduler_;
   std::string host_;
   std::vector<std::uint8_t> task_dir_made_;
-  // Attempt number whose directory already exists, per task (made ahead while idle).
-  std::vector<std::uint32_t> dir_ready_for_;
+  // Attempts prepared ahead while every slot was busy (at most prefetch_ of them).
+  std::unordered_map<TaskId, PreparedAttempt> prepared_;
   std::vector<Launch> upcoming_;
   std::size_t prefetch_;     // how many upcoming attempts get their directory ahead
   std::string workflow_id_;  // project:name:revision
