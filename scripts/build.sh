@@ -7,6 +7,8 @@
 #   --sanitize    AddressSanitizer + UBSan build in build-asan/ (-DSLUICE_SANITIZE=ON)
 #   --quiet       print nothing on success; on failure print the end of the build log
 #   -D...         extra CMake cache settings (forces a re-configure)
+#   --targets RE  build only the targets whose name matches the regex RE (e.g. '^unit_'),
+#                 everything when none matches
 #   SLUICE_BUILD_DIR=DIR  build somewhere else (default build/ or build-asan/)
 #
 # Re-running is incremental: an existing build directory is not re-configured unless
@@ -16,15 +18,19 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-sanitize=0 quiet=0 cmake_args=()
-for arg in "$@"; do
+sanitize=0 quiet=0 cmake_args=() targets_re=""
+while [[ $# -gt 0 ]]; do
+  arg="$1"
   case "$arg" in
+    --targets) targets_re="${2:?--targets needs a regex}"; shift ;;
+    --targets=*) targets_re="${arg#*=}" ;;
     --sanitize) sanitize=1 ;;
     -q|--quiet) quiet=1 ;;
     -D*) cmake_args+=("$arg") ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
+  shift
 done
 
 if (( quiet )); then
@@ -64,8 +70,22 @@ run() {
 if [[ ! -f "$dir/CMakeCache.txt" || ${#cmake_args[@]} -gt 0 ]]; then
   run cmake -S "$root" -B "$dir" "$sanitize_arg" "${cmake_args[@]}"
 fi
-run cmake --build "$dir" -j "$jobs"
+target_args=() target_names=()
+if [[ -n "$targets_re" ]]; then
+  # `help` lists the targets with the Makefile and Ninja generators alike ("... name" / "name: phony").
+  while read -r t; do
+    target_args+=(--target "$t")
+    target_names+=("$t")
+  done < <(cmake --build "$dir" --target help 2>/dev/null \
+             | sed -n -e 's/^\.\.\. \([^ ]*\).*/\1/p' -e 's/^\([^ :]*\): .*/\1/p' \
+             | grep -E "$targets_re" | sort -u || true)
+fi
+run cmake --build "$dir" -j "$jobs" "${target_args[@]}"
 
-if (( ! quiet )); then
+if (( quiet )); then
+  :
+elif (( ${#target_args[@]} )); then
+  echo "build: done: ${target_names[*]} in $root/$dir"
+else
   echo "build: done; the CLI is $root/$dir/launchers/sluice"
 fi
