@@ -1,14 +1,16 @@
 #!/bin/sh
 # Print a Makefile with the same task graph as bench/gen_workflow.sh WORKLOAD N:
 # phony targets whose recipe is `true` (or `sleep 0.05` for sleeps); `all` is the default.
+# mapreduce N: `map` writes n.txt, sq<i> (after map) writes i*i to sq<i>.txt, `reduce`
+# (after every sq<i>) sums those files into sum.txt and fails unless the sum is right.
 #
 #   bench/gen_makefile.sh WORKLOAD N > Makefile && make -j2 -f Makefile
 set -eu
 if [ $# -ne 2 ]; then
-  sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
-case "$1" in sweep|chain|layered|sleeps) ;; *) echo "gen_makefile.sh: unknown workload: $1" >&2; exit 2 ;; esac
+case "$1" in sweep|chain|layered|sleeps|mapreduce) ;; *) echo "gen_makefile.sh: unknown workload: $1" >&2; exit 2 ;; esac
 case "$2" in ''|*[!0-9]*) echo "gen_makefile.sh: N must be a positive integer: $2" >&2; exit 2 ;; esac
 if [ "$1" = layered ] && [ $(( $2 % 100 )) -ne 0 ]; then
   echo "gen_makefile.sh: layered needs N to be a multiple of 100" >&2; exit 2
@@ -24,6 +26,10 @@ BEGIN {
   if (w == "chain")  for (i = 0; i < n; i++) name[i] = "c" i
   width = 100
   if (w == "layered") for (i = 0; i < n; i++) name[i] = "l" int(i / width) "_" (i % width)
+  if (w == "mapreduce") {
+    name[0] = "map"; for (i = 0; i < n; i++) name[i + 1] = "sq" i; name[n + 1] = "reduce"
+    nsq = n; n = n + 2
+  }
 
   printf "all:"
   for (i = 0; i < n; i++) printf "%s%s", (i % 50 == 0 ? " \\\n " : " "), name[i]
@@ -40,6 +46,16 @@ BEGIN {
       if (b == a) b = (a + 1) % width
       deps = " l" (k - 1) "_" a " l" (k - 1) "_" b
     }
+    if (w == "mapreduce") continue
     rule(name[i], deps, w == "sleeps" ? "sleep 0.05" : "true")
+  }
+  if (w == "mapreduce") {
+    rule("map", "", "echo " nsq " > n.txt")
+    for (i = 0; i < nsq; i++) rule("sq" i, " map", "echo $$((" i " * " i ")) > sq" i ".txt")
+    printf "reduce:"
+    for (i = 0; i < nsq; i++) printf "%s%s", (i % 50 == 0 ? " \\\n " : " "), "sq" i
+    printf "\n\ts=0; c=0; for f in sq*.txt; do read v < $$f; s=$$((s + v)); c=$$((c + 1)); done; "
+    printf "echo \"reduce: $$c inputs, sum $$s\"; "
+    printf "[ $$c -eq %d ] && [ $$s -eq %.0f ] && echo $$s > sum.txt\n", nsq, (nsq - 1) * nsq * (2 * nsq - 1) / 6
   }
 }'

@@ -5,16 +5,24 @@
 #
 #   scripts/bench.sh [--quick] [--only W1,W2,...] [--tools sluice,make]
 #
-#   --quick   sweep 1000, chain 1000, layered 10x100, sleeps 200 (about half a minute)
+#   --quick   sweep 1000, chain 1000, layered 10x100, sleeps 200, mapreduce 1000,
+#             artifacts --quick (about a minute and a half)
 #   (default) also sweep 10000, and sweep_scaling: sweep at n = 1000, 10000, 100000
-#             with us_per_task, to show whether the cost per task stays flat
-#   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling
+#             with us_per_task, to show whether the cost per task stays flat; artifacts
+#             with a 1 GiB array
+#   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling, mapreduce, artifacts
 #   --tools   a subset of: sluice, make (default both)
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
+#   ARTIFACT_BENCH=PATH  use this artifact_bench instead of build/bench/artifact_bench
 #
-# Every task is an OS process (`true`, or `sleep 0.05` for sleeps); both tools get 2
-# slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0 and, for
-# Sluice, that `sluice pss --json` lists the run as succeeded and `sluice get --json`
+# mapreduce: `map`, 1000 children computing i*i and `sluice put`-ing it, and a reduce
+# summing them with `sluice get` (make: files); ok=1 only when the sum is 332833500.
+# artifacts: bench/artifacts/artifact_bench's own lines (small HDF5 artifacts and
+# bandwidth, with HDF5-raw, POSIX and dd beside them); only with --tools sluice.
+#
+# Every task is an OS process (`true`, `sleep 0.05` for sleeps, sh for mapreduce); both
+# tools get 2 slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0
+# and, for Sluice, that `sluice pss --json` lists the run as succeeded and `sluice get --json`
 # shows every task succeeded once, after its dependencies (bench/check_run.sh).
 # The exit status is 1 when any result has ok=0; slowness never fails this script.
 # Results are also written to bench/out/results-<time>.txt. See bench/README.md.
@@ -30,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --only=*) only="${1#*=}" ;;
     --tools) tools="${2:?--tools needs a list}"; shift ;;
     --tools=*) tools="${1#*=}" ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -41,7 +49,7 @@ for t in ${tools//,/ }; do
   case "$t" in sluice|make) ;; *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
 done
 for w in ${only//,/ }; do
-  case "$w" in sweep|chain|layered|sleeps|sweep_scaling) ;;
+  case "$w" in sweep|chain|layered|sleeps|sweep_scaling|mapreduce|artifacts) ;;
     *) echo "bench.sh: unknown workload: $w" >&2; exit 2 ;; esac
 done
 
@@ -58,6 +66,9 @@ if use_tool sluice; then
     sluice="$root/build/launchers/sluice"
   fi
   [[ -x "$sluice" ]] || { echo "bench.sh: no sluice binary at $sluice" >&2; exit 1; }
+  # mapreduce's tasks call `sluice put` / `sluice get`.
+  PATH="$(dirname "$sluice"):$PATH"
+  export PATH
 fi
 command -v make >/dev/null || { echo "bench.sh: make is not installed" >&2; exit 1; }
 
@@ -107,7 +118,7 @@ bench_one() {
   fi
   t1="$(date +%s.%N)"
 
-  local ok=1 why=""
+  local ok=1 why="" extra_fields=""
   if (( rc != 0 )); then
     ok=0 why="exit status $rc"
   elif [[ "$tool" == sluice ]]; then
@@ -122,7 +133,19 @@ bench_one() {
       ok=0 why="sluice get $run_id --json failed"
     elif ! why="$("$root/bench/check_run.sh" "$d/wf.toml" "$d/get.json" 2>&1)"; then
       ok=0 why="wrong result: $(head -n 3 <<<"$why" | tr '\n' ';')"
+    elif [[ "$graph" == mapreduce ]] &&
+         ! "$sluice" results "$run_id" reduce --json --home "$d/home" >"$d/results.json" 2>&1; then
+      ok=0 why="sluice results $run_id reduce failed"
+    elif [[ "$graph" == mapreduce ]] &&
+         ! grep -q "\"sum\": $(mapreduce_sum "$n")\$" "$d/results.json"; then
+      ok=0 why="reduce's sum is not $(mapreduce_sum "$n"): $(tr -d '\n' <"$d/results.json")"
     fi
+    # How long the reduce task ran (one `sluice get` per input).
+    if [[ "$graph" == mapreduce && -f "$d/get.json" ]]; then
+      extra_fields+="$(task_seconds "$d/get.json" reduce reduce_s)"
+    fi
+  elif [[ "$graph" == mapreduce && "$(cat "$d/sum.txt" 2>/dev/null)" != "$(mapreduce_sum "$n")" ]]; then
+    ok=0 why="sum.txt is not $(mapreduce_sum "$n")"
   fi
 
   local rss_kb=""
@@ -130,12 +153,13 @@ bench_one() {
 
   local line
   line="$(awk -v w="$workload" -v tool="$tool" -v n="$n" -v t0="$t0" -v t1="$t1" \
-              -v rss="$rss_kb" -v ok="$ok" -v extra="${4:-}" 'BEGIN {
+              -v rss="$rss_kb" -v ok="$ok" -v extra="${4:-}" -v fields="$extra_fields" 'BEGIN {
     wall = t1 - t0; if (wall <= 0) wall = 1e-9
     s = sprintf("workload=%s tool=%s n=%d wall_s=%.3f tasks_per_s=%.0f", w, tool, n, wall, n / wall)
     if (extra == "us_per_task") s = s sprintf(" us_per_task=%.1f", wall * 1e6 / n)
     if (extra == "efficiency")  s = s sprintf(" ideal_s=%.2f efficiency=%.3f", n * 0.05 / 2, (n * 0.05 / 2) / wall)
     if (rss != "") s = s sprintf(" peak_rss_mb=%.1f", rss / 1024)
+    s = s fields
     print s " ok=" ok
   }')"
   echo "$line" | tee -a "$results"
@@ -145,6 +169,47 @@ bench_one() {
     echo "bench: $workload/$tool n=$n FAILED ($why); last lines of its output:" >&2
     tail -n 20 "$d/log" >&2 || true
   fi
+}
+
+# mapreduce_sum N: the sum of i*i for i in 0..N-1 that the reduce must report.
+mapreduce_sum() { awk -v n="$1" 'BEGIN { printf "%.0f", (n - 1) * n * (2 * n - 1) / 6 }'; }
+
+# task_seconds GET_JSON TASK FIELD: " FIELD=<ended_us - started_us of TASK in s>", or nothing.
+task_seconds() {
+  awk -v t="$2" -v f="$3" '
+    function val(line) {
+      sub(/^[^:]*:[ \t]*/, "", line); sub(/,[ \t]*$/, "", line); gsub(/"/, "", line); return line
+    }
+    /^    \{/ { name = ""; s = 0; e = 0 }
+    /"name":/ { name = val($0) }
+    /"started_us":/ { s = val($0) + 0 }
+    /"ended_us":/ { e = val($0) + 0 }
+    /^    \}/ && name == t && s > 0 && e >= s { printf " %s=%.3f", f, (e - s) / 1e6; exit }' "$1"
+}
+
+# The artifact benchmark prints its own result lines; pass them through.
+bench_artifacts() {
+  local bin="${ARTIFACT_BENCH:-$root/build/bench/artifact_bench}" args=() line
+  if [[ -z "${ARTIFACT_BENCH:-}" && ! -x "$bin" ]]; then "$root/scripts/build.sh" --quiet; fi
+  if [[ ! -x "$bin" ]]; then
+    echo "bench.sh: no artifact_bench at $bin" >&2
+    failures=$((failures + 1))
+    return 0
+  fi
+  (( quick )) && args=(--quick)
+  local status=""
+  while IFS= read -r line; do
+    if [[ "$line" == "# artifact_bench exit status "* ]]; then status="${line##* }"; continue; fi
+    echo "$line" | tee -a "$results"
+    [[ "$line" == *" ok=0"* ]] && failures=$((failures + 1))
+  done < <(rc=0; TMPDIR="$tmp" timeout "$per_run_timeout" "$bin" "${args[@]}" \
+             2>"$tmp/artifacts.err" || rc=$?; echo "# artifact_bench exit status $rc")
+  if [[ "$status" != 0 ]]; then
+    failures=$((failures + 1))
+    echo "bench: artifact_bench FAILED (exit status ${status:-?}):" >&2
+    tail -n 20 "$tmp/artifacts.err" >&2 || true
+  fi
+  return 0
 }
 
 each_tool() {  # each_tool WORKLOAD N [EXTRA]
@@ -162,9 +227,11 @@ fi
 wanted chain && each_tool chain 1000
 wanted layered && each_tool layered 1000
 wanted sleeps && each_tool sleeps 200 efficiency
+wanted mapreduce && each_tool mapreduce 1000
 if (( ! quick )) && wanted sweep_scaling; then
   for n in 1000 10000 100000; do each_tool sweep_scaling "$n" us_per_task; done
 fi
+wanted artifacts && use_tool sluice && bench_artifacts
 
 echo "# results in $results" >&2
 if (( failures )); then
