@@ -10,8 +10,8 @@
 #   sleeps N    N independent tasks running `sleep 0.05`
 #   mapreduce N a task `map` (`sluice put n N`), then N tasks sq0..sq<N-1> after it, each
 #               `sluice put v $((i * i))`, then `reduce` after all of them: it sums the v of
-#               every artifact in $SLUICE_INPUTS (or $SLUICE_INPUTS_FILE) with one
-#               `sluice get PATH v` each, fails unless it saw N inputs summing to
+#               every input artifact with one `sluice inputs v` (all inputs, one
+#               process), fails unless it saw N inputs summing to
 #               (N-1)N(2N-1)/6 (332833500 for N=1000), and `sluice put sum` the total.
 #               `sluice` must be on PATH when the workflow runs.
 #
@@ -62,9 +62,8 @@ BEGIN {
     # A TOML multi-line literal string (\047\047\047 ... \047\047\047): no escapes inside.
     q3 = "\047\047\047"
     shelltask("reduce", q3 "\n" \
-      "if [ -n \"${SLUICE_INPUTS_FILE:-}\" ]; then ins=$(cat \"$SLUICE_INPUTS_FILE\"); else ins=$SLUICE_INPUTS; fi\n" \
-      "s=0; c=0; IFS=:\n" \
-      "for p in $ins; do v=$(sluice get \"$p\" v) || exit 1; s=$((s + v)); c=$((c + 1)); done\n" \
+      "s=0; c=0\n" \
+      "for v in $(sluice inputs v); do s=$((s + v)); c=$((c + 1)); done\n" \
       "echo \"reduce: $c inputs, sum $s\"\n" \
       sprintf("[ \"$c\" -eq %d ] && [ \"$s\" -eq %.0f ] && sluice put sum \"$s\"\n%s", n, (n - 1) * n * (2 * n - 1) / 6, q3))
     printf "after = ["

@@ -86,6 +86,44 @@ int cmd_get_input(const std::string& parent, const std::string& key, bool as_jso
   return kExitOk;
 }
 
+// `sluice inputs [KEY]`: every input artifact (or its KEY), in input order, one process
+// for a reduce over thousands of parents.
+int cmd_inputs(const std::string& key, bool as_json) {
+  std::string list = env_or_empty("SLUICE_INPUTS");
+  if (!list.empty() && list[0] == '@') {
+    std::ifstream in(list.substr(1));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    list = ss.str();
+  }
+  json out = json::array();
+  std::size_t start = 0;
+  while (start < list.size()) {
+    std::size_t end = list.find(':', start);
+    if (end == std::string::npos) end = list.size();
+    const std::string path = list.substr(start, end - start);
+    start = end + 1;
+    if (path.empty()) continue;
+    if (key.empty()) {
+      if (as_json)
+        out.push_back(path);
+      else
+        std::printf("%s\n", path.c_str());
+      continue;
+    }
+    auto reader = ArtifactReader::open(path);
+    if (!reader) fail(reader.error());
+    auto value = reader->get(key);
+    if (!value) fail(value.error());
+    if (as_json)
+      out.push_back(to_json(*value));
+    else
+      std::printf("%s\n", to_text(*value).c_str());
+  }
+  if (as_json) std::printf("%s\n", out.dump().c_str());
+  return kExitOk;
+}
+
 namespace {
 
 struct ResultsArgs {
@@ -227,6 +265,13 @@ void add_data_commands(CLI::App& app, Globals& g) {
       throw CliError(kExitBadInput, "usage: sluice put KEY VALUE (or --file FILE)");
     g_exit_code = cmd_put(pa);
   });
+
+  static std::string inputs_key;
+  auto* inputs = app.add_subcommand(
+      "inputs", "inside a task: every input artifact's path, or its KEY, one per line");
+  inputs->add_option("key", inputs_key, "the value to print from each input");
+  inputs->add_flag("--json", g.json, "one JSON array");
+  inputs->callback([&g] { g_exit_code = cmd_inputs(inputs_key, g.json); });
 
   static ResultsArgs ra;
   auto* results = app.add_subcommand("results", "the outputs of a run's final tasks (or one task)");

@@ -106,15 +106,14 @@ Expected<std::string> file_checksum(const std::string& path) {
 Expected<std::string> finalize_artifact(const std::string& path, const Provenance& p) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   {
-    auto reader = ArtifactReader::open(path);
-    if (!reader)
-      return make_error(ErrorCode::kInvalidInput, "bad artifact: " + reader.error().message);
-  }
-  {
+    // Opening read-write is itself the check that the file is HDF5: one open, not two.
     h5::File file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
-    if (!file)
+    if (!file) {
+      auto reader = ArtifactReader::open(path);  // for its precise message
       return make_error(ErrorCode::kInvalidInput,
-                        "bad artifact: cannot open " + path + " for writing");
+                        "bad artifact: " + (reader ? "cannot open " + path + " for writing"
+                                                   : reader.error().message));
+    }
     std::string inputs;
     for (const auto& [in_path, sum] : p.inputs) inputs += sum + " " + in_path + "\n";
     const hid_t f = file.get();

@@ -130,8 +130,9 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
 }
 
 // Creating a directory and two files costs ~100 us on ext4: do it for the next few tasks
-// while every slot is busy, so a freed slot is refilled without waiting on the disk.
-void Coordinator::prepare_upcoming() {
+// while every slot is busy, one at a time between checks for completions, so a freed
+// slot is refilled without waiting on the disk. Returns false when nothing was left.
+bool Coordinator::prepare_next_upcoming() {
   upcoming_.clear();
   scheduler_.peek_ready(prefetch_, upcoming_);
   for (const Launch& l : upcoming_) {
@@ -144,7 +145,9 @@ void Coordinator::prepare_upcoming() {
     PreparedAttempt p;
     if (prepare_attempt(l, store_.attempt_dir(run_id_, workflow_.tasks[l.task].name, l.attempt), p))
       prepared_.emplace(l.task, p);
+    return true;
   }
+  return false;
 }
 
 void Coordinator::launch(const Launch& l, TimePoint now) {
@@ -410,9 +413,11 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
       wait = std::clamp(until, Millis(0), wait);
     }
     if (!launches.empty() && backend_.in_flight() == 0) wait = Millis(0);
-    if (wait.count() > 0) prepare_upcoming();
     completions.clear();
-    backend_.poll(completions, wait);
+    backend_.poll(completions, Millis(0));
+    while (completions.empty() && wait.count() > 0 && prepare_next_upcoming())
+      backend_.poll(completions, Millis(0));
+    if (completions.empty()) backend_.poll(completions, wait);
     now = Clock::now();
     for (Completion& c : completions) {
       if (c.ok()) seal_artifact(c);

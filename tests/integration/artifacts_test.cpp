@@ -232,3 +232,22 @@ sluice put nested '{"k": [1.5, 2.5], "name": "x"}'
   CHECK(res["nested"]["k"] == json::parse("[1.5, 2.5]"));
   CHECK(res["nested"]["name"] == "x");
 }
+
+TEST_CASE("sluice inputs reads one value from every input in one process",
+          "[integration][artifacts]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"TOML(
+[workflow]
+name = "inputs"
+[tasks.sq]
+matrix = { i = [1, 2, 3, 4] }
+shell = "sluice put v $(( {i} * {i} ))"
+[tasks.sum]
+after = ["sq"]
+shell = "sluice put total $(sluice inputs v | awk '{s += $1} END {print s}')"
+)TOML");
+  auto r = run_sluice({"run", "wf.toml"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(results_json(run_id_of(r), dir.path())["results"]["sum"]["total"] == 30);
+}

@@ -65,7 +65,7 @@ class Coordinator {
   };
   // Makes the attempt directory and opens its logs; false (errno set) on failure.
   bool prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out);
-  void prepare_upcoming();
+  bool prepare_next_upcoming();
   static void close_fds(PreparedAttempt& p);
   // Adds SLUICE_OUTPUT, SLUICE_INPUTS and SLUICE_INPUT_<PARENT> to `req`.
   void add_artifact_env(const TaskSpec& spec, const std::string& dir, LaunchRequest& req);
