@@ -164,7 +164,7 @@ shell = "echo $SLUICE_RUN_ID $SLUICE_TASK $SLUICE_ATTEMPT $GREETING; pwd; echo $
   CHECK(logs.out.find("/runs/" + id + "/") != std::string::npos);
 }
 
-TEST_CASE("the same definition keeps its revision; a changed one gets the next",
+TEST_CASE("the same definition keeps its revision and a changed one gets the next",
           "[integration][store]") {
   ScratchDir dir;
   const std::string base =

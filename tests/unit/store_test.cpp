@@ -101,7 +101,7 @@ void require_ok(const sluice::Expected<T>& e) {
 
 }  // namespace
 
-TEST_CASE("Registering the same content again keeps its revision; new content gets the next",
+TEST_CASE("Registering the same content again keeps its revision and new content gets the next",
           "[store]") {
   TempHome home;
   auto store = open_rw(home);
