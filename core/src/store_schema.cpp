@@ -268,7 +268,8 @@ std::string RunStore::run_dir(const std::string& run_id) const {
 
 std::string RunStore::attempt_dir(const std::string& run_id, const std::string& task,
                                   std::uint32_t attempt) const {
-  return (fs::path(home_) / "runs" / run_id / "tasks" / task / std::to_string(attempt)).string();
+  // Plain concatenation: this runs once per attempt on the coordinator's hot path.
+  return home_ + "/runs/" + run_id + "/tasks/" + task + "/" + std::to_string(attempt);
 }
 
 }  // namespace sluice

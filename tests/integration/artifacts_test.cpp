@@ -251,3 +251,52 @@ shell = "sluice put total $(sluice inputs v | awk '{s += $1} END {print s}')"
   REQUIRE(r.exit_code == 0);
   CHECK(results_json(run_id_of(r), dir.path())["results"]["sum"]["total"] == 30);
 }
+
+TEST_CASE("a full disk fails the writing attempt with a clear reason and keeps the store sound",
+          "[integration][artifacts][diskfull]") {
+  ScratchDir dir;
+  const fs::path home = dir / "small-home";
+  fs::create_directories(home);
+  // A 4 MiB filesystem for the home: needs root (CI runs as root); skipped otherwise.
+  const std::string mount = "mount -t tmpfs -o size=4m tmpfs '" + home.string() + "' 2>/dev/null";
+  if (std::system(mount.c_str()) != 0) {
+    WARN("cannot mount a small tmpfs here (not root?): skipped");
+    return;
+  }
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { std::system(("umount '" + p.string() + "'").c_str()); }
+  } unmount{home};
+
+  std::string table;
+  for (int i = 0; i < 300000; ++i) table += std::to_string(i) + "\n";  // ~2.3 MB as int64s
+  write_file(dir / "numbers.txt", table);
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "diskfull"
+[tasks.small]
+shell = "sluice put ok 1"
+[tasks.big]
+after = ["small"]
+shell = "sluice put a --file numbers.txt && sluice put b --file numbers.txt"
+)");
+  auto r = run_sluice({"run", "--home", home.string(), "wf.toml"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  const auto id = run_id_of(r);
+  auto get = run_sluice({"get", id, "--json", "--home", home.string()}, dir.path());
+  REQUIRE(get.exit_code == 0);
+  auto run = json::parse(get.out);
+  CHECK(run["state"] == "failed");
+  CHECK(task_named(run, "small")["state"] == "succeeded");
+  CHECK(task_named(run, "big")["state"] == "failed");
+  auto logs = run_sluice({"logs", id, "big", "--home", home.string()}, dir.path());
+  CHECK(logs.err.find("No space left on device") != std::string::npos);  // sluice put says why
+  // No half-written artifact is left behind, and SQLite finds the store intact.
+  for (const auto& e : fs::recursive_directory_iterator(home))
+    CHECK(e.path().filename().string().find(".tmp-") == std::string::npos);
+  const std::string check = "sqlite3 '" + (home / "store.db").string() +
+                            "' 'PRAGMA integrity_check' > '" + (dir / "ic.txt").string() + "'";
+  REQUIRE(std::system(check.c_str()) == 0);
+  CHECK(read_file(dir / "ic.txt") == "ok\n");
+}
