@@ -4,40 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/cli_runner.hpp"
+#include "support/run_queries.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-const std::string kExamples = std::string(SLUICE_SOURCE_DIR) + "/examples/";
-
-std::string run_id_of(const CliResult& r) {
-  REQUIRE(r.out.rfind("run ", 0) == 0);
-  return r.out.substr(4, 26);
-}
-
-json results_json(const std::string& id, const fs::path& cwd) {
-  auto r = run_sluice({"results", id, "--json"}, cwd);
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  return json::parse(r.out);
-}
-
-json get_json(const std::string& id, const fs::path& cwd) {
-  auto r = run_sluice({"get", id, "--json"}, cwd);
-  REQUIRE(r.exit_code == 0);
-  return json::parse(r.out);
-}
-
-json task_named(const json& run, const std::string& name) {
-  for (const auto& t : run["task_list"])
-    if (t["name"] == name) return t;
-  FAIL("no task " << name);
-  return {};
-}
 
 // h5dump of one dataset, reached through run.h5's external links.
 std::string h5dump(const fs::path& cwd, const std::string& id, const std::string& object) {
@@ -189,13 +162,7 @@ name = "slow"
 shell = "sleep 1.5; sluice put answer 42"
 )");
   pid_t run = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
-  std::string id;
-  REQUIRE(eventually([&] {
-    auto text = read_file(dir / "out");
-    if (text.size() < 30) return false;
-    id = text.substr(4, 26);
-    return true;
-  }));
+  const std::string id = wait_for_run_id(dir / "out");
   auto early = run_sluice({"results", id}, dir.path());
   CHECK(early.exit_code == 1);
   CHECK(early.err.find("still running") != std::string::npos);

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "support/cli_runner.hpp"
+#include "support/run_queries.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
@@ -29,30 +29,6 @@ std::string chain_workflow(int n, const std::string& sleep) {
 std::size_t executions(const ScratchDir& dir, const std::string& task) {
   auto text = read_file(dir / ("executions/" + task));
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
-}
-
-std::string wait_for_run_id(const fs::path& out) {
-  std::string id;
-  eventually([&] {
-    auto text = read_file(out);
-    if (text.size() < 30) return false;
-    id = text.substr(4, 26);
-    return true;
-  });
-  REQUIRE(id.size() == 26);
-  return id;
-}
-
-json get_json(const std::string& id, const fs::path& cwd) {
-  auto r = run_sluice({"get", id, "--json"}, cwd);
-  REQUIRE(r.exit_code == 0);
-  return json::parse(r.out);
-}
-
-std::string task_state(const json& run, const std::string& name) {
-  for (const auto& t : run["task_list"])
-    if (t["name"] == name) return t["state"];
-  return "?";
 }
 
 }  // namespace

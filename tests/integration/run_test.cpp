@@ -4,37 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/cli_runner.hpp"
+#include "support/run_queries.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string run_id_of(const CliResult& r) {
-  // First line: "run ID project:workflow:rev (…)"
-  auto space = r.out.find(' ');
-  REQUIRE(r.out.rfind("run ", 0) == 0);
-  return r.out.substr(space + 1, 26);
-}
-
-json get_json(const std::string& id, const fs::path& cwd) {
-  auto r = run_sluice({"get", id, "--json"}, cwd);
-  REQUIRE(r.exit_code == 0);
-  return json::parse(r.out);
-}
-
-json task_named(const json& run, const std::string& name) {
-  for (const auto& t : run["task_list"])
-    if (t["name"] == name) return t;
-  FAIL("no task " << name);
-  return {};
-}
-
-const std::string kExamples = std::string(SLUICE_SOURCE_DIR) + "/examples/";
-
-}  // namespace
 
 TEST_CASE("the diamond example runs to success and is recorded", "[integration][examples]") {
   ScratchDir dir;
