@@ -38,6 +38,10 @@ std::unique_ptr<RunStore> open_store(const Globals& g, RunStore::Mode mode);
 // Resolves a (prefix of a) run id to the run's record.
 RunRecord find_run(RunStore& store, const std::string& id_or_prefix);
 
+// The run's task named `name`, or CliError (exit 2) naming the run.
+const TaskRecord& find_task(const std::vector<TaskRecord>& tasks, const RunRecord& run,
+                            const std::string& name);
+
 // Aligned plain-text table; columns sized to their widest cell.
 class Table {
  public:

@@ -44,6 +44,13 @@ RunRecord find_run(RunStore& store, const std::string& id_or_prefix) {
   return *run;
 }
 
+const TaskRecord& find_task(const std::vector<TaskRecord>& tasks, const RunRecord& run,
+                            const std::string& name) {
+  for (const auto& t : tasks)
+    if (t.name == name) return t;
+  throw CliError(kExitBadInput, "run " + run.id + " has no task '" + name + "'");
+}
+
 void Table::print(std::FILE* out) const {
   std::vector<std::size_t> width;
   for (const auto& row : rows_) {

@@ -161,10 +161,7 @@ int cmd_results(const Globals& g, const ResultsArgs& a) {
   // Final tasks: those no other task depends on (the DAG's sinks).
   std::vector<const TaskRecord*> chosen;
   if (!a.task.empty()) {
-    for (const auto& t : *tasks)
-      if (t.name == a.task) chosen.push_back(&t);
-    if (chosen.empty())
-      throw CliError(kExitBadInput, "run " + run.id + " has no task '" + a.task + "'");
+    chosen.push_back(&find_task(*tasks, run, a.task));
   } else {
     auto text = store->run_definition(run.id);
     if (!text) fail(text.error());
@@ -214,10 +211,7 @@ int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string
   RunRecord run = find_run(*store, run_id);
   auto tasks = store->list_tasks(run.id);
   if (!tasks) fail(tasks.error());
-  const TaskRecord* task = nullptr;
-  for (const auto& t : *tasks)
-    if (t.name == task_name) task = &t;
-  if (!task) throw CliError(kExitBadInput, "run " + run.id + " has no task '" + task_name + "'");
+  const TaskRecord* task = &find_task(*tasks, run, task_name);
   if (task->attempts == 0) throw CliError(kExitBadInput, "task '" + task_name + "' has not run");
   const std::string path = artifact_path(store->attempt_dir(run.id, task->name, task->attempts));
   auto reader = ArtifactReader::open(path);

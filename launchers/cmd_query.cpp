@@ -137,10 +137,7 @@ int cmd_logs(const Globals& g, const LogsArgs& a) {
   RunRecord run = find_run(*store, a.run);
   auto tasks = store->list_tasks(run.id);
   if (!tasks) fail(tasks.error());
-  const TaskRecord* task = nullptr;
-  for (const auto& t : *tasks)
-    if (t.name == a.task) task = &t;
-  if (!task) throw CliError(kExitBadInput, "run " + run.id + " has no task '" + a.task + "'");
+  const TaskRecord* task = &find_task(*tasks, run, a.task);
   if (task->attempts == 0)
     throw CliError(kExitBadInput, "task '" + a.task + "' has not started yet");
   const unsigned attempt = a.attempt ? a.attempt : task->attempts;
