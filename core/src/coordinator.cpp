@@ -190,6 +190,7 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
              {"SLUICE_HOME", store_.home()}};
   add_artifact_env(spec, dir, req);
   if (!resolve_input_placeholders(spec, resolved_command_, resolved_shell_, why_)) {
+    close_fds(prepared);
     refused(why_);
     return;
   }
