@@ -208,20 +208,35 @@ Value parse_file_contents(const std::string& text) {
 
 std::string to_text(const Value& v) {
   if (auto s = scalar_text(v)) return *s;
-  if (const auto* a = v.get_if<NdArray>(); a && a->rank() <= 2) {
-    json j = nd_json(*a);
-    std::string out;
-    auto row = [&](const json& r) {
-      std::string line;
-      for (const auto& e : r) line += (line.empty() ? "" : " ") + to_text(from_json(e));
-      return line;
-    };
-    if (a->rank() == 1) return row(j);
-    for (const auto& r : j) out += row(r) + "\n";
-    if (!out.empty()) out.pop_back();
-    return out;
+  const auto* a = v.get_if<NdArray>();
+  if (!a || a->rank() == 0 || a->rank() > 2) return to_json(v).dump();
+  // Rank 1: one line; rank 2: one line per row. Elements print as scalars do.
+  const std::uint64_t cols = a->rank() == 1 ? a->size() : a->shape()[1];
+  std::string out;
+  auto print = [&](auto values) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) out += (cols > 0 && i % cols == 0) ? '\n' : ' ';
+      out += *scalar_text(Value(values[i]));
+    }
+  };
+  switch (a->dtype()) {
+    case DType::kUInt8:
+      print(a->values<std::uint8_t>());
+      break;
+    case DType::kInt32:
+      print(a->values<std::int32_t>());
+      break;
+    case DType::kInt64:
+      print(a->values<std::int64_t>());
+      break;
+    case DType::kFloat32:
+      print(a->values<float>());
+      break;
+    case DType::kFloat64:
+      print(a->values<double>());
+      break;
   }
-  return to_json(v).dump();
+  return out;
 }
 
 }  // namespace sluice::cli

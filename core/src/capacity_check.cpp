@@ -5,11 +5,12 @@ namespace sluice {
 Diagnostics check_against_capacity(const Workflow& workflow, const Capacity& capacity) {
   Diagnostics out;
   const std::string& file = workflow.source_path;
+  const std::string* reported_group = nullptr;
   for (const TaskSpec& t : workflow.tasks) {
-    // Matrix instances share their group's definition: report the group once.
-    if (t.group != t.name && !out.empty() &&
-        out.back().message.find("'" + t.group + "'") != std::string::npos)
-      continue;
+    // Matrix instances share their group's definition (and are consecutive): report
+    // the group once.
+    if (reported_group && *reported_group == t.group) continue;
+    const std::size_t before = out.size();
     const std::string who = "task '" + t.group + "'";
     if (t.cpus > capacity.cpus)
       out.push_back({file, t.cpus_pos,
@@ -22,6 +23,7 @@ Diagnostics check_against_capacity(const Workflow& workflow, const Capacity& cap
     else if (!capacity.offers(t.executor))
       out.push_back({file, t.executor_pos,
                      who + " asks for executor '" + t.executor + "', which no slot offers"});
+    if (out.size() > before) reported_group = &t.group;
   }
   return out;
 }

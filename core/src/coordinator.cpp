@@ -211,7 +211,6 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
   a.attempt = l.attempt;
   a.state = TaskState::kRunning;
   a.started_us = wall_us();
-  started_us_[l.task] = a.started_us;
   a.host = host_;
   a.handle = std::move(*handle);
   pending_.attempt_starts.push_back(std::move(a));
@@ -334,8 +333,7 @@ void Coordinator::seal_artifact(Completion& c) {
   p.task = spec.name + "@" + spec.version;
   p.attempt = c.attempt;
   p.host = c.host.empty() ? host_ : c.host;
-  auto it = started_us_.find(c.task);
-  p.started_us = it != started_us_.end() ? it->second : c.started_us;
+  p.started_us = c.started_us;
   p.ended_us = c.ended_us;
   p.exit_status = c.code;
   if (!spec.shell.empty()) {
@@ -399,7 +397,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
 
   while (!scheduler_.done()) {
     // Decide, persist, then act: launches happen only after their "queued" is committed.
-    auto launches = scheduler_.take_launches(now);
+    auto launches = scheduler_.take_launches();
     if (auto r = flush(std::nullopt); !r) {
       cancel();
       return tl::unexpected(r.error());

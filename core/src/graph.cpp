@@ -10,7 +10,9 @@ Graph::Graph(const Workflow& workflow) {
   build(parents);
 }
 
-Graph::Graph(const std::vector<std::vector<TaskId>>& parents) { build(parents); }
+Graph::Graph(const std::vector<std::vector<TaskId>>& parents) {
+  build(parents);
+}
 
 void Graph::build(const std::vector<std::vector<TaskId>>& parents) {
   const std::size_t n = parents.size();

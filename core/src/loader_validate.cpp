@@ -1,9 +1,9 @@
 // Loader passes 1 and 2: TOML text to a Document of typed fields. Every key is checked
 // here (known, right type, in range) and every problem reported with its position, so
 // that the later passes only ever see values that make sense.
-#include <charconv>
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <map>
 #include <sstream>
 #include <tuple>

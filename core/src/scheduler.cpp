@@ -65,7 +65,7 @@ void Scheduler::release(const TaskSpec& spec) {
   free_gpus_ += spec.gpus;
 }
 
-std::vector<Launch> Scheduler::take_launches(TimePoint now) {
+std::vector<Launch> Scheduler::take_launches() {
   std::vector<Launch> out;
   std::size_t skipped = 0;  // ready tasks left in front because they did not fit
   while (skipped < ready_.size() && free_cpus_ > 0) {
@@ -97,13 +97,13 @@ std::vector<Launch> Scheduler::take_launches(TimePoint now) {
     set_state(t, TaskState::kQueued, attempts_[t], 0, {});
     out.push_back({t, attempts_[t]});
   }
-  (void)now;
   return out;
 }
 
 void Scheduler::peek_ready(std::size_t n, std::vector<Launch>& out) const {
   for (std::size_t i = 0; i < ready_.size() && out.size() < n; ++i)
-    if (states_[ready_[i]] == TaskState::kReady) out.push_back({ready_[i], attempts_[ready_[i]] + 1});
+    if (states_[ready_[i]] == TaskState::kReady)
+      out.push_back({ready_[i], attempts_[ready_[i]] + 1});
 }
 
 void Scheduler::on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint now) {

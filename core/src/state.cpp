@@ -12,8 +12,12 @@ constexpr std::array<std::string_view, 5> kRunNames = {"submitted", "running", "
 
 }  // namespace
 
-std::string_view to_string(TaskState s) { return kTaskNames[static_cast<int>(s)]; }
-std::string_view to_string(RunState s) { return kRunNames[static_cast<int>(s)]; }
+std::string_view to_string(TaskState s) {
+  return kTaskNames[static_cast<int>(s)];
+}
+std::string_view to_string(RunState s) {
+  return kRunNames[static_cast<int>(s)];
+}
 
 std::optional<TaskState> task_state_from_string(std::string_view s) {
   for (std::size_t i = 0; i < kTaskNames.size(); ++i)

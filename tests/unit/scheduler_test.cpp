@@ -31,7 +31,7 @@ struct Harness {
     step();
   }
   void step() {
-    for (auto& l : sched.take_launches(now)) {
+    for (auto& l : sched.take_launches()) {
       sched.on_attempt_started(l.task, l.attempt, now);
       running.push_back(l);
     }
@@ -229,12 +229,12 @@ TEST_CASE("a launch the backend refuses counts as a failed attempt", "[core][sch
   Scheduler s(w, g, Capacity{1, 0, {}});
   TimePoint now{};
   s.start(now);
-  auto l = s.take_launches(now);
+  auto l = s.take_launches();
   REQUIRE(l.size() == 1);
   s.on_launch_failed(0, l[0].attempt, "cannot start 'x'", now);
   s.check_invariants();
   REQUIRE(s.state(0) == TaskState::kReady);
-  l = s.take_launches(now);
+  l = s.take_launches();
   REQUIRE(l.size() == 1);
   s.on_launch_failed(0, l[0].attempt, "cannot start 'x'", now);
   REQUIRE(s.state(0) == TaskState::kFailed);

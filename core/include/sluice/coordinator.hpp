@@ -94,7 +94,6 @@ class Coordinator {
   // Tasks whose final attempt left a valid artifact, and its checksum.
   std::vector<std::uint8_t> has_artifact_;
   std::unordered_map<TaskId, std::string> checksums_;
-  std::unordered_map<TaskId, std::int64_t> started_us_;  // running attempts
   std::vector<std::string> resolved_command_;
   std::string resolved_shell_;
   std::string why_;

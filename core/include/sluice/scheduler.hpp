@@ -65,7 +65,7 @@ class Scheduler {
 
   // Assigns ready tasks to free capacity, marks them running, and returns them.
   // REQUIRES: the caller launches each one (or reports on_launch_failed).
-  std::vector<Launch> take_launches(TimePoint now);
+  std::vector<Launch> take_launches();
 
   // The next (at most) `n` launches take_launches() would consider, without changing
   // anything; lets the coordinator prepare attempt directories while it would idle.

@@ -11,7 +11,16 @@
 
 namespace sluice {
 
-enum class TaskState { kWaiting, kReady, kQueued, kRunning, kSucceeded, kFailed, kCancelled, kSkipped };
+enum class TaskState {
+  kWaiting,
+  kReady,
+  kQueued,
+  kRunning,
+  kSucceeded,
+  kFailed,
+  kCancelled,
+  kSkipped
+};
 enum class RunState { kSubmitted, kRunning, kSucceeded, kFailed, kCancelled };
 
 constexpr int kTaskStateCount = 8;

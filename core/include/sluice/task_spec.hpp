@@ -21,9 +21,9 @@ struct SourcePos {
 };
 
 struct TaskSpec {
-  std::string name;      // unique in the workflow; matrix instances are "train.0", "train.1", …
-  std::string group;     // the [tasks.NAME] this came from ("train" for "train.3")
-  std::string version;   // "name@version" identifies the task; default "1"
+  std::string name;     // unique in the workflow; matrix instances are "train.0", "train.1", …
+  std::string group;    // the [tasks.NAME] this came from ("train" for "train.3")
+  std::string version;  // "name@version" identifies the task; default "1"
 
   // Exactly one of these is set: argv run without a shell, or a /bin/sh -c string.
   std::vector<std::string> command;
