@@ -17,6 +17,18 @@ bool Capacity::offers(const std::string& executor) const {
   return std::find(executors.begin(), executors.end(), executor) != executors.end();
 }
 
+std::vector<Expected<std::string>> Backend::launch_batch(
+    std::span<const LaunchRequest> requests) {
+  std::vector<Expected<std::string>> handles;
+  handles.reserve(requests.size());
+  for (const LaunchRequest& r : requests) handles.push_back(launch(r));
+  return handles;
+}
+
+bool Backend::reattach(const std::string&, TaskId, std::uint32_t) {
+  return false;
+}
+
 void register_backend(const std::string& name, BackendFactory factory) {
   registry()[name] = std::move(factory);
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -89,6 +90,12 @@ class Backend {
   // (for the local backend "pid:starttime"); the store keeps it so `resume` can clean up.
   virtual Expected<std::string> launch(const LaunchRequest& request) = 0;
 
+  // Starts several attempts at once, one result per request in the same order. The
+  // coordinator hands over every launch of one scheduling step together, so a backend
+  // that can group them (Slurm: one job array for requests with identical resources)
+  // overrides this. The default launches them one by one.
+  virtual std::vector<Expected<std::string>> launch_batch(std::span<const LaunchRequest> requests);
+
   // Appends completions to `out`; waits up to `timeout` when none are ready.
   virtual void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) = 0;
 
@@ -101,6 +108,13 @@ class Backend {
   // Kills what an earlier coordinator left behind, from the handle launch() returned.
   // Used by `sluice resume` before re-running attempts that were in flight.
   virtual void abandon(const std::string& handle) = 0;
+
+  // After a coordinator restart: resume watching an attempt that an earlier coordinator
+  // launched, from the handle launch() returned, instead of abandoning it (a queued or
+  // running Slurm job keeps its place). Returns false when the backend cannot; the
+  // attempt is then abandoned and run again. A re-attached attempt produces exactly one
+  // Completion, like a launched one (also when it finished while nobody watched).
+  virtual bool reattach(const std::string& handle, TaskId task, std::uint32_t attempt);
 };
 
 }  // namespace sluice
