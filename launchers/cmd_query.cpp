@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -73,7 +74,7 @@ int cmd_get(const Globals& g, const std::string& id) {
   if (g.json) {
     json out = run_json(*store, run);
     json ts = json::array();
-    for (const auto& t : *tasks)
+    for (const auto& t : *tasks) {
       ts.push_back({{"name", t.name},
                     {"group", t.group},
                     {"state", to_string(t.state)},
@@ -82,6 +83,9 @@ int cmd_get(const Globals& g, const std::string& id) {
                     {"reason", t.reason},
                     {"started_us", t.started_us},
                     {"ended_us", t.ended_us}});
+      // Dynamic children name the task whose attempt added them; declared tasks: null.
+      ts.back()["parent"] = t.parent >= 0 ? json((*tasks)[t.parent].name) : json(nullptr);
+    }
     out["task_list"] = std::move(ts);
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
@@ -104,13 +108,24 @@ int cmd_get(const Globals& g, const std::string& id) {
   for (const auto& a : *attempts)
     if (a.task < latest.size() && (!latest[a.task] || latest[a.task]->attempt < a.attempt))
       latest[a.task] = &a;
-  Table t({"TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "REASON"});
+  // The PARENT column appears when attempts added children: it names who added each.
+  const bool dynamic =
+      std::any_of(tasks->begin(), tasks->end(), [](const TaskRecord& r) { return r.parent >= 0; });
+  std::vector<std::string> header = {"TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "REASON"};
+  if (dynamic) header.insert(header.begin() + 1, "PARENT");
+  Table t(header);
   for (const auto& task : *tasks) {
     const AttemptRecord* a = latest[task.index];
     const bool ended = a && is_terminal(a->state);
-    t.add({task.name, std::string(to_string(task.state)), std::to_string(task.attempts),
-           a ? format_span(a->started_us, ended ? a->ended_us : 0) : "-",
-           ended && a->exit_code >= 0 ? std::to_string(a->exit_code) : "-", task.reason});
+    std::vector<std::string> row = {
+        task.name,
+        std::string(to_string(task.state)),
+        std::to_string(task.attempts),
+        a ? format_span(a->started_us, ended ? a->ended_us : 0) : "-",
+        ended && a->exit_code >= 0 ? std::to_string(a->exit_code) : "-",
+        task.reason};
+    if (dynamic) row.insert(row.begin() + 1, task.parent >= 0 ? (*tasks)[task.parent].name : "-");
+    t.add(row);
   }
   t.print(stdout);
   return kExitOk;

@@ -61,11 +61,10 @@ std::unique_ptr<Backend> make_backend(const RunArgs& a) {
 // otherwise (batch logs stay readable), and always a final summary.
 class Progress {
  public:
-  Progress(const RunArgs& a, std::size_t total)
+  explicit Progress(const RunArgs& a)
       : quiet_(a.quiet),
         tty_(::isatty(STDERR_FILENO) == 1),
         every_(a.progress_every_s),
-        total_(total),
         start_(std::chrono::steady_clock::now()),
         last_line_(start_) {}
 
@@ -94,17 +93,19 @@ class Progress {
     auto n = [&](TaskState st) { return c[static_cast<int>(st)]; };
     const std::size_t done = n(TaskState::kSucceeded) + n(TaskState::kFailed) +
                              n(TaskState::kCancelled) + n(TaskState::kSkipped);
+    std::size_t total = 0;  // grows as attempts add dynamic children
+    for (std::size_t k : c) total += k;
     char buf[320];
     std::snprintf(buf, sizeof(buf),
                   "[%7.1fs] %zu/%zu done: %zu succeeded, %zu failed, %zu skipped, %zu cancelled"
                   " | %zu running, %zu ready, %zu waiting",
-                  elapsed, done, total_, n(TaskState::kSucceeded), n(TaskState::kFailed),
+                  elapsed, done, total, n(TaskState::kSucceeded), n(TaskState::kFailed),
                   n(TaskState::kSkipped), n(TaskState::kCancelled),
                   n(TaskState::kRunning) + n(TaskState::kQueued), n(TaskState::kReady),
                   n(TaskState::kWaiting));
     std::string line = buf;
-    if (done > 0 && done < total_ && elapsed > 1.0) {
-      const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total_ - done);
+    if (done > 0 && done < total && elapsed > 1.0) {
+      const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
       std::snprintf(buf, sizeof(buf), " | eta %.0fs", eta);
       line += buf;
     }
@@ -113,11 +114,10 @@ class Progress {
 
   bool quiet_, tty_;
   double every_;
-  std::size_t total_;
   std::chrono::steady_clock::time_point start_, last_line_;
 };
 
-int coordinate(RunStore& store, Backend& backend, const Workflow& wf, const RunRecord& run,
+int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord& run,
                bool resume, const RunArgs& a) {
   auto lock = RunLock::acquire(store.run_dir(run.id));
   if (!lock) fail(lock.error());
@@ -132,7 +132,7 @@ int coordinate(RunStore& store, Backend& backend, const Workflow& wf, const RunR
   ::sigaction(SIGTERM, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  Progress progress(a, wf.tasks.size());
+  Progress progress(a);
   CoordinatorOptions opts;
   opts.interrupt = &g_interrupted;
   opts.on_progress = [&](const Scheduler& s, bool final) { progress.update(s, final); };

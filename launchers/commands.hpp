@@ -12,6 +12,7 @@ void add_run_commands(CLI::App& app, Globals& g);     // run, validate, resume
 void add_query_commands(CLI::App& app, Globals& g);   // ps, psw, pss, psf, get, logs
 void add_manage_commands(CLI::App& app, Globals& g);  // cancel, remove, removeall
 void add_data_commands(CLI::App& app, Globals& g);    // put, results, artifacts
+void add_children_commands(CLI::App& app, Globals& g);  // add-child
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.
 int cmd_get_input(const std::string& parent, const std::string& key, bool as_json);

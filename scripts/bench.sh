@@ -10,13 +10,18 @@
 #   (default) also sweep 10000, and sweep_scaling: sweep at n = 1000, 10000, 100000
 #             with us_per_task, to show whether the cost per task stays flat; artifacts
 #             with a 1 GiB array
-#   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling, mapreduce, artifacts
+#   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling, mapreduce,
+#             children, artifacts
 #   --tools   a subset of: sluice, make (default both)
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
 #   ARTIFACT_BENCH=PATH  use this artifact_bench instead of build/bench/artifact_bench
 #
 # mapreduce: `map`, 1000 children computing i*i and `sluice put`-ing it, and a reduce
 # summing them with `sluice get` (make: files); ok=1 only when the sum is 332833500.
+# children: dynamic children against declared tasks, Sluice only: `children` (a map
+# adding N `true` children while it runs, beside sweep N declared in the file) and
+# `mapreduce_dynamic` (the mapreduce above with the children added by map), at N = 1000,
+# and 10000 without --quick.
 # artifacts: bench/artifacts/artifact_bench's own lines (small HDF5 artifacts and
 # bandwidth, with HDF5-raw, POSIX and dd beside them); only with --tools sluice.
 #
@@ -49,7 +54,7 @@ for t in ${tools//,/ }; do
   case "$t" in sluice|make) ;; *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
 done
 for w in ${only//,/ }; do
-  case "$w" in sweep|chain|layered|sleeps|sweep_scaling|mapreduce|artifacts) ;;
+  case "$w" in sweep|chain|layered|sleeps|sweep_scaling|mapreduce|children|artifacts) ;;
     *) echo "bench.sh: unknown workload: $w" >&2; exit 2 ;; esac
 done
 
@@ -131,6 +136,20 @@ bench_one() {
       ok=0 why="run not listed by sluice pss --json"
     elif ! "$sluice" get "$run_id" --json --home "$d/home" >"$d/get.json" 2>&1; then
       ok=0 why="sluice get $run_id --json failed"
+    elif [[ "$graph" == children || "$graph" == mapreduce_dynamic ]]; then
+      # Tasks added at run time are not in wf.toml: count them, all must have succeeded.
+      local want=$((n + 1)) got
+      [[ "$graph" == mapreduce_dynamic ]] && want=$((n + 2))
+      got="$(grep -c '"state": "succeeded"' "$d/get.json" || true)"
+      if (( got != want + 1 )); then  # + the run's own state
+        ok=0 why="$got of $want tasks succeeded"
+      elif [[ "$graph" == mapreduce_dynamic ]] &&
+           ! "$sluice" results "$run_id" reduce --json --home "$d/home" >"$d/results.json" 2>&1; then
+        ok=0 why="sluice results $run_id reduce failed"
+      elif [[ "$graph" == mapreduce_dynamic ]] &&
+           ! grep -q "\"sum\": $(mapreduce_sum "$n")\$" "$d/results.json"; then
+        ok=0 why="reduce's sum is not $(mapreduce_sum "$n"): $(tr -d '\n' <"$d/results.json")"
+      fi
     elif ! why="$("$root/bench/check_run.sh" "$d/wf.toml" "$d/get.json" 2>&1)"; then
       ok=0 why="wrong result: $(head -n 3 <<<"$why" | tr '\n' ';')"
     elif [[ "$graph" == mapreduce ]] &&
@@ -228,6 +247,13 @@ wanted chain && each_tool chain 1000
 wanted layered && each_tool layered 1000
 wanted sleeps && each_tool sleeps 200 efficiency
 wanted mapreduce && each_tool mapreduce 1000
+if wanted children && use_tool sluice; then
+  for n in 1000 $( (( quick )) || echo 10000); do
+    bench_one sweep sluice "$n" us_per_task
+    bench_one children sluice "$n" us_per_task
+    bench_one mapreduce_dynamic sluice "$n" us_per_task
+  done
+fi
 if (( ! quick )) && wanted sweep_scaling; then
   for n in 1000 10000 100000; do each_tool sweep_scaling "$n" us_per_task; done
 fi

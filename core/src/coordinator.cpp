@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include "sluice/artifacts.hpp"
+#include "sluice/children.hpp"
 #include "sluice/hdf5_codec.hpp"
 
 namespace sluice {
@@ -36,7 +37,7 @@ std::string Coordinator::cancel_request_path(const std::string& run_dir) {
   return run_dir + "/cancel-requested";
 }
 
-Coordinator::Coordinator(RunStore& store, Backend& backend, const Workflow& workflow,
+Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow,
                          std::string run_id)
     : store_(store),
       backend_(backend),
@@ -48,15 +49,30 @@ Coordinator::Coordinator(RunStore& store, Backend& backend, const Workflow& work
       host_(hostname()),
       task_dir_made_(workflow.tasks.size(), 0),
       prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
-      has_artifact_(workflow.tasks.size(), 0) {}
+      has_artifact_(workflow.tasks.size(), 0),
+      depth_(workflow.tasks.size(), 0) {}
 
 Expected<void> Coordinator::restore_from_store() {
   auto tasks = store_.list_tasks(run_id_);
   if (!tasks) return tl::unexpected(tasks.error());
   auto attempts = store_.list_attempts(run_id_);
   if (!attempts) return tl::unexpected(attempts.error());
-  if (tasks->size() != workflow_.tasks.size())
+  auto dynamic = store_.list_dynamic_tasks(run_id_);
+  if (!dynamic) return tl::unexpected(dynamic.error());
+  if (tasks->size() != workflow_.tasks.size() + dynamic->size())
     return make_error(ErrorCode::kConflict, "the stored run does not match its definition");
+  for (const DynamicTaskRecord& d : *dynamic) {
+    auto parsed = parse_child_requests(d.spec, "stored child '" + d.name + "'", workflow_.base_dir);
+    if (!parsed || parsed->size() != 1 || d.index != workflow_.tasks.size() ||
+        d.parent >= d.index || d.before >= static_cast<std::int64_t>(d.index))
+      return make_error(ErrorCode::kConflict, "the stored child task '" + d.name + "' is damaged");
+    TaskSpec spec = std::move(parsed->front().spec);
+    spec.name = d.name;
+    spec.group = d.group;
+    add_dynamic_task(std::move(spec), d.parent,
+                     d.before >= 0 ? std::optional<TaskId>(static_cast<TaskId>(d.before))
+                                   : std::nullopt);
+  }
 
   RunUpdate update;
   update.now_us = wall_us();
@@ -89,13 +105,14 @@ Expected<void> Coordinator::restore_from_store() {
 Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   auto changes = scheduler_.drain_changes();
   if (changes.empty() && pending_.attempt_starts.empty() && pending_.attempt_ends.empty() &&
-      !run_state)
+      pending_.new_tasks.empty() && !run_state)
     return {};
   pending_.changes = std::move(changes);
   pending_.run_state = run_state;
   pending_.now_us = wall_us();
   auto r = store_.apply(run_id_, pending_);
   pending_.changes.clear();
+  pending_.new_tasks.clear();
   pending_.attempt_starts.clear();
   pending_.attempt_ends.clear();
   pending_.run_state.reset();
@@ -391,7 +408,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   bool cancelling = false;
   auto cancel = [&] {
     if (cancelling) return;
-    cancelling = true;
+    cancelling = cancelling_ = true;
     for (const Kill& k : scheduler_.on_cancel_requested()) backend_.kill(k.task, k.attempt);
   };
 
@@ -420,6 +437,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     now = Clock::now();
     for (Completion& c : completions) {
       if (c.ok()) seal_artifact(c);
+      if (c.ok()) ingest_children(c);
       auto outcome = scheduler_.on_attempt_finished(c, now);
       if (!outcome) continue;
       AttemptRecord a;

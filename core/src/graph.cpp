@@ -16,6 +16,9 @@ Graph::Graph(const std::vector<std::vector<TaskId>>& parents) {
 
 void Graph::build(const std::vector<std::vector<TaskId>>& parents) {
   const std::size_t n = parents.size();
+  size_ = csr_size_ = n;
+  extra_parents_.clear();
+  extra_children_.clear();
   parent_offsets_.assign(n + 1, 0);
   child_offsets_.assign(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) {
@@ -33,11 +36,42 @@ void Graph::build(const std::vector<std::vector<TaskId>>& parents) {
 }
 
 std::span<const TaskId> Graph::parents(TaskId t) const {
+  if (!extra_parents_.empty()) {
+    if (auto it = extra_parents_.find(t); it != extra_parents_.end()) return it->second;
+  }
+  if (t >= csr_size_) return {};
   return {parent_ids_.data() + parent_offsets_[t], parent_offsets_[t + 1] - parent_offsets_[t]};
 }
 
 std::span<const TaskId> Graph::children(TaskId t) const {
+  if (!extra_children_.empty()) {
+    if (auto it = extra_children_.find(t); it != extra_children_.end()) return it->second;
+  }
+  if (t >= csr_size_) return {};
   return {child_ids_.data() + child_offsets_[t], child_offsets_[t + 1] - child_offsets_[t]};
+}
+
+std::vector<TaskId>& Graph::extra(std::unordered_map<TaskId, std::vector<TaskId>>& side,
+                                  TaskId t, bool parents) {
+  auto [it, fresh] = side.try_emplace(t);
+  if (fresh && t < csr_size_) {
+    const auto& offsets = parents ? parent_offsets_ : child_offsets_;
+    const auto& ids = parents ? parent_ids_ : child_ids_;
+    it->second.assign(ids.begin() + offsets[t], ids.begin() + offsets[t + 1]);
+  }
+  return it->second;
+}
+
+TaskId Graph::add_task(std::span<const TaskId> parents) {
+  const auto id = static_cast<TaskId>(size_++);
+  if (!parents.empty()) extra_parents_[id].assign(parents.begin(), parents.end());
+  for (TaskId p : parents) extra(extra_children_, p, false).push_back(id);
+  return id;
+}
+
+void Graph::add_edge(TaskId parent, TaskId child) {
+  extra(extra_children_, parent, false).push_back(child);
+  extra(extra_parents_, child, true).push_back(parent);
 }
 
 std::optional<std::vector<TaskId>> Graph::find_cycle() const {

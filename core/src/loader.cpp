@@ -430,6 +430,8 @@ tl::expected<Workflow, Diagnostics> load(std::string_view text, const std::strin
   if (doc) {
     wf.name = doc->name;
     wf.project = doc->project;
+    if (doc->max_children) wf.max_children = *doc->max_children;
+    if (doc->max_child_depth) wf.max_child_depth = *doc->max_child_depth;
     build_tasks(*doc, wf, r);
     resolve_dependencies(*doc, wf, r);
     check_cycles(wf, r);

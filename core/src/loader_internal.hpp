@@ -44,6 +44,7 @@ struct Fields {
   Field<Millis> max_exec_time, max_wait_time;
   Field<Params> env;
   Field<std::vector<MatrixAxis>> matrix;
+  Field<std::string> before;  // child requests only: the task the child must finish before
 };
 
 struct RawTask {
@@ -56,6 +57,7 @@ struct RawTask {
 struct Document {
   std::string name;
   std::string project;
+  std::optional<std::uint32_t> max_children, max_child_depth;
   Fields defaults;
   std::vector<RawTask> tasks;  // in the order they appear in the file
 };
@@ -81,9 +83,16 @@ class Reporter {
 // " (did you mean 'x'?)" for the closest candidate within edit distance 2, else "".
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
 
+// What a document is: a workflow file, or a child request (only [tasks.NAME] tables,
+// which may say `before` and may not say `after`).
+enum class DocumentKind { kWorkflow, kChildRequest };
+
 // Pass 1 and 2: parses the TOML and reads every table into typed fields. Returns nullopt
 // when the text is not TOML at all (the syntax error is reported).
 std::optional<Document> read_document(std::string_view text, const std::string& display_name,
-                                      Reporter& r);
+                                      Reporter& r, DocumentKind kind = DocumentKind::kWorkflow);
+
+// Pass 3: one TaskSpec per (task, matrix instance), defaults applied, appended to wf.
+void build_tasks(Document& doc, Workflow& wf, Reporter& r);
 
 }  // namespace sluice::loader_detail

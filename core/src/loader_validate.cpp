@@ -26,11 +26,20 @@ SourcePos pos_of(const toml::key& k) {
 }
 
 const std::vector<std::string> kTopKeys = {"workflow", "defaults", "tasks"};
-const std::vector<std::string> kWorkflowKeys = {"name", "project", "version", "description"};
+const std::vector<std::string> kWorkflowKeys = {"name",        "project",      "version",
+                                                "description", "max_children", "max_child_depth"};
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
     "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix"};
 const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell"};
+// A child request: like a task, but it names its downstream task instead of parents.
+const std::vector<std::string> kChildKeys = [] {
+  std::vector<std::string> keys;
+  for (const auto& k : kTaskKeys)
+    if (k != "after") keys.push_back(k);
+  keys.push_back("before");
+  return keys;
+}();
 
 // What other schedulers call the same things.
 const std::map<std::string, std::string> kAliases = {
@@ -134,6 +143,23 @@ std::string shown(const toml::node& n) {
   return scalar_text(n).value_or("?");
 }
 
+bool is_safe_dotted_name(std::string_view name) {
+  if (name.size() > 128) return false;
+  bool first = true;
+  for (std::size_t begin = 0; begin <= name.size();) {
+    std::size_t end = std::min(name.find('.', begin), name.size());
+    std::string_view part = name.substr(begin, end - begin);
+    if (first ? !is_safe_name(part)
+              : part.empty() || !std::all_of(part.begin(), part.end(), [](char c) {
+                  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                }))
+      return false;
+    first = false;
+    begin = end + 1;
+  }
+  return true;
+}
+
 std::string unsafe_name_message(std::string_view what, std::string_view name) {
   if (name.size() > 64) {
     return std::string(what) + " '" + std::string(name) + "' is too long (at most 64 characters)";
@@ -149,8 +175,8 @@ constexpr std::int64_t kMaxInstances = 1'000'000;
 // Reads the keys of one [tasks.NAME] or [defaults] table.
 class FieldReader {
  public:
-  FieldReader(Reporter& r, bool defaults, std::string where)
-      : r_(r), defaults_(defaults), where_(std::move(where)) {}
+  FieldReader(Reporter& r, bool defaults, std::string where, bool child = false)
+      : r_(r), defaults_(defaults), child_(child), where_(std::move(where)) {}
 
   void read(const toml::table& t, Fields& f) {
     static const std::vector<std::string> kDefaultsKeys = [] {
@@ -166,7 +192,13 @@ class FieldReader {
         r_.error(pos_of(k), "'" + key + "' cannot be set in [defaults], only in a task");
         continue;
       }
-      const auto& allowed = defaults_ ? kDefaultsKeys : kTaskKeys;
+      const auto& allowed = defaults_ ? kDefaultsKeys : child_ ? kChildKeys : kTaskKeys;
+      if (child_ && key == "after") {
+        r_.error(pos_of(k),
+                 "a child task depends on the task that adds it: 'after' cannot be set (use "
+                 "'before' to name the task it must finish before)");
+        continue;
+      }
       if (!contains(allowed, key)) {
         r_.error(pos_of(k), "unknown key '" + key + "' " + where_ + hint(key, allowed));
         continue;
@@ -199,6 +231,8 @@ class FieldReader {
         read_env(f.env, k, v);
       } else if (key == "matrix") {
         read_matrix(f.matrix, k, v);
+      } else if (key == "before") {
+        read_string(f.before, k, v, "before", /*allow_empty=*/false);
       }
     }
   }
@@ -214,6 +248,7 @@ class FieldReader {
   void error(const toml::node& at, std::string message) {
     r_.error(pos_of(at), std::move(message));
   }
+
 
   void read_int(Field<int>& f, const toml::key& k, const toml::node& v, const std::string& name,
                 std::int64_t lo, std::int64_t hi) {
@@ -394,6 +429,7 @@ class FieldReader {
 
   Reporter& r_;
   bool defaults_;
+  bool child_;
   std::string where_;
 };
 
@@ -415,6 +451,15 @@ void read_workflow_table(const toml::table& t, Document& doc, Reporter& r) {
                 unsafe_name_message(key == "name" ? "workflow name" : "project name", s->get()));
       }
       (key == "name" ? doc.name : doc.project) = s->get();
+    } else if (key == "max_children" || key == "max_child_depth") {
+      auto i = v.as_integer();
+      const std::int64_t hi = key == "max_children" ? 10'000'000 : 10'000;
+      if (!i || i->get() < 0 || i->get() > hi) {
+        r.error(pos_of(v), "'" + key + "' must be an integer between 0 and " + std::to_string(hi));
+        continue;
+      }
+      (key == "max_children" ? doc.max_children : doc.max_child_depth) =
+          static_cast<std::uint32_t>(i->get());
     } else if (key == "version") {
       if (!v.is_string() && !v.is_number()) {
         r.error(pos_of(v), "'version' must be a string or number");
@@ -428,7 +473,7 @@ void read_workflow_table(const toml::table& t, Document& doc, Reporter& r) {
   if (!has_name) r.error(pos_of(t), "missing workflow name");
 }
 
-void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r) {
+void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r, bool child) {
   // toml::table is a sorted map; the file's order is the order of the source positions.
   std::vector<std::pair<const toml::key*, const toml::node*>> entries;
   for (auto&& [k, v] : tasks) entries.emplace_back(&k, &v);
@@ -438,7 +483,9 @@ void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r) {
   });
   for (const auto& [k, v] : entries) {
     std::string name(k->str());
-    if (!is_safe_name(name)) r.error(pos_of(*k), unsafe_name_message("task name", name));
+    // Children may carry dotted names ("square.3": a matrix instance kept for resume).
+    if (child ? !is_safe_dotted_name(name) : !is_safe_name(name))
+      r.error(pos_of(*k), unsafe_name_message("task name", name));
     auto t = v->as_table();
     if (!t) {
       r.error(pos_of(*v), "task '" + name + "' must be a table, e.g. [tasks." + name + "]");
@@ -447,7 +494,7 @@ void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r) {
     RawTask raw;
     raw.name = name;
     raw.pos = pos_of(*v);
-    FieldReader(r, /*defaults=*/false, "in task '" + name + "'").read(*t, raw.fields);
+    FieldReader(r, /*defaults=*/false, "in task '" + name + "'", child).read(*t, raw.fields);
     doc.tasks.push_back(std::move(raw));
   }
 }
@@ -479,7 +526,8 @@ Diagnostics Reporter::take() {
 }
 
 std::optional<Document> read_document(std::string_view text, const std::string& display_name,
-                                      Reporter& r) {
+                                      Reporter& r, DocumentKind kind) {
+  const bool child = kind == DocumentKind::kChildRequest;
   toml::table root;
   try {
     root = toml::parse(text, std::string_view(display_name));
@@ -496,10 +544,12 @@ std::optional<Document> read_document(std::string_view text, const std::string& 
   doc.project = "default";
   const toml::table* workflow = nullptr;
   const toml::table* tasks = nullptr;
+  static const std::vector<std::string> kChildTopKeys = {"tasks"};
+  const auto& top_keys = child ? kChildTopKeys : kTopKeys;
   for (auto&& [k, v] : root) {
     std::string key(k.str());
-    if (!contains(kTopKeys, key)) {
-      r.error(pos_of(k), "unknown top-level key '" + key + "'" + hint(key, kTopKeys));
+    if (!contains(top_keys, key)) {
+      r.error(pos_of(k), "unknown top-level key '" + key + "'" + hint(key, top_keys));
       continue;
     }
     auto t = v.as_table();
@@ -517,12 +567,13 @@ std::optional<Document> read_document(std::string_view text, const std::string& 
   }
   if (workflow) {
     read_workflow_table(*workflow, doc, r);
-  } else if (!root.contains("workflow")) {
+  } else if (!root.contains("workflow") && !child) {
     r.error({1, 1}, "missing workflow name");
   }
-  if (tasks) read_tasks_table(*tasks, doc, r);
+  if (tasks) read_tasks_table(*tasks, doc, r, child);
   if (doc.tasks.empty() && (!tasks || tasks->empty())) {
-    r.error(tasks ? pos_of(*tasks) : SourcePos{1, 1}, "workflow has no tasks");
+    r.error(tasks ? pos_of(*tasks) : SourcePos{1, 1},
+            child ? "child request has no [tasks.NAME] table" : "workflow has no tasks");
   }
   return doc;
 }

@@ -41,6 +41,26 @@ void Scheduler::restore(TaskId task, TaskState state, std::uint32_t attempts_use
   states_[task] = state;
 }
 
+void Scheduler::on_task_added(TaskId task) {
+  if (task >= states_.size()) {
+    const std::size_t n = task + 1;
+    states_.resize(n, TaskState::kWaiting);
+    attempts_.resize(n, 0);
+    retry_base_.resize(n, 0);
+    unfinished_parents_.resize(n, 0);
+    timing_out_.resize(n, 0);
+    counts_[static_cast<int>(TaskState::kWaiting)]++;
+  }
+  std::uint32_t pending = 0;
+  for (TaskId p : graph_.parents(task))
+    if (states_[p] != TaskState::kSucceeded) pending++;
+  unfinished_parents_[task] = pending;
+}
+
+void Scheduler::on_dependency_added(TaskId parent, TaskId child) {
+  if (states_[parent] != TaskState::kSucceeded) unfinished_parents_[child]++;
+}
+
 void Scheduler::start(TimePoint now) {
   const TaskId n = static_cast<TaskId>(states_.size());
   for (TaskId t = 0; t < n; ++t) {

@@ -28,6 +28,9 @@ namespace fs = std::filesystem;
 
 constexpr MultiRowSql kInsertTasks{"INSERT INTO tasks (run, idx, name, grp, state) VALUES ",
                                    "(?1, $, $, $, ?2)", 2, 3};
+constexpr MultiRowSql kInsertDynamicTasks{
+    "INSERT INTO dynamic_tasks (run, idx, parent, before_idx, spec) VALUES ", "(?1, $, $, $, $)",
+    1, 4};
 constexpr MultiRowSql kInsertEvents{"INSERT INTO events (run, time_us, task, kind, detail) VALUES ",
                                     "(?1, ?2, $, $, $)", 2, 3};
 constexpr MultiRowSql kInsertAttempts{
@@ -186,13 +189,15 @@ Expected<RunRecord> RunStore::create_run(const Workflow& workflow, int revision,
   }
 
   const auto& tasks = workflow.tasks;
+  std::vector<TaskId> ids(tasks.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<TaskId>(i);
   auto inserted = insert_rows(
-      impl, kInsertTasks, std::span<const TaskSpec>(tasks),
+      impl, kInsertTasks, std::span<const TaskId>(ids),
       [&](Query& q) { q.bind(1, run_rowid).bind(2, to_string(TaskState::kWaiting)); },
-      [&](Query& q, int p, const TaskSpec& t) {
-        q.bind(p, static_cast<std::int64_t>(&t - tasks.data()))
-            .bind(p + 1, t.name)
-            .bind(p + 2, t.group);
+      [&](Query& q, int p, TaskId id) {
+        q.bind(p, static_cast<std::int64_t>(id))
+            .bind(p + 1, tasks[id].name)
+            .bind(p + 2, tasks[id].group);
       },
       "creating the tasks of run " + run_id);
   if (!inserted) return tl::unexpected(inserted.error());
@@ -294,6 +299,33 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
 
   Transaction txn(impl.db.get());
   if (auto r = txn.begin(); !r) return tl::unexpected(r.error());
+
+  if (!update.new_tasks.empty()) {
+    const std::span<const DynamicTaskRecord> added(update.new_tasks);
+    auto r = insert_rows(
+        impl, kInsertTasks, added,
+        [&](Query& q) { q.bind(1, run).bind(2, to_string(TaskState::kWaiting)); },
+        [&](Query& q, int p, const DynamicTaskRecord& t) {
+          q.bind(p, std::int64_t{t.index}).bind(p + 1, t.name).bind(p + 2, t.group);
+        },
+        "adding child tasks");
+    if (!r) return r;
+    r = insert_rows(
+        impl, kInsertDynamicTasks, added, [&](Query& q) { q.bind(1, run); },
+        [&](Query& q, int p, const DynamicTaskRecord& t) {
+          q.bind(p, std::int64_t{t.index})
+              .bind(p + 1, std::int64_t{t.parent})
+              .bind(p + 2, t.before)
+              .bind(p + 3, t.spec);
+        },
+        "recording child tasks");
+    if (!r) return r;
+    auto s = impl.prepare("UPDATE runs SET task_count = task_count + ?2 WHERE rowid = ?1");
+    if (!s) return tl::unexpected(s.error());
+    Query q(*s);
+    q.bind(1, run).bind(2, static_cast<std::int64_t>(added.size()));
+    if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error("counting child tasks"));
+  }
 
   if (!attempts.empty()) {
     auto r = insert_rows(
@@ -427,7 +459,8 @@ Expected<void> RunStore::remove_run(const std::string& run_id) {
   impl.run_rowids.erase(run_id);
   for (const char* sql :
        {"DELETE FROM events WHERE run = ?1", "DELETE FROM attempts WHERE run = ?1",
-        "DELETE FROM tasks WHERE run = ?1", "DELETE FROM runs WHERE rowid = ?1"}) {
+        "DELETE FROM dynamic_tasks WHERE run = ?1", "DELETE FROM tasks WHERE run = ?1",
+        "DELETE FROM runs WHERE rowid = ?1"}) {
     auto s = impl.prepare(sql);
     if (!s) return tl::unexpected(s.error());
     Query q(*s);

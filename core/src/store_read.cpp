@@ -140,8 +140,9 @@ Expected<std::vector<TaskRecord>> RunStore::list_tasks(const std::string& run_id
   auto rowid = impl.run_rowid(run_id);
   if (!rowid) return tl::unexpected(rowid.error());
   auto s = impl.prepare(
-      "SELECT idx, name, grp, state, attempts, exit_code, reason, started_us, ended_us "
-      "FROM tasks WHERE run = ?1 ORDER BY idx");
+      "SELECT t.idx, t.name, t.grp, t.state, t.attempts, t.exit_code, t.reason, t.started_us, "
+      "t.ended_us, coalesce(d.parent, -1) FROM tasks t LEFT JOIN dynamic_tasks d "
+      "ON d.run = t.run AND d.idx = t.idx WHERE t.run = ?1 ORDER BY t.idx");
   if (!s) return tl::unexpected(s.error());
   Query q(*s);
   q.bind(1, *rowid);
@@ -160,9 +161,36 @@ Expected<std::vector<TaskRecord>> RunStore::list_tasks(const std::string& run_id
     t.reason = q.text(6);
     t.started_us = q.i64(7);
     t.ended_us = q.i64(8);
+    t.parent = q.i64(9);
     out.push_back(std::move(t));
   }
   if (rc != SQLITE_DONE) return tl::unexpected(impl.error("listing tasks of " + run_id));
+  return out;
+}
+
+Expected<std::vector<DynamicTaskRecord>> RunStore::list_dynamic_tasks(const std::string& run_id) {
+  Impl& impl = *impl_;
+  auto rowid = impl.run_rowid(run_id);
+  if (!rowid) return tl::unexpected(rowid.error());
+  auto s = impl.prepare(
+      "SELECT d.idx, t.name, t.grp, d.parent, d.before_idx, d.spec FROM dynamic_tasks d "
+      "JOIN tasks t ON t.run = d.run AND t.idx = d.idx WHERE d.run = ?1 ORDER BY d.idx");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  q.bind(1, *rowid);
+  std::vector<DynamicTaskRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    DynamicTaskRecord d;
+    d.index = static_cast<TaskId>(q.i64(0));
+    d.name = q.text(1);
+    d.group = q.text(2);
+    d.parent = static_cast<TaskId>(q.i64(3));
+    d.before = q.i64(4);
+    d.spec = q.text(5);
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(impl.error("listing child tasks of " + run_id));
   return out;
 }
 

@@ -42,7 +42,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: dynamic_tasks
 
 // Times are microseconds since the epoch (0: not yet). States are the names from
 // state.hpp, so the file reads well in the sqlite3 shell. Events carry no foreign key:
@@ -110,6 +110,17 @@ CREATE TABLE IF NOT EXISTS events (
   detail  TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run);
+-- Tasks a running attempt added (dynamic children): who added them, the task they run
+-- before (-1: none) and their definition as a child request (TOML), so that resume
+-- rebuilds them without asking the parent again.
+CREATE TABLE IF NOT EXISTS dynamic_tasks (
+  run        INTEGER NOT NULL REFERENCES runs (rowid),
+  idx        INTEGER NOT NULL,
+  parent     INTEGER NOT NULL,
+  before_idx INTEGER NOT NULL DEFAULT -1,
+  spec       TEXT NOT NULL,
+  PRIMARY KEY (run, idx)
+) WITHOUT ROWID;
 )sql";
 
 }  // namespace

@@ -48,7 +48,6 @@ Workflow make_workflow(const std::string& project, const std::string& name, cons
   wf.source_path = "/somewhere/" + name + ".toml";
   wf.base_dir = "/somewhere";
   wf.text = "# " + name + " " + hash + "\n";
-  wf.tasks.reserve(task_count);
   for (std::size_t i = 0; i < task_count; ++i) {
     sluice::TaskSpec t;
     t.group = i % 2 ? "odd" : "even";

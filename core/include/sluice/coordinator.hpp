@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -34,13 +35,15 @@ struct CoordinatorOptions {
 class Coordinator {
  public:
   // REQUIRES: the run exists in `store` and was created from `workflow`; the caller
-  // holds the run's RunLock. All references must outlive the coordinator.
-  Coordinator(RunStore& store, Backend& backend, const Workflow& workflow, std::string run_id);
+  // holds the run's RunLock. All references must outlive the coordinator. Dynamic
+  // children that attempts add are appended to `workflow` as the run goes on.
+  Coordinator(RunStore& store, Backend& backend, Workflow& workflow, std::string run_id);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
 
-  // Before run(): rebuilds task states from the store. Succeeded tasks stay done;
+  // Before run(): rebuilds task states from the store, dynamic children included
+  // (their parents are not asked again). Succeeded tasks stay done;
   // attempts that were in flight are killed through Backend::abandon() and recorded as
   // lost; failed, cancelled and skipped tasks are queued again with a fresh retry budget.
   Expected<void> restore_from_store();
@@ -76,10 +79,19 @@ class Coordinator {
   void seal_artifact(Completion& c);
   std::string final_artifact(TaskId t) const;
   void write_run_view();
+  // After an attempt exited 0: adds the children it requested (children/*.toml in its
+  // attempt directory) to the workflow, graph, scheduler and the pending store update,
+  // all or nothing; a bad request fails the attempt (c.failure says why).
+  void ingest_children(Completion& c);
+  // Appends one task whose parent is `parent` and, when `before` is set, makes that task
+  // wait for it. Shared by ingest_children() and restore_from_store().
+  TaskId add_dynamic_task(TaskSpec spec, TaskId parent, std::optional<TaskId> before);
+  // True when `target` can be reached from `from` along child edges.
+  bool is_descendant(TaskId from, TaskId target) const;
 
   RunStore& store_;
   Backend& backend_;
-  const Workflow& workflow_;
+  Workflow& workflow_;
   std::string run_id_;
   std::string run_dir_;
   Graph graph_;
@@ -98,6 +110,9 @@ class Coordinator {
   std::string resolved_shell_;
   std::string why_;
   RunUpdate pending_;
+  bool cancelling_ = false;
+  // How deeply nested each task is among dynamic children (declared tasks: 0).
+  std::vector<std::uint16_t> depth_;
 };
 
 }  // namespace sluice

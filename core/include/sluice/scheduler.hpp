@@ -60,6 +60,13 @@ class Scheduler {
   // their full retry budget again and continue the attempt numbering.
   void restore(TaskId task, TaskState state, std::uint32_t attempts_used);
 
+  // A task appended to the workflow and the graph while the run goes on (a dynamic
+  // child): it starts waiting for its parents. Call after Graph::add_task().
+  void on_task_added(TaskId task);
+  // Graph::add_edge(parent, child) was called: `child` now also waits for `parent`.
+  // REQUIRES: child has not started (the caller checked it is still waiting).
+  void on_dependency_added(TaskId parent, TaskId child);
+
   // Computes the initial ready set.
   void start(TimePoint now);
 

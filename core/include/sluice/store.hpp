@@ -56,6 +56,17 @@ struct TaskRecord {
   std::string reason;
   std::int64_t started_us = 0;  // first start of the latest attempt
   std::int64_t ended_us = 0;
+  std::int64_t parent = -1;  // dynamic children: the task whose attempt added it
+};
+
+// A task added while the run went on (a dynamic child), as the store keeps it.
+struct DynamicTaskRecord {
+  TaskId index = 0;
+  std::string name;
+  std::string group;
+  TaskId parent = 0;
+  std::int64_t before = -1;  // the task it runs before, or -1
+  std::string spec;          // its definition as a child request document (TOML)
 };
 
 struct AttemptRecord {
@@ -80,6 +91,7 @@ struct EventRecord {
 
 // One batch of changes for one run, written in a single transaction.
 struct RunUpdate {
+  std::vector<DynamicTaskRecord> new_tasks;  // inserted first, as waiting tasks
   std::vector<StateChange> changes;
   std::vector<AttemptRecord> attempt_starts;  // inserted
   std::vector<AttemptRecord> attempt_ends;    // update state/exit/reason/ended_us
@@ -119,6 +131,8 @@ class RunStore {
   // Newest first. Empty `states` lists every run.
   Expected<std::vector<RunRecord>> list_runs(std::span<const RunState> states);
   Expected<std::vector<TaskRecord>> list_tasks(const std::string& run_id);
+  // The dynamic children of a run, in insertion (index) order.
+  Expected<std::vector<DynamicTaskRecord>> list_dynamic_tasks(const std::string& run_id);
   Expected<std::vector<AttemptRecord>> list_attempts(const std::string& run_id,
                                                      std::optional<TaskId> task = std::nullopt);
   Expected<std::vector<EventRecord>> list_events(const std::string& run_id);
