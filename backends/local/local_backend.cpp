@@ -76,6 +76,18 @@ std::uint64_t proc_start_time(pid_t pid) {
   return ec == std::errc() ? value : 0;
 }
 
+// Now, in the unit of /proc/PID/stat's starttime (clock ticks since boot). Taken right
+// after a spawn it equals the child's starttime or exceeds it by one tick, which
+// identifies the process in a handle without reading /proc on the hot path.
+std::uint64_t boot_ticks_now() {
+  static const long ticks_per_s = ::sysconf(_SC_CLK_TCK);
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * static_cast<std::uint64_t>(ticks_per_s) +
+         static_cast<std::uint64_t>(ts.tv_nsec) * static_cast<std::uint64_t>(ticks_per_s) /
+             1'000'000'000u;
+}
+
 std::string signal_reason(int sig, bool core_dumped) {
   std::string reason = "killed by signal " + std::to_string(sig);
   if (const char* abbrev = ::sigabbrev_np(sig)) {
@@ -633,7 +645,7 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
 
   std::string handle = std::to_string(pid);
   handle.push_back(':');
-  handle += std::to_string(proc_start_time(pid));
+  handle += std::to_string(boot_ticks_now());
   return handle;
 }
 
@@ -754,8 +766,10 @@ void LocalBackend::abandon(const std::string& handle) {
   long long pid = parse_count(h.substr(0, colon));
   long long start = parse_count(h.substr(colon + 1));
   if (pid <= 1 || start < 0) return;
+  // The handle's time was read just after the spawn: the same tick or the next one.
   std::uint64_t actual = proc_start_time(static_cast<pid_t>(pid));
-  if (actual == 0 || actual != static_cast<std::uint64_t>(start)) return;  // gone or reused
+  const auto noted = static_cast<std::uint64_t>(start);
+  if (actual == 0 || actual > noted || actual + 1 < noted) return;  // gone or reused
   ::kill(static_cast<pid_t>(-pid), SIGKILL);
   ::kill(static_cast<pid_t>(pid), SIGKILL);
 }
