@@ -31,6 +31,8 @@ struct RunArgs {
   int gpus = -1;
   std::vector<std::string> executors;
   bool quiet = false;
+  bool no_cache = false;
+  bool dry_run = false;
   double progress_every_s = 5.0;
 };
 
@@ -135,6 +137,7 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   Progress progress(a);
   CoordinatorOptions opts;
   opts.interrupt = &g_interrupted;
+  opts.use_cache = !a.no_cache;
   opts.on_progress = [&](const Scheduler& s, bool final) { progress.update(s, final); };
   auto state = coord.run(opts);
   if (!state) fail(state.error());
@@ -143,6 +146,7 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
 }
 
 int cmd_run(const Globals& g, const RunArgs& a) {
+  if (a.dry_run) return cmd_dry_run(g, a.file, a.no_cache);
   Workflow wf = load_or_reject(a.file);
   auto backend = make_backend(a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
@@ -209,6 +213,10 @@ void add_run_commands(CLI::App& app, Globals& g) {
   run->add_option("file", a.file, "workflow file (TOML)")->required();
   add_backend_options(run, a);
   run->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  run->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
+  run->add_flag("--dry-run", a.dry_run,
+                "say which tasks would run and why (or come from the cache); run nothing");
+  run->add_flag("--json", g.json, "with --dry-run: machine-readable output");
   run->add_option("--progress-every", a.progress_every_s,
                   "seconds between progress lines when not on a terminal");
   run->callback([&] { g_exit_code = cmd_run(g, a); });
@@ -223,6 +231,7 @@ void add_run_commands(CLI::App& app, Globals& g) {
   resume->add_option("--cpus", a.cpus, "cpu slots (default: all cores)");
   resume->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)");
   resume->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  resume->add_flag("--no-cache", a.no_cache, "run every remaining task, reuse nothing");
   resume->callback([&] { g_exit_code = cmd_resume(g, a); });
 }
 

@@ -13,6 +13,10 @@ void add_query_commands(CLI::App& app, Globals& g);   // ps, psw, pss, psf, get,
 void add_manage_commands(CLI::App& app, Globals& g);  // cancel, remove, removeall
 void add_data_commands(CLI::App& app, Globals& g);    // put, results, artifacts
 void add_children_commands(CLI::App& app, Globals& g);  // add-child
+void add_cache_commands(CLI::App& app, Globals& g);     // cache list, cache prune
+
+// `sluice run --dry-run FILE`: which tasks would run, which come from the cache, and why.
+int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache);
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.
 int cmd_get_input(const std::string& parent, const std::string& key, bool as_json);

@@ -50,7 +50,8 @@ Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow,
       task_dir_made_(workflow.tasks.size(), 0),
       prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
       has_artifact_(workflow.tasks.size(), 0),
-      depth_(workflow.tasks.size(), 0) {}
+      depth_(workflow.tasks.size(), 0),
+      result_hash_(workflow.tasks.size()) {}
 
 Expected<void> Coordinator::restore_from_store() {
   auto tasks = store_.list_tasks(run_id_);
@@ -105,7 +106,7 @@ Expected<void> Coordinator::restore_from_store() {
 Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   auto changes = scheduler_.drain_changes();
   if (changes.empty() && pending_.attempt_starts.empty() && pending_.attempt_ends.empty() &&
-      pending_.new_tasks.empty() && !run_state)
+      pending_.new_tasks.empty() && pending_.cache_entries.empty() && !run_state)
     return {};
   pending_.changes = std::move(changes);
   pending_.run_state = run_state;
@@ -113,6 +114,7 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   auto r = store_.apply(run_id_, pending_);
   pending_.changes.clear();
   pending_.new_tasks.clear();
+  pending_.cache_entries.clear();
   pending_.attempt_starts.clear();
   pending_.attempt_ends.clear();
   pending_.run_state.reset();
@@ -213,6 +215,10 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
   }
   if (!resolved_command_.empty()) req.command = &resolved_command_;
   if (!resolved_shell_.empty()) req.shell = &resolved_shell_;
+  if (use_cache_ && spec.cache && try_cache(l, dir, now)) {
+    close_fds(prepared);
+    return;
+  }
   req.attempt_dir = std::move(dir);
   req.stdout_fd = prepared.out_fd;
   req.stderr_fd = prepared.err_fd;
@@ -398,6 +404,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   const std::string cancel_path = cancel_request_path(run_dir_);
 
   if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
+  use_cache_ = options.use_cache;
   TimePoint now = Clock::now();
   scheduler_.start(now);
   if (auto r = flush(RunState::kRunning); !r) return tl::unexpected(r.error());
@@ -420,6 +427,10 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
       return tl::unexpected(r.error());
     }
     for (const Launch& l : launches) launch(l, now);
+    if (!cached_.empty()) {
+      finish_cached(now);  // their dependents may be ready now: schedule again at once
+      continue;
+    }
 
     if (scheduler_.done()) break;
     auto wait = kIdleWake;
@@ -437,9 +448,11 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     now = Clock::now();
     for (Completion& c : completions) {
       if (c.ok()) seal_artifact(c);
+      if (c.ok()) keep_outputs(c);
       if (c.ok()) ingest_children(c);
       auto outcome = scheduler_.on_attempt_finished(c, now);
       if (!outcome) continue;
+      if (outcome->state == TaskState::kSucceeded) file_in_cache(c.task, c.attempt);
       AttemptRecord a;
       a.task = c.task;
       a.attempt = c.attempt;

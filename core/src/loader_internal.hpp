@@ -44,6 +44,8 @@ struct Fields {
   Field<Millis> max_exec_time, max_wait_time;
   Field<Params> env;
   Field<std::vector<MatrixAxis>> matrix;
+  Field<bool> cache;
+  Field<std::vector<std::string>> outputs;
   Field<std::string> before;  // child requests only: the task the child must finish before
 };
 

@@ -30,8 +30,9 @@ const std::vector<std::string> kWorkflowKeys = {"name",        "project",      "
                                                 "description", "max_children", "max_child_depth"};
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
-    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix"};
-const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell"};
+    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix",
+    "cache",   "outputs"};
+const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell", "outputs"};
 // A child request: like a task, but it names its downstream task instead of parents.
 const std::vector<std::string> kChildKeys = [] {
   std::vector<std::string> keys;
@@ -233,6 +234,15 @@ class FieldReader {
         read_matrix(f.matrix, k, v);
       } else if (key == "before") {
         read_string(f.before, k, v, "before", /*allow_empty=*/false);
+      } else if (key == "cache") {
+        mark(f.cache, k, v);
+        if (auto b = v.as_boolean()) {
+          f.cache.value = b->get();
+        } else {
+          error(v, "'cache' must be true or false");
+        }
+      } else if (key == "outputs") {
+        read_outputs(f, k, v);
       }
     }
   }
@@ -295,6 +305,30 @@ class FieldReader {
     }
     if (argv.front().empty()) return error(arr->front(), "'command' must not be empty");
     f.command.value = std::move(argv);
+  }
+
+  // Files a task writes besides its artifact, relative to its workdir: kept with the
+  // attempt so a cache hit can restore them. They must stay inside the workdir.
+  void read_outputs(Fields& f, const toml::key& k, const toml::node& v) {
+    mark(f.outputs, k, v);
+    auto arr = v.as_array();
+    if (!arr) return error(v, "'outputs' must be an array of file paths");
+    std::vector<std::string> paths;
+    for (const toml::node& e : *arr) {
+      auto s = e.as_string();
+      if (!s || s->get().empty()) return error(e, "'outputs' must be an array of file paths");
+      const std::string& p = s->get();
+      bool escapes = p.front() == '/';
+      for (std::size_t b = 0; b <= p.size() && !escapes;) {
+        std::size_t end = std::min(p.find('/', b), p.size());
+        escapes = p.compare(b, end - b, "..") == 0 && end - b == 2;
+        b = end + 1;
+      }
+      if (escapes || p.find('\0') != std::string::npos)
+        return error(e, "output '" + p + "' must be a relative path inside the task's workdir");
+      paths.push_back(p);
+    }
+    f.outputs.value = std::move(paths);
   }
 
   void read_after(Fields& f, const toml::key& k, const toml::node& v) {

@@ -52,6 +52,11 @@ Expected<std::string> finalize_artifact(const std::string& path, const Provenanc
 // "0.1" (shortest round-trip form), the string itself. nullopt for other types.
 std::optional<std::string> scalar_text(const class Value& value);
 
+// Hash of the values an artifact holds (keys, types, shapes, data), "xxh3:<16 hex>":
+// provenance, layout and timestamps do not count. Arrays are streamed, so hashing runs
+// at read speed whatever their size. The cache keys dependents on this.
+Expected<std::string> artifact_content_hash(const std::string& path);
+
 // Checksum of a file's bytes, "xxh3:<16 hex digits>".
 Expected<std::string> file_checksum(const std::string& path);
 

@@ -30,6 +30,9 @@ struct CoordinatorOptions {
   Millis progress_interval{250};
   // Set from a signal handler (Ctrl-C): the run is cancelled cleanly.
   const std::atomic<bool>* interrupt = nullptr;
+  // Reuse earlier successful attempts with the same cache key (see cache.hpp), and file
+  // this run's successes for later runs. Tasks with `cache = false` always run.
+  bool use_cache = true;
 };
 
 class Coordinator {
@@ -82,12 +85,31 @@ class Coordinator {
   // After an attempt exited 0: adds the children it requested (children/*.toml in its
   // attempt directory) to the workflow, graph, scheduler and the pending store update,
   // all or nothing; a bad request fails the attempt (c.failure says why).
-  void ingest_children(Completion& c);
+  // `from_dir`: read the requests there instead (a cache hit replays its source's).
+  void ingest_children(Completion& c, const std::string* from_dir = nullptr);
   // Appends one task whose parent is `parent` and, when `before` is set, makes that task
   // wait for it. Shared by ingest_children() and restore_from_store().
   TaskId add_dynamic_task(TaskSpec spec, TaskId parent, std::optional<TaskId> before);
   // True when `target` can be reached from `from` along child edges.
   bool is_descendant(TaskId from, TaskId target) const;
+
+  // Caching (coordinator_cache.cpp). Before a launch: computes the task's key and, on a
+  // valid hit, completes the attempt from the cache instead (returns true).
+  bool try_cache(const Launch& l, const std::string& dir, TimePoint now);
+  // After an attempt exited 0: keeps its declared outputs (or fails it), computes its
+  // result hash and files it in the cache.
+  void keep_outputs(Completion& c);
+  void file_in_cache(TaskId t, std::uint32_t attempt);
+  // The result hash of a succeeded task's final attempt (computed once, lazily).
+  const std::string& result_hash(TaskId t);
+  // Completions made from the cache this step, handled like the backend's.
+  struct CachedCompletion {
+    Completion completion;
+    std::string source_dir;  // the reused attempt's directory
+    std::string note;        // "cached from RUN (TASK attempt N)"
+    std::string result_hash;
+  };
+  void finish_cached(TimePoint now);
 
   RunStore& store_;
   Backend& backend_;
@@ -111,8 +133,13 @@ class Coordinator {
   std::string why_;
   RunUpdate pending_;
   bool cancelling_ = false;
+
   // How deeply nested each task is among dynamic children (declared tasks: 0).
   std::vector<std::uint16_t> depth_;
+  bool use_cache_ = true;
+  std::vector<std::string> result_hash_;                 // per task, "" until known
+  std::unordered_map<TaskId, std::string> cache_parts_;  // keys of attempts in flight
+  std::vector<CachedCompletion> cached_;
 };
 
 }  // namespace sluice

@@ -89,6 +89,20 @@ struct EventRecord {
   std::string detail;
 };
 
+// A successful attempt filed under its cache key (see cache.hpp).
+struct CacheEntry {
+  std::string project;
+  std::string key;
+  std::string workflow;  // the workflow's name
+  std::string task;      // the task's name in it
+  std::string run_id;
+  std::uint32_t attempt = 0;
+  std::string attempt_dir;
+  std::string result_hash;
+  std::string parts;  // CacheKeyParts::serialize()
+  std::int64_t created_us = 0;
+};
+
 // One batch of changes for one run, written in a single transaction.
 struct RunUpdate {
   std::vector<DynamicTaskRecord> new_tasks;  // inserted first, as waiting tasks
@@ -96,6 +110,7 @@ struct RunUpdate {
   std::vector<AttemptRecord> attempt_starts;  // inserted
   std::vector<AttemptRecord> attempt_ends;    // update state/exit/reason/ended_us
   std::optional<RunState> run_state;
+  std::vector<CacheEntry> cache_entries;  // filed (replacing any with the same key)
   std::int64_t now_us = 0;
 };
 
@@ -140,6 +155,18 @@ class RunStore {
   Expected<std::string> run_definition(const std::string& run_id);
   // Workflow revisions known for project:name (ascending).
   Expected<std::vector<int>> revisions(const std::string& project, const std::string& name);
+
+  // The cache entry of `key` in `project`, or nullopt.
+  Expected<std::optional<CacheEntry>> find_cache(const std::string& project, const std::string& key);
+  // The newest entry of one task of a workflow (whatever its key), or nullopt.
+  Expected<std::optional<CacheEntry>> latest_cache(const std::string& project,
+                                                   const std::string& workflow,
+                                                   const std::string& task);
+  // Entries, newest first; empty `project` lists every project.
+  Expected<std::vector<CacheEntry>> list_cache(const std::string& project);
+  // Forgets entries created before `before_us` (0: any age) of `project` ("" : all).
+  // Returns how many. Artifacts belong to their runs and are not deleted.
+  Expected<std::size_t> prune_cache(std::int64_t before_us, const std::string& project);
 
   // Deletes the run's rows and its directory.
   Expected<void> remove_run(const std::string& run_id);

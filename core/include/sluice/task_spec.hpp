@@ -40,6 +40,11 @@ struct TaskSpec {
   std::vector<std::pair<std::string, std::string>> env;
   std::string workdir;  // absolute; defaults to the workflow file's directory
 
+  // Caching: false opts the task out (it always runs). `outputs` are files the task
+  // writes besides its artifact (relative to workdir), restored on a cache hit.
+  bool cache = true;
+  std::vector<std::string> outputs;
+
   // For matrix instances: the parameter values of this instance, in key order.
   std::vector<std::pair<std::string, std::string>> params;
 
