@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "progress.hpp"
 #include "sluice/backend_registry.hpp"
 #include "sluice/coordinator.hpp"
 #include "sluice/loader.hpp"
@@ -59,64 +60,20 @@ std::unique_ptr<Backend> make_backend(const RunArgs& a) {
   return std::move(*backend);
 }
 
-// Progress: one line rewritten in place on a terminal, a line every few seconds
-// otherwise (batch logs stay readable), and always a final summary.
+// Progress of the run this process coordinates (see progress.hpp).
 class Progress {
  public:
   explicit Progress(const RunArgs& a)
-      : quiet_(a.quiet),
-        tty_(::isatty(STDERR_FILENO) == 1),
-        every_(a.progress_every_s),
-        start_(std::chrono::steady_clock::now()),
-        last_line_(start_) {}
+      : printer_(stderr, a.quiet, a.progress_every_s), start_(std::chrono::steady_clock::now()) {}
 
   void update(const Scheduler& s, bool final) {
     const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    std::string line = summary(s, elapsed);
-    if (final) {
-      if (tty_ && !quiet_) std::fprintf(stderr, "\r\033[K");
-      std::fprintf(stderr, "%s\n", line.c_str());
-      return;
-    }
-    if (quiet_) return;
-    if (tty_) {
-      std::fprintf(stderr, "\r\033[K%s", line.c_str());
-      std::fflush(stderr);
-    } else if (std::chrono::duration<double>(now - last_line_).count() >= every_) {
-      last_line_ = now;
-      std::fprintf(stderr, "%s\n", line.c_str());
-    }
+    printer_.update(s.counts(), std::chrono::duration<double>(now - start_).count(), final);
   }
 
  private:
-  std::string summary(const Scheduler& s, double elapsed) const {
-    const auto& c = s.counts();
-    auto n = [&](TaskState st) { return c[static_cast<int>(st)]; };
-    const std::size_t done = n(TaskState::kSucceeded) + n(TaskState::kFailed) +
-                             n(TaskState::kCancelled) + n(TaskState::kSkipped);
-    std::size_t total = 0;  // grows as attempts add dynamic children
-    for (std::size_t k : c) total += k;
-    char buf[320];
-    std::snprintf(buf, sizeof(buf),
-                  "[%7.1fs] %zu/%zu done: %zu succeeded, %zu failed, %zu skipped, %zu cancelled"
-                  " | %zu running, %zu ready, %zu waiting",
-                  elapsed, done, total, n(TaskState::kSucceeded), n(TaskState::kFailed),
-                  n(TaskState::kSkipped), n(TaskState::kCancelled),
-                  n(TaskState::kRunning) + n(TaskState::kQueued), n(TaskState::kReady),
-                  n(TaskState::kWaiting));
-    std::string line = buf;
-    if (done > 0 && done < total && elapsed > 1.0) {
-      const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
-      std::snprintf(buf, sizeof(buf), " | eta %.0fs", eta);
-      line += buf;
-    }
-    return line;
-  }
-
-  bool quiet_, tty_;
-  double every_;
-  std::chrono::steady_clock::time_point start_, last_line_;
+  ProgressPrinter printer_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord& run,

@@ -17,6 +17,9 @@ void add_cache_commands(CLI::App& app, Globals& g);     // cache list, cache pru
 
 // `sluice run --dry-run FILE`: which tasks would run, which come from the cache, and why.
 int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache);
+void add_graph_commands(CLI::App& app, Globals& g);     // graph
+void add_report_commands(CLI::App& app, Globals& g);    // report
+void add_watch_commands(CLI::App& app, Globals& g);     // watch
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.
 int cmd_get_input(const std::string& parent, const std::string& key, bool as_json);

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   add_data_commands(app, g);
   add_children_commands(app, g);
   add_cache_commands(app, g);
+  add_graph_commands(app, g);
+  add_report_commands(app, g);
+  add_watch_commands(app, g);
   // --home is accepted after the subcommand too: `sluice ps --home DIR`.
   for (auto* sub : app.get_subcommands({}))
     sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");
