@@ -186,7 +186,7 @@ shell = "echo \"[$CUDA_VISIBLE_DEVICES]\" > seen/cpu"
   CHECK(read_file(dir / "seen/cpu") == "[]\n");
 }
 
-TEST_CASE("killing mpirun kills every attempt; resume in a new job reruns only what was lost",
+TEST_CASE("killing mpirun kills every attempt and resume in a new job reruns only what was lost",
           "[integration][mpi][crash]") {
   ScratchDir dir;
   fs::create_directories(dir / "executions");
