@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The MPI backend's per-task cost: n no-op command tasks (`true`) through
 # `mpirun -n R sluice run --backend mpi` for R = 3 and 5 (2 and 4 workers), next to the
-# MPI round-trip latency measured by bench/mpi/pingpong.c with the same ranks, on the
-# same machine, in the same invocation. One machine-readable line per run:
+# MPI round-trip latency measured by bench/mpi/pingpong.c with the same ranks, and the
+# `local` backend with 2 slots as a baseline, on the same machine, in the same
+# invocation (compare numbers only within one invocation). One line per run:
 #
 #   workload=mpi_sweep tool=sluice-mpi ranks=3 n=1000 wall_s=… tasks_per_s=… us_per_task=… mpi_rtt_us=…
 #
@@ -29,6 +30,17 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-mpi-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 "$root/bench/gen_workflow.sh" sweep "$n" > "$work/wf.toml"
+
+t0=$(date +%s.%N)
+ok=1
+"$sluice" run "$work/wf.toml" --quiet --cpus 2 --home "$work/home-local" </dev/null \
+  >"$work/out-local" 2>&1 || ok=0
+t1=$(date +%s.%N)
+awk -v n="$n" -v t0="$t0" -v t1="$t1" -v ok="$ok" 'BEGIN {
+  w = t1 - t0
+  printf "workload=mpi_sweep tool=sluice-local ranks=0 n=%d wall_s=%.3f tasks_per_s=%.0f us_per_task=%.0f mpi_rtt_us=- ok=%d\n",
+         n, w, n / w, w * 1e6 / n, ok
+}'
 
 for ranks in $ranks_list; do
   rtt="$(mpirun --oversubscribe --bind-to none -n "$ranks" "$pingpong" 2000 </dev/null |
