@@ -28,6 +28,7 @@ struct RunArgs {
   std::string file;
   std::string run;
   std::string backend = "local";
+  std::string resume_backend;  // `resume --backend`: empty = the run's own backend
   int cpus = 0;
   int gpus = -1;
   std::vector<std::string> executors;
@@ -50,12 +51,16 @@ Workflow load_or_reject(const std::string& file) {
   return std::move(*wf);
 }
 
-std::unique_ptr<Backend> make_backend(const RunArgs& a) {
+BackendOptions backend_options(const RunArgs& a) {
   BackendOptions opts;
   opts.cpus = a.cpus;
   opts.gpus = a.gpus;
   opts.executors = a.executors;
-  auto backend = create_backend(a.backend, opts);
+  return opts;
+}
+
+std::unique_ptr<Backend> make_backend(const RunArgs& a) {
+  auto backend = create_backend(a.backend, backend_options(a));
   if (!backend) fail(backend.error());
   return std::move(*backend);
 }
@@ -105,6 +110,8 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
 int cmd_run(const Globals& g, const RunArgs& a) {
   if (a.dry_run) return cmd_dry_run(g, a.file, a.no_cache);
   Workflow wf = load_or_reject(a.file);
+  // In an MPI job every rank runs this command; only one goes on to coordinate.
+  if (auto status = enter_worker(a.backend, backend_options(a))) return *status;
   auto backend = make_backend(a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
 
@@ -122,6 +129,7 @@ int cmd_run(const Globals& g, const RunArgs& a) {
 
 int cmd_validate(const Globals&, const RunArgs& a) {
   Workflow wf = load_or_reject(a.file);
+  if (auto status = enter_worker(a.backend, backend_options(a))) return *status;
   auto backend = make_backend(a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
   std::printf("%s: ok, workflow %s:%s with %zu tasks\n", a.file.c_str(), wf.project.c_str(),
@@ -130,6 +138,9 @@ int cmd_validate(const Globals&, const RunArgs& a) {
 }
 
 int cmd_resume(const Globals& g, RunArgs a) {
+  // Workers of an MPI job must leave before anything reads the store or the run lock.
+  if (!a.resume_backend.empty())
+    if (auto status = enter_worker(a.resume_backend, backend_options(a))) return *status;
   auto store = open_store(g, RunStore::Mode::kReadWrite);
   RunRecord run = find_run(*store, a.run);
   if (run.state == RunState::kSucceeded) {
@@ -145,7 +156,7 @@ int cmd_resume(const Globals& g, RunArgs a) {
   if (wf->content_hash != run.content_hash)
     throw CliError(kExitInternal,
                    "stored definition of run " + run.id + " does not match its hash");
-  a.backend = run.backend;
+  a.backend = a.resume_backend.empty() ? run.backend : a.resume_backend;
   auto backend = make_backend(a);
   std::printf("run %s resumed\n", run.id.c_str());
   std::fflush(stdout);
@@ -153,7 +164,7 @@ int cmd_resume(const Globals& g, RunArgs a) {
 }
 
 void add_backend_options(CLI::App* cmd, RunArgs& a) {
-  cmd->add_option("--backend", a.backend, "where attempts execute (local)");
+  cmd->add_option("--backend", a.backend, "where attempts execute (local, mpi under mpirun)");
   cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)")
@@ -185,6 +196,8 @@ void add_run_commands(CLI::App& app, Globals& g) {
 
   auto* resume = app.add_subcommand("resume", "finish a run whose coordinator stopped");
   resume->add_option("run", a.run, "run id or unique prefix")->required();
+  resume->add_option("--backend", a.resume_backend,
+                     "where attempts execute (default: the run's backend; under mpirun: mpi)");
   resume->add_option("--cpus", a.cpus, "cpu slots (default: all cores)");
   resume->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)");
   resume->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");

@@ -13,6 +13,7 @@ PACKAGES=(
   build-essential make cmake ccache pkg-config
   libtomlplusplus-dev catch2 libsqlite3-dev sqlite3 libcli11-dev libfmt-dev
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
+  libopenmpi-dev openmpi-bin  # the mpi backend (sluice-mpi) and its tests
   time  # /usr/bin/time: peak memory in scripts/bench.sh
   graphviz  # `dot`: sluice graph --format svg
   chromium chromium-driver  # headless browser: the report's rendering test and bench
