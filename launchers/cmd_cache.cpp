@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "sluice/artifacts.hpp"
 #include "sluice/cache.hpp"
 #include "sluice/duration.hpp"
 #include "sluice/graph.hpp"
@@ -18,20 +19,13 @@ struct Decision {
   bool cached = false;
   std::string why;
   std::string result_hash;  // of the cached attempt
+  std::string artifact;     // the cached attempt's artifact ("" when none)
 };
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
   return out;
-}
-
-bool uses_input_placeholders(const TaskSpec& t) {
-  auto uses = [](const std::string& s) { return s.find("{inputs.") != std::string::npos; };
-  if (uses(t.shell)) return true;
-  for (const auto& a : t.command)
-    if (uses(a)) return true;
-  return false;
 }
 
 }  // namespace
@@ -67,12 +61,26 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
       out.why = "input will be recomputed: " + join(rerun);
       continue;
     }
+    // {inputs.P.K} values come from the cached parents' artifacts, as in a real run.
+    std::vector<std::string> command;
+    std::string shell, why;
     if (uses_input_placeholders(spec)) {
-      out.why = "its command uses {inputs.…} values, known only when it starts";
-      continue;
+      std::vector<InputArtifact> parents;
+      for (TaskId p : spec.after) parents.push_back({wf->tasks[p].name, d[p].artifact});
+      bool ok = spec.shell.empty() || substitute_input_values(spec.shell, parents, shell, why);
+      for (std::size_t i = 0; ok && i < spec.command.size(); ++i) {
+        command.emplace_back();
+        ok = substitute_input_values(spec.command[i], parents, command.back(), why);
+      }
+      if (!ok) {
+        out.why = "will fail to start: " + why;
+        continue;
+      }
+    } else {
+      command = spec.command;
+      shell = spec.shell;
     }
-    const CacheKeyParts parts =
-        cache_key_parts(spec, wf->base_dir, spec.command, spec.shell, inputs);
+    const CacheKeyParts parts = cache_key_parts(spec, wf->base_dir, command, shell, inputs);
     if (!store) {
       out.why = "new task (nothing cached yet)";
       continue;
@@ -84,6 +92,11 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
       if (actual && *actual == (*hit)->result_hash) {
         out.cached = true;
         out.result_hash = (*hit)->result_hash;
+        const std::string artifact = artifact_path((*hit)->attempt_dir);
+        if (std::FILE* f = std::fopen(artifact.c_str(), "rb")) {
+          std::fclose(f);
+          out.artifact = artifact;
+        }
         out.why = "cached from run " + (*hit)->run_id + " (" + (*hit)->task + " attempt " +
                   std::to_string((*hit)->attempt) + ")";
       } else {

@@ -274,71 +274,15 @@ bool Coordinator::resolve_input_placeholders(const TaskSpec& spec,
                                              std::string& why) {
   command.clear();
   shell.clear();
-  auto uses = [](const std::string& s) { return s.find("{inputs.") != std::string::npos; };
-  bool any = uses(spec.shell);
-  for (const auto& a : spec.command) any = any || uses(a);
-  if (!any) return true;
-
-  auto substitute = [&](const std::string& in, std::string& out) -> bool {
-    out.clear();
-    std::size_t pos = 0;
-    while (true) {
-      std::size_t open = in.find("{inputs.", pos);
-      if (open == std::string::npos) break;
-      std::size_t close = in.find('}', open);
-      if (close == std::string::npos) break;
-      out.append(in, pos, open - pos);
-      const std::string ref = in.substr(open + 8, close - open - 8);  // PARENT.KEY
-      // The parent is the longest prefix naming one of this task's parents, since
-      // matrix instances ("train.2") contain dots themselves.
-      TaskId parent = 0;
-      std::string key;
-      bool found = false;
-      for (TaskId p : spec.after) {
-        const std::string& name = workflow_.tasks[p].name;
-        if (ref.size() > name.size() + 1 && ref.compare(0, name.size(), name) == 0 &&
-            ref[name.size()] == '.' && (!found || name.size() > key.size())) {
-          parent = p;
-          key = ref.substr(name.size() + 1);
-          found = true;
-        }
-      }
-      if (!found) {
-        why = "input placeholder {inputs." + ref + "} names no parent of this task";
-        return false;
-      }
-      const std::string& pname = workflow_.tasks[parent].name;
-      if (!has_artifact_[parent]) {
-        why = "input placeholder {inputs." + ref + "}: task '" + pname + "' wrote no artifact";
-        return false;
-      }
-      auto reader = ArtifactReader::open(final_artifact(parent));
-      if (!reader) {
-        why = "input placeholder {inputs." + ref + "}: " + reader.error().message;
-        return false;
-      }
-      auto value = reader->get(key);
-      if (!value) {
-        why = "input placeholder {inputs." + ref + "}: task '" + pname + "' has no value '" + key +
-              "'";
-        return false;
-      }
-      auto text = scalar_text(*value);
-      if (!text) {
-        why = "input placeholder {inputs." + ref + "}: '" + key + "' is " + describe(*value) +
-              ", not a scalar";
-        return false;
-      }
-      out += *text;
-      pos = close + 1;
-    }
-    out.append(in, pos, std::string::npos);
-    return true;
-  };
+  if (!uses_input_placeholders(spec)) return true;
+  std::vector<InputArtifact> parents;
+  for (TaskId p : spec.after)
+    parents.push_back({workflow_.tasks[p].name, has_artifact_[p] ? final_artifact(p) : ""});
   std::string tmp;
-  if (!spec.shell.empty() && !substitute(spec.shell, shell)) return false;
+  if (!spec.shell.empty() && !substitute_input_values(spec.shell, parents, shell, why))
+    return false;
   for (const auto& a : spec.command) {
-    if (!substitute(a, tmp)) return false;
+    if (!substitute_input_values(a, parents, tmp, why)) return false;
     command.push_back(tmp);
   }
   return true;
