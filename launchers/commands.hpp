@@ -20,6 +20,7 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache);
 void add_graph_commands(CLI::App& app, Globals& g);     // graph
 void add_report_commands(CLI::App& app, Globals& g);    // report
 void add_watch_commands(CLI::App& app, Globals& g);     // watch
+void add_doctor_command(CLI::App& app, Globals& g);     // doctor
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.
 int cmd_get_input(const std::string& parent, const std::string& key, bool as_json);

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add_graph_commands(app, g);
   add_report_commands(app, g);
   add_watch_commands(app, g);
+  add_doctor_command(app, g);
   // --home is accepted after the subcommand too: `sluice ps --home DIR`.
   for (auto* sub : app.get_subcommands({}))
     sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");

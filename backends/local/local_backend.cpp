@@ -24,6 +24,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "sluice/gpus.hpp"
+
 extern char** environ;
 
 namespace sluice {
@@ -128,28 +130,6 @@ std::string this_host() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
   return buf;
-}
-
-std::vector<std::string> split_commas(std::string_view s) {
-  std::vector<std::string> out;
-  while (!s.empty()) {
-    std::size_t comma = s.find(',');
-    std::string_view item = s.substr(0, comma);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (!item.empty()) out.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    s.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
-std::vector<std::string> visible_devices() {
-  const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
-  if (cvd == nullptr) return {};
-  std::string_view v(cvd);
-  if (v == "NoDevFiles") return {};
-  return split_commas(v);
 }
 
 bool is_regular_file(const std::string& path) {
@@ -777,23 +757,13 @@ void LocalBackend::abandon(const std::string& handle) {
 }  // namespace
 
 std::vector<std::string> local_gpu_ids(int count) {
-  std::vector<std::string> ids;
-  if (count <= 0) return ids;
-  std::vector<std::string> visible = visible_devices();
-  if (visible.size() >= static_cast<std::size_t>(count)) {
-    ids.assign(visible.begin(), visible.begin() + count);
-  } else {
-    for (int i = 0; i < count; ++i) ids.push_back(std::to_string(i));
-  }
-  return ids;
+  GpuDetectOptions o;
+  o.count = std::max(count, 0);
+  return gpu_ids(detect_gpus(o));
 }
 
 std::vector<std::string> detect_local_gpus() {
-  if (const char* n = std::getenv("SLUICE_GPUS"); n != nullptr && *n != '\0') {
-    long long count = parse_count(n);
-    if (count >= 0) return local_gpu_ids(static_cast<int>(std::min<long long>(count, 4096)));
-  }
-  return visible_devices();
+  return gpu_ids(detect_gpus());
 }
 
 std::unique_ptr<Backend> make_local_backend(const BackendOptions& options) {

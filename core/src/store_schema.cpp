@@ -208,6 +208,10 @@ Expected<std::int64_t> RunStore::Impl::run_rowid(const std::string& run_id) {
 
 // ---- open -----------------------------------------------------------------------------
 
+int RunStore::schema_version() {
+  return kSchemaVersion;
+}
+
 Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode mode) {
   const bool read_only = mode == Mode::kReadOnly;
   const fs::path db_path = fs::path(home) / "store.db";

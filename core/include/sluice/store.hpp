@@ -121,6 +121,8 @@ class RunStore {
   // Opens (creating if needed and mode is kReadWrite) HOME/store.db. kReadOnly on a home
   // with no store returns kNotFound.
   static Expected<std::unique_ptr<RunStore>> open(const std::string& home, Mode mode);
+  // The schema version this build reads and writes (SQLite's user_version).
+  static int schema_version();
   ~RunStore();
   RunStore(const RunStore&) = delete;
   RunStore& operator=(const RunStore&) = delete;
