@@ -5,6 +5,9 @@
 
 #include "commands.hpp"
 #include "local_backend.hpp"
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+#include "slurm_backend.hpp"
+#endif
 
 namespace sluice::cli {
 int g_exit_code = kExitOk;
@@ -13,6 +16,9 @@ int g_exit_code = kExitOk;
 int main(int argc, char** argv) {
   using namespace sluice::cli;
   sluice::register_local_backend();
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+  sluice::register_slurm_backend();
+#endif
 
   CLI::App app{"Sluice: workflows of tasks on your laptop, Slurm clusters and MPI ranks", "sluice"};
   app.require_subcommand(1);

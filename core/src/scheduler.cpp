@@ -110,7 +110,8 @@ void Scheduler::on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint
   if (states_[task] != TaskState::kQueued || attempts_[task] != attempt) return;
   set_state(task, TaskState::kRunning, attempt, 0, {});
   const auto limit = workflow_.tasks[task].max_exec_time;
-  if (limit.count() > 0) deadlines_.push({now + limit, task, attempt, false});
+  if (limit.count() > 0 && !capacity_.enforces_exec_time)
+    deadlines_.push({now + limit, task, attempt, false});
 }
 
 void Scheduler::on_launch_failed(TaskId task, std::uint32_t attempt, const std::string& reason,
