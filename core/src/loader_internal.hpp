@@ -44,6 +44,9 @@ struct Fields {
   Field<Millis> max_exec_time, max_wait_time;
   Field<Params> env;
   Field<std::vector<MatrixAxis>> matrix;
+  // [tasks.NAME.slurm]: placement keys, and `extra` sbatch options.
+  Field<Params> slurm;
+  std::vector<std::string> slurm_extra;
 };
 
 struct RawTask {

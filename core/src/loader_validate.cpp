@@ -29,7 +29,7 @@ const std::vector<std::string> kTopKeys = {"workflow", "defaults", "tasks"};
 const std::vector<std::string> kWorkflowKeys = {"name", "project", "version", "description"};
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
-    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix"};
+    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix", "slurm"};
 const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell"};
 
 // What other schedulers call the same things.
@@ -199,6 +199,8 @@ class FieldReader {
         read_env(f.env, k, v);
       } else if (key == "matrix") {
         read_matrix(f.matrix, k, v);
+      } else if (key == "slurm") {
+        read_slurm(f, k, v);
       }
     }
   }
@@ -348,6 +350,46 @@ class FieldReader {
       env.emplace_back(name, *text);
     }
     if (ok) f.value = std::move(env);
+  }
+
+  // [tasks.NAME.slurm]: sbatch placement for the Slurm backend.
+  void read_slurm(Fields& f, const toml::key& k, const toml::node& v) {
+    static const std::vector<std::string> kSlurmKeys = {"partition", "account",     "qos",
+                                                        "constraint", "reservation", "extra"};
+    mark(f.slurm, k, v);
+    auto t = v.as_table();
+    if (!t) return error(v, "'slurm' must be a table, e.g. { partition = \"gpu\" }");
+    Params placement;
+    for (auto&& [sk, sv] : *t) {
+      std::string name(sk.str());
+      if (!contains(kSlurmKeys, name)) {
+        r_.error(pos_of(sk), "unknown key '" + name + "' in 'slurm' " + where_ +
+                                 hint(name, kSlurmKeys));
+        continue;
+      }
+      if (name == "extra") {
+        auto arr = sv.as_array();
+        if (!arr) {
+          error(sv, "'slurm.extra' must be an array of sbatch options");
+          continue;
+        }
+        for (const toml::node& e : *arr) {
+          auto s = e.as_string();
+          if (!s || s->get().rfind("--", 0) != 0)
+            error(e, "'slurm.extra' entries must be sbatch options such as \"--exclusive\"");
+          else
+            f.slurm_extra.push_back(s->get());
+        }
+        continue;
+      }
+      auto s = sv.as_string();
+      if (!s || s->get().empty()) {
+        error(sv, "'slurm." + name + "' must be a non-empty string");
+        continue;
+      }
+      placement.emplace_back(name, s->get());
+    }
+    f.slurm.value = std::move(placement);
   }
 
   void read_matrix(Field<std::vector<MatrixAxis>>& f, const toml::key& k, const toml::node& v) {

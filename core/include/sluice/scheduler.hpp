@@ -60,6 +60,10 @@ class Scheduler {
   // their full retry budget again and continue the attempt numbering.
   void restore(TaskId task, TaskState state, std::uint32_t attempts_used);
 
+  // Before start(): attempt `attempt` of `task` is still running (the backend re-attached
+  // it after a coordinator restart). Reserves its slots; its completion arrives as usual.
+  void restore_running(TaskId task, std::uint32_t attempt, TimePoint now);
+
   // Computes the initial ready set.
   void start(TimePoint now);
 
@@ -127,6 +131,7 @@ class Scheduler {
   std::vector<std::uint32_t> retry_base_;  // attempts used before this coordinator took over
   std::vector<std::uint32_t> unfinished_parents_;
   std::vector<std::uint8_t> timing_out_;
+  std::vector<std::uint8_t> lost_retries_;  // kLost attempts retried without using retries
   std::deque<TaskId> ready_;
   std::array<std::size_t, kTaskStateCount> counts_{};
   std::size_t finished_ = 0;
