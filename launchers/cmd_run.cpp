@@ -30,6 +30,9 @@ struct RunArgs {
   int cpus = 0;
   int gpus = -1;
   std::vector<std::string> executors;
+  std::vector<std::string> options;  // KEY=VALUE for BackendOptions::extra
+  std::string config;                // a saved configuration (sluice config save)
+  std::string run_id;                // pre-made by `sluice sbatch`
   bool quiet = false;
   double progress_every_s = 5.0;
 };
@@ -47,12 +50,25 @@ Workflow load_or_reject(const std::string& file) {
   return std::move(*wf);
 }
 
-std::unique_ptr<Backend> make_backend(const RunArgs& a) {
+// A saved configuration first, then --backend-option on top of it.
+std::unique_ptr<Backend> make_backend(const Globals& g, const RunArgs& a) {
   BackendOptions opts;
   opts.cpus = a.cpus;
   opts.gpus = a.gpus;
   opts.executors = a.executors;
-  auto backend = create_backend(a.backend, opts);
+  std::string name = a.backend;
+  if (!a.config.empty()) {
+    SavedConfig c = load_config(g, a.config);
+    if (name == "local") name = c.backend;
+    opts.extra = c.options;
+  }
+  for (const auto& kv : a.options) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw CliError(kExitBadInput, "backend option '" + kv + "' is not KEY=VALUE");
+    opts.extra[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  auto backend = create_backend(name, opts);
   if (!backend) fail(backend.error());
   return std::move(*backend);
 }
@@ -144,13 +160,16 @@ int coordinate(RunStore& store, Backend& backend, const Workflow& wf, const RunR
 
 int cmd_run(const Globals& g, const RunArgs& a) {
   Workflow wf = load_or_reject(a.file);
-  auto backend = make_backend(a);
+  auto backend = make_backend(g, a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
 
   auto store = open_store(g, RunStore::Mode::kReadWrite);
   auto revision = store->register_workflow(wf);
   if (!revision) fail(revision.error());
-  auto run = store->create_run(wf, *revision, new_run_id(), backend->name());
+  if (!a.run_id.empty() && !is_run_id(a.run_id))
+    throw CliError(kExitBadInput, "'" + a.run_id + "' is not a run id");
+  auto run = store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id,
+                               backend->name());
   if (!run) fail(run.error());
   std::printf("run %s %s:%s:%d (%zu tasks, backend %s, %d cpus, %d gpus)\n", run->id.c_str(),
               wf.project.c_str(), wf.name.c_str(), *revision, wf.tasks.size(),
@@ -159,9 +178,9 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   return coordinate(*store, *backend, wf, *run, false, a);
 }
 
-int cmd_validate(const Globals&, const RunArgs& a) {
+int cmd_validate(const Globals& g, const RunArgs& a) {
   Workflow wf = load_or_reject(a.file);
-  auto backend = make_backend(a);
+  auto backend = make_backend(g, a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
   std::printf("%s: ok, workflow %s:%s with %zu tasks\n", a.file.c_str(), wf.project.c_str(),
               wf.name.c_str(), wf.tasks.size());
@@ -185,14 +204,17 @@ int cmd_resume(const Globals& g, RunArgs a) {
     throw CliError(kExitInternal,
                    "stored definition of run " + run.id + " does not match its hash");
   a.backend = run.backend;
-  auto backend = make_backend(a);
+  auto backend = make_backend(g, a);
   std::printf("run %s resumed\n", run.id.c_str());
   std::fflush(stdout);
   return coordinate(*store, *backend, *wf, run, true, a);
 }
 
 void add_backend_options(CLI::App* cmd, RunArgs& a) {
-  cmd->add_option("--backend", a.backend, "where attempts execute (local)");
+  cmd->add_option("--backend", a.backend, "where attempts execute (local, slurm)");
+  cmd->add_option("-O,--backend-option", a.options,
+                  "backend option KEY=VALUE, repeatable (slurm: driver=cli, partition=P, ...)");
+  cmd->add_option("--config", a.config, "use a saved configuration (sluice config save)");
   cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)")
@@ -209,6 +231,7 @@ void add_run_commands(CLI::App& app, Globals& g) {
   run->add_option("file", a.file, "workflow file (TOML)")->required();
   add_backend_options(run, a);
   run->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  run->add_option("--run-id", a.run_id, "use this (new) run id instead of making one");
   run->add_option("--progress-every", a.progress_every_s,
                   "seconds between progress lines when not on a terminal");
   run->callback([&] { g_exit_code = cmd_run(g, a); });
@@ -223,6 +246,8 @@ void add_run_commands(CLI::App& app, Globals& g) {
   resume->add_option("--cpus", a.cpus, "cpu slots (default: all cores)");
   resume->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)");
   resume->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  resume->add_option("-O,--backend-option", a.options, "backend option KEY=VALUE, repeatable");
+  resume->add_option("--config", a.config, "use a saved configuration's backend options");
   resume->callback([&] { g_exit_code = cmd_resume(g, a); });
 }
 
