@@ -127,6 +127,10 @@ class LibslurmDriver final : public SlurmDriver {
       } else if (j.array_task_id == NO_VAL - 1 || j.array_task_id == NO_VAL) {
         // The record of array elements not started yet: "0-5" in array_task_str.
         st.raw_id.clear();
+        // No index list left (the whole array was cancelled while pending): the record
+        // stands for every element not listed on its own; the backend looks it up by
+        // the array's id.
+        if (!j.array_task_str || !*j.array_task_str) out[std::to_string(base)] = st;
         if (j.array_task_str)
           for (std::uint32_t idx : expand_array_indexes(j.array_task_str))
             out[std::to_string(base) + "_" + std::to_string(idx)] = st;

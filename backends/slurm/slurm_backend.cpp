@@ -58,6 +58,11 @@ std::string run_dir_of(const std::string& attempt_dir) {
   return pos == std::string::npos ? attempt_dir : attempt_dir.substr(0, pos);
 }
 
+bool is_final(const std::string& state) {
+  return state != "PENDING" && state != "RUNNING" && state != "COMPLETING" &&
+         state != "CONFIGURING" && state != "SUSPENDED" && state != "REQUEUED";
+}
+
 std::string base_of(const std::string& key) {
   return key.substr(0, key.find('_'));
 }
@@ -174,6 +179,10 @@ class SlurmBackend final : public Backend {
   }
 
   void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override {
+    if (!to_cancel_.empty()) {
+      driver_->cancel(to_cancel_);
+      to_cancel_.clear();
+    }
     if (done_.empty()) {
       if (live_.empty() && held_.empty()) {
         std::this_thread::sleep_for(timeout);
@@ -196,7 +205,7 @@ class SlurmBackend final : public Backend {
   void kill(TaskId task, std::uint32_t attempt) override {
     auto it = by_attempt_.find({task, attempt});
     if (it != by_attempt_.end()) {
-      driver_->cancel({it->second});
+      to_cancel_.push_back(it->second);  // one scancel for all kills of a step, in poll()
       return;
     }
     for (auto h = held_.begin(); h != held_.end(); ++h) {
@@ -436,6 +445,11 @@ class SlurmBackend final : public Backend {
     std::vector<std::string> ask_sacct;
     for (auto& [key, j] : live_) {
       auto it = status->find(key);
+      // An array cancelled while pending is one record under the array's id.
+      if (it == status->end() && key.find('_') != std::string::npos) {
+        it = status->find(base_of(key));
+        if (it != status->end() && !is_final(it->second.state)) it = status->end();
+      }
       if (it != status->end()) {
         j.missing = 0;
         if (!it->second.raw_id.empty()) j.raw_id = it->second.raw_id;
@@ -530,6 +544,7 @@ class SlurmBackend final : public Backend {
   std::map<std::string, Job> live_;  // by job key
   std::map<std::pair<TaskId, std::uint32_t>, std::string> by_attempt_;
   std::deque<Pending> held_;
+  std::vector<std::string> to_cancel_;  // killed since the last poll()
   std::vector<Completion> done_;
   Clock::time_point next_query_{};
   int arrays_written_ = 0;
