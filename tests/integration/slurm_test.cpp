@@ -272,3 +272,43 @@ TEST_CASE("sluice sbatch runs the coordinator itself as a Slurm job", "[slurm]")
       },
       std::chrono::seconds(60)));
 }
+
+TEST_CASE("the cross-platform example places tasks by executor and per-task partition",
+          "[slurm][examples]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  auto r = run_sluice({"run", kExamples + "slurm/cross_platform.toml", "--backend", "slurm", "-O",
+                       "executor.cpu=debug", "-O", "executor.gpu=debug", "-q"},
+                      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto logs = run_sluice({"logs", run_id_of(r), "store"}, dir.path());
+  CHECK(logs.out.find("stored on long") != std::string::npos);
+  auto sweep = run_sluice({"run", kExamples + "slurm/sweep100.toml", "--backend", "slurm", "-q"},
+                          dir.path());
+  INFO(sweep.out << sweep.err);
+  REQUIRE(sweep.exit_code == 0);
+  auto res = run_sluice({"results", run_id_of(sweep)}, dir.path());
+  CHECK(res.out.find("instances  100") != std::string::npos);
+}
+
+TEST_CASE("a job pending past max_wait_time is cancelled with Slurm's pending reason",
+          "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "held"
+[tasks.held]
+shell = "true"
+max_wait_time = "3s"
+[tasks.held.slurm]
+extra = ["--hold"]
+)");
+  auto r = run_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  auto run = get_json(run_id_of(r), dir.path());
+  const std::string reason = task_named(run, "held")["reason"];
+  CHECK(reason.find("no slot: Slurm pending reason") != std::string::npos);
+  CHECK(reason.find("Held") != std::string::npos);
+}
