@@ -5,11 +5,11 @@
 //   backend = "slurm"
 //   [options]
 //   partition = "debug"
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <toml++/toml.h>
 
 #include "commands.hpp"
 #include "sluice/backend_registry.hpp"
@@ -24,9 +24,11 @@ fs::path config_dir(const Globals& g) {
 }
 
 void check_name(const std::string& name) {
-  const bool ok = !name.empty() && name.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
-                                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                          "0123456789_-.") == std::string::npos &&
+  const bool ok = !name.empty() &&
+                  name.find_first_not_of(
+                      "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789_-.") == std::string::npos &&
                   name[0] != '.';
   if (!ok)
     throw CliError(kExitBadInput, "configuration name '" + name +
@@ -123,7 +125,8 @@ void add_config_commands(CLI::App& app, Globals& g) {
   auto* config = app.add_subcommand("config", "saved backend configurations");
   config->require_subcommand(1);
   static SaveArgs a;
-  auto* save = config->add_subcommand("save", "save a configuration: NAME --backend B KEY=VALUE...");
+  auto* save =
+      config->add_subcommand("save", "save a configuration: NAME --backend B KEY=VALUE...");
   save->add_option("name", a.name, "configuration name")->required();
   save->add_option("--backend", a.backend, "backend (local, slurm)");
   save->add_option("options", a.options, "backend options KEY=VALUE");

@@ -168,8 +168,8 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   if (!revision) fail(revision.error());
   if (!a.run_id.empty() && !is_run_id(a.run_id))
     throw CliError(kExitBadInput, "'" + a.run_id + "' is not a run id");
-  auto run = store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id,
-                               backend->name());
+  auto run =
+      store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id, backend->name());
   if (!run) fail(run.error());
   std::printf("run %s %s:%s:%d (%zu tasks, backend %s, %d cpus, %d gpus)\n", run->id.c_str(),
               wf.project.c_str(), wf.name.c_str(), *revision, wf.tasks.size(),

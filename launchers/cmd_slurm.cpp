@@ -84,7 +84,8 @@ void add_slurm_commands(CLI::App& app, Globals& g) {
   auto* sb = app.add_subcommand(
       "sbatch", "run a workflow's coordinator as a Slurm job: sluice sbatch FILE [-- sbatch opts]");
   sb->add_option("file", a.file, "workflow file (TOML)")->required();
-  sb->add_option("--config", a.config, "saved configuration for the run (default: --backend slurm)");
+  sb->add_option("--config", a.config,
+                 "saved configuration for the run (default: --backend slurm)");
   sb->add_flag("--dry-run", a.dry_run, "print the batch script, submit nothing");
   sb->add_option("sbatch", a.sbatch, "options for the coordinator's own job (after --)");
   sb->callback([&] { g_exit_code = cmd_sbatch(g, a); });

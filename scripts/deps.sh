@@ -14,6 +14,8 @@ PACKAGES=(
   libtomlplusplus-dev catch2 libsqlite3-dev sqlite3 libcli11-dev libfmt-dev
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
   time  # /usr/bin/time: peak memory in scripts/bench.sh
+  # the Slurm backend (libslurm driver) and its single-node test cluster (slurm-up.sh)
+  libslurm-dev slurmctld slurmd slurm-client munge
 )
 
 quiet=0

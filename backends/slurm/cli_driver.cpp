@@ -43,7 +43,8 @@ class CliDriver final : public SlurmDriver {
     // resubmit by hand.
     auto r = run_process({"sbatch", "--parsable", request.script_path});
     if (r.status != 0)
-      return make_error(ErrorCode::kBackend, "sbatch failed: " + trim(r.err.empty() ? r.out : r.err));
+      return make_error(ErrorCode::kBackend,
+                        "sbatch failed: " + trim(r.err.empty() ? r.out : r.err));
     std::string id = trim(r.out);
     if (auto semi = id.find(';'); semi != std::string::npos) id.resize(semi);  // "id;cluster"
     if (id.empty()) return make_error(ErrorCode::kBackend, "sbatch printed no job id");
@@ -121,8 +122,8 @@ std::unique_ptr<SlurmDriver> make_cli_driver() {
 std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids) {
   std::map<std::string, JobStatus> out;
   if (ids.empty()) return out;
-  auto r = run_process({"sacct", "-c", "-n", "-P", "-o", "jobid,state,exitcode", "-j",
-                        join(ids, ',')});
+  auto r =
+      run_process({"sacct", "-c", "-n", "-P", "-o", "jobid,state,exitcode", "-j", join(ids, ',')});
   std::istringstream in(r.out);
   std::string line;
   while (std::getline(in, line)) {
@@ -131,7 +132,8 @@ std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std
     if (a == std::string::npos || b == std::string::npos) continue;
     JobStatus st;
     st.state = line.substr(a + 1, b - a - 1);
-    if (auto sp = st.state.find(' '); sp != std::string::npos) st.state.resize(sp);  // "CANCELLED by 0"
+    if (auto sp = st.state.find(' '); sp != std::string::npos)
+      st.state.resize(sp);  // "CANCELLED by 0"
     parse_exit(line.substr(b + 1), st);
     out[line.substr(0, a)] = std::move(st);  // a later line (a requeue) wins
   }

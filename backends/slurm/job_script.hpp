@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "slurm_driver.hpp"
 #include "sluice/backend.hpp"
+#include "slurm_driver.hpp"
 
 namespace sluice::slurm {
 

@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "job_script.hpp"
-#include "slurm_driver.hpp"
 #include "sluice/duration.hpp"
+#include "slurm_driver.hpp"
 
 namespace sluice {
 namespace {
@@ -85,8 +85,7 @@ Expected<Options> parse_options(const BackendOptions& in) {
   if (in.cpus > 0) o.cpus = in.cpus;
   if (in.gpus >= 0) o.gpus = in.gpus;
   auto bad = [](const std::string& k, const std::string& v, const std::string& why) {
-    return make_error(ErrorCode::kInvalidInput,
-                      "slurm backend option " + k + "=" + v + ": " + why);
+    return make_error(ErrorCode::kInvalidInput, "slurm backend option " + k + "=" + v + ": " + why);
   };
   for (const auto& [k, v] : in.extra) {
     if (k == "driver") {
@@ -190,8 +189,7 @@ class SlurmBackend final : public Backend {
       }
       const auto now = Clock::now();
       if (now < next_query_) {
-        std::this_thread::sleep_for(
-            std::min<Clock::duration>(timeout, next_query_ - now));
+        std::this_thread::sleep_for(std::min<Clock::duration>(timeout, next_query_ - now));
         if (Clock::now() < next_query_) return;
       }
       next_query_ = Clock::now() + o_.poll_interval;

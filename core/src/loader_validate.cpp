@@ -27,9 +27,12 @@ SourcePos pos_of(const toml::key& k) {
 
 const std::vector<std::string> kTopKeys = {"workflow", "defaults", "tasks"};
 const std::vector<std::string> kWorkflowKeys = {"name", "project", "version", "description"};
+// clang-format off
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
-    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix", "slurm"};
+    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix",
+    "slurm"};
+// clang-format on
 const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell"};
 
 // What other schedulers call the same things.
@@ -354,7 +357,7 @@ class FieldReader {
 
   // [tasks.NAME.slurm]: sbatch placement for the Slurm backend.
   void read_slurm(Fields& f, const toml::key& k, const toml::node& v) {
-    static const std::vector<std::string> kSlurmKeys = {"partition", "account",     "qos",
+    static const std::vector<std::string> kSlurmKeys = {"partition",  "account",     "qos",
                                                         "constraint", "reservation", "extra"};
     mark(f.slurm, k, v);
     auto t = v.as_table();
@@ -363,8 +366,8 @@ class FieldReader {
     for (auto&& [sk, sv] : *t) {
       std::string name(sk.str());
       if (!contains(kSlurmKeys, name)) {
-        r_.error(pos_of(sk), "unknown key '" + name + "' in 'slurm' " + where_ +
-                                 hint(name, kSlurmKeys));
+        r_.error(pos_of(sk),
+                 "unknown key '" + name + "' in 'slurm' " + where_ + hint(name, kSlurmKeys));
         continue;
       }
       if (name == "extra") {

@@ -120,8 +120,7 @@ TEST_CASE("examples run to correct results on Slurm through libslurm", "[slurm]"
   run_examples("libslurm");
 }
 
-TEST_CASE("examples run to correct results on Slurm through the command-line tools",
-          "[slurm]") {
+TEST_CASE("examples run to correct results on Slurm through the command-line tools", "[slurm]") {
   REQUIRE_SLURM();
   run_examples("cli");
 }
@@ -208,9 +207,8 @@ shell = "sleep 100"
   wait_exit(pid);
   std::string ids;
   for (const auto& j : jobs) ids += (ids.empty() ? "" : ",") + j;
-  CHECK(eventually([&] {
-    return shell_output("squeue -h -t PD,R -j " + ids + " 2>/dev/null").empty();
-  }));
+  CHECK(eventually(
+      [&] { return shell_output("squeue -h -t PD,R -j " + ids + " 2>/dev/null").empty(); }));
   CHECK(get_json(id, dir.path())["state"] == "cancelled");
 }
 
@@ -234,9 +232,8 @@ shell = "sluice put done 1"
                                  dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");
   REQUIRE(eventually([&] { return attempts(dir).size() == 4; }));
-  REQUIRE(eventually([&] {
-    return !shell_output("squeue -h -t R -n sluice:" + id + ":s").empty();
-  }));
+  REQUIRE(
+      eventually([&] { return !shell_output("squeue -h -t R -n sluice:" + id + ":s").empty(); }));
   ::kill(pid, SIGKILL);
   wait_exit(pid);
   auto r = run_sluice({"resume", id, "-q"}, dir.path());
@@ -292,8 +289,7 @@ TEST_CASE("the cross-platform example places tasks by executor and per-task part
   CHECK(res.out.find("instances  100") != std::string::npos);
 }
 
-TEST_CASE("a job pending past max_wait_time is cancelled with Slurm's pending reason",
-          "[slurm]") {
+TEST_CASE("a job pending past max_wait_time is cancelled with Slurm's pending reason", "[slurm]") {
   REQUIRE_SLURM();
   ScratchDir dir;
   write_file(dir / "wf.toml", R"([workflow]
@@ -311,4 +307,34 @@ extra = ["--hold"]
   const std::string reason = task_named(run, "held")["reason"];
   CHECK(reason.find("no slot: Slurm pending reason") != std::string::npos);
   CHECK(reason.find("Held") != std::string::npos);
+}
+
+TEST_CASE("max_queued holds requests in the backend and submits them as jobs finish", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "queued"
+[tasks.t]
+matrix = { i = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] }
+shell = "sluice put i {i}"
+)");
+  auto r = run_sluice(
+      {"run", "wf.toml", "--backend", "slurm", "-O", "max_queued=5", "-O", "driver=cli", "-q"},
+      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = attempts(dir);
+  REQUIRE(rows.size() == 12);
+  int held = 0;
+  for (const auto& a : rows) {
+    CHECK(a.state == "succeeded");
+    if (a.handle.rfind("slurm:held:", 0) == 0) ++held;
+  }
+  CHECK(held == 7);
+  // Every attempt, held or not, ended up with a job id of its own.
+  for (int i = 0; i < 12; ++i) {
+    auto id = read_file(dir / (".sluice/runs/" + run_id_of(r) + "/tasks/t." + std::to_string(i) +
+                               "/1/slurm_job_id"));
+    CHECK(!id.empty());
+  }
 }

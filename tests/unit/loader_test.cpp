@@ -913,8 +913,7 @@ extra = ["--exclusive"]
   CHECK(wf.tasks[1].slurm_extra == std::vector<std::string>{"--exclusive"});
 }
 
-TEST_CASE("unknown keys in a task's slurm table are reported where they are written",
-          "[loader]") {
+TEST_CASE("unknown keys in a task's slurm table are reported where they are written", "[loader]") {
   TempDir dir;
   auto ds = load_bad(R"([workflow]
 name = "w"
@@ -925,6 +924,7 @@ partiton = "long"
 )",
                      dir);
   REQUIRE(ds.size() == 1);
-  CHECK(ds[0].message == "unknown key 'partiton' in 'slurm' in task 'a' (did you mean 'partition'?)");
+  CHECK(ds[0].message ==
+        "unknown key 'partiton' in 'slurm' in task 'a' (did you mean 'partition'?)");
   CHECK_AT(ds[0], 6, 1);
 }

@@ -42,7 +42,8 @@ class Coordinator {
 
   // Before run(): rebuilds task states from the store. Succeeded tasks stay done;
   // attempts that were in flight stay running when Backend::reattach() takes them back,
-  // else they are killed through Backend::abandon() and recorded as lost; failed, cancelled and skipped tasks are queued again with a fresh retry budget.
+  // else they are killed through Backend::abandon() and recorded as lost; failed, cancelled and
+  // skipped tasks are queued again with a fresh retry budget.
   Expected<void> restore_from_store();
 
   // Runs until every task is finished, cancelled (interrupt or `sluice cancel`) or
