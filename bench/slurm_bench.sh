@@ -16,7 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 n="${1:-1000}"
 sluice="${SLUICE:-$root/build/launchers/sluice}"
 tools="${TOOLS:-arrays per-task per-task-cli}"
-command -v sinfo >/dev/null && sinfo -h -o %T | grep -qE 'idle|mix|alloc' ||
+command -v sinfo >/dev/null && sinfo -h -N -o %T | grep -qvE 'down|drain|fail|unk|inval|maint|^$' ||
   { echo "slurm_bench: no Slurm cluster is up (sudo scripts/slurm-up.sh)" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-slurm-bench.XXXXXX")"

@@ -47,7 +47,12 @@ fi
 # A pid file is trusted only when its process runs the expected program.
 alive() {  # alive PIDFILE EXE
   local pid
-  [[ -s "$1" ]] || return 1
+  if [[ ! -s "$1" ]]; then
+    # A pid file removed under a running daemon: find the daemon by its program.
+    pid="$(pidof -s "$2" 2>/dev/null || true)"
+    [[ -n "$pid" ]] || return 1
+    echo "$pid" >"$1"
+  fi
   pid="$(cat "$1")"
   [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$2" ]]
 }

@@ -38,9 +38,18 @@ bool in_ci() {
 
 bool cluster_up() {
   static const bool up = [] {
-    const std::string s = shell_output("sinfo -h -o %T 2>/dev/null");
-    return s.find("idle") != std::string::npos || s.find("mix") != std::string::npos ||
-           s.find("alloc") != std::string::npos;
+    // Up: some node takes jobs (idle, mixed, allocated, completing, ...), not only
+    // down, drained, failed or not responding ones.
+    std::istringstream states(shell_output("sinfo -h -N -o %T 2>/dev/null"));
+    for (std::string st; std::getline(states, st);) {
+      const bool bad =
+          st.find("down") != std::string::npos || st.find("drain") != std::string::npos ||
+          st.find("fail") != std::string::npos || st.find("unk") != std::string::npos ||
+          st.find("inval") != std::string::npos || st.find("maint") != std::string::npos ||
+          st.find('*') != std::string::npos;
+      if (!st.empty() && !bad) return true;
+    }
+    return false;
   }();
   return up;
 }
