@@ -32,6 +32,9 @@ struct RunArgs {
   int cpus = 0;
   int gpus = -1;
   std::vector<std::string> executors;
+  std::vector<std::string> options;  // KEY=VALUE for BackendOptions::extra
+  std::string config;                // a saved configuration (sluice config save)
+  std::string run_id;                // pre-made by `sluice sbatch`
   bool quiet = false;
   bool no_cache = false;
   bool dry_run = false;
@@ -51,16 +54,33 @@ Workflow load_or_reject(const std::string& file) {
   return std::move(*wf);
 }
 
-BackendOptions backend_options(const RunArgs& a) {
+// A saved configuration first, then --backend-option on top of it. `name` gets the
+// backend to use: the configuration's when --backend was left at its default.
+BackendOptions backend_options(const Globals& g, const RunArgs& a, std::string* name = nullptr) {
   BackendOptions opts;
   opts.cpus = a.cpus;
   opts.gpus = a.gpus;
   opts.executors = a.executors;
+  std::string backend = a.backend;
+  if (!a.config.empty()) {
+    SavedConfig c = load_config(g, a.config);
+    if (backend == "local") backend = c.backend;
+    opts.extra = c.options;
+  }
+  for (const auto& kv : a.options) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw CliError(kExitBadInput, "backend option '" + kv + "' is not KEY=VALUE");
+    opts.extra[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (name) *name = backend;
   return opts;
 }
 
-std::unique_ptr<Backend> make_backend(const RunArgs& a) {
-  auto backend = create_backend(a.backend, backend_options(a));
+std::unique_ptr<Backend> make_backend(const Globals& g, const RunArgs& a) {
+  std::string name;
+  BackendOptions opts = backend_options(g, a, &name);
+  auto backend = create_backend(name, opts);
   if (!backend) fail(backend.error());
   return std::move(*backend);
 }
@@ -111,14 +131,17 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   if (a.dry_run) return cmd_dry_run(g, a.file, a.no_cache);
   Workflow wf = load_or_reject(a.file);
   // In an MPI job every rank runs this command; only one goes on to coordinate.
-  if (auto status = enter_worker(a.backend, backend_options(a))) return *status;
-  auto backend = make_backend(a);
+  if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
+  auto backend = make_backend(g, a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
 
   auto store = open_store(g, RunStore::Mode::kReadWrite);
   auto revision = store->register_workflow(wf);
   if (!revision) fail(revision.error());
-  auto run = store->create_run(wf, *revision, new_run_id(), backend->name());
+  if (!a.run_id.empty() && !is_run_id(a.run_id))
+    throw CliError(kExitBadInput, "'" + a.run_id + "' is not a run id");
+  auto run =
+      store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id, backend->name());
   if (!run) fail(run.error());
   std::printf("run %s %s:%s:%d (%zu tasks, backend %s, %d cpus, %d gpus)\n", run->id.c_str(),
               wf.project.c_str(), wf.name.c_str(), *revision, wf.tasks.size(),
@@ -127,10 +150,10 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   return coordinate(*store, *backend, wf, *run, false, a);
 }
 
-int cmd_validate(const Globals&, const RunArgs& a) {
+int cmd_validate(const Globals& g, const RunArgs& a) {
   Workflow wf = load_or_reject(a.file);
-  if (auto status = enter_worker(a.backend, backend_options(a))) return *status;
-  auto backend = make_backend(a);
+  if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
+  auto backend = make_backend(g, a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
   std::printf("%s: ok, workflow %s:%s with %zu tasks\n", a.file.c_str(), wf.project.c_str(),
               wf.name.c_str(), wf.tasks.size());
@@ -140,7 +163,7 @@ int cmd_validate(const Globals&, const RunArgs& a) {
 int cmd_resume(const Globals& g, RunArgs a) {
   // Workers of an MPI job must leave before anything reads the store or the run lock.
   if (!a.resume_backend.empty())
-    if (auto status = enter_worker(a.resume_backend, backend_options(a))) return *status;
+    if (auto status = enter_worker(a.resume_backend, backend_options(g, a))) return *status;
   auto store = open_store(g, RunStore::Mode::kReadWrite);
   RunRecord run = find_run(*store, a.run);
   if (run.state == RunState::kSucceeded) {
@@ -157,14 +180,17 @@ int cmd_resume(const Globals& g, RunArgs a) {
     throw CliError(kExitInternal,
                    "stored definition of run " + run.id + " does not match its hash");
   a.backend = a.resume_backend.empty() ? run.backend : a.resume_backend;
-  auto backend = make_backend(a);
+  auto backend = make_backend(g, a);
   std::printf("run %s resumed\n", run.id.c_str());
   std::fflush(stdout);
   return coordinate(*store, *backend, *wf, run, true, a);
 }
 
 void add_backend_options(CLI::App* cmd, RunArgs& a) {
-  cmd->add_option("--backend", a.backend, "where attempts execute (local, mpi under mpirun)");
+  cmd->add_option("--backend", a.backend, "where attempts execute (local, slurm; mpi under mpirun)");
+  cmd->add_option("-O,--backend-option", a.options,
+                  "backend option KEY=VALUE, repeatable (slurm: driver=cli, partition=P, ...)");
+  cmd->add_option("--config", a.config, "use a saved configuration (sluice config save)");
   cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)")
@@ -185,6 +211,7 @@ void add_run_commands(CLI::App& app, Globals& g) {
   run->add_flag("--dry-run", a.dry_run,
                 "say which tasks would run and why (or come from the cache); run nothing");
   run->add_flag("--json", g.json, "with --dry-run: machine-readable output");
+  run->add_option("--run-id", a.run_id, "use this (new) run id instead of making one");
   run->add_option("--progress-every", a.progress_every_s,
                   "seconds between progress lines when not on a terminal");
   run->callback([&] { g_exit_code = cmd_run(g, a); });
@@ -202,6 +229,8 @@ void add_run_commands(CLI::App& app, Globals& g) {
   resume->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)");
   resume->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
   resume->add_flag("--no-cache", a.no_cache, "run every remaining task, reuse nothing");
+  resume->add_option("-O,--backend-option", a.options, "backend option KEY=VALUE, repeatable");
+  resume->add_option("--config", a.config, "use a saved configuration's backend options");
   resume->callback([&] { g_exit_code = cmd_resume(g, a); });
 }
 

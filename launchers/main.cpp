@@ -8,6 +8,9 @@
 #ifdef SLUICE_WITH_MPI
 #include "mpi_backend.hpp"
 #endif
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+#include "slurm_backend.hpp"
+#endif
 
 namespace sluice::cli {
 int g_exit_code = kExitOk;
@@ -18,6 +21,9 @@ int main(int argc, char** argv) {
   sluice::register_local_backend();
 #ifdef SLUICE_WITH_MPI
   sluice::register_mpi_backend();  // in `sluice`: re-executes as `sluice-mpi`
+#endif
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+  sluice::register_slurm_backend();
 #endif
 
   CLI::App app{"Sluice: workflows of tasks on your laptop, Slurm clusters and MPI ranks", "sluice"};
@@ -39,6 +45,8 @@ int main(int argc, char** argv) {
   add_report_commands(app, g);
   add_watch_commands(app, g);
   add_doctor_command(app, g);
+  add_config_commands(app, g);
+  add_slurm_commands(app, g);
   // --home is accepted after the subcommand too: `sluice ps --home DIR`.
   for (auto* sub : app.get_subcommands({}))
     sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");

@@ -17,6 +17,8 @@ PACKAGES=(
   time  # /usr/bin/time: peak memory in scripts/bench.sh
   graphviz  # `dot`: sluice graph --format svg
   chromium chromium-driver  # headless browser: the report's rendering test and bench
+  # the Slurm backend (libslurm driver) and its single-node test cluster (slurm-up.sh)
+  libslurm-dev slurmctld slurmd slurm-client munge
 )
 
 quiet=0

@@ -77,8 +77,14 @@ Expected<void> Coordinator::restore_from_store() {
 
   RunUpdate update;
   update.now_us = wall_us();
+  // Attempts the backend still watches (a queued or running Slurm job) keep running.
+  std::unordered_map<TaskId, std::uint32_t> reattached;
   for (const AttemptRecord& a : *attempts) {
     if (a.state != TaskState::kRunning && a.state != TaskState::kQueued) continue;
+    if (!a.handle.empty() && backend_.reattach(a.handle, a.task, a.attempt)) {
+      reattached[a.task] = a.attempt;
+      continue;
+    }
     if (!a.handle.empty()) backend_.abandon(a.handle);
     AttemptRecord end = a;
     end.state = TaskState::kFailed;
@@ -93,6 +99,10 @@ Expected<void> Coordinator::restore_from_store() {
       struct stat st;
       const std::string dir = store_.attempt_dir(run_id_, t.name, t.attempts);
       has_artifact_[t.index] = ::stat(artifact_path(dir).c_str(), &st) == 0;
+      continue;
+    }
+    if (auto r = reattached.find(t.index); r != reattached.end()) {
+      scheduler_.restore_running(t.index, r->second, std::chrono::steady_clock::now());
       continue;
     }
     scheduler_.restore(t.index, TaskState::kWaiting, t.attempts);
@@ -169,22 +179,23 @@ bool Coordinator::prepare_next_upcoming() {
   return false;
 }
 
-void Coordinator::launch(const Launch& l, TimePoint now) {
+void Coordinator::refuse_launch(const Launch& l, const std::string& why, TimePoint now) {
+  scheduler_.on_launch_failed(l.task, l.attempt, why, now);
+  AttemptRecord a;
+  a.task = l.task;
+  a.attempt = l.attempt;
+  a.state = TaskState::kFailed;
+  a.exit_code = -1;
+  a.reason = "launch failed: " + why;
+  a.started_us = a.ended_us = wall_us();
+  a.host = host_;
+  pending_.attempt_starts.push_back(std::move(a));
+}
+
+bool Coordinator::prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan) {
   const TaskSpec& spec = workflow_.tasks[l.task];
   std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
-  auto refused = [&](const std::string& why) {
-    scheduler_.on_launch_failed(l.task, l.attempt, why, now);
-    AttemptRecord a;
-    a.task = l.task;
-    a.attempt = l.attempt;
-    a.state = TaskState::kFailed;
-    a.exit_code = -1;
-    a.reason = "launch failed: " + why;
-    a.started_us = a.ended_us = wall_us();
-    a.host = host_;
-    pending_.attempt_starts.push_back(std::move(a));
-  };
-  PreparedAttempt prepared;
+  PreparedAttempt& prepared = plan.prepared;
   if (auto it = prepared_.find(l.task); it != prepared_.end() && it->second.attempt == l.attempt) {
     prepared = it->second;
     prepared_.erase(it);
@@ -194,11 +205,11 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
       prepared_.erase(it);
     }
     if (!prepare_attempt(l, dir, prepared)) {
-      refused("cannot create " + dir + ": " + std::strerror(errno));
-      return;
+      refuse_launch(l, "cannot create " + dir + ": " + std::strerror(errno), now);
+      return false;
     }
   }
-  LaunchRequest req;
+  LaunchRequest& req = plan.request;
   req.task = l.task;
   req.attempt = l.attempt;
   req.spec = &spec;
@@ -208,24 +219,25 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
              {"SLUICE_ATTEMPT_DIR", dir},
              {"SLUICE_HOME", store_.home()}};
   add_artifact_env(spec, dir, req);
-  if (!resolve_input_placeholders(spec, resolved_command_, resolved_shell_, why_)) {
+  if (!resolve_input_placeholders(spec, plan.command, plan.shell, why_)) {
     close_fds(prepared);
-    refused(why_);
-    return;
+    refuse_launch(l, why_, now);
+    return false;
   }
-  if (!resolved_command_.empty()) req.command = &resolved_command_;
-  if (!resolved_shell_.empty()) req.shell = &resolved_shell_;
-  if (use_cache_ && spec.cache && try_cache(l, dir, now)) {
+  // req.command / req.shell point into `plan`: set once the plans stopped moving.
+  if (use_cache_ && spec.cache && try_cache(l, dir, plan.command, plan.shell, now)) {
     close_fds(prepared);
-    return;
+    return false;  // completed from the cache: nothing to launch
   }
   req.attempt_dir = std::move(dir);
   req.stdout_fd = prepared.out_fd;
   req.stderr_fd = prepared.err_fd;
-  auto handle = backend_.launch(req);
-  close_fds(prepared);
+  return true;
+}
+
+void Coordinator::record_launch(const Launch& l, Expected<std::string> handle, TimePoint now) {
   if (!handle) {
-    refused(handle.error().message);
+    refuse_launch(l, handle.error().message, now);
     return;
   }
   scheduler_.on_attempt_started(l.task, l.attempt, now);
@@ -237,6 +249,31 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
   a.host = host_;
   a.handle = std::move(*handle);
   pending_.attempt_starts.push_back(std::move(a));
+}
+
+// One launch_batch() per scheduling step, so a backend can group the requests (Slurm:
+// one job array for a sweep).
+void Coordinator::launch_all(const std::vector<Launch>& launches, TimePoint now) {
+  if (launches.empty()) return;
+  std::vector<LaunchPlan> plans(launches.size());
+  std::vector<std::uint8_t> ok(launches.size(), 0);
+  std::vector<const Launch*> planned;
+  std::vector<LaunchRequest> requests;
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    ok[i] = prepare_launch(launches[i], now, plans[i]);
+    if (ok[i]) planned.push_back(&launches[i]);
+  }
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    LaunchPlan& p = plans[i];
+    if (!ok[i]) continue;
+    if (!p.command.empty()) p.request.command = &p.command;
+    if (!p.shell.empty()) p.request.shell = &p.shell;
+    requests.push_back(std::move(p.request));
+  }
+  auto handles = backend_.launch_batch(requests);
+  for (std::size_t i = 0; i < launches.size(); ++i) close_fds(plans[i].prepared);
+  for (std::size_t i = 0; i < planned.size(); ++i)
+    record_launch(*planned[i], std::move(handles[i]), now);
 }
 
 std::string Coordinator::final_artifact(TaskId t) const {
@@ -370,7 +407,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
       cancel();
       return tl::unexpected(r.error());
     }
-    for (const Launch& l : launches) launch(l, now);
+    launch_all(launches, now);
     if (!cached_.empty()) {
       finish_cached(now);  // their dependents may be ready now: schedule again at once
       continue;

@@ -48,14 +48,16 @@ const std::string& Coordinator::result_hash(TaskId t) {
   return h;
 }
 
-bool Coordinator::try_cache(const Launch& l, const std::string& dir, TimePoint now) {
+bool Coordinator::try_cache(const Launch& l, const std::string& dir,
+                            const std::vector<std::string>& command, const std::string& shell,
+                            TimePoint now) {
   const TaskSpec& spec = workflow_.tasks[l.task];
   std::vector<std::string> inputs;
   inputs.reserve(spec.after.size());
   for (TaskId p : spec.after) inputs.push_back(result_hash(p));
   const CacheKeyParts parts = cache_key_parts(
-      spec, workflow_.base_dir, resolved_command_.empty() ? spec.command : resolved_command_,
-      resolved_shell_.empty() ? spec.shell : resolved_shell_, inputs);
+      spec, workflow_.base_dir, command.empty() ? spec.command : command,
+      shell.empty() ? spec.shell : shell, inputs);
   const std::string key = parts.key();
   cache_parts_[l.task] = parts.serialize();
 

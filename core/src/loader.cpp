@@ -295,6 +295,8 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
       t.max_exec_time = pick(f.max_exec_time, d.max_exec_time).value.value_or(Millis{0});
       t.max_wait_time = pick(f.max_wait_time, d.max_wait_time).value.value_or(Millis{0});
       for (const auto& [k, v] : env) t.env.emplace_back(k, substitute(v, params));
+      t.slurm = pick(f.slurm, d.slurm).value.value_or(Params{});
+      t.slurm_extra = f.slurm.present ? f.slurm_extra : d.slurm_extra;
       const auto& workdir = pick(f.workdir, d.workdir);
       if (workdir.value) {
         t.workdir = normal_dir(fs::path(wf.base_dir) / substitute(*workdir.value, params));

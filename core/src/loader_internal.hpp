@@ -47,6 +47,9 @@ struct Fields {
   Field<bool> cache;
   Field<std::vector<std::string>> outputs;
   Field<std::string> before;  // child requests only: the task the child must finish before
+  // [tasks.NAME.slurm]: placement keys, and `extra` sbatch options.
+  Field<Params> slurm;
+  std::vector<std::string> slurm_extra;
 };
 
 struct RawTask {

@@ -28,10 +28,12 @@ SourcePos pos_of(const toml::key& k) {
 const std::vector<std::string> kTopKeys = {"workflow", "defaults", "tasks"};
 const std::vector<std::string> kWorkflowKeys = {"name",        "project",      "version",
                                                 "description", "max_children", "max_child_depth"};
+// clang-format off
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
     "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix",
-    "cache",   "outputs"};
+    "cache",   "outputs",       "slurm"};
+// clang-format on
 const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell", "outputs"};
 // A child request: like a task, but it names its downstream task instead of parents.
 const std::vector<std::string> kChildKeys = [] {
@@ -243,6 +245,8 @@ class FieldReader {
         }
       } else if (key == "outputs") {
         read_outputs(f, k, v);
+      } else if (key == "slurm") {
+        read_slurm(f, k, v);
       }
     }
   }
@@ -417,6 +421,46 @@ class FieldReader {
       env.emplace_back(name, *text);
     }
     if (ok) f.value = std::move(env);
+  }
+
+  // [tasks.NAME.slurm]: sbatch placement for the Slurm backend.
+  void read_slurm(Fields& f, const toml::key& k, const toml::node& v) {
+    static const std::vector<std::string> kSlurmKeys = {"partition",  "account",     "qos",
+                                                        "constraint", "reservation", "extra"};
+    mark(f.slurm, k, v);
+    auto t = v.as_table();
+    if (!t) return error(v, "'slurm' must be a table, e.g. { partition = \"gpu\" }");
+    Params placement;
+    for (auto&& [sk, sv] : *t) {
+      std::string name(sk.str());
+      if (!contains(kSlurmKeys, name)) {
+        r_.error(pos_of(sk),
+                 "unknown key '" + name + "' in 'slurm' " + where_ + hint(name, kSlurmKeys));
+        continue;
+      }
+      if (name == "extra") {
+        auto arr = sv.as_array();
+        if (!arr) {
+          error(sv, "'slurm.extra' must be an array of sbatch options");
+          continue;
+        }
+        for (const toml::node& e : *arr) {
+          auto s = e.as_string();
+          if (!s || s->get().rfind("--", 0) != 0)
+            error(e, "'slurm.extra' entries must be sbatch options such as \"--exclusive\"");
+          else
+            f.slurm_extra.push_back(s->get());
+        }
+        continue;
+      }
+      auto s = sv.as_string();
+      if (!s || s->get().empty()) {
+        error(sv, "'slurm." + name + "' must be a non-empty string");
+        continue;
+      }
+      placement.emplace_back(name, s->get());
+    }
+    f.slurm.value = std::move(placement);
   }
 
   void read_matrix(Field<std::vector<MatrixAxis>>& f, const toml::key& k, const toml::node& v) {

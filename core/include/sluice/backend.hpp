@@ -30,6 +30,10 @@ struct Capacity {
   // Executor labels offered. Empty means every label is accepted (a laptop runs the
   // same workflow as the cluster: a "gpu" work runs locally too).
   std::vector<std::string> executors;
+  // The backend stops attempts past their max_exec_time itself (Slurm's --time, which
+  // counts from the job's start, not its submission): the scheduler then sets no
+  // deadline of its own and takes the backend's completion reason.
+  bool enforces_exec_time = false;
 
   bool offers(const std::string& executor) const;
 };

@@ -46,9 +46,10 @@ class Coordinator {
   Coordinator& operator=(const Coordinator&) = delete;
 
   // Before run(): rebuilds task states from the store, dynamic children included
-  // (their parents are not asked again). Succeeded tasks stay done;
-  // attempts that were in flight are killed through Backend::abandon() and recorded as
-  // lost; failed, cancelled and skipped tasks are queued again with a fresh retry budget.
+  // (their parents are not asked again). Succeeded tasks stay done; attempts that were
+  // in flight stay running when Backend::reattach() takes them back, else they are
+  // killed through Backend::abandon() and recorded as lost; failed, cancelled and
+  // skipped tasks are queued again with a fresh retry budget.
   Expected<void> restore_from_store();
 
   // Runs until every task is finished, cancelled (interrupt or `sluice cancel`) or
@@ -62,12 +63,25 @@ class Coordinator {
 
  private:
   Expected<void> flush(std::optional<RunState> run_state);
-  void launch(const Launch& l, TimePoint now);
+  // An attempt's request, with the storage its resolved command points into.
+  struct PreparedAttempt;
+  struct LaunchPlan;
+  void launch_all(const std::vector<Launch>& launches, TimePoint now);
+  // Makes the attempt directory and the request; false (refusal recorded) on failure.
+  bool prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan);
+  void record_launch(const Launch& l, Expected<std::string> handle, TimePoint now);
+  void refuse_launch(const Launch& l, const std::string& why, TimePoint now);
   // An attempt's directory, made and with its stdout/stderr open, ready to launch.
   struct PreparedAttempt {
     std::uint32_t attempt = 0;
     int out_fd = -1;
     int err_fd = -1;
+  };
+  struct LaunchPlan {
+    PreparedAttempt prepared;
+    LaunchRequest request;
+    std::vector<std::string> command;
+    std::string shell;
   };
   // Makes the attempt directory and opens its logs; false (errno set) on failure.
   bool prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out);
@@ -95,7 +109,9 @@ class Coordinator {
 
   // Caching (coordinator_cache.cpp). Before a launch: computes the task's key and, on a
   // valid hit, completes the attempt from the cache instead (returns true).
-  bool try_cache(const Launch& l, const std::string& dir, TimePoint now);
+  // `command`/`shell`: the resolved ones (empty: the spec's).
+  bool try_cache(const Launch& l, const std::string& dir, const std::vector<std::string>& command,
+                 const std::string& shell, TimePoint now);
   // After an attempt exited 0: keeps its declared outputs (or fails it), computes its
   // result hash and files it in the cache.
   void keep_outputs(Completion& c);
@@ -128,8 +144,6 @@ class Coordinator {
   // Tasks whose final attempt left a valid artifact, and its checksum.
   std::vector<std::uint8_t> has_artifact_;
   std::unordered_map<TaskId, std::string> checksums_;
-  std::vector<std::string> resolved_command_;
-  std::string resolved_shell_;
   std::string why_;
   RunUpdate pending_;
   bool cancelling_ = false;

@@ -39,6 +39,11 @@ struct TaskSpec {
   Millis max_wait_time{0};      // 0: unlimited
   std::vector<std::pair<std::string, std::string>> env;
   std::string workdir;  // absolute; defaults to the workflow file's directory
+  // [tasks.NAME.slurm]: placement for the Slurm backend (partition, account, qos,
+  // constraint, reservation) and free-form sbatch options (`extra`); other backends
+  // ignore them.
+  std::vector<std::pair<std::string, std::string>> slurm;
+  std::vector<std::string> slurm_extra;
 
   // Caching: false opts the task out (it always runs). `outputs` are files the task
   // writes besides its artifact (relative to workdir), restored on a cache hit.
