@@ -13,6 +13,7 @@ void add_query_commands(CLI::App& app, Globals& g);   // ps, psw, pss, psf, get,
 void add_manage_commands(CLI::App& app, Globals& g);  // cancel, remove, removeall
 void add_data_commands(CLI::App& app, Globals& g);    // put, results, artifacts
 void add_children_commands(CLI::App& app, Globals& g);  // add-child
+void add_workflows_commands(CLI::App& app, Globals& g);  // workflows
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.
 int cmd_get_input(const std::string& parent, const std::string& key, bool as_json);

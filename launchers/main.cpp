@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add_manage_commands(app, g);
   add_data_commands(app, g);
   add_children_commands(app, g);
+  add_workflows_commands(app, g);
   // --home is accepted after the subcommand too: `sluice ps --home DIR`.
   for (auto* sub : app.get_subcommands({}))
     sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");

@@ -15,6 +15,11 @@ PACKAGES=(
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
   time  # /usr/bin/time: peak memory in scripts/bench.sh
 )
+# Optional: only bench/functions_bench.sh needs them (the Dask comparison). Installed
+# with SLUICE_BENCH_DEPS=1; never required to build or test.
+if [[ "${SLUICE_BENCH_DEPS:-0}" == 1 ]]; then
+  PACKAGES+=(python3-distributed)
+fi
 
 quiet=0
 for arg in "$@"; do

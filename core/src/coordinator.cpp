@@ -150,6 +150,7 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
 // while every slot is busy, one at a time between checks for completions, so a freed
 // slot is refilled without waiting on the disk. Returns false when nothing was left.
 bool Coordinator::prepare_next_upcoming() {
+  if (!backend_.wants_attempt_dir()) return false;
   upcoming_.clear();
   scheduler_.peek_ready(prefetch_, upcoming_);
   for (const Launch& l : upcoming_) {
@@ -183,7 +184,10 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
     pending_.attempt_starts.push_back(std::move(a));
   };
   PreparedAttempt prepared;
-  if (auto it = prepared_.find(l.task); it != prepared_.end() && it->second.attempt == l.attempt) {
+  if (!backend_.wants_attempt_dir()) {
+    // In-process attempts: no directory or log files up front (they cost ~100 us).
+  } else if (auto it = prepared_.find(l.task);
+             it != prepared_.end() && it->second.attempt == l.attempt) {
     prepared = it->second;
     prepared_.erase(it);
   } else {
