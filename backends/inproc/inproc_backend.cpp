@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -51,10 +53,13 @@ struct Job {
 class InprocBackend final : public Backend {
  public:
   explicit InprocBackend(const BackendOptions& o) {
-    capacity_.cpus = o.cpus > 0 ? o.cpus : usable_cpus();
+    const int threads = o.cpus > 0 ? o.cpus : usable_cpus();
+    int depth = 256;
+    if (auto it = o.extra.find("queue_per_thread"); it != o.extra.end())
+      depth = std::clamp(std::atoi(it->second.c_str()), 1, 1 << 16);
+    capacity_.cpus = threads * depth;
     capacity_.gpus = std::max(o.gpus, 0);
     capacity_.executors = o.executors;
-    const int threads = capacity_.cpus;
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
   }
 
@@ -136,12 +141,15 @@ class InprocBackend final : public Backend {
   void abandon(const std::string&) override {}
 
  private:
+  // Wakes the coordinator only when the first completion of a batch arrives.
   void finish(Completion c) {
+    bool first;
     {
       std::lock_guard<std::mutex> lock(done_mu_);
+      first = done_.empty();
       done_.push_back(std::move(c));
     }
-    done_cv_.notify_one();
+    if (first) done_cv_.notify_one();
   }
 
   void work() {

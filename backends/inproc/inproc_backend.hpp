@@ -9,9 +9,12 @@
 // ATTEMPT_DIR/stderr. Not captured: what functions print (threads share stdout).
 // Functions returning void write nothing.
 //
-// Slots: BackendOptions::cpus threads (default: the CPUs this process may use), `gpus`
-// (default 0) and `executors` are what the scheduler hands out; the threads themselves
-// do not bind devices. kill() cancels an attempt that has not started; a running
+// Slots: BackendOptions::cpus threads (default: the CPUs this process may use). The
+// scheduler is offered threads x "queue_per_thread" (extra option, default 256) cpu
+// slots, so that many small functions wait in the pool's queue and their completions
+// reach the store in batches (one transaction per batch, not per task); set it to 1 for
+// slots that match the threads exactly. `gpus` (default 0) and `executors` are handed
+// out as given; the threads do not bind devices. kill() cancels an attempt that has not started; a running
 // function cannot be interrupted and completes (a timed-out one is then recorded as
 // timed out). Command tasks are refused at launch: run them with `local`.
 #pragma once
