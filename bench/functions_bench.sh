@@ -25,9 +25,14 @@ run_sluice sluice-inproc inproc chain "$n_chain"
 run_sluice sluice-inproc inproc indep "$n_chain" 1
 run_sluice sluice-local local indep "$n_local"
 run_sluice sluice-local local chain "$n_local"
-if python3 -c 'import dask.distributed' 2>/dev/null; then
-  python3 "$here/functions/dask_functions.py" --shape indep --n "$n_indep"
-  python3 "$here/functions/dask_functions.py" --shape chain --n "$n_chain"
+# Debian's python3-distributed lives in the system interpreter (not a pyenv/venv one).
+py=
+for cand in ${PYTHON:-} /usr/bin/python3 python3; do
+  if "$cand" -c 'import dask.distributed' 2>/dev/null; then py=$cand; break; fi
+done
+if [[ -n $py ]]; then
+  "$py" "$here/functions/dask_functions.py" --shape indep --n "$n_indep"
+  "$py" "$here/functions/dask_functions.py" --shape chain --n "$n_chain"
 else
   echo "workload=functions tool=dask ok=0 reason=python3-distributed-not-installed"
 fi
