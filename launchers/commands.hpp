@@ -34,6 +34,7 @@ struct SavedConfig {
 };
 // Loads configuration `name`; throws CliError when it does not exist or is malformed.
 SavedConfig load_config(const Globals& g, const std::string& name);
+void add_workflows_commands(CLI::App& app, Globals& g);  // workflows
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.
 int cmd_get_input(const std::string& parent, const std::string& key, bool as_json);

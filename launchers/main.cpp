@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   add_doctor_command(app, g);
   add_config_commands(app, g);
   add_slurm_commands(app, g);
+  add_workflows_commands(app, g);
   // --home is accepted after the subcommand too: `sluice ps --home DIR`.
   for (auto* sub : app.get_subcommands({}))
     sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");

@@ -20,6 +20,11 @@ PACKAGES=(
   # the Slurm backend (libslurm driver) and its single-node test cluster (slurm-up.sh)
   libslurm-dev slurmctld slurmd slurm-client munge
 )
+# Optional: only bench/functions_bench.sh needs them (the Dask comparison). Installed
+# with SLUICE_BENCH_DEPS=1; never required to build or test.
+if [[ "${SLUICE_BENCH_DEPS:-0}" == 1 ]]; then
+  PACKAGES+=(python3-distributed)
+fi
 
 quiet=0
 for arg in "$@"; do

@@ -162,6 +162,7 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
 // while every slot is busy, one at a time between checks for completions, so a freed
 // slot is refilled without waiting on the disk. Returns false when nothing was left.
 bool Coordinator::prepare_next_upcoming() {
+  if (!backend_.wants_attempt_dir()) return false;
   upcoming_.clear();
   scheduler_.peek_ready(prefetch_, upcoming_);
   for (const Launch& l : upcoming_) {
@@ -196,7 +197,10 @@ bool Coordinator::prepare_launch(const Launch& l, TimePoint now, LaunchPlan& pla
   const TaskSpec& spec = workflow_.tasks[l.task];
   std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
   PreparedAttempt& prepared = plan.prepared;
-  if (auto it = prepared_.find(l.task); it != prepared_.end() && it->second.attempt == l.attempt) {
+  if (!backend_.wants_attempt_dir()) {
+    // In-process attempts: no directory or log files up front (they cost ~100 us).
+  } else if (auto it = prepared_.find(l.task);
+             it != prepared_.end() && it->second.attempt == l.attempt) {
     prepared = it->second;
     prepared_.erase(it);
   } else {

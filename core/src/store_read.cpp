@@ -282,6 +282,33 @@ Expected<std::vector<int>> RunStore::revisions(const std::string& project,
   return out;
 }
 
+Expected<std::vector<WorkflowRecord>> RunStore::list_workflows() {
+  Impl& impl = *impl_;
+  auto s = impl.prepare(
+      "SELECT w.project, w.name, w.revision, w.content_hash, w.source_path, w.created_us, "
+      "(SELECT COUNT(*) FROM runs r WHERE r.workflow_rowid = w.id), "
+      "substr(w.definition, 1, 12) = '# sluice-sdk' "
+      "FROM workflows w ORDER BY w.project, w.name, w.revision");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  std::vector<WorkflowRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    WorkflowRecord w;
+    w.project = q.text(0);
+    w.name = q.text(1);
+    w.revision = q.i32(2);
+    w.content_hash = q.text(3);
+    w.source_path = q.text(4);
+    w.created_us = q.i64(5);
+    w.runs = static_cast<std::size_t>(q.i64(6));
+    w.sdk = q.i64(7) != 0;
+    out.push_back(std::move(w));
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(impl.error("listing workflows"));
+  return out;
+}
+
 }  // namespace sluice
 
 namespace sluice {

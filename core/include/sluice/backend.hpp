@@ -119,6 +119,11 @@ class Backend {
   // attempt is then abandoned and run again. A re-attached attempt produces exactly one
   // Completion, like a launched one (also when it finished while nobody watched).
   virtual bool reattach(const std::string& handle, TaskId task, std::uint32_t attempt);
+
+  // False for a backend that runs attempts inside the coordinator's process (inproc): the
+  // coordinator then neither makes the attempt directory nor opens its logs before
+  // launch(); the backend makes the directory only when an attempt writes into it.
+  virtual bool wants_attempt_dir() const { return true; }
 };
 
 }  // namespace sluice

@@ -59,6 +59,20 @@ struct TaskRecord {
   std::int64_t parent = -1;  // dynamic children: the task whose attempt added it
 };
 
+// One revision of a workflow definition.
+struct WorkflowRecord {
+  std::string project;
+  std::string name;
+  int revision = 0;
+  std::string content_hash;
+  std::string source_path;  // "" for workflows defined in C++
+  std::int64_t created_us = 0;
+  std::size_t runs = 0;  // runs made from this revision
+  bool sdk = false;      // defined in C++ (sdk_definition.hpp) rather than TOML
+
+  std::string id() const { return project + ":" + name + ":" + std::to_string(revision); }
+};
+
 // A task added while the run went on (a dynamic child), as the store keeps it.
 struct DynamicTaskRecord {
   TaskId index = 0;
@@ -169,6 +183,8 @@ class RunStore {
   // Forgets entries created before `before_us` (0: any age) of `project` ("" : all).
   // Returns how many. Artifacts belong to their runs and are not deleted.
   Expected<std::size_t> prune_cache(std::int64_t before_us, const std::string& project);
+  // Every workflow revision, by project, name and revision.
+  Expected<std::vector<WorkflowRecord>> list_workflows();
 
   // Deletes the run's rows and its directory.
   Expected<void> remove_run(const std::string& run_id);

@@ -29,6 +29,13 @@ struct TaskSpec {
   std::vector<std::string> command;
   std::string shell;
 
+  // A function task (C++ SDK, sdk.hpp): the registered "name@version" it calls and its
+  // bound arguments, encoded by encode_arguments() (function_args.hpp). Empty for command
+  // tasks. A function task's `command` is the worker invocation that runs it in a
+  // process; in-process backends call the function directly instead.
+  std::string function;
+  std::string arguments;
+
   std::vector<TaskId> after;  // resolved dependencies, in the order they were written
   int cpus = 1;
   int gpus = 0;
