@@ -1,13 +1,15 @@
 // `sluice run --dry-run`, `sluice cache list`, `sluice cache prune`: what the cache
 // would do for a workflow, and managing its entries.
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "commands.hpp"
 #include "sluice/artifacts.hpp"
 #include "sluice/cache.hpp"
+#include "sluice/children.hpp"
 #include "sluice/duration.hpp"
-#include "sluice/graph.hpp"
 #include "sluice/loader.hpp"
 
 namespace sluice::cli {
@@ -20,7 +22,28 @@ struct Decision {
   std::string why;
   std::string result_hash;  // of the cached attempt
   std::string artifact;     // the cached attempt's artifact ("" when none)
+  std::string source_dir;   // the cached attempt's directory
 };
+
+// The children a cached attempt asked for, which a real run replays. A request that
+// cannot be read is left out with a warning: the real run would fail the task.
+std::vector<ChildRequest> recorded_children(const Workflow& wf, const Decision& d) {
+  std::vector<ChildRequest> out;
+  auto files = list_child_requests(d.source_dir);
+  if (!files) return out;
+  for (const std::string& file : *files) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    auto parsed = parse_child_requests(text.str(), file, wf.base_dir);
+    if (!parsed) {
+      std::fprintf(stderr, "sluice: warning: %s\n", parsed.error().front().format().c_str());
+      continue;
+    }
+    for (ChildRequest& r : *parsed) out.push_back(std::move(r));
+  }
+  return out;
+}
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
@@ -39,18 +62,17 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
   // A home without a store has an empty cache: everything is new.
   std::unique_ptr<RunStore> store;
   if (auto s = RunStore::open(g.home, RunStore::Mode::kReadOnly); s) store = std::move(*s);
-  Graph graph(*wf);
   std::vector<Decision> d(wf->tasks.size());
-  for (TaskId t : graph.topological_order()) {
+  auto decide = [&](TaskId t) {
     const TaskSpec& spec = wf->tasks[t];
     Decision& out = d[t];
     if (no_cache) {
       out.why = "cache disabled for this run (--no-cache)";
-      continue;
+      return;
     }
     if (!spec.cache) {
       out.why = "cache disabled for this task (cache = false)";
-      continue;
+      return;
     }
     std::vector<std::string> inputs, rerun;
     for (TaskId p : spec.after) {
@@ -59,7 +81,7 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
     }
     if (!rerun.empty()) {
       out.why = "input will be recomputed: " + join(rerun);
-      continue;
+      return;
     }
     // {inputs.P.K} values come from the cached parents' artifacts, as in a real run.
     std::vector<std::string> command;
@@ -74,7 +96,7 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
       }
       if (!ok) {
         out.why = "will fail to start: " + why;
-        continue;
+        return;
       }
     } else {
       command = spec.command;
@@ -83,7 +105,7 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
     const CacheKeyParts parts = cache_key_parts(spec, wf->base_dir, command, shell, inputs);
     if (!store) {
       out.why = "new task (nothing cached yet)";
-      continue;
+      return;
     }
     auto hit = store->find_cache(wf->project, parts.key());
     if (!hit) fail(hit.error());
@@ -92,6 +114,7 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
       if (actual && *actual == (*hit)->result_hash) {
         out.cached = true;
         out.result_hash = (*hit)->result_hash;
+        out.source_dir = (*hit)->attempt_dir;
         const std::string artifact = artifact_path((*hit)->attempt_dir);
         if (std::FILE* f = std::fopen(artifact.c_str(), "rb")) {
           std::fclose(f);
@@ -103,7 +126,7 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
         out.why = "cache entry from run " + (*hit)->run_id +
                   " ignored: its artifact or outputs are missing or changed";
       }
-      continue;
+      return;
     }
     auto last = store->latest_cache(wf->project, wf->name, spec.name);
     if (!last) fail(last.error());
@@ -114,6 +137,43 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
       out.why = changed.empty() ? "changed since run " + (*last)->run_id
                                 : join(changed) + " changed since run " + (*last)->run_id;
     }
+  };
+  // Dependency order, growing as in a real run: a cached task's recorded children are
+  // replayed (each decided in turn), and the task they run before waits for them.
+  std::vector<std::vector<TaskId>> downstream(wf->tasks.size());
+  std::vector<std::size_t> waiting_for(wf->tasks.size());
+  std::vector<TaskId> ready;
+  for (TaskId t = 0; t < wf->tasks.size(); ++t) {
+    waiting_for[t] = wf->tasks[t].after.size();
+    for (TaskId p : wf->tasks[t].after) downstream[p].push_back(t);
+    if (waiting_for[t] == 0) ready.push_back(t);
+  }
+  auto decided = [&](TaskId t) {
+    if (d[t].cached) {
+      for (ChildRequest& r : recorded_children(*wf, d[t])) {
+        const TaskId child = wf->tasks.size();
+        r.spec.after = {t};
+        wf->index.emplace(r.spec.name, child);
+        wf->tasks.push_back(std::move(r.spec));
+        d.emplace_back();
+        downstream.emplace_back();
+        waiting_for.push_back(0);
+        ready.push_back(child);
+        if (auto b = wf->index.find(r.before); !r.before.empty() && b != wf->index.end()) {
+          wf->tasks[b->second].after.push_back(child);
+          downstream[child].push_back(b->second);
+          ++waiting_for[b->second];
+        }
+      }
+    }
+    for (TaskId c : downstream[t])
+      if (--waiting_for[c] == 0) ready.push_back(c);
+  };
+  while (!ready.empty()) {
+    const TaskId t = ready.back();
+    ready.pop_back();
+    decide(t);
+    decided(t);
   }
 
   std::size_t cached = 0;
