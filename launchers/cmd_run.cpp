@@ -18,9 +18,20 @@ namespace sluice::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_terminated{false};
 
+// Exit status after SIGTERM: the run was stopped, not finished; 128 + SIGTERM as a shell
+// reports a process ended by it.
+constexpr int kExitStopped = 128 + SIGTERM;
+
+// SIGINT (Ctrl-C) cancels the run. SIGTERM (Slurm at a job's time limit, a system
+// shutdown) only stops it: the attempts are killed and the run stays resumable.
 void on_interrupt(int) {
   g_interrupted.store(true);
+}
+
+void on_terminate(int) {
+  g_terminated.store(true);
 }
 
 struct RunArgs {
@@ -129,15 +140,23 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   sa.sa_handler = on_interrupt;
   ::sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = on_terminate;
   ::sigaction(SIGTERM, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
   Progress progress(a);
   CoordinatorOptions opts;
   opts.interrupt = &g_interrupted;
+  opts.stop = &g_terminated;
   opts.on_progress = [&](const Scheduler& s, bool final) { progress.update(s, final); };
   auto state = coord.run(opts);
   if (!state) fail(state.error());
+  if (*state == RunState::kRunning) {
+    std::printf("run %s stopped (SIGTERM): running attempts were killed; "
+                "continue it with `sluice resume %s`\n",
+                run.id.c_str(), run.id.c_str());
+    return kExitStopped;
+  }
   std::printf("run %s %s\n", run.id.c_str(), std::string(to_string(*state)).c_str());
   return *state == RunState::kSucceeded ? kExitOk : kExitFailed;
 }
