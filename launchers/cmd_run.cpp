@@ -194,8 +194,15 @@ int cmd_resume(const Globals& g, RunArgs a) {
     std::printf("run %s already succeeded: nothing to resume\n", run.id.c_str());
     return kExitOk;
   }
-  if (RunLock::is_held(store->run_dir(run.id)))
-    throw CliError(kExitBadInput, "run " + run.id + " is still running (its coordinator is alive)");
+  // A coordinator killed while it was spawning an attempt leaves its lock with the
+  // half-started child until that child execs: give such a lock a moment to go.
+  const auto lock_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (RunLock::is_held(store->run_dir(run.id))) {
+    if (std::chrono::steady_clock::now() >= lock_deadline)
+      throw CliError(kExitBadInput,
+                     "run " + run.id + " is still running (its coordinator is alive)");
+    ::usleep(50'000);
+  }
   auto text = store->run_definition(run.id);
   if (!text) fail(text.error());
   auto wf = load_workflow_text(*text, run.source_path, run.base_dir);

@@ -49,6 +49,7 @@ seed map m '{"a": 1, "b": [1.5, 2.5], "c": {"d": "e"}}'
 seed table t --file "$dir/seeds/table.txt"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=0
 for target in loader_fuzz artifact_fuzz; do

@@ -264,7 +264,8 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
     // Environment: defaults first, then the task's own entries override by name.
     std::vector<std::pair<std::string, std::string>> env = d.env.value.value_or(Params{});
     for (const auto& [k, v] : f.env.value.value_or(Params{})) {
-      auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) { return kv.first == k; });
+      const std::string& key = k;  // clang < 16 cannot capture a structured binding
+      auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) { return kv.first == key; });
       if (it != env.end()) {
         it->second = v;
       } else {

@@ -124,7 +124,7 @@ TrialOutcome crash_trial(const fs::path& dir, std::mt19937& rng) {
     INFO("task " << task << " succeeded before a crash and must not run again");
     CHECK(counts[task] == count);
   }
-  CHECK(run["task_list"].size() == 14);  // 11 declared + 3 children
+  CHECK(run["task_list"].size() == 13);  // 10 declared + 3 children
   for (const auto& t : run["task_list"]) {
     INFO("task " << t["name"]);
     CHECK(t["state"] == "succeeded");
