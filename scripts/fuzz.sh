@@ -27,13 +27,15 @@ if [[ ! -f "$dir/CMakeCache.txt" ]]; then
     -DSLUICE_WITH_SLURM=OFF -DSLUICE_WITH_CUDA=OFF >"$dir/configure.log" 2>&1 ||
     { tail -n 30 "$dir/configure.log" >&2; exit 2; }
 fi
-cmake --build "$dir" -j "$(nproc 2>/dev/null || echo 2)" --target loader_fuzz artifact_fuzz sluice
+# The seeds are written by `sluice put`: the normal build's, else one built here.
+sluice_bin=build/launchers/sluice
+targets=(loader_fuzz artifact_fuzz)
+[[ -x "$sluice_bin" ]] || { sluice_bin="$dir/launchers/sluice"; targets+=(sluice); }
+cmake --build "$dir" -j "$(nproc 2>/dev/null || echo 2)" $(printf -- '--target %s ' "${targets[@]}")
 
 # Seeds.
 mkdir -p "$dir/corpus/loader_fuzz" "$dir/corpus/artifact_fuzz" "$dir/findings" "$dir/seeds"
 find examples tests -name '*.toml' -exec cp {} "$dir/corpus/loader_fuzz/" \; 2>/dev/null || true
-sluice_bin="$dir/launchers/sluice"
-[[ -x build/launchers/sluice ]] && sluice_bin=build/launchers/sluice
 seed() {  # seed NAME ARGS...: one artifact written by `sluice put`
   local out="$dir/corpus/artifact_fuzz/$1.h5"; shift
   [[ -f "$out" ]] && return 0

@@ -9,6 +9,10 @@
 #include <cstdlib>
 #include <string>
 
+#include <hdf5.h>
+
+#include <cstdio>
+
 #include "sluice/hdf5_codec.hpp"
 
 namespace {
@@ -18,6 +22,19 @@ const std::string& scratch_path() {
       std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/sluice-fuzz-" +
       std::to_string(::getpid()) + ".h5";
   return path;
+}
+
+void read_everything(const sluice::ArtifactReader& reader) {
+  for (const auto& key : reader.keys()) {
+    (void)reader.info(key);
+    (void)reader.get(key);
+    (void)reader.read_array_blocks(key, 4096, [](std::uint64_t, const sluice::NdArray&) {
+      return sluice::Expected<void>{};
+    });
+  }
+  (void)reader.get_all();
+  (void)reader.attributes();
+  (void)reader.get("does/not/exist");
 }
 
 }  // namespace
@@ -34,17 +51,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   ::close(fd);
 
-  auto reader = sluice::ArtifactReader::open(path);
-  if (!reader) return 0;
-  for (const auto& key : reader->keys()) {
-    (void)reader->info(key);
-    (void)reader->get(key);
-    (void)reader->read_array_blocks(key, 4096, [](std::uint64_t, const sluice::NdArray&) {
-      return sluice::Expected<void>{};
-    });
+  {
+    auto reader = sluice::ArtifactReader::open(path);
+    if (reader) read_everything(*reader);
   }
-  (void)reader->get_all();
-  (void)reader->attributes();
-  (void)reader->get("does/not/exist");
+  // Everything the reader opened is closed again, whatever the bytes: a handle left
+  // open keeps the file open in HDF5 (and the next open of the path would reuse it).
+  if (const ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL); open > 0) {
+    std::fprintf(stderr, "artifact_fuzz: %zd HDF5 objects left open\n", open);
+    std::abort();
+  }
   return 0;
 }
