@@ -22,7 +22,7 @@ command -v "$cxx" >/dev/null || { echo "fuzz.sh: $cxx not found (apt-get install
 
 mkdir -p "$dir"
 if [[ ! -f "$dir/CMakeCache.txt" ]]; then
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$cc" \
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$cc" \
     -DCMAKE_CXX_COMPILER="$cxx" -DSLUICE_FUZZ=ON -DBUILD_TESTING=OFF -DSLUICE_WITH_MPI=OFF \
     -DSLUICE_WITH_SLURM=OFF -DSLUICE_WITH_CUDA=OFF >"$dir/configure.log" 2>&1 ||
     { tail -n 30 "$dir/configure.log" >&2; exit 2; }
