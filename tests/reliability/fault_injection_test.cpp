@@ -220,14 +220,14 @@ TEST_CASE("daemons a task leaves in its process group are killed: on cancel and 
 name = "daemons"
 [tasks.leaves_daemons]
 shell = '''
-nohup sh -c 'sleep 1000' MARKER-nohup >/dev/null 2>&1 &
-( sh -c 'sleep 1000' MARKER-double-fork & ) &
+nohup sh -c 'sleep 1000; true' MARKER-nohup >/dev/null 2>&1 &
+( sh -c 'sleep 1000; true' MARKER-double-fork & ) &
 sleep 0.2
 '''
 [tasks.cancelled]
 shell = '''
-nohup sh -c 'sleep 1000' MARKER-cancel >/dev/null 2>&1 &
-( sh -c 'sleep 1000' MARKER-cancel-double & ) &
+nohup sh -c 'sleep 1000; true' MARKER-cancel >/dev/null 2>&1 &
+( sh -c 'sleep 1000; true' MARKER-cancel-double & ) &
 touch started
 sleep 60
 '''
@@ -259,12 +259,12 @@ TEST_CASE("a daemon that calls setsid leaves the process group and is not killed
           "[reliability][fault][daemons]") {
   ScratchDir dir;
   const std::string marker = "sluice-setsid-marker-" + std::to_string(::getpid());
-  write_file(dir / "wf.toml", "[workflow]\nname = \"w\"\n[tasks.a]\nshell = \"setsid sh -c 'sleep 1000' " +
+  write_file(dir / "wf.toml", "[workflow]\nname = \"w\"\n[tasks.a]\nshell = \"setsid sh -c 'sleep 1000; true' " +
                                   marker + " >/dev/null 2>&1 < /dev/null & sleep 0.2\"\n");
   auto r = run_sluice({"run", "-q", "wf.toml"}, dir.path());
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   auto left = processes_with_marker(marker);
   CHECK(left.size() == 1);  // README "Failure semantics": outside Sluice's reach
-  for (pid_t p : left) ::kill(p, SIGKILL);
+  for (pid_t p : left) ::kill(-p, SIGKILL);  // setsid made it the leader of its own group
 }
