@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "sluice/artifacts.hpp"
+#include "sluice/sdk_definition.hpp"
 #include "sluice/graph.hpp"
 #include "sluice/hdf5_codec.hpp"
 #include "sluice/loader.hpp"
@@ -167,7 +168,12 @@ int cmd_results(const Globals& g, const ResultsArgs& a) {
     if (!text) fail(text.error());
     LoadOptions lo;
     lo.check_executables = false;
-    auto wf = load_workflow_text(*text, run.source_path, run.base_dir, lo);
+    // A workflow built in C++ (sdk.hpp) is stored in its own format.
+    auto wf = is_sdk_definition(*text)
+                  ? load_sdk_definition(*text, run.base_dir).map_error([](const Error& e) {
+                      return Diagnostics{Diagnostic{"", {}, e.message}};
+                    })
+                  : load_workflow_text(*text, run.source_path, run.base_dir, lo);
     if (!wf)
       throw CliError(kExitInternal, "the stored definition of run " + run.id + " no longer loads");
     Graph graph(*wf);

@@ -71,6 +71,13 @@ int cmd_get(const Globals& g, const std::string& id) {
   RunRecord run = find_run(*store, id);
   auto tasks = store->list_tasks(run.id);
   if (!tasks) fail(tasks.error());
+  // Durations come from each task's latest attempt: its own start and end times.
+  auto attempts = store->list_attempts(run.id);
+  if (!attempts) fail(attempts.error());
+  std::vector<const AttemptRecord*> latest(tasks->size(), nullptr);
+  for (const auto& a : *attempts)
+    if (a.task < latest.size() && (!latest[a.task] || latest[a.task]->attempt < a.attempt))
+      latest[a.task] = &a;
   if (g.json) {
     json out = run_json(*store, run);
     json ts = json::array();
@@ -85,6 +92,10 @@ int cmd_get(const Globals& g, const std::string& id) {
                     {"ended_us", t.ended_us}});
       // Dynamic children name the task whose attempt added them; declared tasks: null.
       ts.back()["parent"] = t.parent >= 0 ? json((*tasks)[t.parent].name) : json(nullptr);
+      const AttemptRecord* a = latest[t.index];
+      ts.back()["cached_from"] =
+          a && a->host == "cache" && t.state == TaskState::kSucceeded ? json(a->reason)
+                                                                      : json(nullptr);
     }
     out["task_list"] = std::move(ts);
     std::printf("%s\n", out.dump(2).c_str());
@@ -101,13 +112,6 @@ int cmd_get(const Globals& g, const std::string& id) {
       run.id.c_str(), run.workflow_id().c_str(), shown_state(*store, run).c_str(),
       run.backend.c_str(), run.host.c_str(), format_time(run.created_us).c_str(),
       format_span(run.started_us, run.ended_us).c_str(), tasks->size(), summary.c_str());
-  // Durations come from each task's latest attempt: its own start and end times.
-  auto attempts = store->list_attempts(run.id);
-  if (!attempts) fail(attempts.error());
-  std::vector<const AttemptRecord*> latest(tasks->size(), nullptr);
-  for (const auto& a : *attempts)
-    if (a.task < latest.size() && (!latest[a.task] || latest[a.task]->attempt < a.attempt))
-      latest[a.task] = &a;
   // The PARENT column appears when attempts added children: it names who added each.
   const bool dynamic =
       std::any_of(tasks->begin(), tasks->end(), [](const TaskRecord& r) { return r.parent >= 0; });
@@ -117,13 +121,14 @@ int cmd_get(const Globals& g, const std::string& id) {
   for (const auto& task : *tasks) {
     const AttemptRecord* a = latest[task.index];
     const bool ended = a && is_terminal(a->state);
+    const bool cached = a && a->host == "cache" && task.state == TaskState::kSucceeded;
     std::vector<std::string> row = {
         task.name,
-        std::string(to_string(task.state)),
+        cached ? std::string("cached") : std::string(to_string(task.state)),
         std::to_string(task.attempts),
         a ? format_span(a->started_us, ended ? a->ended_us : 0) : "-",
         ended && a->exit_code >= 0 ? std::to_string(a->exit_code) : "-",
-        task.reason};
+        cached ? a->reason : task.reason};
     if (dynamic) row.insert(row.begin() + 1, task.parent >= 0 ? (*tasks)[task.parent].name : "-");
     t.add(row);
   }

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "progress.hpp"
 #include "sluice/backend_registry.hpp"
 #include "sluice/coordinator.hpp"
 #include "sluice/loader.hpp"
@@ -38,10 +39,16 @@ struct RunArgs {
   std::string file;
   std::string run;
   std::string backend = "local";
+  std::string resume_backend;  // `resume --backend`: empty = the run's own backend
   int cpus = 0;
   int gpus = -1;
   std::vector<std::string> executors;
+  std::vector<std::string> options;  // KEY=VALUE for BackendOptions::extra
+  std::string config;                // a saved configuration (sluice config save)
+  std::string run_id;                // pre-made by `sluice sbatch`
   bool quiet = false;
+  bool no_cache = false;
+  bool dry_run = false;
   double progress_every_s = 5.0;
 };
 
@@ -58,74 +65,51 @@ Workflow load_or_reject(const std::string& file) {
   return std::move(*wf);
 }
 
-std::unique_ptr<Backend> make_backend(const RunArgs& a) {
+// A saved configuration first, then --backend-option on top of it. `name` gets the
+// backend to use: the configuration's when --backend was left at its default.
+BackendOptions backend_options(const Globals& g, const RunArgs& a, std::string* name = nullptr) {
   BackendOptions opts;
   opts.cpus = a.cpus;
   opts.gpus = a.gpus;
   opts.executors = a.executors;
-  auto backend = create_backend(a.backend, opts);
+  std::string backend = a.backend;
+  if (!a.config.empty()) {
+    SavedConfig c = load_config(g, a.config);
+    if (backend == "local") backend = c.backend;
+    opts.extra = c.options;
+  }
+  for (const auto& kv : a.options) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw CliError(kExitBadInput, "backend option '" + kv + "' is not KEY=VALUE");
+    opts.extra[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (name) *name = backend;
+  return opts;
+}
+
+std::unique_ptr<Backend> make_backend(const Globals& g, const RunArgs& a) {
+  std::string name;
+  BackendOptions opts = backend_options(g, a, &name);
+  auto backend = create_backend(name, opts);
   if (!backend) fail(backend.error());
   return std::move(*backend);
 }
 
-// Progress: one line rewritten in place on a terminal, a line every few seconds
-// otherwise (batch logs stay readable), and always a final summary.
+// Progress of the run this process coordinates (see progress.hpp).
 class Progress {
  public:
   explicit Progress(const RunArgs& a)
-      : quiet_(a.quiet),
-        tty_(::isatty(STDERR_FILENO) == 1),
-        every_(a.progress_every_s),
-        start_(std::chrono::steady_clock::now()),
-        last_line_(start_) {}
+      : printer_(stderr, a.quiet, a.progress_every_s), start_(std::chrono::steady_clock::now()) {}
 
   void update(const Scheduler& s, bool final) {
     const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    std::string line = summary(s, elapsed);
-    if (final) {
-      if (tty_ && !quiet_) std::fprintf(stderr, "\r\033[K");
-      std::fprintf(stderr, "%s\n", line.c_str());
-      return;
-    }
-    if (quiet_) return;
-    if (tty_) {
-      std::fprintf(stderr, "\r\033[K%s", line.c_str());
-      std::fflush(stderr);
-    } else if (std::chrono::duration<double>(now - last_line_).count() >= every_) {
-      last_line_ = now;
-      std::fprintf(stderr, "%s\n", line.c_str());
-    }
+    printer_.update(s.counts(), std::chrono::duration<double>(now - start_).count(), final);
   }
 
  private:
-  std::string summary(const Scheduler& s, double elapsed) const {
-    const auto& c = s.counts();
-    auto n = [&](TaskState st) { return c[static_cast<int>(st)]; };
-    const std::size_t done = n(TaskState::kSucceeded) + n(TaskState::kFailed) +
-                             n(TaskState::kCancelled) + n(TaskState::kSkipped);
-    std::size_t total = 0;  // grows as attempts add dynamic children
-    for (std::size_t k : c) total += k;
-    char buf[320];
-    std::snprintf(buf, sizeof(buf),
-                  "[%7.1fs] %zu/%zu done: %zu succeeded, %zu failed, %zu skipped, %zu cancelled"
-                  " | %zu running, %zu ready, %zu waiting",
-                  elapsed, done, total, n(TaskState::kSucceeded), n(TaskState::kFailed),
-                  n(TaskState::kSkipped), n(TaskState::kCancelled),
-                  n(TaskState::kRunning) + n(TaskState::kQueued), n(TaskState::kReady),
-                  n(TaskState::kWaiting));
-    std::string line = buf;
-    if (done > 0 && done < total && elapsed > 1.0) {
-      const double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - done);
-      std::snprintf(buf, sizeof(buf), " | eta %.0fs", eta);
-      line += buf;
-    }
-    return line;
-  }
-
-  bool quiet_, tty_;
-  double every_;
-  std::chrono::steady_clock::time_point start_, last_line_;
+  ProgressPrinter printer_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord& run,
@@ -148,6 +132,7 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   CoordinatorOptions opts;
   opts.interrupt = &g_interrupted;
   opts.stop = &g_terminated;
+  opts.use_cache = !a.no_cache;
   opts.on_progress = [&](const Scheduler& s, bool final) { progress.update(s, final); };
   auto state = coord.run(opts);
   if (!state) fail(state.error());
@@ -162,14 +147,20 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
 }
 
 int cmd_run(const Globals& g, const RunArgs& a) {
+  if (a.dry_run) return cmd_dry_run(g, a.file, a.no_cache);
   Workflow wf = load_or_reject(a.file);
-  auto backend = make_backend(a);
+  // In an MPI job every rank runs this command; only one goes on to coordinate.
+  if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
+  auto backend = make_backend(g, a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
 
   auto store = open_store(g, RunStore::Mode::kReadWrite);
   auto revision = store->register_workflow(wf);
   if (!revision) fail(revision.error());
-  auto run = store->create_run(wf, *revision, new_run_id(), backend->name());
+  if (!a.run_id.empty() && !is_run_id(a.run_id))
+    throw CliError(kExitBadInput, "'" + a.run_id + "' is not a run id");
+  auto run =
+      store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id, backend->name());
   if (!run) fail(run.error());
   std::printf("run %s %s:%s:%d (%zu tasks, backend %s, %d cpus, %d gpus)\n", run->id.c_str(),
               wf.project.c_str(), wf.name.c_str(), *revision, wf.tasks.size(),
@@ -178,9 +169,10 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   return coordinate(*store, *backend, wf, *run, false, a);
 }
 
-int cmd_validate(const Globals&, const RunArgs& a) {
+int cmd_validate(const Globals& g, const RunArgs& a) {
   Workflow wf = load_or_reject(a.file);
-  auto backend = make_backend(a);
+  if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
+  auto backend = make_backend(g, a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
   std::printf("%s: ok, workflow %s:%s with %zu tasks\n", a.file.c_str(), wf.project.c_str(),
               wf.name.c_str(), wf.tasks.size());
@@ -188,6 +180,9 @@ int cmd_validate(const Globals&, const RunArgs& a) {
 }
 
 int cmd_resume(const Globals& g, RunArgs a) {
+  // Workers of an MPI job must leave before anything reads the store or the run lock.
+  if (!a.resume_backend.empty())
+    if (auto status = enter_worker(a.resume_backend, backend_options(g, a))) return *status;
   auto store = open_store(g, RunStore::Mode::kReadWrite);
   RunRecord run = find_run(*store, a.run);
   if (run.state == RunState::kSucceeded) {
@@ -210,15 +205,18 @@ int cmd_resume(const Globals& g, RunArgs a) {
   if (wf->content_hash != run.content_hash)
     throw CliError(kExitInternal,
                    "stored definition of run " + run.id + " does not match its hash");
-  a.backend = run.backend;
-  auto backend = make_backend(a);
+  a.backend = a.resume_backend.empty() ? run.backend : a.resume_backend;
+  auto backend = make_backend(g, a);
   std::printf("run %s resumed\n", run.id.c_str());
   std::fflush(stdout);
   return coordinate(*store, *backend, *wf, run, true, a);
 }
 
 void add_backend_options(CLI::App* cmd, RunArgs& a) {
-  cmd->add_option("--backend", a.backend, "where attempts execute (local)");
+  cmd->add_option("--backend", a.backend, "where attempts execute (local, slurm; mpi under mpirun)");
+  cmd->add_option("-O,--backend-option", a.options,
+                  "backend option KEY=VALUE, repeatable (slurm: driver=cli, partition=P, ...)");
+  cmd->add_option("--config", a.config, "use a saved configuration (sluice config save)");
   cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)")
@@ -235,6 +233,11 @@ void add_run_commands(CLI::App& app, Globals& g) {
   run->add_option("file", a.file, "workflow file (TOML)")->required();
   add_backend_options(run, a);
   run->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  run->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
+  run->add_flag("--dry-run", a.dry_run,
+                "say which tasks would run and why (or come from the cache); run nothing");
+  run->add_flag("--json", g.json, "with --dry-run: machine-readable output");
+  run->add_option("--run-id", a.run_id, "use this (new) run id instead of making one");
   run->add_option("--progress-every", a.progress_every_s,
                   "seconds between progress lines when not on a terminal");
   run->callback([&] { g_exit_code = cmd_run(g, a); });
@@ -246,9 +249,14 @@ void add_run_commands(CLI::App& app, Globals& g) {
 
   auto* resume = app.add_subcommand("resume", "finish a run whose coordinator stopped");
   resume->add_option("run", a.run, "run id or unique prefix")->required();
+  resume->add_option("--backend", a.resume_backend,
+                     "where attempts execute (default: the run's backend; under mpirun: mpi)");
   resume->add_option("--cpus", a.cpus, "cpu slots (default: all cores)");
   resume->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)");
   resume->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  resume->add_flag("--no-cache", a.no_cache, "run every remaining task, reuse nothing");
+  resume->add_option("-O,--backend-option", a.options, "backend option KEY=VALUE, repeatable");
+  resume->add_option("--config", a.config, "use a saved configuration's backend options");
   resume->callback([&] { g_exit_code = cmd_resume(g, a); });
 }
 

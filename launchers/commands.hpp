@@ -4,6 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <map>
+#include <string>
+
 #include "cli.hpp"
 
 namespace sluice::cli {
@@ -13,6 +16,25 @@ void add_query_commands(CLI::App& app, Globals& g);   // ps, psw, pss, psf, get,
 void add_manage_commands(CLI::App& app, Globals& g);  // cancel, remove, removeall
 void add_data_commands(CLI::App& app, Globals& g);    // put, results, artifacts
 void add_children_commands(CLI::App& app, Globals& g);  // add-child
+void add_cache_commands(CLI::App& app, Globals& g);     // cache list, cache prune
+
+// `sluice run --dry-run FILE`: which tasks would run, which come from the cache, and why.
+int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache);
+void add_graph_commands(CLI::App& app, Globals& g);     // graph
+void add_report_commands(CLI::App& app, Globals& g);    // report
+void add_watch_commands(CLI::App& app, Globals& g);     // watch
+void add_doctor_command(CLI::App& app, Globals& g);     // doctor
+void add_config_commands(CLI::App& app, Globals& g);  // config save, list, show
+void add_slurm_commands(CLI::App& app, Globals& g);   // sbatch
+
+// A saved configuration: SLUICE_HOME/configs/NAME.toml.
+struct SavedConfig {
+  std::string backend = "local";
+  std::map<std::string, std::string> options;  // BackendOptions::extra
+};
+// Loads configuration `name`; throws CliError when it does not exist or is malformed.
+SavedConfig load_config(const Globals& g, const std::string& name);
+void add_workflows_commands(CLI::App& app, Globals& g);  // workflows
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.
 int cmd_get_input(const std::string& parent, const std::string& key, bool as_json);

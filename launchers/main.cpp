@@ -5,6 +5,12 @@
 
 #include "commands.hpp"
 #include "local_backend.hpp"
+#ifdef SLUICE_WITH_MPI
+#include "mpi_backend.hpp"
+#endif
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+#include "slurm_backend.hpp"
+#endif
 
 namespace sluice::cli {
 int g_exit_code = kExitOk;
@@ -13,6 +19,12 @@ int g_exit_code = kExitOk;
 int main(int argc, char** argv) {
   using namespace sluice::cli;
   sluice::register_local_backend();
+#ifdef SLUICE_WITH_MPI
+  sluice::register_mpi_backend();  // in `sluice`: re-executes as `sluice-mpi`
+#endif
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+  sluice::register_slurm_backend();
+#endif
 
   CLI::App app{"Sluice: workflows of tasks on your laptop, Slurm clusters and MPI ranks", "sluice"};
   app.require_subcommand(1);
@@ -28,6 +40,14 @@ int main(int argc, char** argv) {
   add_manage_commands(app, g);
   add_data_commands(app, g);
   add_children_commands(app, g);
+  add_cache_commands(app, g);
+  add_graph_commands(app, g);
+  add_report_commands(app, g);
+  add_watch_commands(app, g);
+  add_doctor_command(app, g);
+  add_config_commands(app, g);
+  add_slurm_commands(app, g);
+  add_workflows_commands(app, g);
   // --home is accepted after the subcommand too: `sluice ps --home DIR`.
   for (auto* sub : app.get_subcommands({}))
     sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");

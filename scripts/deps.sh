@@ -13,9 +13,19 @@ PACKAGES=(
   build-essential make cmake ccache pkg-config
   libtomlplusplus-dev catch2 libsqlite3-dev sqlite3 libcli11-dev libfmt-dev
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
+  libopenmpi-dev openmpi-bin  # the mpi backend (sluice-mpi) and its tests
   time  # /usr/bin/time: peak memory in scripts/bench.sh
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh); the runtime is its own package
+  graphviz  # `dot`: sluice graph --format svg
+  chromium chromium-driver  # headless browser: the report's rendering test and bench
+  # the Slurm backend (libslurm driver) and its single-node test cluster (slurm-up.sh)
+  libslurm-dev slurmctld slurmd slurm-client munge
 )
+# Optional: only bench/functions_bench.sh needs them (the Dask comparison). Installed
+# with SLUICE_BENCH_DEPS=1; never required to build or test.
+if [[ "${SLUICE_BENCH_DEPS:-0}" == 1 ]]; then
+  PACKAGES+=(python3-distributed)
+fi
 
 quiet=0
 for arg in "$@"; do

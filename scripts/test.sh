@@ -13,6 +13,9 @@
 #              SLUICE_TEST_SANITIZE=1 does the sanitizer builds outside CI, 0 skips them;
 #              SLUICE_TEST_FUZZ=1/0 likewise for the fuzzers
 #   ctest args are passed on to every ctest call, e.g. scripts/test.sh -R store
+#   Slurm      the integration run brings up the single-node test cluster first
+#              (SLURM_CPUS=8 scripts/slurm-up.sh, as root) and stops it at the end if it
+#              started it; SLUICE_TEST_SLURM=0 or not being root leaves the Slurm tests out
 #
 # Exit status is non-zero when anything failed to build or any test failed. The output
 # ends with ctest's own summary line(s).
@@ -52,6 +55,29 @@ failed=0
 scripts/build.sh
 main_args=(--test-dir build --output-on-failure -j "$jobs")
 (( quick )) && main_args+=(-L unit)
+
+# --- the Slurm cluster for the slurm-labelled tests ---------------------------------------
+slurm_started=0
+if (( ! quick )); then
+  if [[ "${SLUICE_TEST_SLURM:-1}" == 0 ]]; then
+    echo "== SKIP Slurm tests: SLUICE_TEST_SLURM=0"
+    main_args+=(-LE slurm)
+  elif (( EUID != 0 )); then
+    echo "== SKIP Slurm tests: bringing up the test cluster needs root (or SLUICE_TEST_SLURM=0)"
+    main_args+=(-LE slurm)
+  else
+    scontrol ping 2>/dev/null | grep -q 'is UP' || slurm_started=1
+    echo "== Slurm test cluster: SLURM_CPUS=8 scripts/slurm-up.sh"
+    # More announced CPUs than cores: the tests' short jobs turn over 4x faster.
+    if ! SLURM_CPUS=8 scripts/slurm-up.sh; then
+      echo "== Slurm cluster did not come up: the Slurm tests will fail" >&2
+      failed=1
+    fi
+    if (( slurm_started )); then
+      trap 'scripts/slurm-down.sh --purge >/dev/null 2>&1 || true; rm -rf "$logs"' EXIT
+    fi
+  fi
+fi
 echo "== ctest ${main_args[*]} ${ctest_args[*]:-}"
 set +e
 ctest "${main_args[@]}" "${ctest_args[@]}" 2>&1 | tee "$logs/main.log"

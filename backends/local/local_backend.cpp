@@ -24,6 +24,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "sluice/gpus.hpp"
+
 extern char** environ;
 
 namespace sluice {
@@ -76,9 +78,10 @@ std::uint64_t proc_start_time(pid_t pid) {
   return ec == std::errc() ? value : 0;
 }
 
-// Now, in the unit of /proc/PID/stat's starttime (clock ticks since boot). Taken right
-// after a spawn it equals the child's starttime or exceeds it by one tick, which
-// identifies the process in a handle without reading /proc on the hot path.
+// Now, in the unit of /proc/PID/stat's starttime (clock ticks since boot). Taken just
+// before a spawn it is at most the child's starttime (a little less on a loaded
+// machine), which identifies the process in a handle without reading /proc on the hot
+// path: a pid reused by another process starts far later.
 std::uint64_t boot_ticks_now() {
   static const long ticks_per_s = ::sysconf(_SC_CLK_TCK);
   timespec ts{};
@@ -128,28 +131,6 @@ std::string this_host() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
   return buf;
-}
-
-std::vector<std::string> split_commas(std::string_view s) {
-  std::vector<std::string> out;
-  while (!s.empty()) {
-    std::size_t comma = s.find(',');
-    std::string_view item = s.substr(0, comma);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (!item.empty()) out.emplace_back(item);
-    if (comma == std::string_view::npos) break;
-    s.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
-std::vector<std::string> visible_devices() {
-  const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
-  if (cvd == nullptr) return {};
-  std::string_view v(cvd);
-  if (v == "NoDevFiles") return {};
-  return split_commas(v);
 }
 
 bool is_regular_file(const std::string& path) {
@@ -573,6 +554,7 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
 
   const std::int64_t started = wall_us();
   pid_t pid = 0;
+  const std::uint64_t spawned_tick = boot_ticks_now();  // before the fork: a lower bound
   int rc = spawn(*program, request, pid);
   if (rc != 0 && cached && (rc == ENOENT || rc == EACCES)) {
     // The cached resolution went stale (file removed or changed): search again once.
@@ -645,7 +627,7 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
 
   std::string handle = std::to_string(pid);
   handle.push_back(':');
-  handle += std::to_string(boot_ticks_now());
+  handle += std::to_string(spawned_tick);
   return handle;
 }
 
@@ -766,10 +748,12 @@ void LocalBackend::abandon(const std::string& handle) {
   long long pid = parse_count(h.substr(0, colon));
   long long start = parse_count(h.substr(colon + 1));
   if (pid <= 1 || start < 0) return;
-  // The handle's time was read just after the spawn: the same tick or the next one.
+  // The handle's time was read just before the spawn: the process started at most a
+  // few seconds later (however loaded the machine); a reused pid started much later.
+  constexpr std::uint64_t kSpawnWindowTicks = 500;
   std::uint64_t actual = proc_start_time(static_cast<pid_t>(pid));
   const auto noted = static_cast<std::uint64_t>(start);
-  if (actual == 0 || actual > noted || actual + 1 < noted) return;  // gone or reused
+  if (actual == 0 || actual < noted || actual > noted + kSpawnWindowTicks) return;
   ::kill(static_cast<pid_t>(-pid), SIGKILL);
   ::kill(static_cast<pid_t>(pid), SIGKILL);
 }
@@ -777,23 +761,13 @@ void LocalBackend::abandon(const std::string& handle) {
 }  // namespace
 
 std::vector<std::string> local_gpu_ids(int count) {
-  std::vector<std::string> ids;
-  if (count <= 0) return ids;
-  std::vector<std::string> visible = visible_devices();
-  if (visible.size() >= static_cast<std::size_t>(count)) {
-    ids.assign(visible.begin(), visible.begin() + count);
-  } else {
-    for (int i = 0; i < count; ++i) ids.push_back(std::to_string(i));
-  }
-  return ids;
+  GpuDetectOptions o;
+  o.count = std::max(count, 0);
+  return gpu_ids(detect_gpus(o));
 }
 
 std::vector<std::string> detect_local_gpus() {
-  if (const char* n = std::getenv("SLUICE_GPUS"); n != nullptr && *n != '\0') {
-    long long count = parse_count(n);
-    if (count >= 0) return local_gpu_ids(static_cast<int>(std::min<long long>(count, 4096)));
-  }
-  return visible_devices();
+  return gpu_ids(detect_gpus());
 }
 
 std::unique_ptr<Backend> make_local_backend(const BackendOptions& options) {

@@ -4,10 +4,11 @@
 // observed through one pidfd per process, gathered in an epoll set.
 //
 // Slots: the CPUs this process may use (its affinity mask, which a Slurm step or
-// taskset restricts; or BackendOptions::cpus) and the GPUs it was given or detected
-// (SLUICE_GPUS, else CUDA_VISIBLE_DEVICES). A task with gpus > 0 gets concrete device
-// ids in CUDA_VISIBLE_DEVICES; when the backend has GPUs, a task without any sees
-// CUDA_VISIBLE_DEVICES="".
+// taskset restricts; or BackendOptions::cpus) and the GPUs it was given (a count in
+// BackendOptions::gpus) or detected (detect_gpus(), sluice/gpus.hpp). A task with
+// gpus > 0 gets that many distinct device ids in CUDA_VISIBLE_DEVICES, held until its
+// Completion and never shared with another running attempt; when the backend has GPUs,
+// a task without any sees CUDA_VISIBLE_DEVICES="".
 //
 // Environment of an attempt: the coordinator's environment (captured when the backend
 // is created), then the task's `env`, then LaunchRequest::env; later entries override
@@ -36,13 +37,11 @@ std::unique_ptr<Backend> make_local_backend(const BackendOptions& options);
 // Registers make_local_backend under the name "local".
 void register_local_backend();
 
-// GPU device ids this machine offers to the local backend when not told: SLUICE_GPUS
-// (a count) overrides; else the entries of CUDA_VISIBLE_DEVICES (empty or "NoDevFiles":
-// none); else none. With a count, the ids are the first entries of CUDA_VISIBLE_DEVICES
-// when it lists enough of them, else 0..count-1.
+// GPU device ids this machine offers to the local backend when not told: the ids of
+// detect_gpus() (SLUICE_GPUS, the CUDA runtime, nvidia-smi, then the environment).
 std::vector<std::string> detect_local_gpus();
 
-// Device ids for `count` GPUs (count >= 0), chosen as detect_local_gpus() does.
+// Device ids for an explicit `count` of GPUs (count >= 0): gpus_for_count(count).
 std::vector<std::string> local_gpu_ids(int count);
 
 }  // namespace sluice

@@ -13,6 +13,7 @@
 
 #include "h5_handle.hpp"
 #include "sluice/hdf5_codec.hpp"
+#include "sluice/task_spec.hpp"
 
 namespace sluice {
 namespace {
@@ -146,6 +147,68 @@ Expected<void> write_run_view(const std::string& run_h5,
   if (std::rename(tmp.c_str(), run_h5.c_str()) != 0)
     return make_error(ErrorCode::kIo, "cannot rename " + tmp + ": " + std::strerror(errno));
   return {};
+}
+
+bool uses_input_placeholders(const TaskSpec& spec) {
+  auto uses = [](const std::string& s) { return s.find("{inputs.") != std::string::npos; };
+  if (uses(spec.shell)) return true;
+  for (const auto& a : spec.command)
+    if (uses(a)) return true;
+  return false;
+}
+
+bool substitute_input_values(const std::string& in, const std::vector<InputArtifact>& parents,
+                             std::string& out, std::string& why) {
+  out.clear();
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t open = in.find("{inputs.", pos);
+    if (open == std::string::npos) break;
+    const std::size_t close = in.find('}', open);
+    if (close == std::string::npos) break;
+    out.append(in, pos, open - pos);
+    const std::string ref = in.substr(open + 8, close - open - 8);  // PARENT.KEY
+    const InputArtifact* parent = nullptr;
+    std::string key;
+    for (const InputArtifact& p : parents) {
+      const std::string& name = p.name;
+      if (ref.size() > name.size() + 1 && ref.compare(0, name.size(), name) == 0 &&
+          ref[name.size()] == '.' && (!parent || name.size() > parent->name.size())) {
+        parent = &p;
+        key = ref.substr(name.size() + 1);
+      }
+    }
+    if (!parent) {
+      why = "input placeholder {inputs." + ref + "} names no parent of this task";
+      return false;
+    }
+    if (parent->artifact.empty()) {
+      why = "input placeholder {inputs." + ref + "}: task '" + parent->name +
+            "' wrote no artifact";
+      return false;
+    }
+    auto reader = ArtifactReader::open(parent->artifact);
+    if (!reader) {
+      why = "input placeholder {inputs." + ref + "}: " + reader.error().message;
+      return false;
+    }
+    auto value = reader->get(key);
+    if (!value) {
+      why = "input placeholder {inputs." + ref + "}: task '" + parent->name + "' has no value '" +
+            key + "'";
+      return false;
+    }
+    auto text = scalar_text(*value);
+    if (!text) {
+      why = "input placeholder {inputs." + ref + "}: '" + key + "' is " + describe(*value) +
+            ", not a scalar";
+      return false;
+    }
+    out += *text;
+    pos = close + 1;
+  }
+  out.append(in, pos, std::string::npos);
+  return true;
 }
 
 }  // namespace sluice

@@ -10,6 +10,11 @@ std::map<std::string, BackendFactory>& registry() {
   return factories;
 }
 
+std::map<std::string, WorkerEntry>& worker_entries() {
+  static std::map<std::string, WorkerEntry> entries;
+  return entries;
+}
+
 }  // namespace
 
 bool Capacity::offers(const std::string& executor) const {
@@ -42,6 +47,16 @@ Expected<std::unique_ptr<Backend>> create_backend(const std::string& name,
     return make_error(ErrorCode::kNotFound,
                       "unknown backend '" + name + "' (available: " + known + ")");
   }
+  return it->second(options);
+}
+
+void register_worker_entry(const std::string& name, WorkerEntry entry) {
+  worker_entries()[name] = std::move(entry);
+}
+
+std::optional<int> enter_worker(const std::string& name, const BackendOptions& options) {
+  auto it = worker_entries().find(name);
+  if (it == worker_entries().end()) return std::nullopt;
   return it->second(options);
 }
 

@@ -114,6 +114,12 @@ std::string child_request_text(const ChildRequest& child) {
   if (s.max_wait_time.count() > 0)
     task.insert("max_wait_time", std::to_string(s.max_wait_time.count()) + "ms");
   if (!s.workdir.empty()) task.insert("workdir", s.workdir);
+  if (!s.cache) task.insert("cache", false);
+  if (!s.outputs.empty()) {
+    toml::array outs;
+    for (const auto& o : s.outputs) outs.push_back(o);
+    task.insert("outputs", std::move(outs));
+  }
   if (!s.env.empty()) {
     toml::table env;
     for (const auto& [k, v] : s.env) env.insert_or_assign(k, v);

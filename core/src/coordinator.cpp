@@ -51,7 +51,8 @@ Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow,
       task_dir_made_(workflow.tasks.size(), 0),
       prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
       has_artifact_(workflow.tasks.size(), 0),
-      depth_(workflow.tasks.size(), 0) {}
+      depth_(workflow.tasks.size(), 0),
+      result_hash_(workflow.tasks.size()) {}
 
 Expected<void> Coordinator::restore_from_store() {
   auto tasks = store_.list_tasks(run_id_);
@@ -77,8 +78,14 @@ Expected<void> Coordinator::restore_from_store() {
 
   RunUpdate update;
   update.now_us = wall_us();
+  // Attempts the backend still watches (a queued or running Slurm job) keep running.
+  std::unordered_map<TaskId, std::uint32_t> reattached;
   for (const AttemptRecord& a : *attempts) {
     if (a.state != TaskState::kRunning && a.state != TaskState::kQueued) continue;
+    if (!a.handle.empty() && backend_.reattach(a.handle, a.task, a.attempt)) {
+      reattached[a.task] = a.attempt;
+      continue;
+    }
     if (!a.handle.empty()) backend_.abandon(a.handle);
     AttemptRecord end = a;
     end.state = TaskState::kFailed;
@@ -95,6 +102,10 @@ Expected<void> Coordinator::restore_from_store() {
       has_artifact_[t.index] = ::stat(artifact_path(dir).c_str(), &st) == 0;
       continue;
     }
+    if (auto r = reattached.find(t.index); r != reattached.end()) {
+      scheduler_.restore_running(t.index, r->second, std::chrono::steady_clock::now());
+      continue;
+    }
     scheduler_.restore(t.index, TaskState::kWaiting, t.attempts);
     if (t.state != TaskState::kWaiting)
       update.changes.push_back({t.index, TaskState::kWaiting, t.attempts, 0, "resumed"});
@@ -106,7 +117,7 @@ Expected<void> Coordinator::restore_from_store() {
 Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   auto changes = scheduler_.drain_changes();
   if (changes.empty() && pending_.attempt_starts.empty() && pending_.attempt_ends.empty() &&
-      pending_.new_tasks.empty() && !run_state)
+      pending_.new_tasks.empty() && pending_.cache_entries.empty() && !run_state)
     return {};
   pending_.changes = std::move(changes);
   pending_.run_state = run_state;
@@ -114,6 +125,7 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   auto r = store_.apply(run_id_, pending_);
   pending_.changes.clear();
   pending_.new_tasks.clear();
+  pending_.cache_entries.clear();
   pending_.attempt_starts.clear();
   pending_.attempt_ends.clear();
   pending_.run_state.reset();
@@ -162,6 +174,7 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
 // while every slot is busy, one at a time between checks for completions, so a freed
 // slot is refilled without waiting on the disk. Returns false when nothing was left.
 bool Coordinator::prepare_next_upcoming() {
+  if (!backend_.wants_attempt_dir()) return false;
   upcoming_.clear();
   scheduler_.peek_ready(prefetch_, upcoming_);
   for (const Launch& l : upcoming_) {
@@ -179,23 +192,27 @@ bool Coordinator::prepare_next_upcoming() {
   return false;
 }
 
-void Coordinator::launch(const Launch& l, TimePoint now) {
+void Coordinator::refuse_launch(const Launch& l, const std::string& why, TimePoint now) {
+  scheduler_.on_launch_failed(l.task, l.attempt, why, now);
+  AttemptRecord a;
+  a.task = l.task;
+  a.attempt = l.attempt;
+  a.state = TaskState::kFailed;
+  a.exit_code = -1;
+  a.reason = "launch failed: " + why;
+  a.started_us = a.ended_us = wall_us();
+  a.host = host_;
+  pending_.attempt_starts.push_back(std::move(a));
+}
+
+bool Coordinator::prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan) {
   const TaskSpec& spec = workflow_.tasks[l.task];
   std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
-  auto refused = [&](const std::string& why) {
-    scheduler_.on_launch_failed(l.task, l.attempt, why, now);
-    AttemptRecord a;
-    a.task = l.task;
-    a.attempt = l.attempt;
-    a.state = TaskState::kFailed;
-    a.exit_code = -1;
-    a.reason = "launch failed: " + why;
-    a.started_us = a.ended_us = wall_us();
-    a.host = host_;
-    pending_.attempt_starts.push_back(std::move(a));
-  };
-  PreparedAttempt prepared;
-  if (auto it = prepared_.find(l.task); it != prepared_.end() && it->second.attempt == l.attempt) {
+  PreparedAttempt& prepared = plan.prepared;
+  if (!backend_.wants_attempt_dir()) {
+    // In-process attempts: no directory or log files up front (they cost ~100 us).
+  } else if (auto it = prepared_.find(l.task);
+             it != prepared_.end() && it->second.attempt == l.attempt) {
     prepared = it->second;
     prepared_.erase(it);
   } else {
@@ -204,11 +221,11 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
       prepared_.erase(it);
     }
     if (!prepare_attempt(l, dir, prepared)) {
-      refused("cannot create " + dir + ": " + std::strerror(errno));
-      return;
+      refuse_launch(l, "cannot create " + dir + ": " + std::strerror(errno), now);
+      return false;
     }
   }
-  LaunchRequest req;
+  LaunchRequest& req = plan.request;
   req.task = l.task;
   req.attempt = l.attempt;
   req.spec = &spec;
@@ -218,20 +235,25 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
              {"SLUICE_ATTEMPT_DIR", dir},
              {"SLUICE_HOME", store_.home()}};
   add_artifact_env(spec, dir, req);
-  if (!resolve_input_placeholders(spec, resolved_command_, resolved_shell_, why_)) {
+  if (!resolve_input_placeholders(spec, plan.command, plan.shell, why_)) {
     close_fds(prepared);
-    refused(why_);
-    return;
+    refuse_launch(l, why_, now);
+    return false;
   }
-  if (!resolved_command_.empty()) req.command = &resolved_command_;
-  if (!resolved_shell_.empty()) req.shell = &resolved_shell_;
+  // req.command / req.shell point into `plan`: set once the plans stopped moving.
+  if (use_cache_ && spec.cache && try_cache(l, dir, plan.command, plan.shell, now)) {
+    close_fds(prepared);
+    return false;  // completed from the cache: nothing to launch
+  }
   req.attempt_dir = std::move(dir);
   req.stdout_fd = prepared.out_fd;
   req.stderr_fd = prepared.err_fd;
-  auto handle = backend_.launch(req);
-  close_fds(prepared);
+  return true;
+}
+
+void Coordinator::record_launch(const Launch& l, Expected<std::string> handle, TimePoint now) {
   if (!handle) {
-    refused(handle.error().message);
+    refuse_launch(l, handle.error().message, now);
     return;
   }
   scheduler_.on_attempt_started(l.task, l.attempt, now);
@@ -243,6 +265,31 @@ void Coordinator::launch(const Launch& l, TimePoint now) {
   a.host = host_;
   a.handle = std::move(*handle);
   pending_.attempt_starts.push_back(std::move(a));
+}
+
+// One launch_batch() per scheduling step, so a backend can group the requests (Slurm:
+// one job array for a sweep).
+void Coordinator::launch_all(const std::vector<Launch>& launches, TimePoint now) {
+  if (launches.empty()) return;
+  std::vector<LaunchPlan> plans(launches.size());
+  std::vector<std::uint8_t> ok(launches.size(), 0);
+  std::vector<const Launch*> planned;
+  std::vector<LaunchRequest> requests;
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    ok[i] = prepare_launch(launches[i], now, plans[i]);
+    if (ok[i]) planned.push_back(&launches[i]);
+  }
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    LaunchPlan& p = plans[i];
+    if (!ok[i]) continue;
+    if (!p.command.empty()) p.request.command = &p.command;
+    if (!p.shell.empty()) p.request.shell = &p.shell;
+    requests.push_back(std::move(p.request));
+  }
+  auto handles = backend_.launch_batch(requests);
+  for (std::size_t i = 0; i < launches.size(); ++i) close_fds(plans[i].prepared);
+  for (std::size_t i = 0; i < planned.size(); ++i)
+    record_launch(*planned[i], std::move(handles[i]), now);
 }
 
 std::string Coordinator::final_artifact(TaskId t) const {
@@ -280,71 +327,15 @@ bool Coordinator::resolve_input_placeholders(const TaskSpec& spec,
                                              std::string& why) {
   command.clear();
   shell.clear();
-  auto uses = [](const std::string& s) { return s.find("{inputs.") != std::string::npos; };
-  bool any = uses(spec.shell);
-  for (const auto& a : spec.command) any = any || uses(a);
-  if (!any) return true;
-
-  auto substitute = [&](const std::string& in, std::string& out) -> bool {
-    out.clear();
-    std::size_t pos = 0;
-    while (true) {
-      std::size_t open = in.find("{inputs.", pos);
-      if (open == std::string::npos) break;
-      std::size_t close = in.find('}', open);
-      if (close == std::string::npos) break;
-      out.append(in, pos, open - pos);
-      const std::string ref = in.substr(open + 8, close - open - 8);  // PARENT.KEY
-      // The parent is the longest prefix naming one of this task's parents, since
-      // matrix instances ("train.2") contain dots themselves.
-      TaskId parent = 0;
-      std::string key;
-      bool found = false;
-      for (TaskId p : spec.after) {
-        const std::string& name = workflow_.tasks[p].name;
-        if (ref.size() > name.size() + 1 && ref.compare(0, name.size(), name) == 0 &&
-            ref[name.size()] == '.' && (!found || name.size() > key.size())) {
-          parent = p;
-          key = ref.substr(name.size() + 1);
-          found = true;
-        }
-      }
-      if (!found) {
-        why = "input placeholder {inputs." + ref + "} names no parent of this task";
-        return false;
-      }
-      const std::string& pname = workflow_.tasks[parent].name;
-      if (!has_artifact_[parent]) {
-        why = "input placeholder {inputs." + ref + "}: task '" + pname + "' wrote no artifact";
-        return false;
-      }
-      auto reader = ArtifactReader::open(final_artifact(parent));
-      if (!reader) {
-        why = "input placeholder {inputs." + ref + "}: " + reader.error().message;
-        return false;
-      }
-      auto value = reader->get(key);
-      if (!value) {
-        why = "input placeholder {inputs." + ref + "}: task '" + pname + "' has no value '" + key +
-              "'";
-        return false;
-      }
-      auto text = scalar_text(*value);
-      if (!text) {
-        why = "input placeholder {inputs." + ref + "}: '" + key + "' is " + describe(*value) +
-              ", not a scalar";
-        return false;
-      }
-      out += *text;
-      pos = close + 1;
-    }
-    out.append(in, pos, std::string::npos);
-    return true;
-  };
+  if (!uses_input_placeholders(spec)) return true;
+  std::vector<InputArtifact> parents;
+  for (TaskId p : spec.after)
+    parents.push_back({workflow_.tasks[p].name, has_artifact_[p] ? final_artifact(p) : ""});
   std::string tmp;
-  if (!spec.shell.empty() && !substitute(spec.shell, shell)) return false;
+  if (!spec.shell.empty() && !substitute_input_values(spec.shell, parents, shell, why))
+    return false;
   for (const auto& a : spec.command) {
-    if (!substitute(a, tmp)) return false;
+    if (!substitute_input_values(a, parents, tmp, why)) return false;
     command.push_back(tmp);
   }
   return true;
@@ -445,6 +436,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   const std::string cancel_path = cancel_request_path(run_dir_);
 
   if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
+  use_cache_ = options.use_cache;
   TimePoint now = Clock::now();
   scheduler_.start(now);
   if (auto r = flush(RunState::kRunning); !r) return tl::unexpected(r.error());
@@ -466,7 +458,11 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
       cancel();
       return tl::unexpected(r.error());
     }
-    for (const Launch& l : launches) launch(l, now);
+    launch_all(launches, now);
+    if (!cached_.empty()) {
+      finish_cached(now);  // their dependents may be ready now: schedule again at once
+      continue;
+    }
 
     if (scheduler_.done()) break;
     auto wait = kIdleWake;
@@ -484,9 +480,11 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     now = Clock::now();
     for (Completion& c : completions) {
       if (c.ok()) seal_artifact(c);
+      if (c.ok()) keep_outputs(c);
       if (c.ok()) ingest_children(c);
       auto outcome = scheduler_.on_attempt_finished(c, now);
       if (!outcome) continue;
+      if (outcome->state == TaskState::kSucceeded) file_in_cache(c.task, c.attempt);
       AttemptRecord a;
       a.task = c.task;
       a.attempt = c.attempt;

@@ -42,6 +42,7 @@ TaskId Coordinator::add_dynamic_task(TaskSpec spec, TaskId parent, std::optional
   scheduler_.on_task_added(id);
   task_dir_made_.push_back(0);
   has_artifact_.push_back(0);
+  result_hash_.emplace_back();
   depth_.push_back(static_cast<std::uint16_t>(depth_[parent] + 1));
   if (before) {
     graph_.add_edge(id, *before);
@@ -51,9 +52,11 @@ TaskId Coordinator::add_dynamic_task(TaskSpec spec, TaskId parent, std::optional
   return id;
 }
 
-void Coordinator::ingest_children(Completion& c) {
+void Coordinator::ingest_children(Completion& c, const std::string* from_dir) {
   if (cancelling_) return;  // the attempt will count as cancelled: its children never exist
-  const std::string dir = store_.attempt_dir(run_id_, workflow_.tasks[c.task].name, c.attempt);
+  const std::string dir = from_dir ? *from_dir
+                                   : store_.attempt_dir(run_id_, workflow_.tasks[c.task].name,
+                                                        c.attempt);
   auto files = list_child_requests(dir);
   if (!files) {
     c.failure = "reading child requests: " + files.error().message;

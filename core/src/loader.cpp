@@ -237,6 +237,9 @@ std::string content_hash(const Workflow& wf) {
     std::string rel = fs::path(t->workdir).lexically_relative(wf.base_dir).generic_string();
     h.str(rel.empty() || rel.rfind("..", 0) == 0 ? t->workdir : rel);
     h.pairs(t->params);
+    // Added later: hashed only when set, so older definitions keep their hash.
+    if (!t->cache) h.str("cache=false");
+    for (const auto& out : t->outputs) h.str("output=" + out);
   }
   return h.hex();
 }
@@ -293,12 +296,17 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
       t.max_exec_time = pick(f.max_exec_time, d.max_exec_time).value.value_or(Millis{0});
       t.max_wait_time = pick(f.max_wait_time, d.max_wait_time).value.value_or(Millis{0});
       for (const auto& [k, v] : env) t.env.emplace_back(k, substitute(v, params));
+      t.slurm = pick(f.slurm, d.slurm).value.value_or(Params{});
+      t.slurm_extra = f.slurm.present ? f.slurm_extra : d.slurm_extra;
       const auto& workdir = pick(f.workdir, d.workdir);
       if (workdir.value) {
         t.workdir = normal_dir(fs::path(wf.base_dir) / substitute(*workdir.value, params));
       } else {
         t.workdir = wf.base_dir;
       }
+      t.cache = pick(f.cache, d.cache).value.value_or(true);
+      for (const auto& out : f.outputs.value.value_or(std::vector<std::string>{}))
+        t.outputs.push_back(substitute(out, params));
       t.params = params;
       t.pos = raw.pos;
       t.cpus_pos = key_pos_or(f.cpus, d.cpus, raw.pos);

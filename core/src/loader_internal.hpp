@@ -44,7 +44,12 @@ struct Fields {
   Field<Millis> max_exec_time, max_wait_time;
   Field<Params> env;
   Field<std::vector<MatrixAxis>> matrix;
+  Field<bool> cache;
+  Field<std::vector<std::string>> outputs;
   Field<std::string> before;  // child requests only: the task the child must finish before
+  // [tasks.NAME.slurm]: placement keys, and `extra` sbatch options.
+  Field<Params> slurm;
+  std::vector<std::string> slurm_extra;
 };
 
 struct RawTask {

@@ -29,10 +29,13 @@ SourcePos pos_of(const toml::key& k) {
 const std::vector<std::string> kTopKeys = {"workflow", "defaults", "tasks"};
 const std::vector<std::string> kWorkflowKeys = {"name",        "project",      "version",
                                                 "description", "max_children", "max_child_depth"};
+// clang-format off
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
-    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix"};
-const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell"};
+    "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix",
+    "cache",   "outputs",       "slurm"};
+// clang-format on
+const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell", "outputs"};
 // A child request: like a task, but it names its downstream task instead of parents.
 const std::vector<std::string> kChildKeys = [] {
   std::vector<std::string> keys;
@@ -252,6 +255,17 @@ class FieldReader {
         read_matrix(f.matrix, k, v);
       } else if (key == "before") {
         read_string(f.before, k, v, "before", /*allow_empty=*/false);
+      } else if (key == "cache") {
+        mark(f.cache, k, v);
+        if (auto b = v.as_boolean()) {
+          f.cache.value = b->get();
+        } else {
+          error(v, "'cache' must be true or false");
+        }
+      } else if (key == "outputs") {
+        read_outputs(f, k, v);
+      } else if (key == "slurm") {
+        read_slurm(f, k, v);
       }
     }
   }
@@ -314,6 +328,30 @@ class FieldReader {
     }
     if (argv.front().empty()) return error(arr->front(), "'command' must not be empty");
     f.command.value = std::move(argv);
+  }
+
+  // Files a task writes besides its artifact, relative to its workdir: kept with the
+  // attempt so a cache hit can restore them. They must stay inside the workdir.
+  void read_outputs(Fields& f, const toml::key& k, const toml::node& v) {
+    mark(f.outputs, k, v);
+    auto arr = v.as_array();
+    if (!arr) return error(v, "'outputs' must be an array of file paths");
+    std::vector<std::string> paths;
+    for (const toml::node& e : *arr) {
+      auto s = e.as_string();
+      if (!s || s->get().empty()) return error(e, "'outputs' must be an array of file paths");
+      const std::string& p = s->get();
+      bool escapes = p.front() == '/';
+      for (std::size_t b = 0; b <= p.size() && !escapes;) {
+        std::size_t end = std::min(p.find('/', b), p.size());
+        escapes = p.compare(b, end - b, "..") == 0 && end - b == 2;
+        b = end + 1;
+      }
+      if (escapes || p.find('\0') != std::string::npos)
+        return error(e, "output '" + p + "' must be a relative path inside the task's workdir");
+      paths.push_back(p);
+    }
+    f.outputs.value = std::move(paths);
   }
 
   void read_after(Fields& f, const toml::key& k, const toml::node& v) {
@@ -402,6 +440,46 @@ class FieldReader {
       env.emplace_back(name, *text);
     }
     if (ok) f.value = std::move(env);
+  }
+
+  // [tasks.NAME.slurm]: sbatch placement for the Slurm backend.
+  void read_slurm(Fields& f, const toml::key& k, const toml::node& v) {
+    static const std::vector<std::string> kSlurmKeys = {"partition",  "account",     "qos",
+                                                        "constraint", "reservation", "extra"};
+    mark(f.slurm, k, v);
+    auto t = v.as_table();
+    if (!t) return error(v, "'slurm' must be a table, e.g. { partition = \"gpu\" }");
+    Params placement;
+    for (auto&& [sk, sv] : *t) {
+      std::string name(sk.str());
+      if (!contains(kSlurmKeys, name)) {
+        r_.error(pos_of(sk),
+                 "unknown key '" + name + "' in 'slurm' " + where_ + hint(name, kSlurmKeys));
+        continue;
+      }
+      if (name == "extra") {
+        auto arr = sv.as_array();
+        if (!arr) {
+          error(sv, "'slurm.extra' must be an array of sbatch options");
+          continue;
+        }
+        for (const toml::node& e : *arr) {
+          auto s = e.as_string();
+          if (!s || s->get().rfind("--", 0) != 0)
+            error(e, "'slurm.extra' entries must be sbatch options such as \"--exclusive\"");
+          else
+            f.slurm_extra.push_back(s->get());
+        }
+        continue;
+      }
+      auto s = sv.as_string();
+      if (!s || s->get().empty()) {
+        error(sv, "'slurm." + name + "' must be a non-empty string");
+        continue;
+      }
+      placement.emplace_back(name, s->get());
+    }
+    f.slurm.value = std::move(placement);
   }
 
   void read_matrix(Field<std::vector<MatrixAxis>>& f, const toml::key& k, const toml::node& v) {

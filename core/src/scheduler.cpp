@@ -10,6 +10,9 @@ namespace {
 // huge ready queue of big tasks never makes take_launches() quadratic.
 constexpr std::size_t kBackfillWindow = 64;
 
+// How many lost attempts (ExitKind::kLost) of one task are retried for free.
+constexpr std::uint8_t kMaxLostRetries = 5;
+
 [[noreturn]] void invariant_failed(const char* what, TaskId t) {
   std::fprintf(stderr, "scheduler invariant violated: %s (task %u)\n", what, t);
   std::abort();
@@ -27,7 +30,8 @@ Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capa
       attempts_(workflow.tasks.size(), 0),
       retry_base_(workflow.tasks.size(), 0),
       unfinished_parents_(workflow.tasks.size(), 0),
-      timing_out_(workflow.tasks.size(), 0) {
+      timing_out_(workflow.tasks.size(), 0),
+      lost_retries_(workflow.tasks.size(), 0) {
   counts_[static_cast<int>(TaskState::kWaiting)] = states_.size();
 }
 
@@ -59,6 +63,16 @@ void Scheduler::on_task_added(TaskId task) {
 
 void Scheduler::on_dependency_added(TaskId parent, TaskId child) {
   if (states_[parent] != TaskState::kSucceeded) unfinished_parents_[child]++;
+}
+
+void Scheduler::restore_running(TaskId task, std::uint32_t attempt, TimePoint now) {
+  restore(task, TaskState::kRunning, attempt);
+  retry_base_[task] = attempt - 1;  // the re-attached attempt is the first of a fresh budget
+  const TaskSpec& spec = workflow_.tasks[task];
+  free_cpus_ -= spec.cpus;
+  free_gpus_ -= spec.gpus;
+  if (spec.max_exec_time.count() > 0 && !capacity_.enforces_exec_time)
+    deadlines_.push({now + spec.max_exec_time, task, attempt, false});
 }
 
 void Scheduler::start(TimePoint now) {
@@ -130,7 +144,8 @@ void Scheduler::on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint
   if (states_[task] != TaskState::kQueued || attempts_[task] != attempt) return;
   set_state(task, TaskState::kRunning, attempt, 0, {});
   const auto limit = workflow_.tasks[task].max_exec_time;
-  if (limit.count() > 0) deadlines_.push({now + limit, task, attempt, false});
+  if (limit.count() > 0 && !capacity_.enforces_exec_time)
+    deadlines_.push({now + limit, task, attempt, false});
 }
 
 void Scheduler::on_launch_failed(TaskId task, std::uint32_t attempt, const std::string& reason,
@@ -156,6 +171,13 @@ std::optional<AttemptOutcome> Scheduler::on_attempt_finished(const Completion& c
     reason = c.reason.empty() ? "lost" : c.reason;
   }
   const bool ok = c.ok() && !timing_out_[t];
+  // The attempt never had a fair run (node failure, preemption): it does not count
+  // against the task's retries, up to kMaxLostRetries times in a row.
+  if (!ok && c.kind == ExitKind::kLost && !timing_out_[t] && !cancelled_ &&
+      lost_retries_[t] < kMaxLostRetries) {
+    lost_retries_[t]++;
+    retry_base_[t]++;
+  }
   return finish_attempt(t, ok, c.kind == ExitKind::kExited ? c.code : -1, std::move(reason), now);
 }
 

@@ -31,6 +31,10 @@ constexpr MultiRowSql kInsertTasks{"INSERT INTO tasks (run, idx, name, grp, stat
 constexpr MultiRowSql kInsertDynamicTasks{
     "INSERT INTO dynamic_tasks (run, idx, parent, before_idx, spec) VALUES ", "(?1, $, $, $, $)",
     1, 4};
+constexpr MultiRowSql kInsertCache{
+    "INSERT OR REPLACE INTO cache (project, key, workflow, task, run_id, attempt, attempt_dir, "
+    "result_hash, parts, created_us) VALUES ",
+    "($, $, $, $, $, $, $, $, $, ?1)", 1, 9};
 constexpr MultiRowSql kInsertEvents{"INSERT INTO events (run, time_us, task, kind, detail) VALUES ",
                                     "(?1, ?2, $, $, $)", 2, 3};
 constexpr MultiRowSql kInsertAttempts{
@@ -325,6 +329,25 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
     Query q(*s);
     q.bind(1, run).bind(2, static_cast<std::int64_t>(added.size()));
     if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error("counting child tasks"));
+  }
+
+  if (!update.cache_entries.empty()) {
+    auto r = insert_rows(
+        impl, kInsertCache, std::span<const CacheEntry>(update.cache_entries),
+        [&](Query& q) { q.bind(1, now); },
+        [&](Query& q, int p, const CacheEntry& e) {
+          q.bind(p, e.project)
+              .bind(p + 1, e.key)
+              .bind(p + 2, e.workflow)
+              .bind(p + 3, e.task)
+              .bind(p + 4, e.run_id)
+              .bind(p + 5, std::int64_t{e.attempt})
+              .bind(p + 6, e.attempt_dir)
+              .bind(p + 7, e.result_hash)
+              .bind(p + 8, e.parts);
+        },
+        "filing cache entries");
+    if (!r) return r;
   }
 
   if (!attempts.empty()) {

@@ -282,4 +282,112 @@ Expected<std::vector<int>> RunStore::revisions(const std::string& project,
   return out;
 }
 
+Expected<std::vector<WorkflowRecord>> RunStore::list_workflows() {
+  Impl& impl = *impl_;
+  auto s = impl.prepare(
+      "SELECT w.project, w.name, w.revision, w.content_hash, w.source_path, w.created_us, "
+      "(SELECT COUNT(*) FROM runs r WHERE r.workflow_rowid = w.id), "
+      "substr(w.definition, 1, 12) = '# sluice-sdk' "
+      "FROM workflows w ORDER BY w.project, w.name, w.revision");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  std::vector<WorkflowRecord> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    WorkflowRecord w;
+    w.project = q.text(0);
+    w.name = q.text(1);
+    w.revision = q.i32(2);
+    w.content_hash = q.text(3);
+    w.source_path = q.text(4);
+    w.created_us = q.i64(5);
+    w.runs = static_cast<std::size_t>(q.i64(6));
+    w.sdk = q.i64(7) != 0;
+    out.push_back(std::move(w));
+  }
+  if (rc != SQLITE_DONE) return tl::unexpected(impl.error("listing workflows"));
+  return out;
+}
+
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+constexpr const char* kCacheColumns =
+    "SELECT project, key, workflow, task, run_id, attempt, attempt_dir, result_hash, parts, "
+    "created_us FROM cache ";
+
+CacheEntry cache_row(store_detail::Query& q) {
+  CacheEntry e;
+  e.project = q.text(0);
+  e.key = q.text(1);
+  e.workflow = q.text(2);
+  e.task = q.text(3);
+  e.run_id = q.text(4);
+  e.attempt = static_cast<std::uint32_t>(q.i64(5));
+  e.attempt_dir = q.text(6);
+  e.result_hash = q.text(7);
+  e.parts = q.text(8);
+  e.created_us = q.i64(9);
+  return e;
+}
+
+}  // namespace
+
+Expected<std::optional<CacheEntry>> RunStore::find_cache(const std::string& project,
+                                                         const std::string& key) {
+  Impl& impl = *impl_;
+  auto s = impl.prepare(std::string(kCacheColumns) + "WHERE project = ?1 AND key = ?2");
+  if (!s) return tl::unexpected(s.error());
+  store_detail::Query q(*s);
+  q.bind(1, project).bind(2, key);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<CacheEntry>{};
+  if (rc != SQLITE_ROW) return tl::unexpected(impl.error("looking up the cache"));
+  return std::optional<CacheEntry>(cache_row(q));
+}
+
+Expected<std::optional<CacheEntry>> RunStore::latest_cache(const std::string& project,
+                                                           const std::string& workflow,
+                                                           const std::string& task) {
+  Impl& impl = *impl_;
+  auto s = impl.prepare(std::string(kCacheColumns) +
+                        "WHERE project = ?1 AND workflow = ?2 AND task = ?3 "
+                        "ORDER BY created_us DESC LIMIT 1");
+  if (!s) return tl::unexpected(s.error());
+  store_detail::Query q(*s);
+  q.bind(1, project).bind(2, workflow).bind(3, task);
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<CacheEntry>{};
+  if (rc != SQLITE_ROW) return tl::unexpected(impl.error("looking up the cache"));
+  return std::optional<CacheEntry>(cache_row(q));
+}
+
+Expected<std::vector<CacheEntry>> RunStore::list_cache(const std::string& project) {
+  Impl& impl = *impl_;
+  auto s = impl.prepare(std::string(kCacheColumns) +
+                        "WHERE ?1 = '' OR project = ?1 ORDER BY created_us DESC");
+  if (!s) return tl::unexpected(s.error());
+  store_detail::Query q(*s);
+  q.bind(1, project);
+  std::vector<CacheEntry> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) out.push_back(cache_row(q));
+  if (rc != SQLITE_DONE) return tl::unexpected(impl.error("listing the cache"));
+  return out;
+}
+
+Expected<std::size_t> RunStore::prune_cache(std::int64_t before_us, const std::string& project) {
+  Impl& impl = *impl_;
+  if (auto r = impl.check_writable(); !r) return tl::unexpected(r.error());
+  auto s = impl.prepare(
+      "DELETE FROM cache WHERE (?1 = 0 OR created_us < ?1) AND (?2 = '' OR project = ?2)");
+  if (!s) return tl::unexpected(s.error());
+  store_detail::Query q(*s);
+  q.bind(1, before_us).bind(2, project);
+  if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error("pruning the cache"));
+  return static_cast<std::size_t>(sqlite3_changes(impl.db.get()));
+}
+
 }  // namespace sluice

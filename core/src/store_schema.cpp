@@ -49,7 +49,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kSchemaVersion = 2;  // 2: dynamic_tasks
+constexpr int kSchemaVersion = 3;  // 2: dynamic_tasks, 3: cache
 
 // Times are microseconds since the epoch (0: not yet). States are the names from
 // state.hpp, so the file reads well in the sqlite3 shell. Events carry no foreign key:
@@ -128,6 +128,23 @@ CREATE TABLE IF NOT EXISTS dynamic_tasks (
   spec       TEXT NOT NULL,
   PRIMARY KEY (run, idx)
 ) WITHOUT ROWID;
+-- Successful attempts by cache key, per project: a later run whose task has the same
+-- key reuses the attempt instead of running. `parts` (the key's parts) lets a dry run
+-- say what changed; the latest entry per (project, workflow, task) is found by it.
+CREATE TABLE IF NOT EXISTS cache (
+  project     TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  workflow    TEXT NOT NULL,
+  task        TEXT NOT NULL,
+  run_id      TEXT NOT NULL,
+  attempt     INTEGER NOT NULL,
+  attempt_dir TEXT NOT NULL,
+  result_hash TEXT NOT NULL,
+  parts       TEXT NOT NULL,
+  created_us  INTEGER NOT NULL,
+  PRIMARY KEY (project, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cache_by_task ON cache (project, workflow, task, created_us);
 )sql";
 
 }  // namespace
@@ -197,6 +214,10 @@ Expected<std::int64_t> RunStore::Impl::run_rowid(const std::string& run_id) {
 }
 
 // ---- open -----------------------------------------------------------------------------
+
+int RunStore::schema_version() {
+  return kSchemaVersion;
+}
 
 Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode mode) {
   const bool read_only = mode == Mode::kReadOnly;

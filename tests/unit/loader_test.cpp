@@ -891,3 +891,40 @@ TEST_CASE("a diagnostic formats as file:line:col: error: message", "[loader]") {
   Diagnostic d{"flows/a.toml", {3, 7}, "workflow has no tasks"};
   CHECK(d.format() == "flows/a.toml:3:7: error: workflow has no tasks");
 }
+
+TEST_CASE("a task's slurm table sets placement and extra sbatch options", "[loader]") {
+  TempDir dir;
+  Workflow wf = load_ok(R"([workflow]
+name = "w"
+[defaults]
+slurm = { account = "proj" }
+[tasks.a]
+shell = "true"
+[tasks.b]
+shell = "true"
+[tasks.b.slurm]
+partition = "long"
+extra = ["--exclusive"]
+)",
+                        dir);
+  CHECK(wf.tasks[0].slurm == std::vector<std::pair<std::string, std::string>>{{"account", "proj"}});
+  CHECK(wf.tasks[1].slurm ==
+        std::vector<std::pair<std::string, std::string>>{{"partition", "long"}});
+  CHECK(wf.tasks[1].slurm_extra == std::vector<std::string>{"--exclusive"});
+}
+
+TEST_CASE("unknown keys in a task's slurm table are reported where they are written", "[loader]") {
+  TempDir dir;
+  auto ds = load_bad(R"([workflow]
+name = "w"
+[tasks.a]
+shell = "true"
+[tasks.a.slurm]
+partiton = "long"
+)",
+                     dir);
+  REQUIRE(ds.size() == 1);
+  CHECK(ds[0].message ==
+        "unknown key 'partiton' in 'slurm' in task 'a' (did you mean 'partition'?)");
+  CHECK_AT(ds[0], 6, 1);
+}

@@ -384,12 +384,12 @@ TEST_CASE("local: handle is pid:starttime", "[local]") {
   std::istringstream fields(stat.substr(stat.rfind(')') + 2));
   std::string field;
   for (int i = 3; i <= 22; ++i) fields >> field;
-  // The handle's time is read just after the spawn: the process's start tick or the next.
+  // The handle's time is read just before the spawn: at most the process's start tick.
   const long long noted = std::stoll(h->substr(colon + 1));
   const long long actual = std::stoll(field);
   CHECK(actual != 0);
-  CHECK(noted >= actual);
-  CHECK(noted <= actual + 1);
+  CHECK(noted <= actual);
+  CHECK(actual <= noted + 500);
   CHECK(::getpgid(pid) == pid);  // its own process group
   b->kill(0, 1);
   CHECK(wait_for(*b, 1).size() == 1);
@@ -505,7 +505,8 @@ TEST_CASE("local: the coordinator's blocked and ignored signals are not inherite
 TEST_CASE("local: attempts run in parallel", "[local]") {
   TempDir tmp;
   auto b = make_local_backend(opts());
-  TaskSpec t = command_task({"sleep", "0.3"}, tmp.path);
+  // One second each: run one after the other they would take two, whatever the load.
+  TaskSpec t = command_task({"sleep", "1"}, tmp.path);
   auto start = Clock::now();
   REQUIRE(b->launch(request_for(t, tmp.sub("a"), 1)).has_value());
   REQUIRE(b->launch(request_for(t, tmp.sub("b"), 2)).has_value());
@@ -513,8 +514,8 @@ TEST_CASE("local: attempts run in parallel", "[local]") {
   auto out = wait_for(*b, 2);
   double took = seconds_since(start);
   REQUIRE(out.size() == 2);
-  CHECK(took < 0.55);
-  CHECK(took >= 0.29);
+  CHECK(took < 1.9);
+  CHECK(took >= 0.99);
   CHECK(std::set<TaskId>{out[0].task, out[1].task} == std::set<TaskId>{1, 2});
   CHECK(b->in_flight() == 0);
 }
@@ -562,7 +563,8 @@ TEST_CASE("local: GPU detection", "[local]") {
 
   ::unsetenv("SLUICE_GPUS");
   ::unsetenv("CUDA_VISIBLE_DEVICES");
-  CHECK(detect_local_gpus().empty());
+  // Nothing declared: the hardware answers (CUDA runtime, nvidia-smi), none on a CPU node.
+  if (!fs::exists("/dev/nvidia0")) CHECK(detect_local_gpus().empty());
   ::setenv("CUDA_VISIBLE_DEVICES", "4,5", 1);
   CHECK(detect_local_gpus() == std::vector<std::string>{"4", "5"});
   CHECK(make_local_backend(opts(1, -1))->capacity().gpus == 2);

@@ -241,3 +241,58 @@ TEST_CASE("a launch the backend refuses counts as a failed attempt", "[core][sch
   auto changes = s.drain_changes();
   REQUIRE(changes.back().reason == "launch failed: cannot start 'x'");
 }
+
+TEST_CASE("a lost attempt is retried without using up the task's retries", "[core][scheduler]") {
+  // Slurm NODE_FAIL / PREEMPTED / BOOT_FAIL: the attempt never had a fair run.
+  auto wf = make_workflow({{}});
+  wf.tasks[0].retries = 0;
+  Harness h(std::move(wf), Capacity{1, 0, {}});
+  h.start();
+  h.finish(0, -1, ExitKind::kLost);
+  REQUIRE(h.sched.state(0) == TaskState::kRunning);
+  REQUIRE(h.running[0].attempt == 2);
+  h.finish(0, -1, ExitKind::kLost);
+  REQUIRE(h.running[0].attempt == 3);
+  h.finish(0, 1);  // a real failure still uses the (empty) budget
+  REQUIRE(h.sched.state(0) == TaskState::kFailed);
+  REQUIRE(h.sched.attempts(0) == 3);
+}
+
+TEST_CASE("lost attempts are retried for free only a bounded number of times",
+          "[core][scheduler]") {
+  Harness h(make_workflow({{}}), Capacity{1, 0, {}});
+  h.start();
+  for (int i = 0; i < 100 && h.is_running(0); ++i) h.finish(0, -1, ExitKind::kLost);
+  REQUIRE(h.sched.state(0) == TaskState::kFailed);
+  REQUIRE(h.sched.attempts(0) == 6);
+}
+
+TEST_CASE("a re-attached running attempt keeps its slots and completes normally",
+          "[core][scheduler]") {
+  // t0 -> t1: the coordinator died while t0's attempt 2 ran; the backend took it back.
+  Harness h(make_workflow({{}, {0}}), Capacity{1, 0, {}});
+  h.sched.restore_running(0, 2, h.now);
+  h.running.push_back({0, 2});
+  h.start();
+  REQUIRE(h.running.size() == 1);  // the slot is taken: nothing else launched
+  REQUIRE(h.sched.state(0) == TaskState::kRunning);
+  h.finish(0, 0);
+  REQUIRE(h.sched.state(0) == TaskState::kSucceeded);
+  REQUIRE(h.sched.attempts(0) == 2);
+  h.finish(1, 0);
+  REQUIRE(h.sched.run_state() == RunState::kSucceeded);
+}
+
+TEST_CASE("a backend that enforces max_exec_time itself gets no scheduler deadline",
+          "[core][scheduler]") {
+  auto wf = make_workflow({{}});
+  wf.tasks[0].max_exec_time = std::chrono::seconds(10);
+  Capacity cap{1, 0, {}};
+  cap.enforces_exec_time = true;
+  Harness h(std::move(wf), cap);
+  h.start();
+  h.advance(std::chrono::seconds(60));
+  REQUIRE(h.is_running(0));
+  h.finish(0, 9, ExitKind::kSignaled);
+  REQUIRE(h.sched.state(0) == TaskState::kFailed);
+}

@@ -19,6 +19,8 @@
 
 namespace sluice {
 
+struct TaskSpec;
+
 inline constexpr std::string_view kArtifactFile = "output.h5";
 
 // ATTEMPT_DIR/output.h5
@@ -51,6 +53,28 @@ Expected<std::string> finalize_artifact(const std::string& path, const Provenanc
 // A scalar Value (bool, int64, float64, string) as command-line text: "true", "42",
 // "0.1" (shortest round-trip form), the string itself. nullopt for other types.
 std::optional<std::string> scalar_text(const class Value& value);
+
+// Hash of the values an artifact holds (keys, types, shapes, data), "xxh3:<16 hex>":
+// provenance, layout and timestamps do not count. Arrays are streamed, so hashing runs
+// at read speed whatever their size. The cache keys dependents on this.
+Expected<std::string> artifact_content_hash(const std::string& path);
+
+// A parent of a task as {inputs.PARENT.KEY} placeholders see it: its name and its
+// final artifact ("" when it wrote none).
+struct InputArtifact {
+  std::string name;
+  std::string artifact;
+};
+
+// True when the task's command or shell holds an {inputs.…} placeholder.
+bool uses_input_placeholders(const TaskSpec& spec);
+
+// Replaces every {inputs.PARENT.KEY} in `text` by the parent's scalar value (the parent
+// is the longest name that matches, since matrix instances contain dots). False with
+// `why` when a placeholder names no parent, the parent wrote no artifact or lacks the
+// key, or the value is not a scalar.
+bool substitute_input_values(const std::string& text, const std::vector<InputArtifact>& parents,
+                             std::string& out, std::string& why);
 
 // Checksum of a file's bytes, "xxh3:<16 hex digits>".
 Expected<std::string> file_checksum(const std::string& path);

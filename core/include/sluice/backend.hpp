@@ -30,6 +30,10 @@ struct Capacity {
   // Executor labels offered. Empty means every label is accepted (a laptop runs the
   // same workflow as the cluster: a "gpu" work runs locally too).
   std::vector<std::string> executors;
+  // The backend stops attempts past their max_exec_time itself (Slurm's --time, which
+  // counts from the job's start, not its submission): the scheduler then sets no
+  // deadline of its own and takes the backend's completion reason.
+  bool enforces_exec_time = false;
 
   bool offers(const std::string& executor) const;
 };
@@ -115,6 +119,11 @@ class Backend {
   // attempt is then abandoned and run again. A re-attached attempt produces exactly one
   // Completion, like a launched one (also when it finished while nobody watched).
   virtual bool reattach(const std::string& handle, TaskId task, std::uint32_t attempt);
+
+  // False for a backend that runs attempts inside the coordinator's process (inproc): the
+  // coordinator then neither makes the attempt directory nor opens its logs before
+  // launch(); the backend makes the directory only when an attempt writes into it.
+  virtual bool wants_attempt_dir() const { return true; }
 };
 
 }  // namespace sluice

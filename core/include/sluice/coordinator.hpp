@@ -34,6 +34,9 @@ struct CoordinatorOptions {
   // attempts are killed and waited for, the run is NOT cancelled, and run() returns
   // RunState::kRunning; `sluice resume` finishes it later.
   const std::atomic<bool>* stop = nullptr;
+  // Reuse earlier successful attempts with the same cache key (see cache.hpp), and file
+  // this run's successes for later runs. Tasks with `cache = false` always run.
+  bool use_cache = true;
 };
 
 class Coordinator {
@@ -47,9 +50,10 @@ class Coordinator {
   Coordinator& operator=(const Coordinator&) = delete;
 
   // Before run(): rebuilds task states from the store, dynamic children included
-  // (their parents are not asked again). Succeeded tasks stay done;
-  // attempts that were in flight are killed through Backend::abandon() and recorded as
-  // lost; failed, cancelled and skipped tasks are queued again with a fresh retry budget.
+  // (their parents are not asked again). Succeeded tasks stay done; attempts that were
+  // in flight stay running when Backend::reattach() takes them back, else they are
+  // killed through Backend::abandon() and recorded as lost; failed, cancelled and
+  // skipped tasks are queued again with a fresh retry budget.
   Expected<void> restore_from_store();
 
   // Runs until every task is finished, cancelled (interrupt or `sluice cancel`) or
@@ -63,12 +67,25 @@ class Coordinator {
 
  private:
   Expected<void> flush(std::optional<RunState> run_state);
-  void launch(const Launch& l, TimePoint now);
+  // An attempt's request, with the storage its resolved command points into.
+  struct PreparedAttempt;
+  struct LaunchPlan;
+  void launch_all(const std::vector<Launch>& launches, TimePoint now);
+  // Makes the attempt directory and the request; false (refusal recorded) on failure.
+  bool prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan);
+  void record_launch(const Launch& l, Expected<std::string> handle, TimePoint now);
+  void refuse_launch(const Launch& l, const std::string& why, TimePoint now);
   // An attempt's directory, made and with its stdout/stderr open, ready to launch.
   struct PreparedAttempt {
     std::uint32_t attempt = 0;
     int out_fd = -1;
     int err_fd = -1;
+  };
+  struct LaunchPlan {
+    PreparedAttempt prepared;
+    LaunchRequest request;
+    std::vector<std::string> command;
+    std::string shell;
   };
   // Makes the attempt directory and opens its logs; false (errno set) on failure.
   bool prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out);
@@ -88,12 +105,33 @@ class Coordinator {
   // After an attempt exited 0: adds the children it requested (children/*.toml in its
   // attempt directory) to the workflow, graph, scheduler and the pending store update,
   // all or nothing; a bad request fails the attempt (c.failure says why).
-  void ingest_children(Completion& c);
+  // `from_dir`: read the requests there instead (a cache hit replays its source's).
+  void ingest_children(Completion& c, const std::string* from_dir = nullptr);
   // Appends one task whose parent is `parent` and, when `before` is set, makes that task
   // wait for it. Shared by ingest_children() and restore_from_store().
   TaskId add_dynamic_task(TaskSpec spec, TaskId parent, std::optional<TaskId> before);
   // True when `target` can be reached from `from` along child edges.
   bool is_descendant(TaskId from, TaskId target) const;
+
+  // Caching (coordinator_cache.cpp). Before a launch: computes the task's key and, on a
+  // valid hit, completes the attempt from the cache instead (returns true).
+  // `command`/`shell`: the resolved ones (empty: the spec's).
+  bool try_cache(const Launch& l, const std::string& dir, const std::vector<std::string>& command,
+                 const std::string& shell, TimePoint now);
+  // After an attempt exited 0: keeps its declared outputs (or fails it), computes its
+  // result hash and files it in the cache.
+  void keep_outputs(Completion& c);
+  void file_in_cache(TaskId t, std::uint32_t attempt);
+  // The result hash of a succeeded task's final attempt (computed once, lazily).
+  const std::string& result_hash(TaskId t);
+  // Completions made from the cache this step, handled like the backend's.
+  struct CachedCompletion {
+    Completion completion;
+    std::string source_dir;  // the reused attempt's directory
+    std::string note;        // "cached from RUN (TASK attempt N)"
+    std::string result_hash;
+  };
+  void finish_cached(TimePoint now);
 
   RunStore& store_;
   Backend& backend_;
@@ -112,13 +150,16 @@ class Coordinator {
   // Tasks whose final attempt left a valid artifact, and its checksum.
   std::vector<std::uint8_t> has_artifact_;
   std::unordered_map<TaskId, std::string> checksums_;
-  std::vector<std::string> resolved_command_;
-  std::string resolved_shell_;
   std::string why_;
   RunUpdate pending_;
   bool cancelling_ = false;
+
   // How deeply nested each task is among dynamic children (declared tasks: 0).
   std::vector<std::uint16_t> depth_;
+  bool use_cache_ = true;
+  std::vector<std::string> result_hash_;                 // per task, "" until known
+  std::unordered_map<TaskId, std::string> cache_parts_;  // keys of attempts in flight
+  std::vector<CachedCompletion> cached_;
 };
 
 }  // namespace sluice

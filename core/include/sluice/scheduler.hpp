@@ -66,6 +66,9 @@ class Scheduler {
   // Graph::add_edge(parent, child) was called: `child` now also waits for `parent`.
   // REQUIRES: child has not started (the caller checked it is still waiting).
   void on_dependency_added(TaskId parent, TaskId child);
+  // Before start(): attempt `attempt` of `task` is still running (the backend re-attached
+  // it after a coordinator restart). Reserves its slots; its completion arrives as usual.
+  void restore_running(TaskId task, std::uint32_t attempt, TimePoint now);
 
   // Computes the initial ready set.
   void start(TimePoint now);
@@ -134,6 +137,7 @@ class Scheduler {
   std::vector<std::uint32_t> retry_base_;  // attempts used before this coordinator took over
   std::vector<std::uint32_t> unfinished_parents_;
   std::vector<std::uint8_t> timing_out_;
+  std::vector<std::uint8_t> lost_retries_;  // kLost attempts retried without using retries
   std::deque<TaskId> ready_;
   std::array<std::size_t, kTaskStateCount> counts_{};
   std::size_t finished_ = 0;

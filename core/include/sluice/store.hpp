@@ -59,6 +59,20 @@ struct TaskRecord {
   std::int64_t parent = -1;  // dynamic children: the task whose attempt added it
 };
 
+// One revision of a workflow definition.
+struct WorkflowRecord {
+  std::string project;
+  std::string name;
+  int revision = 0;
+  std::string content_hash;
+  std::string source_path;  // "" for workflows defined in C++
+  std::int64_t created_us = 0;
+  std::size_t runs = 0;  // runs made from this revision
+  bool sdk = false;      // defined in C++ (sdk_definition.hpp) rather than TOML
+
+  std::string id() const { return project + ":" + name + ":" + std::to_string(revision); }
+};
+
 // A task added while the run went on (a dynamic child), as the store keeps it.
 struct DynamicTaskRecord {
   TaskId index = 0;
@@ -89,6 +103,20 @@ struct EventRecord {
   std::string detail;
 };
 
+// A successful attempt filed under its cache key (see cache.hpp).
+struct CacheEntry {
+  std::string project;
+  std::string key;
+  std::string workflow;  // the workflow's name
+  std::string task;      // the task's name in it
+  std::string run_id;
+  std::uint32_t attempt = 0;
+  std::string attempt_dir;
+  std::string result_hash;
+  std::string parts;  // CacheKeyParts::serialize()
+  std::int64_t created_us = 0;
+};
+
 // One batch of changes for one run, written in a single transaction.
 struct RunUpdate {
   std::vector<DynamicTaskRecord> new_tasks;  // inserted first, as waiting tasks
@@ -96,6 +124,7 @@ struct RunUpdate {
   std::vector<AttemptRecord> attempt_starts;  // inserted
   std::vector<AttemptRecord> attempt_ends;    // update state/exit/reason/ended_us
   std::optional<RunState> run_state;
+  std::vector<CacheEntry> cache_entries;  // filed (replacing any with the same key)
   std::int64_t now_us = 0;
 };
 
@@ -106,6 +135,8 @@ class RunStore {
   // Opens (creating if needed and mode is kReadWrite) HOME/store.db. kReadOnly on a home
   // with no store returns kNotFound.
   static Expected<std::unique_ptr<RunStore>> open(const std::string& home, Mode mode);
+  // The schema version this build reads and writes (SQLite's user_version).
+  static int schema_version();
   ~RunStore();
   RunStore(const RunStore&) = delete;
   RunStore& operator=(const RunStore&) = delete;
@@ -140,6 +171,20 @@ class RunStore {
   Expected<std::string> run_definition(const std::string& run_id);
   // Workflow revisions known for project:name (ascending).
   Expected<std::vector<int>> revisions(const std::string& project, const std::string& name);
+
+  // The cache entry of `key` in `project`, or nullopt.
+  Expected<std::optional<CacheEntry>> find_cache(const std::string& project, const std::string& key);
+  // The newest entry of one task of a workflow (whatever its key), or nullopt.
+  Expected<std::optional<CacheEntry>> latest_cache(const std::string& project,
+                                                   const std::string& workflow,
+                                                   const std::string& task);
+  // Entries, newest first; empty `project` lists every project.
+  Expected<std::vector<CacheEntry>> list_cache(const std::string& project);
+  // Forgets entries created before `before_us` (0: any age) of `project` ("" : all).
+  // Returns how many. Artifacts belong to their runs and are not deleted.
+  Expected<std::size_t> prune_cache(std::int64_t before_us, const std::string& project);
+  // Every workflow revision, by project, name and revision.
+  Expected<std::vector<WorkflowRecord>> list_workflows();
 
   // Deletes the run's rows and its directory.
   Expected<void> remove_run(const std::string& run_id);

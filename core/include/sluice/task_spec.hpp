@@ -29,6 +29,13 @@ struct TaskSpec {
   std::vector<std::string> command;
   std::string shell;
 
+  // A function task (C++ SDK, sdk.hpp): the registered "name@version" it calls and its
+  // bound arguments, encoded by encode_arguments() (function_args.hpp). Empty for command
+  // tasks. A function task's `command` is the worker invocation that runs it in a
+  // process; in-process backends call the function directly instead.
+  std::string function;
+  std::string arguments;
+
   std::vector<TaskId> after;  // resolved dependencies, in the order they were written
   int cpus = 1;
   int gpus = 0;
@@ -39,6 +46,16 @@ struct TaskSpec {
   Millis max_wait_time{0};      // 0: unlimited
   std::vector<std::pair<std::string, std::string>> env;
   std::string workdir;  // absolute; defaults to the workflow file's directory
+  // [tasks.NAME.slurm]: placement for the Slurm backend (partition, account, qos,
+  // constraint, reservation) and free-form sbatch options (`extra`); other backends
+  // ignore them.
+  std::vector<std::pair<std::string, std::string>> slurm;
+  std::vector<std::string> slurm_extra;
+
+  // Caching: false opts the task out (it always runs). `outputs` are files the task
+  // writes besides its artifact (relative to workdir), restored on a cache hit.
+  bool cache = true;
+  std::vector<std::string> outputs;
 
   // For matrix instances: the parameter values of this instance, in key order.
   std::vector<std::pair<std::string, std::string>> params;

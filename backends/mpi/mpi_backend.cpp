@@ -1,0 +1,303 @@
+#include "mpi_backend.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <unordered_map>
+
+#include "mpi_session.hpp"
+#include "mpi_wire.hpp"
+#include "mpi_worker.hpp"
+
+namespace sluice {
+namespace {
+
+using mpi::Backoff;
+using mpi::MpiSession;
+using mpi::SendQueue;
+
+constexpr auto kHelloTimeout = std::chrono::seconds(120);
+
+std::int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::uint64_t key_of(TaskId task, std::uint32_t attempt) {
+  return (static_cast<std::uint64_t>(task) << 32) | attempt;
+}
+
+class MpiBackend final : public Backend {
+ public:
+  explicit MpiBackend(const BackendOptions& options) : session_(MpiSession::get()) {
+    capacity_.executors = options.executors;
+  }
+
+  // Collects every worker's hello; fails when a worker does not answer in time.
+  Expected<void> connect();
+
+  ~MpiBackend() override {
+    sends_.flush(std::chrono::seconds(5));
+    session_.release_workers();
+  }
+
+  std::string name() const override { return "mpi"; }
+  Capacity capacity() const override { return capacity_; }
+  Expected<std::string> launch(const LaunchRequest& request) override;
+  void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override;
+  void kill(TaskId task, std::uint32_t attempt) override;
+  std::size_t in_flight() const override { return placed_.size() + queued_.size() + ready_.size(); }
+  void abandon(const std::string& handle) override;
+
+ private:
+  struct Worker {
+    int rank = 0;
+    std::string host;
+    int cpus = 0;
+    int gpus = 0;
+    int free_cpus = 0;
+    int free_gpus = 0;
+  };
+  struct Placed {
+    int worker = 0;  // index into workers_
+    int cpus = 0;
+    int gpus = 0;
+  };
+  struct Queued {
+    TaskId task = 0;
+    std::uint32_t attempt = 0;
+    int cpus = 0;
+    int gpus = 0;
+    std::vector<char> bytes;
+  };
+
+  // The worker with the most free cores that can hold cpus/gpus now, or -1.
+  int pick(int cpus, int gpus) const;
+  void send_to(int worker, TaskId task, std::uint32_t attempt, int cpus, int gpus,
+               std::vector<char> bytes);
+  // Starts queued launches that fit now, oldest first.
+  void dispatch_queued();
+  // Receives what has arrived; returns true when anything did.
+  bool receive(std::vector<Completion>& out);
+
+  MpiSession& session_;
+  Capacity capacity_;
+  std::vector<Worker> workers_;
+  std::vector<int> worker_of_rank_;  // world rank -> index in workers_
+  int max_cpus_ = 0, max_gpus_ = 0;  // of a single worker
+  std::unordered_map<std::uint64_t, Placed> placed_;
+  std::deque<Queued> queued_;
+  std::vector<Completion> ready_;  // killed while queued: reported by the next poll()
+  SendQueue sends_;
+  std::vector<char> bytes_;
+};
+
+Expected<void> MpiBackend::connect() {
+  const int size = session_.size();
+  if (size < 2)
+    return make_error(ErrorCode::kBackend,
+                      "the mpi backend needs at least 2 ranks (rank 0 coordinates, the others "
+                      "run tasks): start it as `mpirun -n N sluice run --backend mpi FILE`");
+  worker_of_rank_.assign(static_cast<std::size_t>(size), -1);
+  workers_.reserve(static_cast<std::size_t>(size - 1));
+  const auto until = std::chrono::steady_clock::now() + kHelloTimeout;
+  Backoff backoff;
+  int from = 0, tag = 0;
+  while (static_cast<int>(workers_.size()) < size - 1) {
+    if (!mpi::try_receive(MPI_ANY_SOURCE, from, tag, bytes_)) {
+      if (std::chrono::steady_clock::now() > until)
+        return make_error(ErrorCode::kBackend,
+                          std::to_string(size - 1 - static_cast<int>(workers_.size())) +
+                              " MPI worker(s) did not report within 120 s");
+      backoff.pause();
+      continue;
+    }
+    backoff.reset();
+    if (tag != mpi::kTagHello) continue;
+    auto hello = mpi::decode_hello(bytes_);
+    if (!hello) return tl::unexpected(hello.error());
+    Worker w;
+    w.rank = from;
+    w.host = hello->host;
+    w.cpus = w.free_cpus = std::max(0, hello->cpus);
+    w.gpus = w.free_gpus = static_cast<int>(hello->gpu_ids.size());
+    worker_of_rank_[static_cast<std::size_t>(from)] = static_cast<int>(workers_.size());
+    workers_.push_back(w);
+  }
+  std::sort(workers_.begin(), workers_.end(),
+            [](const Worker& a, const Worker& b) { return a.rank < b.rank; });
+  capacity_.cpus = capacity_.gpus = 0;
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    worker_of_rank_[static_cast<std::size_t>(workers_[i].rank)] = static_cast<int>(i);
+    capacity_.cpus += workers_[i].cpus;
+    capacity_.gpus += workers_[i].gpus;
+    max_cpus_ = std::max(max_cpus_, workers_[i].cpus);
+    max_gpus_ = std::max(max_gpus_, workers_[i].gpus);
+  }
+  return {};
+}
+
+int MpiBackend::pick(int cpus, int gpus) const {
+  int best = -1;
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    const Worker& w = workers_[i];
+    if (w.free_cpus < cpus || w.free_gpus < gpus) continue;
+    if (best < 0 || w.free_cpus > workers_[static_cast<std::size_t>(best)].free_cpus)
+      best = static_cast<int>(i);
+  }
+  return best;
+}
+
+void MpiBackend::send_to(int worker, TaskId task, std::uint32_t attempt, int cpus, int gpus,
+                         std::vector<char> bytes) {
+  Worker& w = workers_[static_cast<std::size_t>(worker)];
+  w.free_cpus -= cpus;
+  w.free_gpus -= gpus;
+  placed_[key_of(task, attempt)] = Placed{worker, cpus, gpus};
+  sends_.send(w.rank, mpi::kTagLaunch, std::move(bytes));
+}
+
+Expected<std::string> MpiBackend::launch(const LaunchRequest& request) {
+  if (request.spec == nullptr) return make_error(ErrorCode::kBackend, "launch without a task");
+  const TaskSpec& spec = *request.spec;
+  const int cpus = std::max(0, spec.cpus), gpus = std::max(0, spec.gpus);
+  if (cpus > max_cpus_ || gpus > max_gpus_)
+    return make_error(ErrorCode::kBackend,
+                      "task '" + spec.name + "' needs " + std::to_string(cpus) + " cpus and " +
+                          std::to_string(gpus) + " GPUs on one MPI worker; the largest worker has " +
+                          std::to_string(max_cpus_) + " cpus and " + std::to_string(max_gpus_) +
+                          " GPUs");
+  std::vector<char> bytes = mpi::encode_launch(request);
+  const int worker = queued_.empty() ? pick(cpus, gpus) : -1;
+  std::string handle = "mpi:";
+  if (worker >= 0) {
+    handle += workers_[static_cast<std::size_t>(worker)].host;
+    send_to(worker, request.task, request.attempt, cpus, gpus, std::move(bytes));
+  } else {
+    // Free slots exist in total (the scheduler checked) but not on one worker yet.
+    handle += session_.host();
+    queued_.push_back(Queued{request.task, request.attempt, cpus, gpus, std::move(bytes)});
+  }
+  handle += ':';
+  handle += request.attempt_dir;
+  return handle;
+}
+
+void MpiBackend::dispatch_queued() {
+  while (!queued_.empty()) {
+    Queued& q = queued_.front();
+    const int worker = pick(q.cpus, q.gpus);
+    if (worker < 0) return;
+    send_to(worker, q.task, q.attempt, q.cpus, q.gpus, std::move(q.bytes));
+    queued_.pop_front();
+  }
+}
+
+bool MpiBackend::receive(std::vector<Completion>& out) {
+  bool any = false;
+  int from = 0, tag = 0;
+  while (mpi::try_receive(MPI_ANY_SOURCE, from, tag, bytes_)) {
+    any = true;
+    if (tag != mpi::kTagCompletions) continue;
+    const int wi = worker_of_rank_[static_cast<std::size_t>(from)];
+    if (wi < 0) continue;
+    const std::size_t before = out.size();
+    if (auto r = mpi::decode_completions(bytes_, out); !r) {
+      std::fprintf(stderr, "sluice: from MPI rank %d: %s\n", from, r.error().message.c_str());
+      continue;
+    }
+    for (std::size_t i = before; i < out.size(); ++i) {
+      Completion& c = out[i];
+      c.host = workers_[static_cast<std::size_t>(wi)].host;
+      auto it = placed_.find(key_of(c.task, c.attempt));
+      if (it == placed_.end()) continue;
+      Worker& w = workers_[static_cast<std::size_t>(it->second.worker)];
+      w.free_cpus += it->second.cpus;
+      w.free_gpus += it->second.gpus;
+      placed_.erase(it);
+    }
+  }
+  return any;
+}
+
+void MpiBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) {
+  const std::size_t before = out.size();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  Backoff backoff;
+  for (;;) {
+    if (!ready_.empty()) {
+      for (Completion& c : ready_) out.push_back(std::move(c));
+      ready_.clear();
+    }
+    sends_.progress();
+    const bool any = receive(out);
+    dispatch_queued();
+    if (out.size() > before) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return;
+    if (any) {
+      backoff.reset();
+      continue;
+    }
+    backoff.pause(std::chrono::duration_cast<std::chrono::microseconds>(deadline - now));
+  }
+}
+
+void MpiBackend::kill(TaskId task, std::uint32_t attempt) {
+  if (auto it = placed_.find(key_of(task, attempt)); it != placed_.end()) {
+    sends_.send(workers_[static_cast<std::size_t>(it->second.worker)].rank, mpi::kTagKill,
+                mpi::encode_kill(task, attempt));
+    return;
+  }
+  for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+    if (it->task != task || it->attempt != attempt) continue;
+    Completion c;
+    c.task = task;
+    c.attempt = attempt;
+    c.kind = ExitKind::kSignaled;
+    c.code = SIGTERM;
+    c.reason = "killed before a worker was free to start it";
+    c.started_us = c.ended_us = wall_us();
+    c.host = session_.host();
+    ready_.push_back(std::move(c));
+    queued_.erase(it);
+    return;
+  }
+}
+
+void MpiBackend::abandon(const std::string& handle) {
+  // "mpi:HOST:DIR": the attempt ran (or waited) on HOST under DIR.
+  if (handle.rfind("mpi:", 0) != 0) return;
+  const std::size_t colon = handle.find(':', 4);
+  if (colon == std::string::npos) return;
+  const std::string host = handle.substr(4, colon - 4);
+  const std::string dir = handle.substr(colon + 1);
+  for (const Worker& w : workers_) {
+    if (w.host != host) continue;
+    sends_.send(w.rank, mpi::kTagAbandon, std::vector<char>(dir.begin(), dir.end()));
+    return;  // one worker per node looks through the node's processes
+  }
+}
+
+}  // namespace
+
+void register_mpi_backend() {
+  register_worker_entry("mpi", [](const BackendOptions& options) -> std::optional<int> {
+    if (MpiSession::get().rank() == 0) return std::nullopt;
+    return mpi::serve_as_worker(options);
+  });
+  register_backend("mpi", [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
+    MpiSession& session = MpiSession::get();
+    if (session.rank() != 0)
+      return make_error(ErrorCode::kBackend, "the mpi backend's coordinator runs on rank 0 only");
+    auto backend = std::make_unique<MpiBackend>(options);
+    if (auto r = backend->connect(); !r) return tl::unexpected(r.error());
+    return std::unique_ptr<Backend>(std::move(backend));
+  });
+}
+
+}  // namespace sluice

@@ -1,0 +1,36 @@
+// The `mpi` backend: a task farm over the ranks of one MPI job, for many small tasks
+// inside one allocation.
+//
+//   mpirun -n N sluice run --backend mpi wf.toml      (or srun --mpi=pmix … inside Slurm)
+//   mpirun -n N sluice resume RUN --backend mpi
+//
+// Rank 0 runs the ordinary coordinator (scheduler, run store) with an MpiBackend; every
+// other rank is a worker (mpi_worker.hpp) that starts attempts as its own child
+// processes. Launches, kills and completions travel as MPI messages (mpi_wire.hpp);
+// attempt directories, logs and artifacts live on the shared filesystem as on every
+// backend. Capacity = the sum of the workers' slots; each launch goes to the worker
+// with the most free cores that can hold it, and waits inside the backend when no
+// single worker can hold it yet (its cores and GPUs are split across workers). No rank
+// spins: waiting ranks sleep in steps growing to 1 ms.
+//
+// Handles: "mpi:HOST:ATTEMPT_DIR". abandon() asks one worker on HOST to kill whatever
+// still runs with that SLUICE_ATTEMPT_DIR (processes an earlier, killed job left).
+//
+// The `sluice` executable does not link MPI (loading libmpi would cost every
+// `sluice put` in every task ~5 ms): `sluice run --backend mpi` re-executes itself as
+// `sluice-mpi`, installed next to it, which does.
+#pragma once
+
+#include <optional>
+
+#include "sluice/backend_registry.hpp"
+
+namespace sluice {
+
+// Registers the backend "mpi" and its worker entry (see backend_registry.hpp). In
+// `sluice` both re-execute the process as `sluice-mpi`; in `sluice-mpi` they join the
+// MPI job: the worker entry serves on ranks > 0 and returns their exit status, and
+// the factory (rank 0) waits for every worker's hello and returns the backend.
+void register_mpi_backend();
+
+}  // namespace sluice

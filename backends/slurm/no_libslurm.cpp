@@ -1,0 +1,10 @@
+// Built instead of libslurm_driver.cpp when libslurm is not available.
+#include "slurm_driver.hpp"
+
+namespace sluice::slurm {
+
+std::unique_ptr<SlurmDriver> make_libslurm_driver() {
+  return nullptr;
+}
+
+}  // namespace sluice::slurm

@@ -1,0 +1,37 @@
+// The `slurm` backend: every attempt is a Slurm batch job. Its script is written to the
+// attempt directory as `job.sh` first (resubmittable by hand), Slurm writes the attempt's
+// stdout and stderr there, and the script records the command's exit status in
+// `exit_status` (the most reliable source once slurmctld forgot the job). Requests of
+// one launch_batch() with identical resources and workdir become one job array.
+//
+// Watching: poll() asks the cluster about every live job in one batched call at most
+// every `poll_interval`. State mapping: COMPLETED / FAILED -> exited with the job's code;
+// TIMEOUT, OUT_OF_MEMORY, CANCELLED, DEADLINE -> signaled with "Slurm: STATE" as reason;
+// NODE_FAIL, PREEMPTED, BOOT_FAIL -> lost (the scheduler retries without using up
+// retries). A job still pending after its task's max_wait_time is cancelled and fails
+// with Slurm's pending reason. Slurm enforces max_exec_time itself (--time, in minutes,
+// rounded up).
+//
+// Handles: "slurm:JOBID:DIR" or "slurm:ARRAYID_INDEX:DIR" (DIR: the attempt directory),
+// "slurm:held:DIR" while the backend still holds the request (max_queued reached).
+//
+// BackendOptions::extra: driver (libslurm | cli; default libslurm when built),
+// partition, account, qos, constraint, reservation, sbatch (free-form options separated by
+// spaces), executor.LABEL (the partition for tasks with executor LABEL), max_queued
+// (default 1000), poll_interval (default 1s), arrays (on | off), array_throttle (N: at
+// most N elements of an array run at once).
+#pragma once
+
+#include <memory>
+
+#include "sluice/backend.hpp"
+#include "sluice/backend_registry.hpp"
+
+namespace sluice {
+
+Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& options);
+
+// Registers make_slurm_backend under the name "slurm".
+void register_slurm_backend();
+
+}  // namespace sluice

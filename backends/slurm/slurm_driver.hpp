@@ -1,0 +1,76 @@
+// SlurmDriver: the few verbs the Slurm backend needs from a cluster, behind one seam so
+// that the same backend runs on the C API (libslurm) or the command-line tools (sbatch,
+// squeue, scancel, sacct). Drivers are used from the coordinator thread only.
+//
+// Job keys are Slurm's own spelling: "123" for a plain job, "123_4" for element 4 of
+// array 123. Every call that talks to slurmctld costs one round trip, so query() takes
+// every job of interest at once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/error.hpp"
+
+namespace sluice::slurm {
+
+// One batch job (or array) to submit. Every field is also written as an #SBATCH line
+// in `script`, so the CLI driver submits `script_path` as it is; libslurm fills a job
+// description from the fields and sends `script` as the job's script.
+struct SubmitRequest {
+  std::string script;       // full text, starts with "#!"
+  std::string script_path;  // where `script` was written
+  std::string name;
+  std::string workdir;
+  std::string output;  // Slurm's --output / --error (may contain %A, %a)
+  std::string error;
+  int cpus = 1;
+  int gpus = 0;
+  std::int64_t mem_mib = 0;  // 0: cluster default
+  int time_min = 0;          // 0: partition default
+  std::string partition, account, qos, constraint, reservation;
+  std::vector<std::string> extra;  // free-form sbatch options ("--exclusive")
+  std::string array;               // "0-99%10"; empty: not an array
+};
+
+// What the cluster says about one job (or array element).
+struct JobStatus {
+  std::string state;   // base state name: PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, ...
+  std::string reason;  // pending reason ("Resources", "Priority"), "None" when none
+  int exit_code = -1;  // -1: unknown
+  int signal = 0;
+  std::string raw_id;  // the job's own id (an array element has one too); may be empty
+};
+
+class SlurmDriver {
+ public:
+  virtual ~SlurmDriver() = default;
+  virtual std::string name() const = 0;
+  // Submits one job or array; returns its job id ("123").
+  virtual Expected<std::string> submit(const SubmitRequest& request) = 0;
+  // Status of every job and array element belonging to the job ids in `base_ids`, keyed
+  // "123" / "123_4". Jobs purged from slurmctld (older than MinJobAge) are absent.
+  virtual Expected<std::map<std::string, JobStatus>> query(
+      const std::vector<std::string>& base_ids) = 0;
+  // Cancels jobs or array elements (keys as above); unknown ids are ignored.
+  virtual void cancel(const std::vector<std::string>& keys) = 0;
+  // The cluster's MaxArraySize (array indexes must stay below it).
+  virtual int max_array_size() = 0;
+};
+
+// sbatch / squeue / scancel / scontrol.
+std::unique_ptr<SlurmDriver> make_cli_driver();
+// libslurm; nullptr when this build has no libslurm.
+std::unique_ptr<SlurmDriver> make_libslurm_driver();
+
+// Finished jobs that slurmctld already forgot, from the jobcomp log (`sacct -c`): keyed
+// by raw job id. Works without slurmdbd; empty when the cluster keeps no such log.
+std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids);
+
+// Expands an array index expression ("0-5,7,9-11:2%4") into its indexes.
+std::vector<std::uint32_t> expand_array_indexes(const std::string& expr);
+
+}  // namespace sluice::slurm

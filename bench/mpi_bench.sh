@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The MPI backend's per-task cost: n no-op command tasks (`true`) through
+# `mpirun -n R sluice run --backend mpi` for R = 3 and 5 (2 and 4 workers), next to the
+# MPI round-trip latency measured by bench/mpi/pingpong.c with the same ranks, and the
+# `local` backend with 2 slots as a baseline, on the same machine, in the same
+# invocation (compare numbers only within one invocation). One line per run:
+#
+#   workload=mpi_sweep tool=sluice-mpi ranks=3 n=1000 wall_s=… tasks_per_s=… us_per_task=… mpi_rtt_us=…
+#
+#   bench/mpi_bench.sh [N]            N tasks (default 1000)
+#   RANKS="3 5 9" bench/mpi_bench.sh  other job sizes
+#   SLUICE_BIN=/path/to/sluice        a binary built elsewhere (sluice-mpi next to it)
+#
+# Wall time is the whole `mpirun` (start of the job, loading the workflow, creating the
+# run store, every state change, shutdown). us_per_task = wall / n. Ranks are
+# oversubscribed when they outnumber the cores (workers then get 1 slot each).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+n="${1:-1000}"
+ranks_list="${RANKS:-3 5}"
+build="${SLUICE_BUILD:-$root/build}"
+sluice="${SLUICE_BIN:-$build/launchers/sluice}"
+pingpong="${PINGPONG_BIN:-$build/bench/mpi_pingpong}"
+if [[ -z "${SLUICE_BIN:-}" ]]; then
+  cmake --build "$build" -j2 --target sluice sluice-mpi mpi_pingpong >/dev/null
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/sluice-mpi-bench.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+"$root/bench/gen_workflow.sh" sweep "$n" > "$work/wf.toml"
+
+t0=$(date +%s.%N)
+ok=1
+"$sluice" run "$work/wf.toml" --quiet --cpus 2 --home "$work/home-local" </dev/null \
+  >"$work/out-local" 2>&1 || ok=0
+t1=$(date +%s.%N)
+awk -v n="$n" -v t0="$t0" -v t1="$t1" -v ok="$ok" 'BEGIN {
+  w = t1 - t0
+  printf "workload=mpi_sweep tool=sluice-local ranks=0 n=%d wall_s=%.3f tasks_per_s=%.0f us_per_task=%.0f mpi_rtt_us=- ok=%d\n",
+         n, w, n / w, w * 1e6 / n, ok
+}'
+
+for ranks in $ranks_list; do
+  rtt="$(mpirun --oversubscribe --bind-to none -n "$ranks" "$pingpong" 2000 </dev/null |
+         sed -n 's/^mpi_rtt_us=//p')"
+  home="$work/home-$ranks"
+  t0=$(date +%s.%N)
+  ok=1
+  mpirun --oversubscribe --bind-to none -n "$ranks" "$sluice" run "$work/wf.toml" \
+    --backend mpi --quiet --home "$home" </dev/null >"$work/out-$ranks" 2>"$work/err-$ranks" || ok=0
+  t1=$(date +%s.%N)
+  if (( ! ok )); then
+    echo "mpi_bench: ranks=$ranks failed:" >&2
+    tail -n 5 "$work/err-$ranks" >&2
+  fi
+  awk -v r="$ranks" -v n="$n" -v t0="$t0" -v t1="$t1" -v rtt="${rtt:-nan}" -v ok="$ok" 'BEGIN {
+    w = t1 - t0
+    printf "workload=mpi_sweep tool=sluice-mpi ranks=%d n=%d wall_s=%.3f tasks_per_s=%.0f us_per_task=%.0f mpi_rtt_us=%s ok=%d\n",
+           r, n, w, n / w, w * 1e6 / n, rtt, ok
+  }'
+done

@@ -1,0 +1,57 @@
+// Config: a named runtime configuration — which backend runs a workflow and its
+// settings — so the same program runs on a laptop or a cluster by name:
+// `./app run --config gpu-nodes`.
+//
+// Built in: "inproc" (threads of this process; the fastest for C++ function tasks) and
+// "local" (one process per attempt on this machine). Saved ones are TOML files looked
+// up as SLUICE_HOME/configs/NAME.toml, then ~/.config/sluice/NAME.toml:
+//
+//   backend = "local"
+//   cpus = "8"              # any other key is a backend option (a string)
+//   [options]               # options may also sit in a table
+//   executors = "cpu,gpu"
+//
+// Options every backend understands: cpus, gpus, executors (comma-separated labels);
+// the rest go to the backend in BackendOptions::extra.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sluice/backend_registry.hpp"
+#include "sluice/error.hpp"
+
+namespace sluice {
+
+struct Config {
+  std::string name;
+  std::string backend;
+  std::map<std::string, std::string> options;
+
+  // The built-in configuration `name`, or kNotFound.
+  static Expected<Config> builtin(const std::string& name);
+  // A saved configuration (see above) or a built-in one. `home` "" means $SLUICE_HOME,
+  // else ./.sluice. kNotFound lists the places searched; kInvalidInput for a bad file.
+  static Expected<Config> find(const std::string& name, const std::string& home = "");
+  // Same, throwing std::runtime_error with the message (for programs).
+  static Config load(const std::string& name, const std::string& home = "");
+  // Parses a configuration file's text.
+  static Expected<Config> parse(const std::string& name, const std::string& toml_text);
+
+  // Writes HOME/configs/NAME.toml (the directory is created).
+  Expected<void> save(const std::string& home = "") const;
+  // Deletes HOME/configs/NAME.toml; kNotFound when there is none.
+  static Expected<void> remove(const std::string& name, const std::string& home = "");
+  // The saved configurations' names in HOME/configs, sorted.
+  static std::vector<std::string> list(const std::string& home = "");
+
+  // cpus, gpus and executors parsed; other options in `extra`. kInvalidInput for a
+  // non-numeric cpus/gpus.
+  Expected<BackendOptions> backend_options() const;
+};
+
+// The Sluice home: `flag` if set, else $SLUICE_HOME, else ./.sluice; made absolute.
+std::string sluice_home(const std::string& flag = "");
+
+}  // namespace sluice

@@ -1,0 +1,34 @@
+// sluice::main: turns a program that builds a Flow into a complete Sluice tool. One
+// binary runs its workflow on any backend, serves as the worker that executes its
+// function tasks in other processes, and answers the same queries as `sluice`:
+//
+//   int main(int argc, char** argv) {
+//     sluice::Flow flow("train_and_pick_model", "examples");
+//     ...
+//     return sluice::main(argc, argv, flow);
+//   }
+//
+//   ./app run [--config NAME | --backend inproc|local] [--cpus N] [-q]
+//   ./app prepare                   registers a run without executing it; prints its id
+//   ./app start RUN                 executes a prepared run (or resumes a stopped one)
+//   ./app ps | get RUN | logs RUN TASK | results RUN | artifacts RUN TASK | workflows | …
+//   ./app __sluice_worker FUNCTION ARGS   (hidden: what backends launch per attempt)
+//
+// Defined in the sluice_sdk library (launchers/), which also registers the inproc and
+// local backends. Returns the process exit code: 0 ok, 1 the workflow failed, 2 bad
+// input, 3 internal error.
+#pragma once
+
+namespace sluice {
+
+class Flow;
+
+int main(int argc, char** argv, const Flow& flow);
+
+// Runs one function task in this process as a worker: decodes `arguments`, reads the
+// parents' results from the artifacts named by SLUICE_INPUT_<NAME>, calls the function
+// registered as `function` and writes its result to $SLUICE_OUTPUT. Returns the exit
+// code (0 ok, 1 the function threw, 2 bad arguments or unknown function).
+int run_worker(const char* function, const char* arguments);
+
+}  // namespace sluice

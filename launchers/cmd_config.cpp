@@ -1,0 +1,144 @@
+// `sluice config save|list|show`: named backend configurations, so that a login-node
+// session types `sluice run wf.toml --config cluster` instead of a dozen options. Stored
+// as SLUICE_HOME/configs/NAME.toml:
+//
+//   backend = "slurm"
+//   [options]
+//   partition = "debug"
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "commands.hpp"
+#include "sluice/backend_registry.hpp"
+
+namespace sluice::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path config_dir(const Globals& g) {
+  return fs::path(g.home) / "configs";
+}
+
+void check_name(const std::string& name) {
+  const bool ok = !name.empty() &&
+                  name.find_first_not_of(
+                      "abcdefghijklmnopqrstuvwxyz"
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789_-.") == std::string::npos &&
+                  name[0] != '.';
+  if (!ok)
+    throw CliError(kExitBadInput, "configuration name '" + name +
+                                      "' is not a safe identifier (use letters, digits, '_', "
+                                      "'-' and '.')");
+}
+
+struct SaveArgs {
+  std::string name;
+  std::string backend = "local";
+  std::vector<std::string> options;
+};
+
+int cmd_save(const Globals& g, const SaveArgs& a) {
+  check_name(a.name);
+  if (auto names = backend_names(); std::find(names.begin(), names.end(), a.backend) == names.end())
+    throw CliError(kExitBadInput, "unknown backend '" + a.backend + "'");
+  toml::table options;
+  for (const auto& kv : a.options) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw CliError(kExitBadInput, "option '" + kv + "' is not KEY=VALUE");
+    options.insert_or_assign(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  // Options are checked by creating the backend once: a typo fails now, not at run time.
+  BackendOptions check;
+  for (auto&& [k, v] : options) check.extra[std::string(k.str())] = *v.value<std::string>();
+  if (auto b = create_backend(a.backend, check); !b) fail(b.error());
+
+  toml::table doc;
+  doc.insert("backend", a.backend);
+  doc.insert("options", std::move(options));
+  std::error_code ec;
+  fs::create_directories(config_dir(g), ec);
+  const fs::path path = config_dir(g) / (a.name + ".toml");
+  std::ofstream out(path);
+  out << doc << "\n";
+  if (!out.flush()) throw CliError(kExitInternal, "cannot write " + path.string());
+  std::printf("saved configuration %s (%s)\n", a.name.c_str(), path.c_str());
+  return kExitOk;
+}
+
+int cmd_list(const Globals& g) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(config_dir(g), ec))
+    if (e.path().extension() == ".toml") names.push_back(e.path().stem().string());
+  std::sort(names.begin(), names.end());
+  Table t({"NAME", "BACKEND", "OPTIONS"});
+  for (const auto& n : names) {
+    SavedConfig c = load_config(g, n);
+    std::string opts;
+    for (const auto& [k, v] : c.options) opts += (opts.empty() ? "" : " ") + k + "=" + v;
+    t.add({n, c.backend, opts});
+  }
+  t.print(stdout);
+  return kExitOk;
+}
+
+int cmd_show(const Globals& g, const std::string& name) {
+  load_config(g, name);  // exists and parses
+  const fs::path path = config_dir(g) / (name + ".toml");
+  std::ifstream in(path);
+  std::printf("# %s\n%s", path.c_str(),
+              std::string(std::istreambuf_iterator<char>(in), {}).c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+SavedConfig load_config(const Globals& g, const std::string& name) {
+  check_name(name);
+  const fs::path path = config_dir(g) / (name + ".toml");
+  if (!fs::exists(path))
+    throw CliError(kExitBadInput, "no configuration '" + name + "' (sluice config list)");
+  toml::table doc;
+  try {
+    doc = toml::parse_file(path.string());
+  } catch (const toml::parse_error& e) {
+    throw CliError(kExitBadInput, path.string() + ": " + std::string(e.description()));
+  }
+  SavedConfig c;
+  c.backend = doc["backend"].value_or(std::string("local"));
+  if (auto* opts = doc["options"].as_table())
+    for (auto&& [k, v] : *opts) {
+      auto text = v.value<std::string>();
+      if (!text) throw CliError(kExitBadInput, path.string() + ": option values must be strings");
+      c.options[std::string(k.str())] = *text;
+    }
+  return c;
+}
+
+void add_config_commands(CLI::App& app, Globals& g) {
+  auto* config = app.add_subcommand("config", "saved backend configurations");
+  config->require_subcommand(1);
+  static SaveArgs a;
+  auto* save =
+      config->add_subcommand("save", "save a configuration: NAME --backend B KEY=VALUE...");
+  save->add_option("name", a.name, "configuration name")->required();
+  save->add_option("--backend", a.backend, "backend (local, slurm)");
+  save->add_option("options", a.options, "backend options KEY=VALUE");
+  save->callback([&] { g_exit_code = cmd_save(g, a); });
+
+  auto* list = config->add_subcommand("list", "list saved configurations");
+  list->callback([&] { g_exit_code = cmd_list(g); });
+
+  static std::string show_name;
+  auto* show = config->add_subcommand("show", "print a saved configuration");
+  show->add_option("name", show_name, "configuration name")->required();
+  show->callback([&] { g_exit_code = cmd_show(g, show_name); });
+}
+
+}  // namespace sluice::cli

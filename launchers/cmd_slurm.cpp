@@ -1,0 +1,94 @@
+// `sluice sbatch FILE`: the coordinator itself as a Slurm job, so a long run survives
+// the login session. The run id is made here and handed to `sluice run --run-id`, so it
+// is known (printed) before the job even starts.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "commands.hpp"
+#include "sluice/loader.hpp"
+#include "sluice/run_id.hpp"
+
+namespace sluice::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct SbatchArgs {
+  std::string file;
+  std::string config;
+  bool dry_run = false;
+  std::vector<std::string> sbatch;  // after `--`
+};
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string self_exe() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "sluice";
+}
+
+int cmd_sbatch(const Globals& g, const SbatchArgs& a) {
+  auto wf = load_workflow_file(a.file);
+  if (!wf) {
+    for (const auto& d : wf.error()) std::fprintf(stderr, "%s\n", d.format().c_str());
+    throw CliError(kExitBadInput, "the workflow has errors, nothing was submitted");
+  }
+  if (!a.config.empty()) load_config(g, a.config);  // exists
+  const std::string run_id = new_run_id();
+  const std::string file = fs::absolute(a.file).lexically_normal().string();
+  const std::string log_dir = g.home + "/coordinators";
+  std::string s = "#!/bin/bash\n";
+  s += "#SBATCH --job-name=" + quote("sluice-coordinator:" + wf->name) + "\n";
+  s += "#SBATCH --cpus-per-task=1\n#SBATCH --mem=1G\n";
+  s += "#SBATCH --output=" + quote(log_dir + "/" + run_id + ".out") + "\n";
+  s += "#SBATCH --chdir=" + quote(fs::current_path().string()) + "\n";
+  for (const auto& o : a.sbatch) s += "#SBATCH " + o + "\n";
+  s += "# sluice: run " + run_id + " of " + file + "; its tasks are Slurm jobs of their own\n";
+  s += "exec " + quote(self_exe()) + " --home " + quote(g.home) + " run " + quote(file) +
+       " --run-id " + run_id + " --progress-every 30";
+  s += a.config.empty() ? " --backend slurm" : " --config " + quote(a.config);
+  s += "\n";
+  if (a.dry_run) {
+    std::fputs(s.c_str(), stdout);
+    return kExitOk;
+  }
+  std::error_code ec;
+  fs::create_directories(log_dir, ec);
+  const std::string path = log_dir + "/" + run_id + ".sh";
+  std::ofstream(path) << s;
+  const std::string cmd = "sbatch --parsable " + quote(path);
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) throw CliError(kExitInternal, "cannot run sbatch");
+  char buf[256] = {};
+  std::string out;
+  while (std::fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = ::pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  if (rc != 0 || out.empty()) throw CliError(kExitInternal, "sbatch failed (script: " + path + ")");
+  std::printf("job %s\nrun %s\n", out.substr(0, out.find(';')).c_str(), run_id.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_slurm_commands(CLI::App& app, Globals& g) {
+  static SbatchArgs a;
+  auto* sb = app.add_subcommand(
+      "sbatch", "run a workflow's coordinator as a Slurm job: sluice sbatch FILE [-- sbatch opts]");
+  sb->add_option("file", a.file, "workflow file (TOML)")->required();
+  sb->add_option("--config", a.config,
+                 "saved configuration for the run (default: --backend slurm)");
+  sb->add_flag("--dry-run", a.dry_run, "print the batch script, submit nothing");
+  sb->add_option("sbatch", a.sbatch, "options for the coordinator's own job (after --)");
+  sb->callback([&] { g_exit_code = cmd_sbatch(g, a); });
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Stop the single-node Slurm cluster that scripts/slurm-up.sh started.
+#
+#   sudo scripts/slurm-down.sh [--purge] [--keep-jobs]
+#   --purge      also remove the controller's state, spool and logs (job ids restart at 1)
+#   --keep-jobs  do not scancel the jobs first (they survive a restart)
+set -euo pipefail
+purge=0 keep=0
+for arg in "$@"; do
+  case "$arg" in
+    --purge|--clean) purge=1 ;;
+    --keep-jobs) keep=1 ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "slurm-down: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+(( EUID == 0 )) || { echo "slurm-down: ERROR: must run as root" >&2; exit 1; }
+
+alive() {
+  local pid
+  if [[ ! -s "$1" ]]; then
+    # A pid file removed under a running daemon: find the daemon by its program.
+    pid="$(pidof -s "$2" 2>/dev/null || true)"
+    [[ -n "$pid" ]] || return 1
+    echo "$pid" >"$1"
+  fi
+  pid="$(cat "$1")"
+  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$2" ]]
+}
+stop() {  # stop PIDFILE EXE: SIGTERM, wait up to 15 s, then SIGKILL
+  alive "$1" "$2" || { rm -f "$1"; return 0; }
+  local pid
+  pid="$(cat "$1")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    [[ -d /proc/$pid ]] || break
+    sleep 0.1
+  done
+  [[ -d /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+  rm -f "$1"
+}
+
+if (( ! keep )) && alive /run/slurmctld.pid /usr/sbin/slurmctld; then
+  scancel --full --quiet -u root 2>/dev/null || true
+  scancel --quiet $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
+  for _ in $(seq 50); do
+    [[ -z "$(squeue -h -t R,CG 2>/dev/null)" ]] && break
+    sleep 0.1
+  done
+fi
+stop /run/slurmd.pid /usr/sbin/slurmd
+stop /run/slurmctld.pid /usr/sbin/slurmctld
+stop /run/munge/munged.pid /usr/sbin/munged
+if (( purge )); then
+  rm -rf /var/spool/slurm/ctld /var/spool/slurm/d /var/log/slurm/*.log
+fi
+echo "slurm-down: stopped${purge:+}$( ((purge)) && echo ', state purged')"

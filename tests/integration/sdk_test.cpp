@@ -1,0 +1,161 @@
+// The C++ SDK end to end: the example programs run on the inproc and local
+// configurations with the same results, other processes read their runs by id, and a
+// crashing function task fails only its own attempt.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/cli_runner.hpp"
+
+namespace {
+
+using sluice::testing::CliResult;
+using sluice::testing::ScratchDir;
+
+// Runs PROGRAM ARGS… in `cwd` (whose .sluice is the store) and waits for it.
+CliResult run_program(const std::string& program, const std::vector<std::string>& args,
+                      const std::filesystem::path& cwd,
+                      const std::vector<std::string>& extra_env = {}) {
+  static int counter = 0;
+  auto out = cwd / (".prog-out-" + std::to_string(++counter));
+  auto err = cwd / (".prog-err-" + std::to_string(counter));
+  std::vector<std::string> argv_s{program};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind("SLUICE_HOME=", 0) != 0) env_s.push_back(*e);
+  env_s.insert(env_s.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp;
+  for (auto& s : env_s) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, program.c_str(), &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + program);
+  CliResult r;
+  r.exit_code = sluice::testing::wait_exit(pid);
+  r.out = sluice::testing::read_file(out);
+  r.err = sluice::testing::read_file(err);
+  return r;
+}
+
+std::string example(const std::string& name) { return std::string(SDK_EXAMPLES_DIR) + "/" + name; }
+
+// "run ID …" on the first line of `app run`.
+std::string run_id_of(const std::string& out) {
+  std::istringstream in(out);
+  std::string word, id;
+  in >> word >> id;
+  return id;
+}
+
+// The "  task = value" lines `app run` prints for the final tasks.
+std::vector<std::string> result_lines(const std::string& out) {
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);)
+    if (l.rfind("  ", 0) == 0) lines.push_back(l);
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("every SDK example gives the same results on inproc and local", "[integration][sdk]") {
+  for (const std::string name : {"train_and_pick_model", "two_workers", "nested"}) {
+    INFO(name);
+    ScratchDir dir;
+    auto inproc = run_program(example(name), {"run", "--config", "inproc"}, dir.path());
+    INFO(inproc.out << inproc.err);
+    REQUIRE(inproc.exit_code == 0);
+    auto local = run_program(example(name), {"run", "--config", "local"}, dir.path());
+    INFO(local.out << local.err);
+    REQUIRE(local.exit_code == 0);
+    CHECK_FALSE(result_lines(inproc.out).empty());
+    CHECK(result_lines(inproc.out) == result_lines(local.out));
+    // Same definition, same revision, whichever backend ran it.
+    auto wfs = run_program(SLUICE_BINARY, {"workflows", "--json"}, dir.path());
+    auto doc = nlohmann::json::parse(wfs.out);
+    REQUIRE(doc.size() == 1);
+    CHECK(doc[0]["runs"] == 2);
+    CHECK(doc[0]["kind"] == "c++");
+  }
+}
+
+TEST_CASE("nested workflows show up as prefixed tasks", "[integration][sdk]") {
+  ScratchDir dir;
+  auto r = run_program(example("nested"), {"run"}, dir.path());
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("means = 109") != std::string::npos);  // 4.5 + 104.5
+  CHECK(r.out.find("tree_sum.add = 120") != std::string::npos);  // 0 + … + 15
+  auto get = run_program(SLUICE_BINARY, {"get", run_id_of(r.out)}, dir.path());
+  CHECK(get.out.find("statistics.1.mean") != std::string::npos);
+  CHECK(get.out.find("tree_sum.tree_sum.1.tree_sum.sum") != std::string::npos);
+}
+
+TEST_CASE("another process reads a finished run's status, results and logs by id",
+          "[integration][sdk]") {
+  ScratchDir dir;
+  auto r = run_program(example("train_and_pick_model"), {"run", "--config", "local"}, dir.path());
+  REQUIRE(r.exit_code == 0);
+  const std::string id = run_id_of(r.out);
+  auto read = run_program(example("read_run"), {id, "pick_best"}, dir.path(),
+                          {"SLUICE_HOME=" + (dir.path() / ".sluice").string()});
+  INFO(read.out << read.err);
+  CHECK(read.exit_code == 0);
+  CHECK(read.out.find(": succeeded") != std::string::npos);
+  CHECK(read.out.find("task train_model.3 succeeded attempts=1") != std::string::npos);
+  CHECK(read.out.find("result pick_best map{3}") != std::string::npos);
+  CHECK(read.out.find("best of 4: learning_rate=") != std::string::npos);
+  // The plain CLI reads the same run.
+  auto results = run_program(SLUICE_BINARY, {"results", id, "--json"}, dir.path());
+  REQUIRE(results.exit_code == 0);
+  auto doc = nlohmann::json::parse(results.out);
+  CHECK(doc["results"]["pick_best"]["result"]["layers"].is_number());
+  auto logs = run_program(SLUICE_BINARY, {"logs", id, "pick_best"}, dir.path());
+  CHECK(logs.out.find("best of 4") != std::string::npos);
+}
+
+TEST_CASE("a prepared run is executed later by another process", "[integration][sdk]") {
+  ScratchDir dir;
+  auto prep = run_program(example("nested"), {"prepare"}, dir.path());
+  REQUIRE(prep.exit_code == 0);
+  std::string id = prep.out.substr(0, prep.out.find('\n'));
+  auto get = run_program(SLUICE_BINARY, {"get", id}, dir.path());
+  CHECK(get.out.find("submitted") != std::string::npos);
+  auto start = run_program(example("nested"), {"start", id}, dir.path());
+  INFO(start.out << start.err);
+  CHECK(start.exit_code == 0);
+  CHECK(start.out.find("means = 109") != std::string::npos);
+}
+
+TEST_CASE("a segfaulting function fails only its attempt under local", "[integration][sdk]") {
+  ScratchDir dir;
+  auto r = run_program(SDK_CRASH_APP, {"run", "--config", "local"}, dir.path());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);  // the run failed; the coordinator did not crash
+  const std::string id = run_id_of(r.out);
+  auto get = run_program(SLUICE_BINARY, {"get", id, "--json"}, dir.path());
+  auto doc = nlohmann::json::parse(get.out);
+  std::map<std::string, nlohmann::json> tasks;
+  for (const auto& t : doc["task_list"]) tasks[t["name"]] = t;
+  CHECK(tasks["fine"]["state"] == "succeeded");
+  CHECK(tasks["after_fine"]["state"] == "succeeded");
+  CHECK(tasks["segv"]["state"] == "failed");
+  CHECK(tasks["segv"]["reason"].get<std::string>().find("signal 11") != std::string::npos);
+  CHECK(tasks["abort"]["state"] == "failed");
+  CHECK(tasks["throws"]["state"] == "failed");
+  CHECK(tasks["throws"]["attempts"] == 2);
+  auto logs = run_program(SLUICE_BINARY, {"logs", id, "throws"}, dir.path());
+  CHECK(logs.err.find("this task always fails") != std::string::npos);
+  auto results = run_program(SLUICE_BINARY, {"results", id, "after_fine"}, dir.path());
+  CHECK(results.out.find("41") != std::string::npos);
+}

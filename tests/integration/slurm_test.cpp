@@ -1,0 +1,349 @@
+// The `slurm` backend against the real single-node cluster of scripts/slurm-up.sh (as
+// scripts/test.sh brings it up): examples through both drivers, sweeps as job arrays,
+// Slurm's own time limit, fake GPUs, cancel, and resume after kill -9 re-attaching to
+// live jobs instead of submitting them again.
+//
+// Without a cluster every test prints SKIP and passes, except under CI=true, where a
+// missing cluster fails them.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "support/run_queries.hpp"
+
+using namespace sluice::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string shell_output(const std::string& cmd) {
+  std::string out;
+  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && (std::string(ci) == "true" || std::string(ci) == "1");
+}
+
+bool cluster_up() {
+  static const bool up = [] {
+    // Up: some node takes jobs (idle, mixed, allocated, completing, ...), not only
+    // down, drained, failed or not responding ones.
+    std::istringstream states(shell_output("sinfo -h -N -o %T 2>/dev/null"));
+    for (std::string st; std::getline(states, st);) {
+      const bool bad =
+          st.find("down") != std::string::npos || st.find("drain") != std::string::npos ||
+          st.find("fail") != std::string::npos || st.find("unk") != std::string::npos ||
+          st.find("inval") != std::string::npos || st.find("maint") != std::string::npos ||
+          st.find('*') != std::string::npos;
+      if (!st.empty() && !bad) return true;
+    }
+    return false;
+  }();
+  return up;
+}
+
+// Catch2 v2 has no SKIP: say so and leave the test.
+#define REQUIRE_SLURM()                                                                    \
+  do {                                                                                     \
+    if (!cluster_up()) {                                                                   \
+      if (in_ci()) FAIL("CI=true but no Slurm cluster is up (run scripts/slurm-up.sh)");   \
+      std::printf("SKIP: no Slurm cluster is up (sudo scripts/slurm-up.sh starts one)\n"); \
+      return;                                                                              \
+    }                                                                                      \
+  } while (0)
+
+struct AttemptRow {
+  std::string task;
+  int attempt = 0;
+  std::string state, reason, handle;
+};
+
+// Every attempt of every run in the scratch directory's store.
+std::vector<AttemptRow> attempts(const ScratchDir& dir) {
+  const std::string out = shell_output(
+      "sqlite3 -separator '|' " + (dir / ".sluice/store.db").string() +
+      " \"select t.name, a.attempt, a.state, replace(a.reason, '|', '/'), a.handle from attempts "
+      "a join tasks t on t.run = a.run and t.idx = a.task\"");
+  std::vector<AttemptRow> rows;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    AttemptRow r;
+    std::istringstream f(line);
+    std::string attempt;
+    std::getline(f, r.task, '|');
+    std::getline(f, attempt, '|');
+    std::getline(f, r.state, '|');
+    std::getline(f, r.reason, '|');
+    std::getline(f, r.handle);
+    r.attempt = std::atoi(attempt.c_str());
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+// "slurm:123_4:/dir" -> "123"
+std::string job_of(const std::string& handle) {
+  std::string key = handle.substr(6, handle.find(':', 6) - 6);
+  return key.substr(0, key.find('_'));
+}
+
+void run_examples(const std::string& driver) {
+  ScratchDir dir;
+  for (std::string ex : {"diamond.toml", "gen_sum.toml"}) {
+    auto r = run_sluice({"run", kExamples + ex, "--backend", "slurm", "-O", "driver=" + driver,
+                         "-O", "poll_interval=200ms", "-q"},
+                        dir.path());
+    INFO(ex << "\n" << r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    auto run = get_json(run_id_of(r), dir.path());
+    CHECK(run["backend"] == "slurm");
+    for (const auto& t : run["task_list"]) CHECK(t["state"] == "succeeded");
+    if (ex == "gen_sum.toml") {
+      auto res = run_sluice({"results", run_id_of(r)}, dir.path());
+      CHECK(res.out.find("sum_nums  sum  3") != std::string::npos);
+    }
+  }
+  for (const auto& a : attempts(dir)) CHECK(a.handle.rfind("slurm:", 0) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("examples run to correct results on Slurm through libslurm", "[slurm]") {
+  REQUIRE_SLURM();
+  if (shell_output("ldd " SLUICE_BINARY).find("libslurm") == std::string::npos) {
+    std::printf("SKIP: this sluice was built without libslurm\n");
+    return;
+  }
+  run_examples("libslurm");
+}
+
+TEST_CASE("examples run to correct results on Slurm through the command-line tools", "[slurm]") {
+  REQUIRE_SLURM();
+  run_examples("cli");
+}
+
+TEST_CASE("a 200-instance sweep is submitted as job arrays, not 200 jobs", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  std::string values;
+  for (int i = 0; i < 200; ++i) values += (i ? ", " : "") + std::to_string(i);
+  write_file(dir / "wf.toml", "[workflow]\nname = \"sweep200\"\n[tasks.t]\nmatrix = { i = [" +
+                                  values + "] }\nshell = \"sluice put i {i}\"\n");
+  auto r = run_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = attempts(dir);
+  REQUIRE(rows.size() == 200);
+  std::set<std::string> jobs;
+  for (const auto& a : rows) jobs.insert(job_of(a.handle));
+  CHECK(jobs.size() <= 2);
+  auto res = results_json(run_id_of(r), dir.path());
+  CHECK(res.dump().find("\"t.199\"") != std::string::npos);
+}
+
+TEST_CASE("a job past its time limit ends as TIMEOUT and is retried", "[slurm][slow]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "timeout"
+[tasks.slow]
+shell = "sleep 120"
+max_exec_time = "1m"
+retries = 1
+)");
+  auto r = run_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  auto rows = attempts(dir);
+  REQUIRE(rows.size() == 2);
+  for (const auto& a : rows) {
+    INFO(a.reason);
+    CHECK(a.state == "failed");
+    CHECK(a.reason.find("TIMEOUT") != std::string::npos);
+  }
+}
+
+TEST_CASE("a task asking for a GPU gets one from Slurm's GRES", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "gpu"
+[tasks.g]
+gpus = 1
+shell = "test -n \"$CUDA_VISIBLE_DEVICES\" && sluice put devices \"$CUDA_VISIBLE_DEVICES\""
+)");
+  auto r = run_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto job = read_file(dir / (".sluice/runs/" + run_id_of(r) + "/tasks/g/1/job.sh"));
+  CHECK(job.find("#SBATCH --gres=gpu:1") != std::string::npos);
+  auto res = run_sluice({"results", run_id_of(r)}, dir.path());
+  CHECK(res.out.find("devices") != std::string::npos);
+}
+
+TEST_CASE("cancelling a run scancels every job it submitted", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "cancel"
+[tasks.long]
+matrix = { i = [1, 2, 3] }
+shell = "sleep 100"
+[tasks.big]
+cpus = 8
+shell = "sleep 100"
+)");
+  const pid_t pid = spawn_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path(),
+                                 dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return attempts(dir).size() == 4; }));
+  std::set<std::string> jobs;
+  for (const auto& a : attempts(dir)) jobs.insert(job_of(a.handle));
+  auto c = run_sluice({"cancel", id}, dir.path());
+  INFO(c.out << c.err);
+  wait_exit(pid);
+  std::string ids;
+  for (const auto& j : jobs) ids += (ids.empty() ? "" : ",") + j;
+  CHECK(eventually(
+      [&] { return shell_output("squeue -h -t PD,R -j " + ids + " 2>/dev/null").empty(); }));
+  CHECK(get_json(id, dir.path())["state"] == "cancelled");
+}
+
+TEST_CASE("resume after kill -9 re-attaches to queued and running jobs without resubmitting",
+          "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  // Two sleepers fit on the 8-cpu test node at once, the other two queue behind them;
+  // `last` starts only after all four, so the resumed coordinator must still launch it.
+  write_file(dir / "wf.toml", R"([workflow]
+name = "resume"
+[tasks.s]
+matrix = { i = [1, 2, 3, 4] }
+cpus = 3
+shell = "sleep 4 && sluice put i {i}"
+[tasks.last]
+after = ["s"]
+shell = "sluice put done 1"
+)");
+  const pid_t pid = spawn_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path(),
+                                 dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return attempts(dir).size() == 4; }));
+  REQUIRE(
+      eventually([&] { return !shell_output("squeue -h -t R -n sluice:" + id + ":s").empty(); }));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  auto r = run_sluice({"resume", id, "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = attempts(dir);
+  CHECK(rows.size() == 5);  // one attempt per task: nothing was submitted twice
+  std::set<std::string> jobs;
+  for (const auto& a : rows) {
+    CHECK(a.attempt == 1);
+    CHECK(a.state == "succeeded");
+    jobs.insert(job_of(a.handle));
+  }
+  CHECK(jobs.size() == 2);  // the array of four and `last`
+}
+
+TEST_CASE("sluice sbatch runs the coordinator itself as a Slurm job", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  auto dry = run_sluice({"sbatch", kExamples + "diamond.toml", "--dry-run"}, dir.path());
+  REQUIRE(dry.exit_code == 0);
+  CHECK(dry.out.find("--backend slurm") != std::string::npos);
+  auto r = run_sluice({"sbatch", kExamples + "diamond.toml", "--", "--time=5"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto pos = r.out.find("run ");
+  REQUIRE(pos != std::string::npos);
+  const std::string id = r.out.substr(pos + 4, 26);
+  CHECK(eventually(
+      [&] {
+        auto g = run_sluice({"get", id, "--json"}, dir.path());
+        return g.exit_code == 0 && nlohmann::json::parse(g.out)["state"] == "succeeded";
+      },
+      std::chrono::seconds(60)));
+}
+
+TEST_CASE("the cross-platform example places tasks by executor and per-task partition",
+          "[slurm][examples]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  auto r = run_sluice({"run", kExamples + "slurm/cross_platform.toml", "--backend", "slurm", "-O",
+                       "executor.cpu=debug", "-O", "executor.gpu=debug", "-q"},
+                      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto logs = run_sluice({"logs", run_id_of(r), "store"}, dir.path());
+  CHECK(logs.out.find("stored on long") != std::string::npos);
+  auto sweep = run_sluice({"run", kExamples + "slurm/sweep100.toml", "--backend", "slurm", "-q"},
+                          dir.path());
+  INFO(sweep.out << sweep.err);
+  REQUIRE(sweep.exit_code == 0);
+  auto res = run_sluice({"results", run_id_of(sweep)}, dir.path());
+  CHECK(res.out.find("instances  100") != std::string::npos);
+}
+
+TEST_CASE("a job pending past max_wait_time is cancelled with Slurm's pending reason", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "held"
+[tasks.held]
+shell = "true"
+max_wait_time = "3s"
+[tasks.held.slurm]
+extra = ["--hold"]
+)");
+  auto r = run_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  auto run = get_json(run_id_of(r), dir.path());
+  const std::string reason = task_named(run, "held")["reason"];
+  CHECK(reason.find("no slot: Slurm pending reason") != std::string::npos);
+  CHECK(reason.find("Held") != std::string::npos);
+}
+
+TEST_CASE("max_queued holds requests in the backend and submits them as jobs finish", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "queued"
+[tasks.t]
+matrix = { i = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] }
+shell = "sluice put i {i}"
+)");
+  auto r = run_sluice(
+      {"run", "wf.toml", "--backend", "slurm", "-O", "max_queued=5", "-O", "driver=cli", "-q"},
+      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = attempts(dir);
+  REQUIRE(rows.size() == 12);
+  int held = 0;
+  for (const auto& a : rows) {
+    CHECK(a.state == "succeeded");
+    if (a.handle.rfind("slurm:held:", 0) == 0) ++held;
+  }
+  CHECK(held == 7);
+  // Every attempt, held or not, ended up with a job id of its own.
+  for (int i = 0; i < 12; ++i) {
+    auto id = read_file(dir / (".sluice/runs/" + run_id_of(r) + "/tasks/t." + std::to_string(i) +
+                               "/1/slurm_job_id"));
+    CHECK(!id.empty());
+  }
+}

@@ -1,0 +1,264 @@
+// The `mpi` backend through real `mpirun` jobs (4-5 ranks oversubscribed on 2 cores):
+// the same scenarios as on `local` (dynamic children, retries, timeouts), GPU binding,
+// a 1,000-point sweep, and a job killed from outside then resumed.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "support/run_queries.hpp"
+
+using nlohmann::json;
+using namespace sluice::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+// What CI needs for Open MPI (see /work/shared/notes/toolchain.md): root, more ranks
+// than cores.
+const bool kMpiEnv = [] {
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  ::setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+  return true;
+}();
+
+std::vector<std::string> mpirun_argv(int ranks, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{SLUICE_MPIRUN, "--oversubscribe", "--bind-to", "none", "-n",
+                                std::to_string(ranks), SLUICE_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+pid_t spawn_argv(const std::vector<std::string>& argv_s, const fs::path& cwd,
+                 const fs::path& out, const fs::path& err) {
+  std::vector<char*> argv;
+  for (const auto& s : argv_s) argv.push_back(const_cast<char*>(s.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv_s[0]);
+  return pid;
+}
+
+CliResult run_argv(const std::vector<std::string>& argv, const fs::path& cwd) {
+  static int counter = 0;
+  auto out = cwd / (".mpi-out-" + std::to_string(++counter));
+  auto err = cwd / (".mpi-err-" + std::to_string(counter));
+  CliResult r;
+  r.exit_code = wait_exit(spawn_argv(argv, cwd, out, err));
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+// `sluice ARGS… --backend B`, under `mpirun -n RANKS` for "mpi".
+CliResult run_on(const std::string& backend, const std::vector<std::string>& args,
+                 const fs::path& cwd, int ranks = 4) {
+  std::vector<std::string> full = args;
+  full.insert(full.end(), {"--backend", backend});
+  if (backend == "local") return run_sluice(full, cwd);
+  return run_argv(mpirun_argv(ranks, full), cwd);
+}
+
+json result_of(const json& results, const std::string& task, const std::string& key) {
+  const auto& r = results["results"];
+  if (!r.contains(task) || !r[task].contains(key))
+    FAIL("no result " << task << " " << key << " in " << results.dump());
+  return r[task][key];
+}
+
+std::size_t lines_in(const fs::path& p) {
+  auto text = read_file(p);
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+}  // namespace
+
+TEST_CASE("the seed's map-reduce adds children while it runs and reduces to 15 on local and mpi",
+          "[integration][mpi][children]") {
+  const std::string backend = GENERATE("local", "mpi");
+  ScratchDir dir;
+  auto r = run_on(backend, {"run", kExamples + "mapreduce.toml"}, dir.path());
+  INFO(backend << "\n" << r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string id = run_id_of(r);
+  CHECK(result_of(results_json(id, dir.path()), "reduce", "total") == 15);
+  auto run = get_json(id, dir.path());
+  CHECK(run["task_list"].size() == 7);
+  CHECK(task_named(run, "gen_nums_4")["state"] == "succeeded");
+}
+
+TEST_CASE("retries and a failing task behave the same on local and mpi",
+          "[integration][mpi][retries]") {
+  const std::string backend = GENERATE("local", "mpi");
+  ScratchDir dir;
+  auto r = run_on(backend, {"run", kExamples + "retries.toml"}, dir.path());
+  INFO(backend << "\n" << r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  auto run = get_json(run_id_of(r), dir.path());
+  CHECK(run["state"] == "failed");
+  CHECK(task_named(run, "flaky")["state"] == "succeeded");
+  CHECK(task_named(run, "flaky")["attempts"] == 2);
+  CHECK(task_named(run, "always_fails")["state"] == "failed");
+  CHECK(task_named(run, "always_fails")["attempts"] == 2);
+  CHECK(task_named(run, "always_fails")["reason"] == "exit code 3");
+  CHECK(task_named(run, "never_runs")["state"] == "skipped");
+}
+
+TEST_CASE("max_exec_time kills the attempt's process group and crashes fail only the attempt",
+          "[integration][mpi][timeout]") {
+  const std::string backend = GENERATE("local", "mpi");
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "slow"
+[tasks.slow]
+max_exec_time = "1s"
+shell = "sleep 30 & echo $! > child.pid; wait"
+[tasks.crash]
+shell = "kill -SEGV $$"
+[tasks.fine]
+shell = "echo fine"
+)");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_on(backend, {"run", "wf.toml"}, dir.path());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO(backend << "\n" << r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  CHECK(took < std::chrono::seconds(20));
+  auto run = get_json(run_id_of(r), dir.path());
+  CHECK(task_named(run, "slow")["reason"] == "timed out after 1.0s");
+  CHECK(task_named(run, "crash")["state"] == "failed");
+  CHECK(task_named(run, "crash")["reason"].get<std::string>().find("SIGSEGV") !=
+        std::string::npos);
+  CHECK(task_named(run, "fine")["state"] == "succeeded");
+  const int child = std::stoi(read_file(dir / "child.pid"));
+  CHECK(eventually([&] { return ::kill(child, 0) != 0; }, std::chrono::seconds(5)));
+}
+
+TEST_CASE("a 1,000-point sweep and its reduce run under mpirun -n 4",
+          "[integration][mpi][sweep]") {
+  ScratchDir dir;
+  auto r = run_on("mpi", {"run", "-q", kExamples + "mpi/sweep1000.toml"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("(1001 tasks, backend mpi, ") != std::string::npos);
+  CHECK(result_of(results_json(run_id_of(r), dir.path()), "total", "sum") == 332833500);
+}
+
+TEST_CASE("GPU tasks on different workers get distinct devices of their node",
+          "[integration][mpi][gpu]") {
+  ScratchDir dir;
+  fs::create_directories(dir / "seen");
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "gpus"
+[tasks.g]
+matrix = { i = [0, 1, 2, 3] }
+gpus = 1
+shell = "echo $CUDA_VISIBLE_DEVICES > seen/g{i}; sleep 1"
+[tasks.cpu_only]
+shell = "echo \"[$CUDA_VISIBLE_DEVICES]\" > seen/cpu"
+)");
+  // 3 ranks: two workers, each with 2 cores and half of the node's 4 (fake) GPUs.
+  ::setenv("SLUICE_GPUS", "4", 1);
+  auto r = run_on("mpi", {"run", "wf.toml", "--cpus", "2"}, dir.path(), 3);
+  ::unsetenv("SLUICE_GPUS");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("backend mpi, 4 cpus, 4 gpus") != std::string::npos);
+  std::set<std::string> devices;
+  for (int i = 0; i < 4; ++i) {
+    auto text = read_file(dir / ("seen/g" + std::to_string(i)));
+    devices.insert(text.substr(0, text.find('\n')));
+  }
+  CHECK(devices == std::set<std::string>{"0", "1", "2", "3"});
+  CHECK(read_file(dir / "seen/cpu") == "[]\n");
+}
+
+TEST_CASE("killing mpirun kills every attempt and resume in a new job reruns only what was lost",
+          "[integration][mpi][crash]") {
+  ScratchDir dir;
+  fs::create_directories(dir / "executions");
+  fs::create_directories(dir / "pids");
+  // first ─┬─ long0 ─┬─ last
+  //        ├─ long1 ─┤
+  //        └─ long2 ─┘     long* wait until the test creates `resumed`
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "killed"
+[tasks.first]
+shell = "echo ran >> executions/first"
+[tasks.long]
+matrix = { i = [0, 1, 2] }
+after = ["first"]
+shell = '''
+echo ran >> executions/long{i}
+echo $$ > pids/long{i}
+while [ ! -f resumed ]; do sleep 0.1; done
+'''
+[tasks.last]
+after = ["long"]
+shell = "echo ran >> executions/last"
+)");
+  auto argv = mpirun_argv(4, {"run", "wf.toml", "--backend", "mpi"});
+  pid_t mpirun = spawn_argv(argv, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] {
+    return fs::exists(dir / "pids/long0") && fs::exists(dir / "pids/long1") &&
+           fs::exists(dir / "pids/long2");
+  }));
+  std::vector<int> pids;
+  for (int i = 0; i < 3; ++i)
+    pids.push_back(std::stoi(read_file(dir / ("pids/long" + std::to_string(i)))));
+  ::kill(mpirun, SIGKILL);
+  wait_exit(mpirun);
+
+  // The workers kill their attempts when the job goes away; rank 0 dies with it.
+  for (int pid : pids)
+    CHECK(eventually([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(10)));
+  REQUIRE(eventually([&] { return get_json(id, dir.path())["coordinator_alive"] == false; }));
+  auto before = get_json(id, dir.path());
+  CHECK(task_state(before, "first") == "succeeded");
+  CHECK(task_state(before, "last") != "succeeded");
+
+  write_file(dir / "resumed", "");
+  auto resumed = run_argv(mpirun_argv(4, {"resume", id, "--backend", "mpi"}), dir.path());
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  auto after = get_json(id, dir.path());
+  CHECK(after["state"] == "succeeded");
+  CHECK(lines_in(dir / "executions/first") == 1);
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "long." + std::to_string(i);
+    CHECK(task_state(after, name) == "succeeded");
+    CHECK(task_named(after, name)["attempts"] == 2);
+    CHECK(lines_in(dir / ("executions/long" + std::to_string(i))) == 2);
+  }
+  CHECK(lines_in(dir / "executions/last") == 1);
+}
+
+TEST_CASE("without mpirun the mpi backend says how to start it and other backends never load MPI",
+          "[integration][mpi]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", "[workflow]\nname = \"w\"\n[tasks.a]\nshell = \"true\"\n");
+  auto r = run_sluice({"run", "wf.toml", "--backend", "mpi"}, dir.path());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.find("at least 2 ranks") != std::string::npos);
+  auto local = run_sluice({"run", "wf.toml"}, dir.path());
+  CHECK(local.exit_code == 0);
+  // `sluice` itself (what every task's `sluice put` starts) does not link libmpi.
+  auto maps = run_argv({"/usr/bin/ldd", SLUICE_BINARY}, dir.path());
+  CHECK(maps.out.find("libmpi") == std::string::npos);
+}
