@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "sluice/backend_registry.hpp"
+#include "sluice/config.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -99,25 +100,15 @@ int cmd_show(const Globals& g, const std::string& name) {
 
 }  // namespace
 
+// One lookup for the CLI and the C++ SDK: SLUICE_HOME/configs/NAME.toml, then
+// ~/.config/sluice/NAME.toml, then the built-ins (see sluice/config.hpp).
 SavedConfig load_config(const Globals& g, const std::string& name) {
   check_name(name);
-  const fs::path path = config_dir(g) / (name + ".toml");
-  if (!fs::exists(path))
-    throw CliError(kExitBadInput, "no configuration '" + name + "' (sluice config list)");
-  toml::table doc;
-  try {
-    doc = toml::parse_file(path.string());
-  } catch (const toml::parse_error& e) {
-    throw CliError(kExitBadInput, path.string() + ": " + std::string(e.description()));
-  }
+  auto found = Config::find(name, g.home);
+  if (!found) throw CliError(kExitBadInput, found.error().message + " (sluice config list)");
   SavedConfig c;
-  c.backend = doc["backend"].value_or(std::string("local"));
-  if (auto* opts = doc["options"].as_table())
-    for (auto&& [k, v] : *opts) {
-      auto text = v.value<std::string>();
-      if (!text) throw CliError(kExitBadInput, path.string() + ": option values must be strings");
-      c.options[std::string(k.str())] = *text;
-    }
+  c.backend = found->backend;
+  c.options = found->options;
   return c;
 }
 
@@ -139,6 +130,16 @@ void add_config_commands(CLI::App& app, Globals& g) {
   auto* show = config->add_subcommand("show", "print a saved configuration");
   show->add_option("name", show_name, "configuration name")->required();
   show->callback([&] { g_exit_code = cmd_show(g, show_name); });
+
+  static std::string remove_name;
+  auto* remove = config->add_subcommand("remove", "delete a saved configuration");
+  remove->add_option("name", remove_name, "configuration name")->required();
+  remove->callback([&] {
+    check_name(remove_name);
+    if (auto r = Config::remove(remove_name, g.home); !r)
+      throw CliError(kExitBadInput, r.error().message);
+    std::printf("configuration '%s' removed\n", remove_name.c_str());
+  });
 }
 
 }  // namespace sluice::cli

@@ -84,6 +84,27 @@ BackendOptions backend_options(const Globals& g, const RunArgs& a, std::string* 
       throw CliError(kExitBadInput, "backend option '" + kv + "' is not KEY=VALUE");
     opts.extra[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
+  // What every backend understands may come from the configuration or -O too; flags win.
+  auto take_int = [&](const char* key, int& field, int unset) {
+    auto it = opts.extra.find(key);
+    if (it == opts.extra.end() || field != unset) return;
+    try {
+      field = std::stoi(it->second);
+    } catch (const std::exception&) {
+      throw CliError(kExitBadInput, std::string("backend option ") + key + "=" + it->second +
+                                        " is not a number");
+    }
+  };
+  take_int("cpus", opts.cpus, 0);
+  take_int("gpus", opts.gpus, -1);
+  if (auto it = opts.extra.find("executors"); it != opts.extra.end() && opts.executors.empty()) {
+    std::string list = it->second;
+    for (std::size_t pos = 0; pos <= list.size();) {
+      const std::size_t comma = std::min(list.find(',', pos), list.size());
+      if (comma > pos) opts.executors.push_back(list.substr(pos, comma - pos));
+      pos = comma + 1;
+    }
+  }
   if (name) *name = backend;
   return opts;
 }

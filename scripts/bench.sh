@@ -103,6 +103,7 @@ bench_one() {
   local workload="$1" tool="$2" n="$3" graph="$1"
   [[ "$graph" == sweep_scaling ]] && graph=sweep
   local d="$tmp/$workload-$tool-$n"
+  rm -rf "$d"  # a fresh home: a rerun of the same graph would be served by the cache
   mkdir -p "$d"
   local cmd=()
   if [[ "$tool" == sluice ]]; then

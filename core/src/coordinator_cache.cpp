@@ -59,7 +59,7 @@ bool Coordinator::try_cache(const Launch& l, const std::string& dir,
       spec, workflow_.base_dir, command.empty() ? spec.command : command,
       shell.empty() ? spec.shell : shell, inputs);
   const std::string key = parts.key();
-  cache_parts_[l.task] = parts.serialize();
+  cache_parts_[l.task] = {key, parts.serialize()};
 
   auto found = store_.find_cache(workflow_.project, key);
   if (!found || !*found) return false;
@@ -167,14 +167,14 @@ void Coordinator::file_in_cache(TaskId t, std::uint32_t attempt) {
   }
   CacheEntry e;
   e.project = workflow_.project;
-  e.key = CacheKeyParts::parse(parts->second).key();
+  e.key = std::move(parts->second.key);
   e.workflow = workflow_.name;
   e.task = spec.name;
   e.run_id = run_id_;
   e.attempt = attempt;
   e.attempt_dir = store_.attempt_dir(run_id_, spec.name, attempt);
   e.result_hash = hash;
-  e.parts = std::move(parts->second);
+  e.parts = std::move(parts->second.parts);
   cache_parts_.erase(parts);
   pending_.cache_entries.push_back(std::move(e));
 }

@@ -158,7 +158,12 @@ class Coordinator {
   std::vector<std::uint16_t> depth_;
   bool use_cache_ = true;
   std::vector<std::string> result_hash_;                 // per task, "" until known
-  std::unordered_map<TaskId, std::string> cache_parts_;  // keys of attempts in flight
+  // The cache keys of attempts in flight, filed when they succeed.
+  struct PendingKey {
+    std::string key;
+    std::string parts;  // CacheKeyParts::serialize()
+  };
+  std::unordered_map<TaskId, PendingKey> cache_parts_;
   std::vector<CachedCompletion> cached_;
 };
 
