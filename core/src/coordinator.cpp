@@ -38,8 +38,7 @@ std::string Coordinator::cancel_request_path(const std::string& run_dir) {
   return run_dir + "/cancel-requested";
 }
 
-Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow,
-                         std::string run_id)
+Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow, std::string run_id)
     : store_(store),
       backend_(backend),
       workflow_(workflow),
@@ -71,9 +70,9 @@ Expected<void> Coordinator::restore_from_store() {
     TaskSpec spec = std::move(parsed->front().spec);
     spec.name = d.name;
     spec.group = d.group;
-    add_dynamic_task(std::move(spec), d.parent,
-                     d.before >= 0 ? std::optional<TaskId>(static_cast<TaskId>(d.before))
-                                   : std::nullopt);
+    add_dynamic_task(
+        std::move(spec), d.parent,
+        d.before >= 0 ? std::optional<TaskId>(static_cast<TaskId>(d.before)) : std::nullopt);
   }
 
   RunUpdate update;
@@ -349,13 +348,20 @@ void Coordinator::seal_artifact(Completion& c) {
   has_artifact_[c.task] = 0;
   // The attempt owns its directory: a link there (to /etc/passwd, to another run) must
   // not make the coordinator open, seal or chmod a file outside it.
-  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;  // never made (inproc writes none for a null result)
+    c.failure =
+        "bad artifact: cannot inspect the attempt directory " + dir + ": " + std::strerror(errno);
+    return;
+  }
+  if (!S_ISDIR(st.st_mode)) {
     c.failure = "bad artifact: the attempt directory " + dir + " was replaced (not a directory)";
     return;
   }
   if (::lstat(path.c_str(), &st) != 0) return;  // no artifact: nothing to pass on
   if (S_ISLNK(st.st_mode)) {
-    c.failure = "bad artifact: " + path + " is a symbolic link (refused: an artifact must be a "
+    c.failure = "bad artifact: " + path +
+                " is a symbolic link (refused: an artifact must be a "
                 "regular file inside the attempt directory)";
     return;
   }
