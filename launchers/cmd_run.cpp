@@ -19,9 +19,20 @@ namespace sluice::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_terminated{false};
 
+// Exit status after SIGTERM: the run was stopped, not finished; 128 + SIGTERM as a shell
+// reports a process ended by it.
+constexpr int kExitStopped = 128 + SIGTERM;
+
+// SIGINT (Ctrl-C) cancels the run. SIGTERM (Slurm at a job's time limit, a system
+// shutdown) only stops it: the attempts are killed and the run stays resumable.
 void on_interrupt(int) {
   g_interrupted.store(true);
+}
+
+void on_terminate(int) {
+  g_terminated.store(true);
 }
 
 struct RunArgs {
@@ -134,16 +145,24 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   sa.sa_handler = on_interrupt;
   ::sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
+  sa.sa_handler = on_terminate;
   ::sigaction(SIGTERM, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
   Progress progress(a);
   CoordinatorOptions opts;
   opts.interrupt = &g_interrupted;
+  opts.stop = &g_terminated;
   opts.use_cache = !a.no_cache;
   opts.on_progress = [&](const Scheduler& s, bool final) { progress.update(s, final); };
   auto state = coord.run(opts);
   if (!state) fail(state.error());
+  if (*state == RunState::kRunning) {
+    std::printf("run %s stopped (SIGTERM): running attempts were killed; "
+                "continue it with `sluice resume %s`\n",
+                run.id.c_str(), run.id.c_str());
+    return kExitStopped;
+  }
   std::printf("run %s %s\n", run.id.c_str(), std::string(to_string(*state)).c_str());
   return *state == RunState::kSucceeded ? kExitOk : kExitFailed;
 }
@@ -191,8 +210,15 @@ int cmd_resume(const Globals& g, RunArgs a) {
     std::printf("run %s already succeeded: nothing to resume\n", run.id.c_str());
     return kExitOk;
   }
-  if (RunLock::is_held(store->run_dir(run.id)))
-    throw CliError(kExitBadInput, "run " + run.id + " is still running (its coordinator is alive)");
+  // A coordinator killed while it was spawning an attempt leaves its lock with the
+  // half-started child until that child execs: give such a lock a moment to go.
+  const auto lock_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (RunLock::is_held(store->run_dir(run.id))) {
+    if (std::chrono::steady_clock::now() >= lock_deadline)
+      throw CliError(kExitBadInput,
+                     "run " + run.id + " is still running (its coordinator is alive)");
+    ::usleep(50'000);
+  }
   auto text = store->run_definition(run.id);
   if (!text) fail(text.error());
   auto wf = load_workflow_text(*text, run.source_path, run.base_dir);

@@ -15,6 +15,7 @@ PACKAGES=(
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
   libopenmpi-dev openmpi-bin  # the mpi backend (sluice-mpi) and its tests
   time  # /usr/bin/time: peak memory in scripts/bench.sh
+  clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh); the runtime is its own package
   graphviz  # `dot`: sluice graph --format svg
   chromium chromium-driver  # headless browser: the report's rendering test and bench
   # the Slurm backend (libslurm driver) and its single-node test cluster (slurm-up.sh)

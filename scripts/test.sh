@@ -6,8 +6,12 @@
 #   (default)  build, then every test (unit + integration):
 #              ctest --test-dir build --output-on-failure -j2
 #   --quick    unit tests only (ctest -L unit), never the sanitizer build
-#   CI=true    also build with AddressSanitizer + UBSan (build-asan/) and run the unit
-#              tests there; set SLUICE_TEST_SANITIZE=1 to do that outside CI, 0 to skip it
+#   CI=true    also build with AddressSanitizer + UBSan (build-asan/) and run the unit and
+#              integration tests there, build the scheduler, store and children unit tests
+#              with ThreadSanitizer (build-tsan/) and run them, and run each libFuzzer
+#              target for SLUICE_FUZZ_SECONDS (default 60; scripts/fuzz.sh, build-fuzz/).
+#              SLUICE_TEST_SANITIZE=1 does the sanitizer builds outside CI, 0 skips them;
+#              SLUICE_TEST_FUZZ=1/0 likewise for the fuzzers
 #   ctest args are passed on to every ctest call, e.g. scripts/test.sh -R store
 #   Slurm      the integration run brings up the single-node test cluster first
 #              (SLURM_CPUS=8 scripts/slurm-up.sh, as root) and stops it at the end if it
@@ -32,7 +36,8 @@ done
 ci=0
 case "${CI:-}" in true|TRUE|True|1|yes) ci=1 ;; esac
 sanitize="${SLUICE_TEST_SANITIZE:-$ci}"
-(( quick )) && sanitize=0
+fuzz="${SLUICE_TEST_FUZZ:-$ci}"
+(( quick )) && sanitize=0 && fuzz=0
 
 jobs=2
 logs="$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")"
@@ -84,8 +89,9 @@ set -e
 asan_rc=0
 if (( sanitize )); then
   echo "== sanitizer build (build-asan/, ASan + UBSan)"
-  # Only the unit test binaries: the integration tests and the CLI are not run here.
-  if scripts/build.sh --sanitize --targets '^unit_'; then
+  # The unit and integration tests, with the CLI they run (the reliability tests are
+  # long and run in the normal build only).
+  if scripts/build.sh --sanitize --targets '^(unit_|integration_|sluice$)'; then
     # Fail on any UB report; keep leak checking on (ASan's default on Linux).
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
     export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_stack_use_after_return=1}"
@@ -94,20 +100,66 @@ if (( sanitize )); then
     set +e
     ctest "${asan_args[@]}" "${ctest_args[@]}" 2>&1 | tee "$logs/asan.log"
     asan_rc=${PIPESTATUS[0]}
+    # Integration tests: every `sluice` they start (`sluice put` inside tasks too) is the
+    # sanitized binary. Memory errors and UB fail; leak reports of these short-lived
+    # processes do not (their exit status would fail the task, not point at a defect).
+    asan_args[-1]=integration
+    echo "== ctest ${asan_args[*]} ${ctest_args[*]:-} (detect_leaks=0)"
+    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" \
+      ctest "${asan_args[@]}" "${ctest_args[@]}" 2>&1 | tee -a "$logs/asan.log"
+    (( PIPESTATUS[0] == 0 )) || asan_rc=1
     set -e
   else
     asan_rc=1
     echo "(sanitizer build failed)" >"$logs/asan.log"
   fi
   (( asan_rc == 0 )) || failed=1
+
+  # ThreadSanitizer: the tests that exercise threads and concurrent writers.
+  echo "== ThreadSanitizer build (build-tsan/): scheduler, store, children unit tests"
+  tsan_targets=(unit_scheduler_test unit_store_test unit_children_test)
+  mkdir -p build-tsan
+  if { [[ -f build-tsan/CMakeCache.txt ]] ||
+       cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=OFF \
+         -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCMAKE_C_FLAGS=-fsanitize=thread \
+         -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >build-tsan/build.log 2>&1; } &&
+     cmake --build build-tsan -j "$jobs" $(printf -- '--target %s ' "${tsan_targets[@]}") \
+       >>build-tsan/build.log 2>&1; then
+    tsan_rc=0
+    for t in "${tsan_targets[@]}"; do
+      echo "== TSan: $t"
+      set +e
+      TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}" \
+        "build-tsan/tests/$t" 2>&1 | tail -n 20 | tee -a "$logs/tsan.log"
+      rc=${PIPESTATUS[0]}
+      set -e
+      (( rc == 0 )) || tsan_rc=1
+    done
+  else
+    tail -n 30 build-tsan/build.log
+    tsan_rc=1
+  fi
+  (( tsan_rc == 0 )) || failed=1
+fi
+
+# --- fuzzing: bounded time per target --------------------------------------------------
+fuzz_rc=0
+if (( fuzz )); then
+  echo "== fuzzing (build-fuzz/, clang, ${SLUICE_FUZZ_SECONDS:-60}s per target)"
+  scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-60}" || fuzz_rc=$?
+  (( fuzz_rc == 0 )) || failed=1
 fi
 
 # --- summary: ctest's own lines, the main run's last -----------------------------------
 echo
 echo "== test summary"
 if (( sanitize )); then
-  echo "unit tests under ASan + UBSan (build-asan/), exit $asan_rc:"
+  echo "unit + integration tests under ASan + UBSan (build-asan/), exit $asan_rc:"
   summary_of "$logs/asan.log"
+  echo "scheduler, store, children unit tests under TSan (build-tsan/), exit $tsan_rc"
+fi
+if (( fuzz )); then
+  echo "fuzzing (build-fuzz/), exit $fuzz_rc"
 fi
 if (( quick )); then
   echo "unit tests (build/), exit $main_rc:"

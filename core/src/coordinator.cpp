@@ -10,6 +10,7 @@
 #include <cstring>
 #include "sluice/artifacts.hpp"
 #include "sluice/children.hpp"
+#include "sluice/file_modes.hpp"
 #include "sluice/hdf5_codec.hpp"
 
 namespace sluice {
@@ -37,8 +38,7 @@ std::string Coordinator::cancel_request_path(const std::string& run_dir) {
   return run_dir + "/cancel-requested";
 }
 
-Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow,
-                         std::string run_id)
+Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow, std::string run_id)
     : store_(store),
       backend_(backend),
       workflow_(workflow),
@@ -70,9 +70,9 @@ Expected<void> Coordinator::restore_from_store() {
     TaskSpec spec = std::move(parsed->front().spec);
     spec.name = d.name;
     spec.group = d.group;
-    add_dynamic_task(std::move(spec), d.parent,
-                     d.before >= 0 ? std::optional<TaskId>(static_cast<TaskId>(d.before))
-                                   : std::nullopt);
+    add_dynamic_task(
+        std::move(spec), d.parent,
+        d.before >= 0 ? std::optional<TaskId>(static_cast<TaskId>(d.before)) : std::nullopt);
   }
 
   RunUpdate update;
@@ -142,15 +142,26 @@ void Coordinator::close_fds(PreparedAttempt& p) {
 }
 
 bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out) {
+  const FileModes& modes = file_modes();
   if (!task_dir_made_[l.task]) {
-    ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
+    ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), modes.dir);
     task_dir_made_[l.task] = 1;
   }
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
-  constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  if (::mkdir(dir.c_str(), modes.dir) != 0) {
+    // An existing path must be a real directory: an earlier attempt may have planted a
+    // symbolic link where this attempt's directory goes.
+    struct stat st;
+    if (errno != EEXIST) return false;
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      errno = ENOTDIR;
+      return false;
+    }
+  }
+  // O_NOFOLLOW: never truncate a file that a link in the attempt directory points at.
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
   out.attempt = l.attempt;
-  out.out_fd = ::open((dir + "/stdout").c_str(), kFlags, 0644);
-  out.err_fd = out.out_fd < 0 ? -1 : ::open((dir + "/stderr").c_str(), kFlags, 0644);
+  out.out_fd = ::open((dir + "/stdout").c_str(), kFlags, modes.file);
+  out.err_fd = out.out_fd < 0 ? -1 : ::open((dir + "/stderr").c_str(), kFlags, modes.file);
   if (out.err_fd < 0) {
     close_fds(out);
     return false;
@@ -331,10 +342,33 @@ bool Coordinator::resolve_input_placeholders(const TaskSpec& spec,
 
 void Coordinator::seal_artifact(Completion& c) {
   const TaskSpec& spec = workflow_.tasks[c.task];
-  const std::string path = artifact_path(store_.attempt_dir(run_id_, spec.name, c.attempt));
+  const std::string dir = store_.attempt_dir(run_id_, spec.name, c.attempt);
+  const std::string path = artifact_path(dir);
   struct stat st;
   has_artifact_[c.task] = 0;
-  if (::stat(path.c_str(), &st) != 0) return;  // no artifact: nothing to pass on
+  // The attempt owns its directory: a link there (to /etc/passwd, to another run) must
+  // not make the coordinator open, seal or chmod a file outside it.
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;  // never made (inproc writes none for a null result)
+    c.failure =
+        "bad artifact: cannot inspect the attempt directory " + dir + ": " + std::strerror(errno);
+    return;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    c.failure = "bad artifact: the attempt directory " + dir + " was replaced (not a directory)";
+    return;
+  }
+  if (::lstat(path.c_str(), &st) != 0) return;  // no artifact: nothing to pass on
+  if (S_ISLNK(st.st_mode)) {
+    c.failure = "bad artifact: " + path +
+                " is a symbolic link (refused: an artifact must be a "
+                "regular file inside the attempt directory)";
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    c.failure = "bad artifact: " + path + " is not a regular file";
+    return;
+  }
   Provenance p;
   p.run_id = run_id_;
   p.workflow = workflow_id_;
@@ -364,8 +398,26 @@ void Coordinator::seal_artifact(Completion& c) {
     c.failure = sealed.error().message;
     return;
   }
+  ::chmod(path.c_str(), file_modes().file);
   has_artifact_[c.task] = 1;
   checksums_[c.task] = std::move(*sealed);
+}
+
+// SIGTERM (a Slurm time limit): the run is not cancelled. What was decided is committed,
+// running attempts get SIGTERM (SIGKILL after the backend's grace) and are waited for,
+// and their records stay "running" so that `sluice resume` treats them as lost and runs
+// them again, exactly as after a crash.
+Expected<RunState> Coordinator::stop_attempts() {
+  if (auto r = flush(std::nullopt); !r) return tl::unexpected(r.error());
+  for (TaskId t = 0; t < workflow_.tasks.size(); ++t)
+    if (scheduler_.state(t) == TaskState::kRunning) backend_.kill(t, scheduler_.attempts(t));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::vector<Completion> ignored;
+  while (backend_.in_flight() > 0 && std::chrono::steady_clock::now() < until) {
+    ignored.clear();
+    backend_.poll(ignored, kIdleWake);
+  }
+  return RunState::kRunning;
 }
 
 void Coordinator::write_run_view() {
@@ -384,8 +436,9 @@ void Coordinator::write_run_view() {
 Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   using Clock = std::chrono::steady_clock;
   const std::string tasks_dir = run_dir_ + "/tasks";
-  ::mkdir(run_dir_.c_str(), 0755);
-  ::mkdir(tasks_dir.c_str(), 0755);
+  ::mkdir(run_dir_.c_str(), file_modes().dir);
+  ::chmod(run_dir_.c_str(), file_modes().dir);  // the store created it with the umask's mode
+  ::mkdir(tasks_dir.c_str(), file_modes().dir);
   const std::string cancel_path = cancel_request_path(run_dir_);
 
   if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
@@ -450,6 +503,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     for (const Kill& k : scheduler_.on_tick(now)) backend_.kill(k.task, k.attempt);
 
     if (now >= next_cancel_check) {
+      if (options.stop && options.stop->load()) return stop_attempts();
       next_cancel_check = now + kIdleWake;
       struct stat st;
       if ((options.interrupt && options.interrupt->load()) || ::stat(cancel_path.c_str(), &st) == 0)

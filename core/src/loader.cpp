@@ -267,7 +267,8 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
     // Environment: defaults first, then the task's own entries override by name.
     std::vector<std::pair<std::string, std::string>> env = d.env.value.value_or(Params{});
     for (const auto& [k, v] : f.env.value.value_or(Params{})) {
-      auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) { return kv.first == k; });
+      const std::string& key = k;  // clang < 16 cannot capture a structured binding
+      auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) { return kv.first == key; });
       if (it != env.end()) {
         it->second = v;
       } else {
@@ -471,10 +472,20 @@ tl::expected<Workflow, Diagnostics> load_workflow_file(const std::string& path,
     return tl::unexpected<Diagnostics>(
         Diagnostics{{path, {}, std::string("cannot read workflow file: ") + std::strerror(errno)}});
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
+  // Bounded: a huge (or endless, like /dev/zero) file is refused, not parsed into memory.
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxWorkflowFileBytes) {
+      return tl::unexpected<Diagnostics>(Diagnostics{
+          {path, {},
+           "workflow file is too large (more than " +
+               std::to_string(kMaxWorkflowFileBytes / (1024 * 1024)) + " MiB)"}});
+    }
+  }
   fs::path dir = fs::absolute(fs::path(path), ec).parent_path();
-  return loader_detail::load(buf.str(), path, dir.string(), options);
+  return loader_detail::load(text, path, dir.string(), options);
 }
 
 }  // namespace sluice

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <map>
 #include <sstream>
 #include <tuple>
@@ -163,11 +164,29 @@ bool is_safe_dotted_name(std::string_view name) {
   return true;
 }
 
+// A name as it may be printed: control characters escaped (a newline or an escape
+// sequence in a hostile name must not reach the terminal raw), at most 64 characters.
+std::string printable_name(std::string_view name) {
+  std::string out;
+  for (std::size_t i = 0; i < name.size() && i < 64; ++i) {
+    const unsigned char c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (name.size() > 64) out += "...";
+  return out;
+}
+
 std::string unsafe_name_message(std::string_view what, std::string_view name) {
   if (name.size() > 64) {
-    return std::string(what) + " '" + std::string(name) + "' is too long (at most 64 characters)";
+    return std::string(what) + " '" + printable_name(name) + "' is too long (at most 64 characters)";
   }
-  return std::string(what) + " '" + std::string(name) +
+  return std::string(what) + " '" + printable_name(name) +
          "' is not a safe identifier (use letters, digits, '_' and '-')";
 }
 

@@ -2,12 +2,19 @@
 // connection runs in WAL mode with busy_timeout, so a reader in another process waits
 // for the coordinator's short write transactions instead of failing with "database is
 // locked". Writes: store.cpp; reads: store_read.cpp.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <system_error>
 
+#include "sluice/file_modes.hpp"
 #include "store_internal.hpp"
 
 namespace sluice {
@@ -225,6 +232,23 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
       return make_error(ErrorCode::kIo,
                         "cannot create the Sluice home " + home + ": " + ec.message());
     }
+    // Checked before anything runs: SQLite would open a read-only store silently and
+    // fail at the first write, and attempts could not create their directories.
+    for (const fs::path& p : {fs::path(home), fs::path(home) / "runs"}) {
+      if (::access(p.c_str(), W_OK) != 0) {
+        return make_error(ErrorCode::kIo, "the Sluice home " + home + " is not writable (" +
+                                              p.string() + ": " + std::strerror(errno) + ")");
+      }
+    }
+    ::chmod((fs::path(home) / "runs").c_str(), file_modes().dir);
+    // The store is private (SQLite gives its -wal and -shm files the same mode).
+    const int fd = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                          file_modes().file);
+    if (fd < 0) {
+      return make_error(ErrorCode::kIo,
+                        "cannot open the store " + db_path.string() + ": " + std::strerror(errno));
+    }
+    ::close(fd);
   }
 
   std::unique_ptr<RunStore> store(new RunStore());
@@ -244,6 +268,8 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
     return make_error(ErrorCode::kStore, "store: opening " + db_path.string() + ": " + msg);
   }
   sqlite3_extended_result_codes(raw, 1);
+  if (!read_only && sqlite3_db_readonly(raw, "main") == 1)
+    return make_error(ErrorCode::kIo, "the store " + db_path.string() + " is not writable");
 
   // busy_timeout first, so that the other PRAGMAs wait for a busy writer too.
   if (auto r = impl.exec("PRAGMA busy_timeout = 10000", "setting busy_timeout"); !r) {

@@ -33,8 +33,8 @@ namespace {
 struct TempHome {
   TempHome() {
     std::random_device rd;
-    path = (std::filesystem::temp_directory_path() / ("sluice-sdk-" + std::to_string(rd())))
-               .string();
+    path =
+        (std::filesystem::temp_directory_path() / ("sluice-sdk-" + std::to_string(rd()))).string();
     std::filesystem::create_directories(path);
   }
   ~TempHome() {
@@ -44,15 +44,21 @@ struct TempHome {
   std::string path;
 };
 
-double add(double a, double b) { return a + b; }
+double add(double a, double b) {
+  return a + b;
+}
 double total(const std::vector<double>& xs) {
   double s = 0;
   for (double x : xs) s += x;
   return s;
 }
-Point midpoint(const Point& a, const Point& b) { return {(a.x + b.x) / 2, (a.y + b.y) / 2}; }
+Point midpoint(const Point& a, const Point& b) {
+  return {(a.x + b.x) / 2, (a.y + b.y) / 2};
+}
 void noop() {}
-int fails(int) { throw std::runtime_error("no good"); }
+int fails(int) {
+  throw std::runtime_error("no good");
+}
 
 const auto add_t = sluice::task("add", "1", &add);
 const auto total_t = sluice::task("total", "2", &total);
@@ -139,7 +145,8 @@ TEST_CASE("configurations: built-ins, saved TOML files, backend options", "[sdk]
   CHECK(sluice::Config::find("inproc", home.path)->backend == "inproc");
   CHECK(sluice::Config::find("local", home.path)->backend == "local");
   CHECK_FALSE(sluice::Config::find("nope", home.path));
-  sluice::Config c{"big", "local", {{"cpus", "3"}, {"executors", "cpu,gpu"}, {"kill_grace_ms", "5"}}};
+  sluice::Config c{
+      "big", "local", {{"cpus", "3"}, {"executors", "cpu,gpu"}, {"kill_grace_ms", "5"}}};
   REQUIRE(c.save(home.path));
   auto back = sluice::Config::find("big", home.path);
   REQUIRE(back);
@@ -177,7 +184,7 @@ TEST_CASE("an inproc run passes results in memory and keeps them readable by id"
   auto other = sluice::WorkflowRun::by_id(run.id(), home.path);
   CHECK(other.get_status() == sluice::RunState::kSucceeded);
   auto results = other.get_results(false);
-  CHECK(results.size() == 3);  // midpoint.1, total, noop
+  REQUIRE(results.size() == 3);  // midpoint.1, total, noop
   CHECK(sluice::from_value<Point>(*results.find("midpoint.1")) == Point{2, 1});
   CHECK(results.find("total")->get<double>() == 50.0);
   CHECK(results.find("noop")->is_null());

@@ -30,6 +30,10 @@ struct CoordinatorOptions {
   Millis progress_interval{250};
   // Set from a signal handler (Ctrl-C): the run is cancelled cleanly.
   const std::atomic<bool>* interrupt = nullptr;
+  // Set from a signal handler (SIGTERM, as Slurm sends at a time limit): running
+  // attempts are killed and waited for, the run is NOT cancelled, and run() returns
+  // RunState::kRunning; `sluice resume` finishes it later.
+  const std::atomic<bool>* stop = nullptr;
   // Reuse earlier successful attempts with the same cache key (see cache.hpp), and file
   // this run's successes for later runs. Tasks with `cache = false` always run.
   bool use_cache = true;
@@ -96,6 +100,8 @@ class Coordinator {
   void seal_artifact(Completion& c);
   std::string final_artifact(TaskId t) const;
   void write_run_view();
+  // After SIGTERM: kills running attempts, leaves the run resumable. Returns kRunning.
+  Expected<RunState> stop_attempts();
   // After an attempt exited 0: adds the children it requested (children/*.toml in its
   // attempt directory) to the workflow, graph, scheduler and the pending store update,
   // all or nothing; a bad request fails the attempt (c.failure says why).

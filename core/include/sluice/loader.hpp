@@ -33,6 +33,10 @@ struct LoadOptions {
   bool check_executables = true;
 };
 
+// The largest workflow file load_workflow_file() reads (a declared sweep of 100,000
+// tasks is about 10 MiB; larger sweeps belong in `matrix`).
+inline constexpr std::size_t kMaxWorkflowFileBytes = 32u * 1024 * 1024;
+
 // Reads and validates a workflow file. On failure returns every problem found (at
 // least one), each with file:line:col.
 tl::expected<Workflow, Diagnostics> load_workflow_file(const std::string& path,

@@ -126,10 +126,11 @@ class Map {
   Map() = default;
   Map(std::initializer_list<Entry> entries);
 
-  std::size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  const_iterator begin() const { return entries_.begin(); }
-  const_iterator end() const { return entries_.end(); }
+  // Defined after Value (clang instantiates them eagerly and needs Value complete).
+  std::size_t size() const;
+  bool empty() const;
+  const_iterator begin() const;
+  const_iterator end() const;
 
   // The value under `key`, or nullptr.
   const Value* find(std::string_view key) const;
@@ -208,6 +209,11 @@ class Value {
  private:
   Storage v_;
 };
+
+inline std::size_t Map::size() const { return entries_.size(); }
+inline bool Map::empty() const { return entries_.empty(); }
+inline Map::const_iterator Map::begin() const { return entries_.begin(); }
+inline Map::const_iterator Map::end() const { return entries_.end(); }
 
 // "null", "bool", "int64", "float64", "string", "array", "list", "map".
 constexpr const char* type_name(Value::Type t) {

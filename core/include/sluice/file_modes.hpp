@@ -1,0 +1,20 @@
+// The permissions of what Sluice creates in its home: run and attempt directories,
+// captured logs, sealed artifacts and the store. Private to the user by default
+// (directories 0700, files 0600); `SLUICE_UMASK` (octal, e.g. 027 to share with the
+// group) loosens them. Read once per process; thread-safe after the first call.
+#pragma once
+
+#include <sys/types.h>
+
+namespace sluice {
+
+struct FileModes {
+  mode_t dir = 0700;
+  mode_t file = 0600;
+};
+
+// 0777 & ~mask for directories, 0666 & ~mask for files, mask = SLUICE_UMASK or 077.
+// A malformed SLUICE_UMASK is ignored (the private default applies).
+const FileModes& file_modes();
+
+}  // namespace sluice
