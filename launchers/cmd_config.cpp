@@ -1,4 +1,4 @@
-// `sluice config save|list|show`: named backend configurations, so that a login-node
+// `sluice config save|list|show|remove`: named backend configurations, so that a login-node
 // session types `sluice run wf.toml --config cluster` instead of a dozen options. Stored
 // as SLUICE_HOME/configs/NAME.toml:
 //
@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 
 #include "commands.hpp"
 #include "sluice/backend_registry.hpp"
@@ -47,54 +47,49 @@ int cmd_save(const Globals& g, const SaveArgs& a) {
   check_name(a.name);
   if (auto names = backend_names(); std::find(names.begin(), names.end(), a.backend) == names.end())
     throw CliError(kExitBadInput, "unknown backend '" + a.backend + "'");
-  toml::table options;
+  Config c{a.name, a.backend, {}};
   for (const auto& kv : a.options) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0)
       throw CliError(kExitBadInput, "option '" + kv + "' is not KEY=VALUE");
-    options.insert_or_assign(kv.substr(0, eq), kv.substr(eq + 1));
+    c.options[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   // Options are checked by creating the backend once: a typo fails now, not at run time.
-  BackendOptions check;
-  for (auto&& [k, v] : options) check.extra[std::string(k.str())] = *v.value<std::string>();
-  if (auto b = create_backend(a.backend, check); !b) fail(b.error());
-
-  toml::table doc;
-  doc.insert("backend", a.backend);
-  doc.insert("options", std::move(options));
-  std::error_code ec;
-  fs::create_directories(config_dir(g), ec);
-  const fs::path path = config_dir(g) / (a.name + ".toml");
-  std::ofstream out(path);
-  out << doc << "\n";
-  if (!out.flush()) throw CliError(kExitInternal, "cannot write " + path.string());
-  std::printf("saved configuration %s (%s)\n", a.name.c_str(), path.c_str());
+  auto options = c.backend_options();
+  if (!options) throw CliError(kExitBadInput, options.error().message);
+  if (auto b = create_backend(a.backend, *options); !b) fail(b.error());
+  if (auto saved = c.save(g.home); !saved) throw CliError(kExitInternal, saved.error().message);
+  std::printf("saved configuration %s (%s)\n", a.name.c_str(),
+              (config_dir(g) / (a.name + ".toml")).c_str());
   return kExitOk;
 }
 
+std::string options_text(const SavedConfig& c) {
+  std::string opts;
+  for (const auto& [k, v] : c.options) opts += (opts.empty() ? "" : " ") + k + "=" + v;
+  return opts;
+}
+
 int cmd_list(const Globals& g) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(config_dir(g), ec))
-    if (e.path().extension() == ".toml") names.push_back(e.path().stem().string());
-  std::sort(names.begin(), names.end());
   Table t({"NAME", "BACKEND", "OPTIONS"});
-  for (const auto& n : names) {
+  for (const auto& n : Config::list(g.home)) {
     SavedConfig c = load_config(g, n);
-    std::string opts;
-    for (const auto& [k, v] : c.options) opts += (opts.empty() ? "" : " ") + k + "=" + v;
-    t.add({n, c.backend, opts});
+    t.add({n, c.backend, options_text(c)});
   }
   t.print(stdout);
   return kExitOk;
 }
 
+// What a run with --config NAME would use, wherever it was found (this home, the
+// user's ~/.config/sluice, built in), as the TOML that would save it.
 int cmd_show(const Globals& g, const std::string& name) {
-  load_config(g, name);  // exists and parses
-  const fs::path path = config_dir(g) / (name + ".toml");
-  std::ifstream in(path);
-  std::printf("# %s\n%s", path.c_str(),
-              std::string(std::istreambuf_iterator<char>(in), {}).c_str());
+  SavedConfig c = load_config(g, name);
+  toml::table doc;
+  doc.insert("backend", c.backend);
+  for (const auto& [k, v] : c.options) doc.insert(k, v);
+  std::ostringstream text;
+  text << doc;
+  std::printf("# configuration %s\n%s\n", name.c_str(), text.str().c_str());
   return kExitOk;
 }
 
