@@ -5,8 +5,10 @@
 //   mpirun -n N sluice resume RUN --backend mpi
 //
 // Rank 0 runs the ordinary coordinator (scheduler, run store) with an MpiBackend; every
-// other rank is a worker (mpi_worker.hpp) that starts attempts as its own child
-// processes. Launches, kills and completions travel as MPI messages (mpi_wire.hpp);
+// other rank is a worker (mpi_worker.hpp) that starts command attempts as its own child
+// processes and runs SDK function tasks in-process (a program built with the SDK is
+// its own worker: `mpirun -n N ./app run --backend mpi`). Workers make the attempt
+// directories, not rank 0. Launches, kills and completions travel as MPI messages (mpi_wire.hpp);
 // attempt directories, logs and artifacts live on the shared filesystem as on every
 // backend. Capacity = the sum of the workers' slots; each launch goes to the worker
 // with the most free cores that can hold it, and waits inside the backend when no

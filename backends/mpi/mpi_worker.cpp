@@ -5,10 +5,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -67,6 +69,12 @@ std::vector<std::string> worker_gpus(const BackendOptions& options, const MpiSes
   const int first = i * chunk + std::min(i, extra);
   const int count = chunk + (i < extra ? 1 : 0);
   return std::vector<std::string>(node.begin() + first, node.begin() + first + count);
+}
+
+// ATTEMPT_DIR's parent (the task directory) and ATTEMPT_DIR itself.
+bool make_attempt_dir(const std::string& dir) {
+  ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
+  return ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
 }
 
 bool is_mpi_variable(std::string_view entry) {
@@ -231,6 +239,15 @@ class Worker {
       } else {
         failed.code = function_runner()(l);
       }
+      failed.ended_us = wall_us();
+      sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
+      return;
+    }
+    // Rank 0 leaves making attempt directories to the workers (mpi_backend.hpp).
+    if (!make_attempt_dir(l.attempt_dir)) {
+      failed.kind = ExitKind::kLaunchFailed;
+      failed.code = -1;
+      failed.reason = "cannot create " + l.attempt_dir + ": " + std::strerror(errno);
       failed.ended_us = wall_us();
       sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
       return;

@@ -52,6 +52,10 @@ class WorkflowRun {
   static WorkflowRun prepare(const Flow& flow, const Config& config, RunOptions options = {});
   // Opens the run `id` (or a unique prefix) read-only.
   static WorkflowRun by_id(const std::string& id, const std::string& home = "");
+  // Opens the run `id` (or a unique prefix) to execute it in this process with `config`
+  // and `options` (a detached `submit` prepares in one process and runs in another).
+  // The store is opened for writing only by run().
+  static WorkflowRun attach(const std::string& id, const Config& config, RunOptions options);
 
   WorkflowRun(WorkflowRun&&) noexcept;
   WorkflowRun& operator=(WorkflowRun&&) noexcept;
