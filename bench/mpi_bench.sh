@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The MPI backend's per-task cost: n no-op command tasks (`true`) through
-# `mpirun -n R sluice run --backend mpi`, and m no-op C++ function tasks through
+# `mpirun -n R sluice run --backend mpi`, and m no-op C++ function tasks (distinct
+# arguments, so none comes from the cache) through
 # `mpirun -n R functions_bench run --backend mpi` (an SDK program: its ranks run the
 # functions in-process), for R = 3 and 5 (2 and 4 workers), next to the MPI round-trip
 # latency measured by bench/mpi/pingpong.c with the same ranks, and the `local` backend
@@ -70,7 +71,7 @@ for ranks in $ranks_list; do
   # Function tasks: wall_s is rank 0's whole sluice::main (waiting for the workers'
   # hellos, creating the run, every state change), without mpirun's own start.
   ok=1
-  line="$(FB_TOOL=sluice-mpi FB_N="$m" SLUICE_HOME="$work/home-fn-$ranks" \
+  line="$(FB_TOOL=sluice-mpi FB_SHAPE=distinct FB_N="$m" SLUICE_HOME="$work/home-fn-$ranks" \
           mpirun --oversubscribe --bind-to none -n "$ranks" "$functions" run --backend mpi -q \
           </dev/null 2>"$work/err-fn-$ranks" | grep '^workload=')" || ok=0
   wall="$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")"

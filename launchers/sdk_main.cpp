@@ -58,6 +58,8 @@ Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
     if (!found) throw cli::CliError(cli::kExitBadInput, found.error().message);
     c = std::move(*found);
   }
+  // Every task of a Flow is a function: let MPI workers queue them (mpi_backend.hpp).
+  if (c.backend == "mpi" && !c.options.count("queue_per_slot")) c.options["queue_per_slot"] = "64";
   if (a.cpus > 0) c.options["cpus"] = std::to_string(a.cpus);
   if (a.gpus >= 0) c.options["gpus"] = std::to_string(a.gpus);
   if (!a.executors.empty()) {

@@ -15,6 +15,12 @@
 // single worker can hold it yet (its cores and GPUs are split across workers). No rank
 // spins: waiting ranks sleep in steps growing to 1 ms.
 //
+// Option queue_per_slot=D (default 1; 64 in programs built with the SDK, whose tasks are
+// functions): capacity counts D attempts per worker core. Function tasks then queue on
+// their worker and run back to back without a round trip to rank 0 each; command tasks
+// still start only on a free core and otherwise wait in rank 0's queue (their
+// max_exec_time counts from the launch, so keep D at 1 for timed command tasks).
+//
 // Handles: "mpi:HOST:ATTEMPT_DIR". abandon() asks one worker on HOST to kill whatever
 // still runs with that SLUICE_ATTEMPT_DIR (processes an earlier, killed job left).
 //

@@ -73,11 +73,14 @@ bool Coordinator::try_cache(const Launch& l, const std::string& dir,
                  spec.name.c_str(), e.run_id.c_str());
     return false;
   }
-  // In-process backends make attempt directories lazily: a hit must make its own.
-  std::error_code dir_ec;
-  fs::create_directories(dir, dir_ec);
   const std::string src_artifact = artifact_path(e.attempt_dir);
-  if (exists(src_artifact) && !link_or_copy(src_artifact, artifact_path(dir))) {
+  const bool has_artifact = exists(src_artifact);
+  if (has_artifact || !spec.outputs.empty()) {
+    // In-process backends make attempt directories lazily: a hit must make its own.
+    std::error_code dir_ec;
+    fs::create_directories(dir, dir_ec);
+  }
+  if (has_artifact && !link_or_copy(src_artifact, artifact_path(dir))) {
     std::fprintf(stderr,
                  "sluice: warning: cache entry for task '%s' (run %s) not used: cannot link "
                  "%s into %s; running the task\n",
