@@ -9,7 +9,7 @@
 # numbers only within one invocation). One line per run:
 #
 #   workload=mpi_sweep tool=sluice-mpi ranks=3 n=1000 wall_s=… tasks_per_s=… us_per_task=… mpi_rtt_us=…
-#   workload=mpi_functions tool=sluice-mpi ranks=3 n=50000 wall_s=… tasks_per_s=… us_per_task=… mpi_rtt_us=…
+#   workload=mpi_functions tool=sluice-mpi ranks=3 cache=0 n=50000 wall_s=… tasks_per_s=… us_per_task=… mpi_rtt_us=…
 #
 #   bench/mpi_bench.sh [N [M]]        N command tasks (default 1000), M function tasks
 #                                     (default 50000)
@@ -69,19 +69,24 @@ for ranks in $ranks_list; do
   }'
 
   # Function tasks: wall_s is rank 0's whole sluice::main (waiting for the workers'
-  # hellos, creating the run, every state change), without mpirun's own start.
-  ok=1
-  line="$(FB_TOOL=sluice-mpi FB_SHAPE=distinct FB_N="$m" SLUICE_HOME="$work/home-fn-$ranks" \
-          mpirun --oversubscribe --bind-to none -n "$ranks" "$functions" run --backend mpi -q \
-          </dev/null 2>"$work/err-fn-$ranks" | grep '^workload=')" || ok=0
-  wall="$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")"
-  [[ "$line" == *" ok=1"* ]] || ok=0
-  if (( ! ok )); then
-    echo "mpi_bench: function tasks, ranks=$ranks failed:" >&2
-    tail -n 5 "$work/err-fn-$ranks" >&2
-  fi
-  awk -v r="$ranks" -v n="$m" -v w="${wall:-0}" -v rtt="${rtt:-nan}" -v ok="$ok" 'BEGIN {
-    printf "workload=mpi_functions tool=sluice-mpi ranks=%d n=%d wall_s=%.3f tasks_per_s=%.0f us_per_task=%.2f mpi_rtt_us=%s ok=%d\n",
-           r, n, w, (w > 0 ? n / w : 0), w * 1e6 / n, rtt, ok
-  }'
+  # hellos, creating the run, every state change), without mpirun's own start. cache=0
+  # is the dispatch path (--no-cache); cache=1 adds a cache lookup and a cache entry per
+  # task (the default for runs).
+  for cache in 0 1; do
+    flag=(); (( cache )) || flag=(--no-cache)
+    ok=1
+    line="$(FB_TOOL=sluice-mpi FB_SHAPE=distinct FB_N="$m" SLUICE_HOME="$work/home-fn-$ranks-$cache" \
+            mpirun --oversubscribe --bind-to none -n "$ranks" "$functions" run --backend mpi -q \
+            "${flag[@]}" </dev/null 2>"$work/err-fn-$ranks" | grep '^workload=')" || ok=0
+    wall="$(sed -n 's/.* wall_s=\([0-9.]*\).*/\1/p' <<<"$line")"
+    [[ "$line" == *" ok=1"* ]] || ok=0
+    if (( ! ok )); then
+      echo "mpi_bench: function tasks, ranks=$ranks failed:" >&2
+      tail -n 5 "$work/err-fn-$ranks" >&2
+    fi
+    awk -v r="$ranks" -v n="$m" -v w="${wall:-0}" -v rtt="${rtt:-nan}" -v ok="$ok" -v c="$cache" 'BEGIN {
+      printf "workload=mpi_functions tool=sluice-mpi ranks=%d cache=%d n=%d wall_s=%.3f tasks_per_s=%.0f us_per_task=%.2f mpi_rtt_us=%s ok=%d\n",
+             r, c, n, w, (w > 0 ? n / w : 0), w * 1e6 / n, rtt, ok
+    }'
+  done
 done

@@ -47,6 +47,7 @@ struct RunVerbArgs {
   int gpus = -1;
   std::vector<std::string> executors;
   bool quiet = false;
+  bool no_cache = false;
 };
 
 Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
@@ -92,9 +93,10 @@ int execute(WorkflowRun& run, bool quiet) {
   return state == RunState::kSucceeded ? cli::kExitOk : cli::kExitFailed;
 }
 
-RunOptions run_options(const cli::Globals& g, bool quiet) {
+RunOptions run_options(const cli::Globals& g, bool quiet, bool no_cache = false) {
   RunOptions o;
   o.home = g.home;
+  o.use_cache = !no_cache;
   o.interrupt = &g_interrupted;
   if (!quiet && ::isatty(STDERR_FILENO)) {
     o.on_progress = [](std::size_t done, std::size_t total, bool final) {
@@ -196,7 +198,7 @@ int submit(const cli::Globals& g, const RunVerbArgs& a, const Flow& flow) {
     std::fprintf(stderr, "submitted run %s (coordinator log: %s)\n", id.c_str(), log.c_str());
     return kExitOk;
   }
-  auto run = WorkflowRun::attach(id, config, run_options(g, true));
+  auto run = WorkflowRun::attach(id, config, run_options(g, true, a.no_cache));
   return execute(run, false);
 }
 
@@ -232,6 +234,7 @@ int main(int argc, char** argv, const Flow& flow) {
     cmd->add_option("--gpus", a.gpus, "GPUs to hand out")->check(CLI::Range(0, 4096));
     cmd->add_option("--executors", a.executors, "executor labels offered")->delimiter(',');
     cmd->add_flag("-q,--quiet", a.quiet, "print only the run's id and final state");
+    cmd->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
   };
   auto* run = app.add_subcommand("run", "run this program's workflow until it ends");
   add_run_options(run);
@@ -242,7 +245,7 @@ int main(int argc, char** argv, const Flow& flow) {
       auto options = config.backend_options();
       if (!options) fail(options.error());
       if (auto status = enter_worker(config.backend, *options)) return *status;
-      auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet));
+      auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet, a.no_cache));
       return execute(r, a.quiet);
     });
   });

@@ -34,6 +34,8 @@ FunctionTaskRunner& function_runner() {
 
 std::atomic<int> g_stop_signal{0};
 
+constexpr int kMaxBatch = 256;  // messages handled between two reports to rank 0
+
 void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
 }
@@ -171,7 +173,8 @@ class Worker {
     for (;;) {
       bool busy = false;
       int from = 0, tag = 0;
-      while (try_receive(0, from, tag, bytes)) {
+      // At most a bounded batch, so finished functions are reported while more arrive.
+      for (int n = 0; n < kMaxBatch && try_receive(0, from, tag, bytes); ++n) {
         busy = true;
         if (tag == kTagShutdown) return 0;
         handle(tag, bytes);
@@ -180,7 +183,10 @@ class Worker {
       abandoned_.clear();
       sends_.progress();
 
-      done_.clear();
+      // Function tasks that ran while draining the messages go back with the processes'
+      // completions: one message for the batch.
+      done_.swap(functions_done_);
+      functions_done_.clear();
       local_->poll(done_, std::chrono::milliseconds(0));
       if (!done_.empty()) {
         sends_.send(0, kTagCompletions, encode_completions(done_));
@@ -236,11 +242,13 @@ class Worker {
         failed.kind = ExitKind::kLaunchFailed;
         failed.code = -1;
         failed.reason = "function task '" + l.function + "': no function runner in this worker";
-      } else {
-        failed.code = function_runner()(l);
+        failed.ended_us = wall_us();
+        sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
+        return;
       }
+      failed.code = function_runner()(l);
       failed.ended_us = wall_us();
-      sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
+      functions_done_.push_back(std::move(failed));
       return;
     }
     // Rank 0 leaves making attempt directories to the workers (mpi_backend.hpp).
@@ -279,6 +287,7 @@ class Worker {
   SendQueue sends_;
   TaskSpec spec_;  // scratch: the local backend reads it only during launch()
   std::vector<Completion> done_;
+  std::vector<Completion> functions_done_;  // reported after the current batch of messages
   std::set<std::string> abandoned_;
 };
 

@@ -147,6 +147,7 @@ RunState WorkflowRun::run() {
   if (m.run.state != RunState::kSubmitted) check(coord.restore_from_store());
   CoordinatorOptions co;
   co.interrupt = m.options.interrupt;
+  co.use_cache = m.options.use_cache;
   if (m.options.on_progress) {
     co.on_progress = [&](const Scheduler& s, bool final) {
       std::size_t total = 0, done = 0;

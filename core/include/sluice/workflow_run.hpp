@@ -43,6 +43,7 @@ struct RunOptions {
   // Called about every 250 ms and at the end with (finished tasks, all tasks).
   std::function<void(std::size_t done, std::size_t total, bool final)> on_progress;
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. on SIGINT) to cancel the run
+  bool use_cache = true;  // false: run every task, reuse nothing from earlier runs
 };
 
 class WorkflowRun {
