@@ -1,11 +1,13 @@
-// Read-only commands: ps, psw, pss, psf, get, logs. They open the store read-only, so
+// Read-only commands: ps, psw, pss, psf, get, logs, wait. They open the store read-only, so
 // they work from any terminal while a coordinator writes.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "commands.hpp"
 #include "sluice/run_lock.hpp"
@@ -174,6 +176,41 @@ int cmd_logs(const Globals& g, const LogsArgs& a) {
   return kExitOk;
 }
 
+// Blocks until the run ends. A run left "running" by a dead coordinator never ends by
+// itself: that is reported (exit 1) instead of waiting forever.
+int cmd_wait(const Globals& g, const std::string& id, double timeout_s) {
+  auto store = open_store(g, RunStore::Mode::kReadOnly);
+  RunRecord run = find_run(*store, id);
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<std::int64_t>(timeout_s * 1000));
+  auto delay = std::chrono::milliseconds(10);
+  while (!is_terminal(run.state)) {
+    if (run.state == RunState::kRunning && !RunLock::is_held(store->run_dir(run.id))) {
+      // The coordinator may have written its final state and exited since the read.
+      auto again = store->get_run(run.id);
+      if (again && is_terminal(again->state)) {
+        run = std::move(*again);
+        break;
+      }
+      std::fprintf(stderr, "run %s is orphaned: its coordinator stopped (sluice resume %s)\n",
+                   run.id.c_str(), run.id.c_str());
+      return kExitFailed;
+    }
+    if (timeout_s > 0 && std::chrono::steady_clock::now() >= until) {
+      std::fprintf(stderr, "run %s is still %s after %g s\n", run.id.c_str(),
+                   std::string(to_string(run.state)).c_str(), timeout_s);
+      return kExitFailed;
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(200));
+    auto r = store->get_run(run.id);
+    if (!r) fail(r.error());
+    run = std::move(*r);
+  }
+  std::printf("run %s %s\n", run.id.c_str(), std::string(to_string(run.state)).c_str());
+  return run.state == RunState::kSucceeded ? kExitOk : kExitFailed;
+}
+
 }  // namespace
 
 void add_query_commands(CLI::App& app, Globals& g) {
@@ -216,6 +253,14 @@ void add_query_commands(CLI::App& app, Globals& g) {
   logs->add_flag("--stdout", la.only_stdout, "only stdout");
   logs->add_flag("--stderr", la.only_stderr, "only stderr");
   logs->callback([&g] { g_exit_code = cmd_logs(g, la); });
+
+  static std::string wait_id;
+  static double wait_timeout_s = 0;
+  auto* wait = app.add_subcommand(
+      "wait", "block until a run ends; exit 0 if it succeeded, 1 if it failed or was cancelled");
+  wait->add_option("run", wait_id, "run id or unique prefix")->required();
+  wait->add_option("--timeout", wait_timeout_s, "give up after this many seconds (exit 1)");
+  wait->callback([&g] { g_exit_code = cmd_wait(g, wait_id, wait_timeout_s); });
 }
 
 }  // namespace sluice::cli

@@ -1,5 +1,6 @@
 // `sluice run`, `sluice validate`, `sluice resume`: load, check, then coordinate a run
-// in the foreground with live progress.
+// in the foreground with live progress. `sluice submit`: the same checks, then the
+// coordinator detaches and the command prints the run id.
 #include <signal.h>
 #include <unistd.h>
 
@@ -7,7 +8,10 @@
 #include <chrono>
 #include <cstdio>
 
+#include <filesystem>
+
 #include "commands.hpp"
+#include "detach.hpp"
 #include "progress.hpp"
 #include "sluice/backend_registry.hpp"
 #include "sluice/coordinator.hpp"
@@ -190,6 +194,57 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   return coordinate(*store, *backend, wf, *run, false, a);
 }
 
+// Everything that can be wrong with the input is checked here, before detaching, so a bad
+// file is reported as `file:line:col` with exit 2 and leaves no run behind.
+int cmd_submit(const Globals& g, const RunArgs& a) {
+  Workflow wf = load_or_reject(a.file);
+  std::string backend_name;
+  (void)backend_options(g, a, &backend_name);
+  if (backend_name == "mpi")
+    throw CliError(kExitBadInput,
+                   "the mpi backend's coordinator is rank 0 of an MPI job: start it with "
+                   "`mpirun -n N sluice run --backend mpi FILE` (or `sluice sbatch`), not submit");
+  {
+    // Made only to check the workflow against its capacity; the daemon makes its own
+    // (no backend threads or connections may cross the fork).
+    auto backend = make_backend(g, a);
+    if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
+  }
+  if (!a.run_id.empty() && !is_run_id(a.run_id))
+    throw CliError(kExitBadInput, "'" + a.run_id + "' is not a run id");
+  std::string run_id, log_path;
+  {
+    auto store = open_store(g, RunStore::Mode::kReadWrite);
+    auto revision = store->register_workflow(wf);
+    if (!revision) fail(revision.error());
+    auto run =
+        store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id, backend_name);
+    if (!run) fail(run.error());
+    run_id = run->id;
+    const std::string dir = store->run_dir(run_id);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    log_path = dir + "/coordinator.log";
+  }
+  auto side = detach(log_path);
+  if (!side) fail(side.error());
+  if (*side == DetachedSide::kCaller) {
+    std::printf("%s\n", run_id.c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "submitted run %s (coordinator log: %s)\n", run_id.c_str(),
+                 log_path.c_str());
+    return kExitOk;
+  }
+  auto store = open_store(g, RunStore::Mode::kReadWrite);
+  RunRecord run = find_run(*store, run_id);
+  auto backend = make_backend(g, a);
+  std::printf("run %s %s:%s:%d (%zu tasks, backend %s, detached)\n", run.id.c_str(),
+              wf.project.c_str(), wf.name.c_str(), run.revision, wf.tasks.size(),
+              backend->name().c_str());
+  std::fflush(stdout);
+  return coordinate(*store, *backend, wf, run, false, a);
+}
+
 int cmd_validate(const Globals& g, const RunArgs& a) {
   Workflow wf = load_or_reject(a.file);
   if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
@@ -262,6 +317,14 @@ void add_run_commands(CLI::App& app, Globals& g) {
   run->add_option("--progress-every", a.progress_every_s,
                   "seconds between progress lines when not on a terminal");
   run->callback([&] { g_exit_code = cmd_run(g, a); });
+
+  auto* submit = app.add_subcommand(
+      "submit", "start a run in the background; print its id (then: wait, get, logs RUN)");
+  submit->add_option("file", a.file, "workflow file (TOML)")->required();
+  add_backend_options(submit, a);
+  submit->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
+  submit->add_option("--run-id", a.run_id, "use this (new) run id instead of making one");
+  submit->callback([&] { g_exit_code = cmd_submit(g, a); });
 
   auto* validate = app.add_subcommand("validate", "check a workflow file without running it");
   validate->add_option("file", a.file, "workflow file (TOML)")->required();

@@ -10,13 +10,23 @@
 #include <cstdio>
 #include <cstring>
 
+#include <filesystem>
+
 #include "commands.hpp"
+#include "detach.hpp"
 #include "inproc_backend.hpp"
 #include "local_backend.hpp"
 #include "sluice/flow.hpp"
+#include "sluice/loader.hpp"
 #include "sluice/sdk_main.hpp"
 #include "sluice/workflow_run.hpp"
 #include "value_json.hpp"
+#ifdef SLUICE_WITH_MPI
+#include <fstream>
+
+#include "mpi_backend.hpp"
+#include "mpi_worker.hpp"
+#endif
 
 namespace sluice::cli {
 int g_exit_code = kExitOk;
@@ -32,10 +42,12 @@ struct RunVerbArgs {
   std::string config = "inproc";
   std::string backend;
   std::string run;
+  std::string workflow;  // submit's optional WORKFLOW: must name this program's
   int cpus = 0;
   int gpus = -1;
   std::vector<std::string> executors;
   bool quiet = false;
+  bool no_cache = false;
 };
 
 Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
@@ -47,6 +59,8 @@ Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
     if (!found) throw cli::CliError(cli::kExitBadInput, found.error().message);
     c = std::move(*found);
   }
+  // Every task of a Flow is a function: let MPI workers queue them (mpi_backend.hpp).
+  if (c.backend == "mpi" && !c.options.count("queue_per_slot")) c.options["queue_per_slot"] = "64";
   if (a.cpus > 0) c.options["cpus"] = std::to_string(a.cpus);
   if (a.gpus >= 0) c.options["gpus"] = std::to_string(a.gpus);
   if (!a.executors.empty()) {
@@ -79,9 +93,10 @@ int execute(WorkflowRun& run, bool quiet) {
   return state == RunState::kSucceeded ? cli::kExitOk : cli::kExitFailed;
 }
 
-RunOptions run_options(const cli::Globals& g, bool quiet) {
+RunOptions run_options(const cli::Globals& g, bool quiet, bool no_cache = false) {
   RunOptions o;
   o.home = g.home;
+  o.use_cache = !no_cache;
   o.interrupt = &g_interrupted;
   if (!quiet && ::isatty(STDERR_FILENO)) {
     o.on_progress = [](std::size_t done, std::size_t total, bool final) {
@@ -101,6 +116,92 @@ int guarded(F f) {
   }
 }
 
+#ifdef SLUICE_WITH_MPI
+// An MPI worker rank runs function tasks in its own process, on its MPI thread: no
+// process start per task. What the task writes to sluice::log() goes to the attempt's
+// stdout file; why it failed, to its stderr file.
+int run_function_on_rank(const mpi::WireLaunch& l) {
+  FunctionAttempt a;
+  a.function = l.function;
+  a.arguments = l.arguments;
+  a.task = l.name;
+  a.attempt = l.attempt;
+  a.attempt_dir = l.attempt_dir;
+  auto env = [&l](const std::string& name) {
+    for (const auto& [k, v] : l.env)
+      if (k == name) return v;
+    return std::string();
+  };
+  a.run_id = env("SLUICE_RUN_ID");
+  a.output = env("SLUICE_OUTPUT");
+  a.input = env;
+  std::string why;
+  const int code = execute_function_attempt(a, why);
+  if (code != 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(l.attempt_dir, ec);
+    std::ofstream(l.attempt_dir + "/stderr", std::ios::app) << why << '\n';
+  }
+  return code;
+}
+#endif
+
+// `submit`: bad input (a malformed flow, an unknown configuration, a task no slot can
+// hold) is reported here, synchronously, before any run exists; then the coordinator
+// detaches and the caller prints the run id.
+int submit(const cli::Globals& g, const RunVerbArgs& a, const Flow& flow) {
+  using namespace sluice::cli;
+  if (!a.workflow.empty() && a.workflow != flow.name() &&
+      a.workflow != flow.project() + ":" + flow.name())
+    throw CliError(kExitBadInput, "this program's workflow is " + flow.project() + ":" +
+                                      flow.name() + ", not '" + a.workflow + "'");
+  const Config config = pick_config(g, a);
+  if (config.backend == "mpi")
+    throw CliError(kExitBadInput,
+                   "the mpi backend's coordinator is rank 0 of an MPI job: start it with "
+                   "`mpirun -n N APP run --backend mpi`, not submit");
+  {
+    Workflow wf;
+    try {
+      wf = flow.build();
+    } catch (const std::invalid_argument& e) {
+      throw CliError(kExitBadInput, e.what());
+    }
+    auto options = config.backend_options();
+    if (!options) fail(options.error());
+    // Only to check capacity: the daemon makes its own (no threads may cross the fork).
+    auto backend = create_backend(config.backend, *options);
+    if (!backend) fail(backend.error());
+    if (auto d = check_against_capacity(wf, (*backend)->capacity()); !d.empty()) {
+      for (const auto& x : d) std::fprintf(stderr, "%s\n", x.format().c_str());
+      throw CliError(kExitBadInput, "nothing was submitted");
+    }
+  }
+  std::string id;
+  {
+    auto run = WorkflowRun::prepare(flow, config, run_options(g, true));
+    id = run.id();
+  }
+  std::string log;
+  {
+    auto store = open_store(g, RunStore::Mode::kReadOnly);
+    const std::string dir = store->run_dir(id);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    log = dir + "/coordinator.log";
+  }
+  auto side = detach(log);
+  if (!side) fail(side.error());
+  if (*side == DetachedSide::kCaller) {
+    std::printf("%s\n", id.c_str());
+    std::fflush(stdout);
+    std::fprintf(stderr, "submitted run %s (coordinator log: %s)\n", id.c_str(), log.c_str());
+    return kExitOk;
+  }
+  auto run = WorkflowRun::attach(id, config, run_options(g, true, a.no_cache));
+  return execute(run, false);
+}
+
 }  // namespace
 
 int main(int argc, char** argv, const Flow& flow) {
@@ -111,6 +212,10 @@ int main(int argc, char** argv, const Flow& flow) {
 
   register_local_backend();
   register_inproc_backend();
+#ifdef SLUICE_WITH_MPI
+  register_mpi_backend();
+  mpi::set_function_task_runner(run_function_on_rank);
+#endif
   const std::string program = argc > 0 ? argv[0] : "app";
   CLI::App app{"workflow " + flow.project() + ":" + flow.name() + " (built with the Sluice SDK)",
                program};
@@ -129,12 +234,18 @@ int main(int argc, char** argv, const Flow& flow) {
     cmd->add_option("--gpus", a.gpus, "GPUs to hand out")->check(CLI::Range(0, 4096));
     cmd->add_option("--executors", a.executors, "executor labels offered")->delimiter(',');
     cmd->add_flag("-q,--quiet", a.quiet, "print only the run's id and final state");
+    cmd->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
   };
   auto* run = app.add_subcommand("run", "run this program's workflow until it ends");
   add_run_options(run);
   run->callback([&] {
     g_exit_code = guarded([&] {
-      auto r = WorkflowRun::prepare(flow, pick_config(g, a), run_options(g, a.quiet));
+      const Config config = pick_config(g, a);
+      // Under mpirun every rank runs this verb: workers serve here, before the store.
+      auto options = config.backend_options();
+      if (!options) fail(options.error());
+      if (auto status = enter_worker(config.backend, *options)) return *status;
+      auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet, a.no_cache));
       return execute(r, a.quiet);
     });
   });
@@ -147,11 +258,19 @@ int main(int argc, char** argv, const Flow& flow) {
       return kExitOk;
     });
   });
+  auto* submit_cmd =
+      app.add_subcommand("submit", "start a run in the background; print its id at once");
+  submit_cmd->add_option("workflow", a.workflow, "this program's workflow (it has only one)");
+  add_run_options(submit_cmd);
+  submit_cmd->callback([&] { g_exit_code = guarded([&] { return submit(g, a, flow); }); });
   auto* start = app.add_subcommand("start", "execute a prepared run, or resume a stopped one");
   start->add_option("run", a.run, "run id or unique prefix")->required();
   start->add_flag("-q,--quiet", a.quiet, "print only the run's id and final state");
+  start->add_option("--backend", a.backend, "mpi: under mpirun, the ranks that serve as workers");
   start->callback([&] {
     g_exit_code = guarded([&] {
+      if (!a.backend.empty())
+        if (auto status = enter_worker(a.backend, BackendOptions{})) return *status;
       auto r = WorkflowRun::by_id(a.run, g.home);
       return execute(r, a.quiet);
     });

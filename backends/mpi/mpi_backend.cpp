@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <unordered_map>
@@ -35,6 +36,8 @@ class MpiBackend final : public Backend {
  public:
   explicit MpiBackend(const BackendOptions& options) : session_(MpiSession::get()) {
     capacity_.executors = options.executors;
+    if (auto it = options.extra.find("queue_per_slot"); it != options.extra.end())
+      depth_ = std::clamp(std::atoi(it->second.c_str()), 1, 1 << 12);
   }
 
   // Collects every worker's hello; fails when a worker does not answer in time.
@@ -46,6 +49,10 @@ class MpiBackend final : public Backend {
   }
 
   std::string name() const override { return "mpi"; }
+  // Workers make attempt directories and open the logs themselves, in parallel, so
+  // rank 0 spends no file-system time per attempt (what lets it hand out tens of
+  // thousands of function tasks per second).
+  bool wants_attempt_dir() const override { return false; }
   Capacity capacity() const override { return capacity_; }
   Expected<std::string> launch(const LaunchRequest& request) override;
   void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override;
@@ -61,11 +68,13 @@ class MpiBackend final : public Backend {
     int gpus = 0;
     int free_cpus = 0;
     int free_gpus = 0;
+    int functions = 0;  // function tasks sent and not yet completed
   };
   struct Placed {
     int worker = 0;  // index into workers_
     int cpus = 0;
     int gpus = 0;
+    bool function = false;  // counted in Worker::functions, not in its cores
   };
   struct Queued {
     TaskId task = 0;
@@ -77,6 +86,8 @@ class MpiBackend final : public Backend {
 
   // The worker with the most free cores that can hold cpus/gpus now, or -1.
   int pick(int cpus, int gpus) const;
+  // The worker with the fewest function tasks queued, if it has room for one more, or -1.
+  int pick_for_function() const;
   void send_to(int worker, TaskId task, std::uint32_t attempt, int cpus, int gpus,
                std::vector<char> bytes);
   // Starts queued launches that fit now, oldest first.
@@ -89,6 +100,9 @@ class MpiBackend final : public Backend {
   std::vector<Worker> workers_;
   std::vector<int> worker_of_rank_;  // world rank -> index in workers_
   int max_cpus_ = 0, max_gpus_ = 0;  // of a single worker
+  // Attempts handed out per worker core: above 1, function tasks queue on their worker
+  // (which runs them back to back) instead of costing a round trip each.
+  int depth_ = 1;
   std::unordered_map<std::uint64_t, Placed> placed_;
   std::deque<Queued> queued_;
   std::vector<Completion> ready_;  // killed while queued: reported by the next poll()
@@ -133,7 +147,7 @@ Expected<void> MpiBackend::connect() {
   capacity_.cpus = capacity_.gpus = 0;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     worker_of_rank_[static_cast<std::size_t>(workers_[i].rank)] = static_cast<int>(i);
-    capacity_.cpus += workers_[i].cpus;
+    capacity_.cpus += workers_[i].cpus * depth_;
     capacity_.gpus += workers_[i].gpus;
     max_cpus_ = std::max(max_cpus_, workers_[i].cpus);
     max_gpus_ = std::max(max_gpus_, workers_[i].gpus);
@@ -147,6 +161,17 @@ int MpiBackend::pick(int cpus, int gpus) const {
     const Worker& w = workers_[i];
     if (w.free_cpus < cpus || w.free_gpus < gpus) continue;
     if (best < 0 || w.free_cpus > workers_[static_cast<std::size_t>(best)].free_cpus)
+      best = static_cast<int>(i);
+  }
+  return best;
+}
+
+int MpiBackend::pick_for_function() const {
+  int best = -1;
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    const Worker& w = workers_[i];
+    if (w.functions >= std::max(1, w.cpus) * depth_) continue;
+    if (best < 0 || w.functions < workers_[static_cast<std::size_t>(best)].functions)
       best = static_cast<int>(i);
   }
   return best;
@@ -172,6 +197,17 @@ Expected<std::string> MpiBackend::launch(const LaunchRequest& request) {
                           std::to_string(max_cpus_) + " cpus and " + std::to_string(max_gpus_) +
                           " GPUs");
   std::vector<char> bytes = mpi::encode_launch(request);
+  // In-process functions without GPUs: queued on the least loaded worker, which runs
+  // them one after another on its MPI thread.
+  if (!spec.function.empty() && gpus == 0) {
+    if (const int worker = pick_for_function(); worker >= 0) {
+      Worker& w = workers_[static_cast<std::size_t>(worker)];
+      ++w.functions;
+      placed_[key_of(request.task, request.attempt)] = Placed{worker, 0, 0, true};
+      sends_.send(w.rank, mpi::kTagLaunch, std::move(bytes));
+      return "mpi:" + w.host + ":" + request.attempt_dir;
+    }
+  }
   const int worker = queued_.empty() ? pick(cpus, gpus) : -1;
   std::string handle = "mpi:";
   if (worker >= 0) {
@@ -217,6 +253,7 @@ bool MpiBackend::receive(std::vector<Completion>& out) {
       if (it == placed_.end()) continue;
       Worker& w = workers_[static_cast<std::size_t>(it->second.worker)];
       w.free_cpus += it->second.cpus;
+      if (it->second.function) --w.functions;
       w.free_gpus += it->second.gpus;
       placed_.erase(it);
     }

@@ -5,13 +5,21 @@
 //   mpirun -n N sluice resume RUN --backend mpi
 //
 // Rank 0 runs the ordinary coordinator (scheduler, run store) with an MpiBackend; every
-// other rank is a worker (mpi_worker.hpp) that starts attempts as its own child
-// processes. Launches, kills and completions travel as MPI messages (mpi_wire.hpp);
+// other rank is a worker (mpi_worker.hpp) that starts command attempts as its own child
+// processes and runs SDK function tasks in-process (a program built with the SDK is
+// its own worker: `mpirun -n N ./app run --backend mpi`). Workers make the attempt
+// directories, not rank 0. Launches, kills and completions travel as MPI messages (mpi_wire.hpp);
 // attempt directories, logs and artifacts live on the shared filesystem as on every
 // backend. Capacity = the sum of the workers' slots; each launch goes to the worker
 // with the most free cores that can hold it, and waits inside the backend when no
 // single worker can hold it yet (its cores and GPUs are split across workers). No rank
 // spins: waiting ranks sleep in steps growing to 1 ms.
+//
+// Option queue_per_slot=D (default 1; 64 in programs built with the SDK, whose tasks are
+// functions): capacity counts D attempts per worker core. Function tasks then queue on
+// their worker and run back to back without a round trip to rank 0 each; command tasks
+// still start only on a free core and otherwise wait in rank 0's queue (their
+// max_exec_time counts from the launch, so keep D at 1 for timed command tasks).
 //
 // Handles: "mpi:HOST:ATTEMPT_DIR". abandon() asks one worker on HOST to kill whatever
 // still runs with that SLUICE_ATTEMPT_DIR (processes an earlier, killed job left).

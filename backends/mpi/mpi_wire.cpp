@@ -108,7 +108,8 @@ std::vector<char> encode_launch(const LaunchRequest& request) {
   w.str(spec.name);
   w.strs(request.command ? *request.command : spec.command);
   w.str(request.shell ? *request.shell : spec.shell);
-  w.str("");  // function: TaskSpec has no function tasks yet (SDK branch)
+  w.str(spec.function);
+  w.str(spec.arguments);
   w.pairs(spec.env);
   w.pairs(request.env);
   w.str(spec.workdir);
@@ -127,6 +128,7 @@ Expected<WireLaunch> decode_launch(std::span<const char> bytes) {
   l.command = r.strs();
   l.shell = r.str();
   l.function = r.str();
+  l.arguments = r.str();
   l.spec_env = r.pairs();
   l.env = r.pairs();
   l.workdir = r.str();

@@ -40,6 +40,7 @@ struct WireLaunch {
   std::vector<std::string> command;
   std::string shell;
   std::string function;
+  std::string arguments;  // the function's bound arguments (TaskSpec::arguments)
   std::vector<std::pair<std::string, std::string>> spec_env;  // the task's `env`
   std::vector<std::pair<std::string, std::string>> env;       // LaunchRequest::env
   std::string workdir;

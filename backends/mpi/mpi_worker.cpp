@@ -5,10 +5,12 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +33,8 @@ FunctionTaskRunner& function_runner() {
 }
 
 std::atomic<int> g_stop_signal{0};
+
+constexpr int kMaxBatch = 256;  // messages handled between two reports to rank 0
 
 void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
@@ -67,6 +71,12 @@ std::vector<std::string> worker_gpus(const BackendOptions& options, const MpiSes
   const int first = i * chunk + std::min(i, extra);
   const int count = chunk + (i < extra ? 1 : 0);
   return std::vector<std::string>(node.begin() + first, node.begin() + first + count);
+}
+
+// ATTEMPT_DIR's parent (the task directory) and ATTEMPT_DIR itself.
+bool make_attempt_dir(const std::string& dir) {
+  ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
+  return ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
 }
 
 bool is_mpi_variable(std::string_view entry) {
@@ -163,7 +173,8 @@ class Worker {
     for (;;) {
       bool busy = false;
       int from = 0, tag = 0;
-      while (try_receive(0, from, tag, bytes)) {
+      // At most a bounded batch, so finished functions are reported while more arrive.
+      for (int n = 0; n < kMaxBatch && try_receive(0, from, tag, bytes); ++n) {
         busy = true;
         if (tag == kTagShutdown) return 0;
         handle(tag, bytes);
@@ -172,7 +183,10 @@ class Worker {
       abandoned_.clear();
       sends_.progress();
 
-      done_.clear();
+      // Function tasks that ran while draining the messages go back with the processes'
+      // completions: one message for the batch.
+      done_.swap(functions_done_);
+      functions_done_.clear();
       local_->poll(done_, std::chrono::milliseconds(0));
       if (!done_.empty()) {
         sends_.send(0, kTagCompletions, encode_completions(done_));
@@ -228,9 +242,20 @@ class Worker {
         failed.kind = ExitKind::kLaunchFailed;
         failed.code = -1;
         failed.reason = "function task '" + l.function + "': no function runner in this worker";
-      } else {
-        failed.code = function_runner()(l);
+        failed.ended_us = wall_us();
+        sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
+        return;
       }
+      failed.code = function_runner()(l);
+      failed.ended_us = wall_us();
+      functions_done_.push_back(std::move(failed));
+      return;
+    }
+    // Rank 0 leaves making attempt directories to the workers (mpi_backend.hpp).
+    if (!make_attempt_dir(l.attempt_dir)) {
+      failed.kind = ExitKind::kLaunchFailed;
+      failed.code = -1;
+      failed.reason = "cannot create " + l.attempt_dir + ": " + std::strerror(errno);
       failed.ended_us = wall_us();
       sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
       return;
@@ -262,6 +287,7 @@ class Worker {
   SendQueue sends_;
   TaskSpec spec_;  // scratch: the local backend reads it only during launch()
   std::vector<Completion> done_;
+  std::vector<Completion> functions_done_;  // reported after the current batch of messages
   std::set<std::string> abandoned_;
 };
 

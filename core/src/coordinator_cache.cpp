@@ -74,7 +74,19 @@ bool Coordinator::try_cache(const Launch& l, const std::string& dir,
     return false;
   }
   const std::string src_artifact = artifact_path(e.attempt_dir);
-  if (exists(src_artifact) && !link_or_copy(src_artifact, artifact_path(dir))) return false;
+  const bool has_artifact = exists(src_artifact);
+  if (has_artifact || !spec.outputs.empty()) {
+    // In-process backends make attempt directories lazily: a hit must make its own.
+    std::error_code dir_ec;
+    fs::create_directories(dir, dir_ec);
+  }
+  if (has_artifact && !link_or_copy(src_artifact, artifact_path(dir))) {
+    std::fprintf(stderr,
+                 "sluice: warning: cache entry for task '%s' (run %s) not used: cannot link "
+                 "%s into %s; running the task\n",
+                 spec.name.c_str(), e.run_id.c_str(), src_artifact.c_str(), dir.c_str());
+    return false;
+  }
   for (std::size_t i = 0; i < spec.outputs.size(); ++i) {
     const std::string kept = kept_output_path(e.attempt_dir, i);
     if (!exists(kept)) return false;

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <map>
 #include <mutex>
 
@@ -26,6 +28,20 @@ Registry& registry() {
   return r;
 }
 
+thread_local TaskContext* t_current = nullptr;
+
+// Makes `ctx` the calling thread's current task for sluice::log() while in scope.
+class CurrentTask {
+ public:
+  explicit CurrentTask(TaskContext& ctx) : saved_(t_current) { t_current = &ctx; }
+  ~CurrentTask() { t_current = saved_; }
+  CurrentTask(const CurrentTask&) = delete;
+  CurrentTask& operator=(const CurrentTask&) = delete;
+
+ private:
+  TaskContext* saved_;
+};
+
 }  // namespace
 
 void register_function(FunctionInfo info) {
@@ -43,6 +59,7 @@ const FunctionInfo* find_function(std::string_view key) {
 }
 
 Expected<Value> invoke_function(const FunctionInfo& f, TaskContext& ctx, std::vector<Value>& args) {
+  CurrentTask current(ctx);
   try {
     return f.invoke(ctx, args);
   } catch (const std::exception& e) {
@@ -50,6 +67,24 @@ Expected<Value> invoke_function(const FunctionInfo& f, TaskContext& ctx, std::ve
   } catch (...) {
     return make_error(ErrorCode::kBackend, f.key() + ": unknown exception");
   }
+}
+
+TaskContext::~TaskContext() = default;
+
+std::ostream& TaskContext::log() {
+  if (stdout_is_log) return std::cout;
+  if (log_) return *log_;
+  if (attempt_dir.empty()) return std::clog;
+  std::error_code ec;  // in-process attempts make their directory on first use
+  std::filesystem::create_directories(attempt_dir, ec);
+  auto file = std::make_unique<std::ofstream>(attempt_dir + "/stdout", std::ios::app);
+  if (!*file) return std::clog;
+  log_ = std::move(file);
+  return *log_;
+}
+
+std::ostream& log() {
+  return t_current ? t_current->log() : std::clog;
 }
 
 std::string TaskContext::add_child(const ChildRequest& child) {
@@ -61,25 +96,20 @@ std::string TaskContext::add_child(const ChildRequest& child) {
   return *path;
 }
 
-int run_worker(const char* function, const char* arguments) {
-  const FunctionInfo* f = find_function(function);
+int execute_function_attempt(const FunctionAttempt& a, std::string& why) {
+  const FunctionInfo* f = find_function(a.function);
   if (!f) {
-    std::fprintf(stderr, "sluice worker: no function registered as '%s' in this program\n",
-                 function);
+    why = "no function registered as '" + a.function + "' in this program";
     return 2;
   }
-  auto args = decode_arguments(arguments);
+  auto args = decode_arguments(a.arguments);
   if (!args) {
-    std::fprintf(stderr, "sluice worker: %s\n", args.error().message.c_str());
+    why = args.error().message;
     return 2;
   }
-  auto env = [](const char* name) {
-    const char* v = std::getenv(name);
-    return std::string(v ? v : "");
-  };
   // A parent that returned nothing left no artifact: its result is null.
   auto parent_result = [&](const ArgumentRef& r) -> Expected<Value> {
-    const std::string path = env(input_env_name(r.parent).c_str());
+    const std::string path = a.input ? a.input(input_env_name(r.parent)) : std::string();
     if (path.empty()) return Value();
     auto reader = ArtifactReader::open(path);
     if (!reader) return tl::unexpected(reader.error());
@@ -92,52 +122,78 @@ int run_worker(const char* function, const char* arguments) {
   };
   std::vector<Value> values;
   values.reserve(args->size());
-  for (Argument& a : *args) {
-    if (a.kind == Argument::Kind::kValue) {
-      values.push_back(std::move(a.value));
+  for (Argument& arg : *args) {
+    if (arg.kind == Argument::Kind::kValue) {
+      values.push_back(std::move(arg.value));
       continue;
     }
     List gathered;
-    for (const ArgumentRef& r : a.refs) {
+    for (const ArgumentRef& r : arg.refs) {
       auto v = parent_result(r);
       if (!v) {
-        std::fprintf(stderr, "sluice worker: input from '%s': %s\n", r.parent.c_str(),
-                     v.error().message.c_str());
+        why = "input from '" + r.parent + "': " + v.error().message;
         return 2;
       }
       gathered.push_back(std::move(*v));
     }
-    if (a.kind == Argument::Kind::kResult) {
+    if (arg.kind == Argument::Kind::kResult) {
       values.push_back(gathered.empty() ? Value() : std::move(gathered.front()));
     } else {
       values.push_back(Value(std::move(gathered)));
     }
   }
-  TaskContext ctx;
-  ctx.run_id = env("SLUICE_RUN_ID");
-  ctx.task = env("SLUICE_TASK");
-  ctx.attempt = static_cast<std::uint32_t>(std::strtoul(env("SLUICE_ATTEMPT").c_str(), nullptr, 10));
-  ctx.attempt_dir = env("SLUICE_ATTEMPT_DIR");
-  auto result = invoke_function(*f, ctx, values);
-  std::fflush(stdout);
+  Expected<Value> result;
+  {
+    TaskContext ctx;  // closes the attempt's log before the attempt is reported done
+    ctx.run_id = a.run_id;
+    ctx.task = a.task;
+    ctx.attempt = a.attempt;
+    ctx.attempt_dir = a.attempt_dir;
+    ctx.stdout_is_log = a.stdout_is_log;
+    result = invoke_function(*f, ctx, values);
+  }
   if (!result) {
-    std::fprintf(stderr, "sluice worker: task failed: %s\n", result.error().message.c_str());
+    why = "task failed: " + result.error().message;
     return 1;
   }
   if (f->returns_void) return 0;
-  const std::string out = env("SLUICE_OUTPUT");
-  if (out.empty()) {
-    std::fprintf(stderr, "sluice worker: SLUICE_OUTPUT is not set\n");
+  if (a.output.empty()) {
+    why = "SLUICE_OUTPUT is not set";
     return 2;
   }
-  auto w = ArtifactWriter::create(out);
+  std::error_code ec;  // in-process attempts make their directory on first use
+  std::filesystem::create_directories(a.attempt_dir, ec);
+  auto w = ArtifactWriter::create(a.output);
   Expected<void> ok = w ? w->put(kResultKey, *result) : tl::unexpected(w.error());
   if (ok) ok = w->commit();
   if (!ok) {
-    std::fprintf(stderr, "sluice worker: cannot write the result: %s\n", ok.error().message.c_str());
+    why = "cannot write the result: " + ok.error().message;
     return 1;
   }
   return 0;
+}
+
+int run_worker(const char* function, const char* arguments) {
+  auto env = [](const std::string& name) {
+    const char* v = std::getenv(name.c_str());
+    return std::string(v ? v : "");
+  };
+  FunctionAttempt a;
+  a.function = function;
+  a.arguments = arguments;
+  a.run_id = env("SLUICE_RUN_ID");
+  a.task = env("SLUICE_TASK");
+  a.attempt = static_cast<std::uint32_t>(std::strtoul(env("SLUICE_ATTEMPT").c_str(), nullptr, 10));
+  a.attempt_dir = env("SLUICE_ATTEMPT_DIR");
+  a.output = env("SLUICE_OUTPUT");
+  a.input = env;
+  a.stdout_is_log = true;
+  std::string why;
+  const int code = execute_function_attempt(a, why);
+  std::cout.flush();
+  std::fflush(stdout);
+  if (code != 0) std::fprintf(stderr, "sluice worker: %s\n", why.c_str());
+  return code;
 }
 
 }  // namespace sluice

@@ -244,6 +244,40 @@ std::string content_hash(const Workflow& wf) {
   return h.hex();
 }
 
+// A sub-workflow nested in itself (directly or not) would recurse forever.
+thread_local int t_sub_depth = 0;
+constexpr int kMaxSubDepth = 8;
+
+// The shell script of a sub-workflow task: the whole sub-workflow runs as one `sluice
+// run` with a home of its own inside the attempt directory (no second writer on the
+// outer store), under `mpirun -n RANKS` for backend "mpi" (inside a Slurm job, mpirun
+// finds the allocation's --ntasks). Its run id and final results go into the task's
+// artifact (`run`, `results` as JSON). The content hash makes an edit of the sub-workflow
+// a new revision and a cache miss. No braces: {…} would be taken for placeholders.
+std::string sub_workflow_shell(const std::string& path, const std::string& hash,
+                               const std::string& backend, int ranks, int cpus) {
+  std::string q = "'";
+  for (char c : path) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  q += "'";
+  std::string s = "# sub-workflow " + path + " (content " + hash + ")\n";
+  s += "set -e\nstatus=0\nsub=\"$SLUICE_ATTEMPT_DIR/sub\"\nmkdir -p \"$sub\"\n";
+  if (backend == "mpi") {
+    s += "root=\nif [ \"$(id -u)\" = 0 ]; then root=--allow-run-as-root; fi\n";
+    s += "mpirun $root --oversubscribe -n " + std::to_string(ranks) +
+         " sluice run --backend mpi --quiet --home \"$sub/home\" " + q +
+         " </dev/null >\"$sub/out\"";
+  } else {
+    s += "sluice run --cpus " + std::to_string(cpus) + " --quiet --home \"$sub/home\" " + q +
+         " </dev/null >\"$sub/out\"";
+  }
+  s += " || status=$?\ncat \"$sub/out\"\n";
+  s += "run=$(sed -n 's/^run \\([^ ]*\\) .*/\\1/p' \"$sub/out\" | head -n 1)\n";
+  s += "if [ -n \"$run\" ]; then\n  sluice put run \"$run\"\n";
+  s += "  sluice put results \"$(sluice results --home \"$sub/home\" \"$run\" --json)\"\nfi\n";
+  s += "exit $status\n";
+  return s;
+}
+
 }  // namespace
 
 // ---- the passes, in order --------------------------------------------------------------
@@ -254,10 +288,38 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
   for (RawTask& raw : doc.tasks) {
     const Fields& f = raw.fields;
     bool has_command = f.command.present, has_shell = f.shell.present;
-    if (has_command && has_shell) {
-      r.error(raw.pos, "task '" + raw.name + "' sets both 'command' and 'shell' (use one)");
-    } else if (!has_command && !has_shell) {
-      r.error(raw.pos, "task '" + raw.name + "' needs a 'command' (argv) or a 'shell' string");
+    const bool has_sub = f.workflow.present;
+    if (has_command + has_shell + has_sub > 1) {
+      r.error(raw.pos, "task '" + raw.name +
+                           "' sets more than one of 'command', 'shell' and 'workflow' (use one)");
+    } else if (!has_command && !has_shell && !has_sub) {
+      r.error(raw.pos, "task '" + raw.name +
+                           "' needs a 'command' (argv), a 'shell' string or a 'workflow' file");
+    }
+    if (!has_sub && f.backend.present)
+      r.error(f.backend.key_pos, "'backend' applies to a sub-workflow task ('workflow = FILE')");
+    const std::string sub_backend = f.backend.value.value_or("local");
+    if (f.ranks.present && sub_backend != "mpi")
+      r.error(f.ranks.key_pos, "'ranks' applies to a sub-workflow with backend = \"mpi\"");
+    std::string sub_shell;
+    if (has_sub && f.workflow.value && !has_command && !has_shell) {
+      const std::string path = normal_dir(fs::path(wf.base_dir) / *f.workflow.value);
+      if (t_sub_depth >= kMaxSubDepth) {
+        r.error(f.workflow.value_pos, "sub-workflows nested more than " +
+                                          std::to_string(kMaxSubDepth) + " deep (a cycle?)");
+      } else {
+        ++t_sub_depth;
+        auto sub = load_workflow_file(path);
+        --t_sub_depth;
+        if (!sub) {
+          r.error(f.workflow.value_pos, "sub-workflow '" + *f.workflow.value + "' is invalid:");
+          for (auto& d : sub.error()) r.add(std::move(d));
+        } else {
+          sub_shell =
+              sub_workflow_shell(path, sub->content_hash, sub_backend, f.ranks.value.value_or(2),
+                                 pick(f.cpus, d.cpus).value.value_or(1));
+        }
+      }
     }
 
     std::vector<Params> instances =
@@ -287,7 +349,7 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
       for (const auto& arg : f.command.value.value_or(std::vector<std::string>{})) {
         t.command.push_back(substitute(arg, params));
       }
-      t.shell = substitute(f.shell.value.value_or(""), params);
+      t.shell = has_sub ? sub_shell : substitute(f.shell.value.value_or(""), params);
       t.cpus = pick(f.cpus, d.cpus).value.value_or(1);
       t.gpus = pick(f.gpus, d.gpus).value.value_or(0);
       t.memory_mib = pick(f.memory, d.memory).value.value_or(0);
@@ -305,6 +367,12 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
         t.workdir = wf.base_dir;
       }
       t.cache = pick(f.cache, d.cache).value.value_or(true);
+      if (has_sub && sub_backend == "mpi") {
+        // One Slurm job of `ranks` tasks (mpirun inside it starts one rank per task);
+        // elsewhere (local) the MPI job holds a single slot and oversubscribes.
+        t.cpus = 1;
+        t.slurm_extra.push_back("--ntasks=" + std::to_string(f.ranks.value.value_or(2)));
+      }
       for (const auto& out : f.outputs.value.value_or(std::vector<std::string>{}))
         t.outputs.push_back(substitute(out, params));
       t.params = params;

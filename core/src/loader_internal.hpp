@@ -47,6 +47,10 @@ struct Fields {
   Field<bool> cache;
   Field<std::vector<std::string>> outputs;
   Field<std::string> before;  // child requests only: the task the child must finish before
+  // A sub-workflow task: `workflow` (a TOML file) run as one task, by `backend` ("mpi":
+  // one MPI job of `ranks` ranks, one Slurm job under the slurm backend; absent: local).
+  Field<std::string> workflow, backend;
+  Field<int> ranks;
   // [tasks.NAME.slurm]: placement keys, and `extra` sbatch options.
   Field<Params> slurm;
   std::vector<std::string> slurm_extra;
@@ -76,6 +80,8 @@ class Reporter {
     if (!seen_.emplace(pos.line, pos.column, message).second) return;
     diags_.push_back(Diagnostic{file_, pos, std::move(message)});
   }
+  // A diagnostic about another file (a sub-workflow's).
+  void add(Diagnostic d) { diags_.push_back(std::move(d)); }
   const Diagnostics& diagnostics() const { return diags_; }
   Diagnostics take();
 

@@ -33,14 +33,15 @@ const std::vector<std::string> kWorkflowKeys = {"name",        "project",      "
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
     "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix",
-    "cache",   "outputs",       "slurm"};
+    "cache",   "outputs",       "slurm", "workflow", "backend", "ranks"};
 // clang-format on
-const std::vector<std::string> kTaskOnlyKeys = {"after", "matrix", "command", "shell", "outputs"};
+const std::vector<std::string> kTaskOnlyKeys = {"after",   "matrix",   "command", "shell",
+                                                "outputs", "workflow", "backend", "ranks"};
 // A child request: like a task, but it names its downstream task instead of parents.
 const std::vector<std::string> kChildKeys = [] {
   std::vector<std::string> keys;
   for (const auto& k : kTaskKeys)
-    if (k != "after") keys.push_back(k);
+    if (k != "after" && k != "workflow" && k != "backend" && k != "ranks") keys.push_back(k);
   keys.push_back("before");
   return keys;
 }();
@@ -253,6 +254,16 @@ class FieldReader {
         read_env(f.env, k, v);
       } else if (key == "matrix") {
         read_matrix(f.matrix, k, v);
+      } else if (key == "workflow") {
+        read_string(f.workflow, k, v, "workflow", /*allow_empty=*/false);
+      } else if (key == "backend") {
+        read_string(f.backend, k, v, "backend", /*allow_empty=*/false);
+        if (f.backend.value && *f.backend.value != "mpi" && *f.backend.value != "local") {
+          f.backend.value.reset();
+          error(v, "a sub-workflow's 'backend' is \"mpi\" (one MPI job) or \"local\"");
+        }
+      } else if (key == "ranks") {
+        read_int(f.ranks, k, v, "ranks", 2, 1 << 16);
       } else if (key == "before") {
         read_string(f.before, k, v, "before", /*allow_empty=*/false);
       } else if (key == "cache") {

@@ -115,6 +115,14 @@ WorkflowRun WorkflowRun::by_id(const std::string& id, const std::string& home) {
   return WorkflowRun(std::move(impl));
 }
 
+WorkflowRun WorkflowRun::attach(const std::string& id, const Config& config, RunOptions options) {
+  WorkflowRun run = by_id(id, options.home);
+  run.impl_->config = config;
+  options.home = run.impl_->home;
+  run.impl_->options = std::move(options);
+  return run;
+}
+
 const std::string& WorkflowRun::id() const { return impl_->run.id; }
 std::string WorkflowRun::workflow_id() const { return impl_->run.workflow_id(); }
 
@@ -139,6 +147,7 @@ RunState WorkflowRun::run() {
   if (m.run.state != RunState::kSubmitted) check(coord.restore_from_store());
   CoordinatorOptions co;
   co.interrupt = m.options.interrupt;
+  co.use_cache = m.options.use_cache;
   if (m.options.on_progress) {
     co.on_progress = [&](const Scheduler& s, bool final) {
       std::size_t total = 0, done = 0;

@@ -7,7 +7,6 @@
 // Tasks are plain functions; the workflow is code that calls them. A user type (Model)
 // travels between tasks through its sluice::Codec.
 #include <cmath>
-#include <cstdio>
 #include <sluice/sdk.hpp>
 #include <string>
 #include <vector>
@@ -57,9 +56,10 @@ Model pick_best(const std::vector<Model>& models) {
   Model best = models.front();
   for (const Model& m : models)
     if (m.loss < best.loss) best = m;
-  // In a worker process this goes to the attempt's stdout (`sluice logs RUN pick_best`).
-  std::printf("best of %zu: learning_rate=%g layers=%d\n", models.size(), best.learning_rate,
-              best.layers);
+  // The attempt's log (`sluice logs RUN pick_best`) on every backend; std::cout would
+  // reach it only where each task has a process of its own.
+  sluice::log() << "best of " << models.size() << ": learning_rate=" << best.learning_rate
+                << " layers=" << best.layers << '\n';
   return best;
 }
 

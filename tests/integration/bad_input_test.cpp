@@ -1,4 +1,5 @@
-// Malformed workflows are rejected before anything runs: file:line:col, exit code 2,
+// Malformed workflows are rejected before anything runs (by run, validate and submit,
+// which checks before detaching): file:line:col, exit code 2,
 // and no store is created.
 #include <catch2/catch.hpp>
 
@@ -37,6 +38,12 @@ const BadCase kCases[] = {
     {"empty matrix",
      "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"echo {p}\"\nmatrix = { p = [] }\n",
      "wf.toml:5:", "empty"},
+    {"backend without a sub-workflow",
+     "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\"\nbackend = \"mpi\"\n",
+     "wf.toml:5:1: error: ", "'backend' applies to a sub-workflow"},
+    {"missing sub-workflow",
+     "[workflow]\nname = \"x\"\n[tasks.a]\nworkflow = \"nope.toml\"\nbackend = \"mpi\"\n",
+     "wf.toml:4:", "sub-workflow 'nope.toml' is invalid"},
     {"more cpus than the backend has",
      "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\"\ncpus = 64\n",
      "wf.toml:5:", "needs 64 cpus"},
@@ -48,7 +55,7 @@ TEST_CASE("bad workflows exit 2 with file:line:col and leave no store", "[integr
   for (const auto& c : kCases) {
     ScratchDir dir;
     write_file(dir / "wf.toml", c.toml);
-    for (const char* verb : {"validate", "run"}) {
+    for (const char* verb : {"validate", "run", "submit"}) {
       auto r = run_sluice({verb, "--cpus", "2", "wf.toml"}, dir.path());
       INFO(c.what << " (" << verb << "): " << r.err);
       CHECK(r.exit_code == 2);

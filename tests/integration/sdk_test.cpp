@@ -159,3 +159,70 @@ TEST_CASE("a segfaulting function fails only its attempt under local", "[integra
   auto results = run_program(SLUICE_BINARY, {"results", id, "after_fine"}, dir.path());
   CHECK(results.out.find("41") != std::string::npos);
 }
+
+TEST_CASE("what a function writes to sluice::log() is its task's log on inproc and local",
+          "[integration][sdk][logs]") {
+  for (const std::string config : {"inproc", "local"}) {
+    INFO(config);
+    ScratchDir dir;
+    auto r =
+        run_program(SDK_CRASH_APP, {"run", "--config", config}, dir.path(), {"CRASH_APP_SAFE=1"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 1);  // `throws` fails
+    const std::string id = run_id_of(r.out);
+    auto logs = run_program(SLUICE_BINARY, {"logs", id, "fine"}, dir.path());
+    INFO(logs.err);
+    CHECK(logs.exit_code == 0);
+    CHECK(logs.out == "fine got 20\n");
+    CHECK(r.out.find("fine got") == std::string::npos);  // not on the coordinator's stdout
+    auto failed = run_program(SLUICE_BINARY, {"logs", id, "throws"}, dir.path());
+    CHECK(failed.err.find("this task always fails") != std::string::npos);
+  }
+}
+
+TEST_CASE("an unchanged SDK run on inproc comes from the cache", "[integration][sdk][cache]") {
+  ScratchDir dir;
+  auto first =
+      run_program(SDK_CRASH_APP, {"run", "--config", "inproc"}, dir.path(), {"CRASH_APP_SAFE=1"});
+  REQUIRE(first.exit_code == 1);
+  auto second =
+      run_program(SDK_CRASH_APP, {"run", "--config", "inproc"}, dir.path(), {"CRASH_APP_SAFE=1"});
+  INFO(second.out << second.err);
+  REQUIRE(second.exit_code == 1);
+  CHECK(second.err.find("warning") == std::string::npos);
+  const std::string id = run_id_of(second.out);
+  auto get = run_program(SLUICE_BINARY, {"get", id, "--json"}, dir.path());
+  auto doc = nlohmann::json::parse(get.out);
+  std::map<std::string, nlohmann::json> tasks;
+  for (const auto& t : doc["task_list"]) tasks[t["name"]] = t;
+  CHECK(tasks["fine"]["cached_from"].is_string());
+  CHECK(tasks["after_fine"]["cached_from"].is_string());
+  CHECK(tasks["throws"]["cached_from"].is_null());  // failures are never cached
+  auto results = run_program(SLUICE_BINARY, {"results", id, "after_fine"}, dir.path());
+  CHECK(results.out.find("41") != std::string::npos);
+  // A cached task did not run again: its log is the earlier attempt's, not a new one.
+  auto logs = run_program(SLUICE_BINARY, {"logs", id, "fine"}, dir.path());
+  CHECK(logs.out.find("fine got") == std::string::npos);
+}
+
+TEST_CASE("an SDK program submits its workflow and another process waits for it",
+          "[integration][sdk][submit]") {
+  ScratchDir dir;
+  auto fg = run_program(example("nested"), {"run", "--config", "inproc"}, dir.path());
+  REQUIRE(fg.exit_code == 0);
+  auto sub = run_program(example("nested"), {"submit", "nested", "--config", "local"}, dir.path());
+  INFO(sub.out << sub.err);
+  REQUIRE(sub.exit_code == 0);
+  const std::string id = sub.out.substr(0, sub.out.find('\n'));
+  auto wait = run_program(SLUICE_BINARY, {"wait", id, "--timeout", "120"}, dir.path());
+  INFO(wait.out << wait.err);
+  CHECK(wait.exit_code == 0);
+  auto a = run_program(SLUICE_BINARY, {"results", run_id_of(fg.out), "--json"}, dir.path());
+  auto b = run_program(SLUICE_BINARY, {"results", id, "--json"}, dir.path());
+  CHECK(nlohmann::json::parse(a.out)["results"] == nlohmann::json::parse(b.out)["results"]);
+
+  auto wrong = run_program(example("nested"), {"submit", "other_flow"}, dir.path());
+  CHECK(wrong.exit_code == 2);
+  auto unknown = run_program(example("nested"), {"submit", "--config", "no-such"}, dir.path());
+  CHECK(unknown.exit_code == 2);
+}

@@ -153,6 +153,40 @@ TEST_CASE("a 200-instance sweep is submitted as job arrays, not 200 jobs", "[slu
   CHECK(res.dump().find("\"t.199\"") != std::string::npos);
 }
 
+TEST_CASE("a sub-workflow marked backend = mpi runs as one Slurm job", "[slurm][mpi]") {
+  REQUIRE_SLURM();
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+  ScratchDir dir;
+  // 40 sweep points and their sum inside; prep ──> group ──> report outside.
+  std::string values;
+  for (int i = 1; i <= 40; ++i) values += (i > 1 ? ", " : "") + std::to_string(i);
+  write_file(dir / "inner.toml",
+             "[workflow]\nname = \"inner\"\n[tasks.sq]\nmatrix = { i = [" + values +
+                 "] }\nshell = \"sluice put v {i}\"\n[tasks.sum]\nafter = [\"sq\"]\n"
+                 "shell = \"s=0; for v in $(sluice inputs v); do s=$((s + v)); done; sluice put "
+                 "sum $s\"\n");
+  write_file(dir / "outer.toml",
+             "[workflow]\nname = \"outer_mpi_group\"\n[tasks.prep]\nshell = \"true\"\n"
+             "[tasks.group]\nafter = [\"prep\"]\nworkflow = \"inner.toml\"\nbackend = "
+             "\"mpi\"\nranks = 3\n[tasks.report]\nafter = [\"group\"]\nshell = \"sluice "
+             "put inner $(sluice get group run)\"\n");
+  auto r = run_sluice({"run", "outer.toml", "--backend", "slurm", "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // Three Slurm jobs in all: the 41 tasks inside the group cost the controller one.
+  auto rows = attempts(dir);
+  std::set<std::string> jobs;
+  for (const auto& a : rows)
+    if (a.handle.rfind("slurm:", 0) == 0) jobs.insert(job_of(a.handle));
+  CHECK(rows.size() == 3);
+  CHECK(jobs.size() == 3);
+  auto group = run_sluice({"results", run_id_of(r), "group", "--json"}, dir.path());
+  CHECK(group.out.find("820") != std::string::npos);  // 1 + 2 + … + 40
+  auto logs = run_sluice({"logs", run_id_of(r), "group"}, dir.path());
+  CHECK(logs.out.find("41 tasks, backend mpi") != std::string::npos);
+}
+
 TEST_CASE("a job past its time limit ends as TIMEOUT and is retried", "[slurm][slow]") {
   REQUIRE_SLURM();
   ScratchDir dir;

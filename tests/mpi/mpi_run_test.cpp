@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "support/run_queries.hpp"
 
@@ -261,4 +262,82 @@ TEST_CASE("without mpirun the mpi backend says how to start it and other backend
   // `sluice` itself (what every task's `sluice put` starts) does not link libmpi.
   auto maps = run_argv({"/usr/bin/ldd", SLUICE_BINARY}, dir.path());
   CHECK(maps.out.find("libmpi") == std::string::npos);
+}
+
+namespace {
+
+// A 10-point sweep and its sum (1² + … + 10² = 385): what the sub-workflow tests run.
+constexpr const char* kInnerSweep = R"toml([workflow]
+name = "inner"
+[tasks.sq]
+matrix = { i = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }
+shell = "sluice put v $(( {i} * {i} ))"
+[tasks.sum]
+after = ["sq"]
+shell = "s=0; for v in $(sluice inputs v); do s=$((s + v)); done; sluice put sum $s"
+)toml";
+
+//   prep ──> group (inner.toml: 10 + 1 tasks in one MPI job of 3 ranks) ──> report
+constexpr const char* kOuter = R"toml([workflow]
+name = "outer"
+[tasks.prep]
+shell = "true"
+[tasks.group]
+after = ["prep"]
+workflow = "inner.toml"
+backend = "mpi"
+ranks = 3
+[tasks.report]
+after = ["group"]
+shell = "sluice put inner $(sluice get group run)"
+)toml";
+
+}  // namespace
+
+TEST_CASE("a sub-workflow task with backend = mpi runs its tasks in one MPI job",
+          "[integration][mpi][group]") {
+  ScratchDir dir;
+  write_file(dir / "inner.toml", kInnerSweep);
+  write_file(dir / "outer.toml", kOuter);
+  auto r = run_sluice({"run", "outer.toml", "--cpus", "2", "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string id = run_id_of(r);
+  auto res = results_json(id, dir.path());
+  const std::string inner = result_of(res, "report", "inner").dump();
+  CHECK(inner.size() > 2);
+  auto logs = run_sluice({"logs", id, "group"}, dir.path());
+  CHECK(logs.out.find("11 tasks, backend mpi") != std::string::npos);
+  auto all = run_sluice({"results", id, "group", "--json"}, dir.path());
+  INFO(all.out);
+  CHECK(all.out.find("385") != std::string::npos);
+}
+
+TEST_CASE("a program built with the SDK runs its function tasks on MPI ranks",
+          "[integration][mpi][sdk]") {
+  ScratchDir dir;
+  const std::string app = std::string(SDK_EXAMPLES_DIR) + "/train_and_pick_model";
+  std::vector<std::string> argv{
+      SLUICE_MPIRUN, "--oversubscribe", "--bind-to", "none", "-n", "3", app,
+      "run",         "--backend",       "mpi"};
+  auto r = run_argv(argv, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto local = run_argv({app, "run", "--config", "inproc"}, dir.path());
+  REQUIRE(local.exit_code == 0);
+  // The same final results ("  pick_best = …" lines) on ranks as on threads.
+  auto finals = [](const std::string& out) {
+    std::string lines;
+    std::istringstream in(out);
+    for (std::string l; std::getline(in, l);)
+      if (l.rfind("  ", 0) == 0) lines += l + "\n";
+    return lines;
+  };
+  CHECK_FALSE(finals(r.out).empty());
+  CHECK(finals(r.out) == finals(local.out));
+  std::istringstream first(r.out);
+  std::string word, id;
+  first >> word >> id;
+  auto logs = run_sluice({"logs", id, "pick_best"}, dir.path());
+  CHECK(logs.out.find("best of 4") != std::string::npos);
 }

@@ -46,6 +46,21 @@ TEST_CASE("a launch request round-trips with the resolved command and both envir
   CHECK_FALSE(decode_launch(bytes));
 }
 
+TEST_CASE("a function task carries its function and bound arguments", "[mpi][wire]") {
+  TaskSpec spec;
+  spec.name = "train.1";
+  spec.command = {"/bin/app", "__sluice_worker", "train@1", std::string("x\0y", 3)};
+  spec.function = "train@1";
+  spec.arguments = std::string("x\0y", 3);
+  LaunchRequest req;
+  req.spec = &spec;
+  auto l = decode_launch(encode_launch(req));
+  REQUIRE(l);
+  CHECK(l->function == "train@1");
+  CHECK(l->arguments == spec.arguments);
+  CHECK(l->command == spec.command);
+}
+
 TEST_CASE("a shell task keeps its script", "[mpi][wire]") {
   TaskSpec spec;
   spec.name = "s";

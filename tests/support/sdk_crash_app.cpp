@@ -1,11 +1,14 @@
 // An SDK program whose tasks misbehave, for tests: `segv` dereferences null, `abort`
-// aborts, `throws` throws; `fine` and `after_fine` succeed.
+// aborts, `throws` throws; `fine` (which writes to its log) and `after_fine` succeed.
 #include <csignal>
 #include <cstdlib>
 #include <sluice/sdk.hpp>
 #include <stdexcept>
 
-int fine(int x) { return x * 2; }
+int fine(int x) {
+  sluice::log() << "fine got " << x << '\n';
+  return x * 2;
+}
 int after_fine(int x) { return x + 1; }
 int segv(int x) {
   volatile int* p = nullptr;

@@ -705,8 +705,9 @@ shell = ""
 )",
                      dir);
   REQUIRE(ds.size() == 5);
-  CHECK_AT(the(ds, "task 'none' needs a 'command' (argv) or a 'shell' string"), 3, 1);
-  CHECK_AT(the(ds, "task 'both' sets both 'command' and 'shell' (use one)"), 5, 1);
+  CHECK_AT(the(ds, "task 'none' needs a 'command' (argv), a 'shell' string or a 'workflow' file"),
+           3, 1);
+  CHECK_AT(the(ds, "task 'both' sets more than one of 'command', 'shell' and 'workflow'"), 5, 1);
   CHECK_AT(the(ds, "'shell' must not be empty"), 13, 9);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> at;
   for (const auto& d : ds) {
@@ -927,4 +928,52 @@ partiton = "long"
   CHECK(ds[0].message ==
         "unknown key 'partiton' in 'slurm' in task 'a' (did you mean 'partition'?)");
   CHECK_AT(ds[0], 6, 1);
+}
+
+TEST_CASE("a sub-workflow with backend = mpi becomes one task of one Slurm job of its ranks",
+          "[loader][subworkflow]") {
+  TempDir dir;
+  dir.write("inner.toml", "[workflow]\nname = \"inner\"\n[tasks.a]\nshell = \"true\"\n");
+  const char* outer = R"([workflow]
+name = "w"
+[tasks.group]
+workflow = "inner.toml"
+backend = "mpi"
+ranks = 5
+)";
+  Workflow wf = load_ok(outer, dir);
+  REQUIRE(wf.tasks.size() == 1);
+  const sluice::TaskSpec& t = wf.tasks[0];
+  CHECK(t.command.empty());
+  CHECK(t.shell.find("mpirun") != std::string::npos);
+  CHECK(t.shell.find(" -n 5 sluice run --backend mpi") != std::string::npos);
+  CHECK(t.shell.find((dir.path / "inner.toml").string()) != std::string::npos);
+  CHECK(t.cpus == 1);
+  CHECK(t.slurm_extra == std::vector<std::string>{"--ntasks=5"});
+  // Editing the sub-workflow changes the outer definition's hash (revision, cache key).
+  dir.write("inner.toml", "[workflow]\nname = \"inner\"\n[tasks.a]\nshell = \"false\"\n");
+  CHECK(load_ok(outer, dir).content_hash != wf.content_hash);
+}
+
+TEST_CASE("a broken sub-workflow is reported at its own file:line:col", "[loader][subworkflow]") {
+  TempDir dir;
+  dir.write("inner.toml",
+            "[workflow]\nname = \"inner\"\n[tasks.a]\nshell = \"true\"\nafter = [\"x\"]\n");
+  auto ds = load_bad(R"([workflow]
+name = "w"
+[tasks.group]
+workflow = "inner.toml"
+backend = "mpi"
+[tasks.other]
+shell = "true"
+ranks = 3
+backend = "slurm"
+)",
+                     dir);
+  CHECK_AT(the(ds, "sub-workflow 'inner.toml' is invalid"), 4, 12);
+  const Diagnostic inner = the(ds, "unknown task 'x'");
+  CHECK(inner.file.find("inner.toml") != std::string::npos);
+  CHECK(inner.pos.line == 5);
+  CHECK_AT(the(ds, "'ranks' applies to a sub-workflow"), 8, 1);
+  the(ds, "a sub-workflow's 'backend' is");
 }

@@ -8,8 +8,10 @@
 //
 // Parameters and the result go through sluice::Codec (codec.hpp). A function may take a
 // `sluice::TaskContext&` as its first parameter to learn where it runs or to add dynamic
-// children. A function reports failure by throwing; its attempt then fails with the
-// exception's message (and is retried if the call allows retries).
+// children, and may write to `sluice::log()` (or ctx.log()), which ends up in the
+// attempt's stdout log (`sluice logs RUN TASK`) on every backend. A function reports
+// failure by throwing; its attempt then fails with the exception's message (and is
+// retried if the call allows retries).
 //
 // Thread-safety: register every function before a run starts (at namespace scope or at
 // the top of main); lookups are then safe from any thread.
@@ -17,6 +19,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -33,18 +37,39 @@ namespace sluice {
 
 struct ChildRequest;
 
-// Where a function runs: one attempt of one task.
+// Where a function runs: one attempt of one task. Used by the one thread running it.
 class TaskContext {
  public:
   std::string run_id;
   std::string task;         // the task's full name ("pick_best.train_model.2")
   std::uint32_t attempt = 1;
   std::string attempt_dir;  // this attempt's directory (made on first use in-process)
+  // Set by process workers, whose stdout already is the attempt's stdout file.
+  bool stdout_is_log = false;
+
+  TaskContext() = default;
+  TaskContext(const TaskContext&) = delete;
+  TaskContext& operator=(const TaskContext&) = delete;
+  ~TaskContext();
 
   // Asks for a dynamic child task (children.hpp); it runs after this attempt succeeds.
   // Returns the request file's path. Throws std::runtime_error when it cannot be written.
   std::string add_child(const ChildRequest& child);
+
+  // This attempt's log: its stdout file, what `sluice logs RUN TASK` prints. Use it
+  // instead of std::cout: in-process backends (inproc, MPI workers) run many tasks on
+  // threads of one process, whose stdout cannot be split per task. In-process, the file
+  // is opened (append) on first use and closed when the attempt ends; when it cannot be
+  // opened, std::clog is returned.
+  std::ostream& log();
+
+ private:
+  std::unique_ptr<std::ostream> log_;
 };
+
+// The log of the attempt the calling thread is running (TaskContext::log()), or
+// std::clog outside a function task.
+std::ostream& log();
 
 // A registered function, type-erased: takes the decoded argument Values, returns the
 // result Value (null for void functions). Throws on failure.
@@ -67,6 +92,25 @@ const FunctionInfo* find_function(std::string_view key);
 
 // Calls `f` with `args`, turning an exception into kBackend "NAME@VERSION: what".
 Expected<Value> invoke_function(const FunctionInfo& f, TaskContext& ctx, std::vector<Value>& args);
+
+// One attempt of a function task executed by a worker (a process of the same program,
+// or an MPI rank): everything the attempt's environment says, as values.
+struct FunctionAttempt {
+  std::string function;   // "name@version"
+  std::string arguments;  // encode_arguments() text
+  std::string run_id, task, attempt_dir;
+  std::uint32_t attempt = 1;
+  std::string output;  // where the result artifact goes ($SLUICE_OUTPUT)
+  // The artifact path of parent `env_name` (SLUICE_INPUT_<PARENT>), "" when it has none.
+  std::function<std::string(const std::string& env_name)> input;
+  bool stdout_is_log = false;  // see TaskContext
+};
+
+// Runs `a`: decodes its arguments, reads the parents' results, calls the function and
+// writes its result artifact. Returns the exit status (0 ok, 1 the function threw or the
+// result could not be written, 2 bad arguments or unknown function) and, unless 0, why
+// in `why`. Thread-safe.
+int execute_function_attempt(const FunctionAttempt& a, std::string& why);
 
 // A handle to a registered function with signature R(Args...); cheap to copy.
 template <class Sig>

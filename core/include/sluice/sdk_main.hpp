@@ -11,7 +11,11 @@
 //   ./app run [--config NAME | --backend inproc|local] [--cpus N] [-q]
 //   ./app prepare                   registers a run without executing it; prints its id
 //   ./app start RUN                 executes a prepared run (or resumes a stopped one)
-//   ./app ps | get RUN | logs RUN TASK | results RUN | artifacts RUN TASK | workflows | …
+//   ./app submit [WORKFLOW] [--config NAME]   a detached run: prints its id and exits;
+//                                   the coordinator goes on in the background
+//   mpirun -n N ./app run --backend mpi      function tasks on MPI ranks (when built
+//                                   with SLUICE_WITH_MPI; ranks > 0 are workers)
+//   ./app ps | get RUN | wait RUN | logs RUN TASK | results RUN | artifacts RUN TASK | …
 //   ./app __sluice_worker FUNCTION ARGS   (hidden: what backends launch per attempt)
 //
 // Defined in the sluice_sdk library (launchers/), which also registers the inproc and

@@ -43,6 +43,7 @@ struct RunOptions {
   // Called about every 250 ms and at the end with (finished tasks, all tasks).
   std::function<void(std::size_t done, std::size_t total, bool final)> on_progress;
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. on SIGINT) to cancel the run
+  bool use_cache = true;  // false: run every task, reuse nothing from earlier runs
 };
 
 class WorkflowRun {
@@ -52,6 +53,10 @@ class WorkflowRun {
   static WorkflowRun prepare(const Flow& flow, const Config& config, RunOptions options = {});
   // Opens the run `id` (or a unique prefix) read-only.
   static WorkflowRun by_id(const std::string& id, const std::string& home = "");
+  // Opens the run `id` (or a unique prefix) to execute it in this process with `config`
+  // and `options` (a detached `submit` prepares in one process and runs in another).
+  // The store is opened for writing only by run().
+  static WorkflowRun attach(const std::string& id, const Config& config, RunOptions options);
 
   WorkflowRun(WorkflowRun&&) noexcept;
   WorkflowRun& operator=(WorkflowRun&&) noexcept;
