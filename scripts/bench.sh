@@ -20,6 +20,7 @@
 #   --tools   a subset of: sluice, make, floor, parallel, snakemake, dask
 #             (default sluice,make; with --compare every one installed)
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
+#   TMPDIR=DIR       where the runs happen (default /tmp; the header names its filesystem)
 #   ARTIFACT_BENCH=PATH  use this artifact_bench instead of build/bench/artifact_bench
 #
 # mapreduce: `map`, 1000 children computing i*i and `sluice put`-ing it, and a reduce
@@ -50,7 +51,7 @@ while [[ $# -gt 0 ]]; do
     --only=*) only="${1#*=}" ;;
     --tools) tools="${2:?--tools needs a list}"; shift ;;
     --tools=*) tools="${1#*=}" ;;
-    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -108,6 +109,8 @@ if [[ -x /usr/bin/time ]] && /usr/bin/time -f %M -o /dev/null true 2>/dev/null; 
   timecmd=(/usr/bin/time -f %M -o)
 fi
 
+# Every tool runs in a fresh directory here; Sluice's home (attempt directories, logs,
+# store) too, so the filesystem is part of what is measured: the header names it.
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$root/bench/out"
@@ -128,7 +131,8 @@ fi
 echo "# bench: $(nproc) cpus, $(uname -srm), $(make --version | head -n 1)," \
      "sluice $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
      "$( ((quick)) && echo '(quick)')$( ((compare)) && echo '(compare)')," \
-     "tools $tools, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+     "tools $tools, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+     "filesystem $(df -PT "$tmp" | awk 'NR == 2 { print $2 }')" >&2
 
 per_run_timeout=900
 failures=0
