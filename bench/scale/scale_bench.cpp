@@ -17,6 +17,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -71,32 +72,41 @@ int main(int argc, char** argv) {
   const double load_s = seconds_since(t_load);
   const std::size_t n = wf.tasks.size();
 
+  // A small graph schedules in well under a millisecond: repeat the pass (a fresh
+  // scheduler each time) for at least 0.2 s and keep the fastest, so one preemption on
+  // a busy machine does not decide the result.
   sluice::Capacity capacity;
   capacity.cpus = 2;
-  const auto t_sched = std::chrono::steady_clock::now();
-  sluice::Scheduler scheduler(wf, graph, capacity);
-  auto now = std::chrono::steady_clock::now();
-  scheduler.start(now);
-  std::size_t launched = 0;
-  std::vector<sluice::Launch> running;
-  while (!scheduler.done()) {
-    auto launches = scheduler.take_launches();
-    (void)scheduler.drain_changes();
-    for (const auto& l : launches) scheduler.on_attempt_started(l.task, l.attempt, now);
-    launched += launches.size();
-    if (launches.empty()) break;  // nothing ready and nothing running: stuck
-    for (const auto& l : launches) {
-      sluice::Completion c;
-      c.task = l.task;
-      c.attempt = l.attempt;
-      scheduler.on_attempt_finished(c, now);
+  double sched_s = 0;
+  bool ok = acyclic;
+  double spent = 0;
+  for (int rep = 0; rep == 0 || spent < 0.2; ++rep) {
+    const auto t_sched = std::chrono::steady_clock::now();
+    sluice::Scheduler scheduler(wf, graph, capacity);
+    auto now = std::chrono::steady_clock::now();
+    scheduler.start(now);
+    std::size_t launched = 0;
+    while (!scheduler.done()) {
+      auto launches = scheduler.take_launches();
+      (void)scheduler.drain_changes();
+      for (const auto& l : launches) scheduler.on_attempt_started(l.task, l.attempt, now);
+      launched += launches.size();
+      if (launches.empty()) break;  // nothing ready and nothing running: stuck
+      for (const auto& l : launches) {
+        sluice::Completion c;
+        c.task = l.task;
+        c.attempt = l.attempt;
+        (void)scheduler.on_attempt_finished(c, now);
+      }
+      (void)scheduler.on_tick(now);
     }
-    for (const auto& k : scheduler.on_tick(now)) (void)k;
+    (void)scheduler.drain_changes();
+    const double s = seconds_since(t_sched);
+    spent += s;
+    sched_s = rep == 0 ? s : std::min(sched_s, s);
+    ok = ok && scheduler.done() && launched == n &&
+         scheduler.run_state() == sluice::RunState::kSucceeded;
   }
-  (void)scheduler.drain_changes();
-  const double sched_s = seconds_since(t_sched);
-  const bool ok = acyclic && scheduler.done() && launched == n &&
-                  scheduler.run_state() == sluice::RunState::kSucceeded;
 
   long rss1 = 0, hwm1 = 0;
   malloc_trim(0);  // what the process holds, not what the allocator kept from the parse
