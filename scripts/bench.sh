@@ -3,17 +3,24 @@
 # in this run. Prints one machine-readable line per result on stdout, e.g.
 #   workload=sweep tool=sluice n=10000 wall_s=3.210 tasks_per_s=3115 peak_rss_mb=14.2 ok=1
 #
-#   scripts/bench.sh [--quick] [--only W1,W2,...] [--tools sluice,make]
+#   scripts/bench.sh [--quick | --compare] [--only W1,W2,...] [--tools sluice,make,...]
 #
 #   --quick   sweep 1000, chain 1000, layered 10x100, sleeps 200, mapreduce 1000,
 #             artifacts --quick (about a minute and a half)
 #   (default) also sweep 10000, and sweep_scaling: sweep at n = 1000, 10000, 100000
 #             with us_per_task, to show whether the cost per task stays flat; artifacts
 #             with a 1 GiB array
+#   --compare the full table beside every peer that is installed: the spawn floor
+#             (bench/floor/spawn_floor.c), make -j2, GNU parallel -j2 (independent graphs),
+#             Snakemake --cores 2 (n <= 1000: it needs ~30 ms per task) and Dask
+#             (LocalCluster, 2 worker processes), all from the same graph file
+#             (bench/peers/convert.py); plus functions (inproc vs Dask) and scale
 #   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling, mapreduce,
-#             children, artifacts
-#   --tools   a subset of: sluice, make (default both)
+#             children, artifacts, functions, scale
+#   --tools   a subset of: sluice, make, floor, parallel, snakemake, dask
+#             (default sluice,make; with --compare every one installed)
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
+#   TMPDIR=DIR       where the runs happen (default /tmp; the header names its filesystem)
 #   ARTIFACT_BENCH=PATH  use this artifact_bench instead of build/bench/artifact_bench
 #
 # mapreduce: `map`, 1000 children computing i*i and `sluice put`-ing it, and a reduce
@@ -35,26 +42,45 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-quick=0 only="" tools="sluice,make"
+quick=0 compare=0 only="" tools=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=1 ;;
+    --compare) compare=1 ;;
     --only) only="${2:?--only needs a list}"; shift ;;
     --only=*) only="${1#*=}" ;;
     --tools) tools="${2:?--tools needs a list}"; shift ;;
     --tools=*) tools="${1#*=}" ;;
-    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+(( quick && compare )) && { echo "bench.sh: --quick and --compare exclude each other" >&2; exit 2; }
+# Debian's python3-distributed and snakemake live in the system interpreter.
+dask_py=""
+for cand in ${PYTHON:-} /usr/bin/python3 python3; do
+  if "$cand" -c 'import dask.distributed' 2>/dev/null; then dask_py="$cand"; break; fi
+done
+if [[ -z "$tools" ]]; then
+  tools="sluice,make"
+  if (( compare )); then
+    tools+=",floor"
+    command -v parallel >/dev/null && tools+=",parallel"
+    command -v snakemake >/dev/null && tools+=",snakemake"
+    [[ -n "$dask_py" ]] && tools+=",dask"
+  fi
+fi
+# --compare: the table of the README; sweep_scaling, children and artifacts are Sluice's own.
+(( compare )) && [[ -z "$only" ]] && only="sweep,chain,layered,sleeps,mapreduce,functions,scale"
 wanted() { [[ -z "$only" || ",$only," == *",$1,"* ]]; }
 use_tool() { [[ ",$tools," == *",$1,"* ]]; }
 for t in ${tools//,/ }; do
-  case "$t" in sluice|make) ;; *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
+  case "$t" in sluice|make|floor|parallel|snakemake|dask) ;;
+    *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
 done
 for w in ${only//,/ }; do
-  case "$w" in sweep|chain|layered|sleeps|sweep_scaling|mapreduce|children|artifacts) ;;
+  case "$w" in sweep|chain|layered|sleeps|sweep_scaling|mapreduce|children|artifacts|functions|scale) ;;
     *) echo "bench.sh: unknown workload: $w" >&2; exit 2 ;; esac
 done
 
@@ -83,15 +109,30 @@ if [[ -x /usr/bin/time ]] && /usr/bin/time -f %M -o /dev/null true 2>/dev/null; 
   timecmd=(/usr/bin/time -f %M -o)
 fi
 
+# Every tool runs in a fresh directory here; Sluice's home (attempt directories, logs,
+# store) too, so the filesystem is part of what is measured: the header names it.
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$root/bench/out"
 results="$root/bench/out/results-$(date +%Y%m%dT%H%M%S).txt"
 : >"$results"
 
+peer_py="${dask_py:-python3}"
+spawn_floor=""
+if use_tool floor; then
+  spawn_floor="${SPAWN_FLOOR:-$root/build/bench/spawn_floor}"
+  if [[ ! -x "$spawn_floor" ]]; then  # a sluice built elsewhere: compile the floor here
+    spawn_floor="$tmp/spawn_floor"
+    cc -O2 -o "$spawn_floor" "$root/bench/floor/spawn_floor.c"
+  fi
+fi
+
+# The load average goes in the header: compare tools only within one invocation.
 echo "# bench: $(nproc) cpus, $(uname -srm), $(make --version | head -n 1)," \
      "sluice $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-     "$( ((quick)) && echo '(quick)')" >&2
+     "$( ((quick)) && echo '(quick)')$( ((compare)) && echo '(compare)')," \
+     "tools $tools, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+     "filesystem $(df -PT "$tmp" | awk 'NR == 2 { print $2 }')" >&2
 
 per_run_timeout=900
 failures=0
@@ -106,21 +147,44 @@ bench_one() {
   rm -rf "$d"  # a fresh home: a rerun of the same graph would be served by the cache
   mkdir -p "$d"
   local cmd=()
-  if [[ "$tool" == sluice ]]; then
-    "$root/bench/gen_workflow.sh" "$graph" "$n" >"$d/wf.toml"
-    cmd=("$sluice" run "$d/wf.toml" --quiet --cpus 2 --home "$d/home")
-  else
-    "$root/bench/gen_makefile.sh" "$graph" "$n" >"$d/Makefile"
-    cmd=(make -j2 -f "$d/Makefile")
-  fi
+  case "$tool" in
+    sluice)
+      "$root/bench/gen_workflow.sh" "$graph" "$n" >"$d/wf.toml"
+      cmd=("$sluice" run "$d/wf.toml" --quiet --cpus 2 --home "$d/home") ;;
+    make)
+      "$root/bench/gen_makefile.sh" "$graph" "$n" >"$d/Makefile"
+      cmd=(make -j2 -f "$d/Makefile") ;;
+    floor)  # sweep and sleeps: 2 in flight; chain: one at a time (each waits for the last)
+      case "$graph" in
+        sweep) cmd=("$spawn_floor" "$n" 2) ;;
+        chain) cmd=("$spawn_floor" "$n" 1) ;;
+        sleeps) cmd=("$spawn_floor" "$n" 2 sleep 0.05) ;;
+      esac ;;
+    parallel|snakemake|dask)  # from the same graph as make's
+      "$root/bench/gen_makefile.sh" "$graph" "$n" >"$d/Makefile"
+      case "$tool" in
+        parallel)
+          "$peer_py" "$root/bench/peers/convert.py" parallel "$d/Makefile" >"$d/cmds"
+          cmd=(parallel --will-cite -j2 -a "$d/cmds") ;;
+        snakemake)
+          "$peer_py" "$root/bench/peers/convert.py" snakemake "$d/Makefile" >"$d/Snakefile"
+          cmd=(snakemake --cores 2 --quiet -s "$d/Snakefile") ;;
+        dask)
+          "$peer_py" "$root/bench/peers/convert.py" dask "$d/Makefile" >"$d/dask_graph.py"
+          cmd=("$dask_py" "$d/dask_graph.py") ;;
+      esac ;;
+  esac
 
+  # A peer that loses its workers can retry forever (Dask under load): give up sooner.
+  local limit="$per_run_timeout"
+  [[ "$tool" == dask || "$tool" == snakemake || "$tool" == parallel ]] && limit=300
   local t0 t1 rc=0
   t0="$(date +%s.%N)"
   if (( ${#timecmd[@]} )); then
-    (cd "$d" && "${timecmd[@]}" "$d/rss" timeout "$per_run_timeout" "${cmd[@]}") \
+    (cd "$d" && "${timecmd[@]}" "$d/rss" timeout "$limit" "${cmd[@]}") \
       >"$d/log" 2>&1 </dev/null || rc=$?
   else
-    (cd "$d" && timeout "$per_run_timeout" "${cmd[@]}") >"$d/log" 2>&1 </dev/null || rc=$?
+    (cd "$d" && timeout "$limit" "${cmd[@]}") >"$d/log" 2>&1 </dev/null || rc=$?
   fi
   t1="$(date +%s.%N)"
 
@@ -187,7 +251,7 @@ bench_one() {
   if (( ! ok )); then
     failures=$((failures + 1))
     echo "bench: $workload/$tool n=$n FAILED ($why); last lines of its output:" >&2
-    tail -n 20 "$d/log" >&2 || true
+    tail -n 20 "$d/log" | cut -c1-300 >&2 || true
   fi
 }
 
@@ -232,10 +296,21 @@ bench_artifacts() {
   return 0
 }
 
+# Which tool runs which graph: parallel has no dependencies; the floor is defined for
+# sweep, chain and sleeps; Snakemake's ~30 ms per task keeps it to n <= 1000.
+tool_runs() {  # tool_runs TOOL WORKLOAD N
+  case "$1" in
+    floor) [[ "$2" == sweep || "$2" == chain || "$2" == sleeps ]] ;;
+    parallel) [[ "$2" == sweep || "$2" == sleeps ]] ;;
+    snakemake) (( $3 <= 1000 )) ;;
+    *) true ;;
+  esac
+}
+
 each_tool() {  # each_tool WORKLOAD N [EXTRA]
   local t
-  for t in sluice make; do
-    use_tool "$t" && bench_one "$1" "$t" "$2" "${3:-}"
+  for t in sluice make floor parallel snakemake dask; do
+    use_tool "$t" && tool_runs "$t" "$1" "$2" && bench_one "$1" "$t" "$2" "${3:-}"
   done
   return 0
 }
@@ -259,6 +334,60 @@ if (( ! quick )) && wanted sweep_scaling; then
   for n in 1000 10000 100000; do each_tool sweep_scaling "$n" us_per_task; done
 fi
 wanted artifacts && use_tool sluice && bench_artifacts
+
+# functions: no-op C++ function tasks on inproc (bench/functions), beside Dask's futures.
+# Dask gets a fifth of the tasks (it needs ~0.5-2 ms each): compare us_per_task.
+bench_functions() {
+  local bin="${FUNCTIONS_BENCH:-$root/build/bench/functions_bench}" line
+  local n_indep=100000 n_chain=10000
+  (( quick )) && n_indep=5000 n_chain=1000
+  if use_tool sluice; then
+    [[ -x "$bin" ]] || "$root/scripts/build.sh" --quiet --targets '^functions_bench$'
+    for shape in indep chain; do
+      local n=$n_indep; [[ $shape == chain ]] && n=$n_chain
+      rm -rf "$tmp/functions"
+      line="$(cd "$tmp" && SLUICE_HOME="$tmp/functions" FB_TOOL=sluice-inproc FB_SHAPE=$shape \
+              FB_N=$n timeout "$per_run_timeout" "$bin" run --config inproc -q 2>"$tmp/fn.err" |
+              grep '^workload=' || echo "workload=functions tool=sluice-inproc shape=$shape n=$n ok=0")"
+      echo "$line" | tee -a "$results"
+      [[ "$line" == *" ok=1"* ]] || { failures=$((failures + 1)); tail -n 5 "$tmp/fn.err" >&2; }
+    done
+  fi
+  if use_tool dask && [[ -n "$dask_py" ]]; then
+    for shape in indep chain; do
+      local n=$((n_indep / 5)); [[ $shape == chain ]] && n=$((n_chain / 5))
+      line="$(timeout "$per_run_timeout" "$dask_py" "$root/bench/functions/dask_functions.py" \
+              --shape $shape --n $n 2>"$tmp/fn.err" |
+              grep '^workload=' || echo "workload=functions tool=dask shape=$shape n=$n ok=0")"
+      echo "$line" | tee -a "$results"
+      [[ "$line" == *" ok=1"* ]] || { failures=$((failures + 1)); tail -n 5 "$tmp/fn.err" >&2; }
+    done
+  fi
+  return 0
+}
+wanted functions && bench_functions
+
+# scale: load+validate, scheduling and memory per task on the no-op path
+# (bench/scale/scale_bench.cpp), independent and layered, 1k to 1M tasks (--quick: to 10k).
+bench_scale() {
+  local bin="${SCALE_BENCH:-$root/build/bench/scale_bench}" line shape n graph
+  [[ -x "$bin" ]] || "$root/scripts/build.sh" --quiet --targets '^scale_bench$'
+  local sizes="1000 10000 100000 1000000"
+  (( quick )) && sizes="1000 10000"
+  for shape in indep layered; do
+    graph=sweep; [[ $shape == layered ]] && graph=layered
+    for n in $sizes; do
+      "$root/bench/gen_workflow.sh" "$graph" "$n" >"$tmp/scale.toml"
+      line="$(cd "$tmp" && timeout "$per_run_timeout" "$bin" "$shape" "$tmp/scale.toml" \
+              2>"$tmp/scale.err" || echo "workload=scale shape=$shape n=$n ok=0")"
+      echo "$line" | tee -a "$results"
+      [[ "$line" == *" ok=1"* ]] || { failures=$((failures + 1)); tail -n 5 "$tmp/scale.err" >&2; }
+    done
+  done
+  rm -f "$tmp/scale.toml"
+  return 0
+}
+wanted scale && use_tool sluice && bench_scale
 
 echo "# results in $results" >&2
 if (( failures )); then

@@ -23,6 +23,9 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "loader_internal.hpp"
 #include "sluice/graph.hpp"
@@ -102,6 +105,13 @@ std::vector<Params> expand_matrix(const std::vector<MatrixAxis>& axes) {
 template <class T>
 const Field<T>& pick(const Field<T>& task, const Field<T>& defaults) {
   return task.present ? task : defaults;
+}
+
+// The value, or an empty one, without copying either (build_tasks runs once per task).
+template <class T>
+const T& or_empty(const std::optional<T>& value) {
+  static const T kEmpty{};
+  return value ? *value : kEmpty;
 }
 
 template <class T>
@@ -216,6 +226,7 @@ std::string content_hash(const Workflow& wf) {
   std::sort(order.begin(), order.end(),
             [](const TaskSpec* a, const TaskSpec* b) { return a->name < b->name; });
   h.num(static_cast<std::int64_t>(order.size()));
+  std::unordered_map<std::string, std::string> relative;  // workdir -> as hashed
   for (const TaskSpec* t : order) {
     h.str(t->name);
     h.str(t->version);
@@ -234,8 +245,14 @@ std::string content_hash(const Workflow& wf) {
     h.pairs(t->env);
     // Inside the workflow's tree: relative (moving the tree changes nothing). Elsewhere
     // (/scratch/...): absolute, as the user wrote it.
-    std::string rel = fs::path(t->workdir).lexically_relative(wf.base_dir).generic_string();
-    h.str(rel.empty() || rel.rfind("..", 0) == 0 ? t->workdir : rel);
+    // Tasks share a few workdirs (usually the base one): the path arithmetic runs once
+    // per distinct workdir, not once per task.
+    auto [rel_it, fresh] = relative.try_emplace(t->workdir);
+    if (fresh) {
+      std::string rel = fs::path(t->workdir).lexically_relative(wf.base_dir).generic_string();
+      rel_it->second = rel.empty() || rel.rfind("..", 0) == 0 ? t->workdir : rel;
+    }
+    h.str(rel_it->second);
     h.pairs(t->params);
     // Added later: hashed only when set, so older definitions keep their hash.
     if (!t->cache) h.str("cache=false");
@@ -327,8 +344,8 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
     if (f.matrix.present && !f.matrix.value) instances.clear();  // bad matrix: reported
 
     // Environment: defaults first, then the task's own entries override by name.
-    std::vector<std::pair<std::string, std::string>> env = d.env.value.value_or(Params{});
-    for (const auto& [k, v] : f.env.value.value_or(Params{})) {
+    std::vector<std::pair<std::string, std::string>> env = or_empty(d.env.value);
+    for (const auto& [k, v] : or_empty(f.env.value)) {
       const std::string& key = k;  // clang < 16 cannot capture a structured binding
       auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) { return kv.first == key; });
       if (it != env.end()) {
@@ -346,7 +363,7 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
       t.group = raw.name;
       t.name = is_matrix ? raw.name + "." + std::to_string(i) : raw.name;
       t.version = pick(f.version, d.version).value.value_or("1");
-      for (const auto& arg : f.command.value.value_or(std::vector<std::string>{})) {
+      for (const auto& arg : or_empty(f.command.value)) {
         t.command.push_back(substitute(arg, params));
       }
       t.shell = has_sub ? sub_shell : substitute(f.shell.value.value_or(""), params);
@@ -373,7 +390,7 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
         t.cpus = 1;
         t.slurm_extra.push_back("--ntasks=" + std::to_string(f.ranks.value.value_or(2)));
       }
-      for (const auto& out : f.outputs.value.value_or(std::vector<std::string>{}))
+      for (const auto& out : or_empty(f.outputs.value))
         t.outputs.push_back(substitute(out, params));
       t.params = params;
       t.pos = raw.pos;
@@ -393,22 +410,29 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
 }
 
 // Pass 4a: `after` names to TaskIds. A group name stands for all its instances.
+// Hash lookups and no per-task containers: a million-task file resolves in linear time.
 void resolve_dependencies(const Document& doc, Workflow& wf, Reporter& r) {
-  std::map<std::string, const RawTask*> groups;
-  std::vector<std::string> group_names;
-  for (const RawTask& raw : doc.tasks) {
-    groups.emplace(raw.name, &raw);
-    group_names.push_back(raw.name);
-  }
-  std::vector<std::string> all_names = group_names;
-  for (const TaskSpec& t : wf.tasks) {
-    if (t.name != t.group) all_names.push_back(t.name);
-  }
+  std::unordered_map<std::string_view, const RawTask*> groups;
+  groups.reserve(doc.tasks.size());
+  for (const RawTask& raw : doc.tasks) groups.emplace(raw.name, &raw);
+  // The names a typo is compared with, built only when there is a typo.
+  auto candidates = [&](bool instance) {
+    std::vector<std::string> names;
+    for (const RawTask& raw : doc.tasks) names.push_back(raw.name);
+    if (instance) {
+      for (const TaskSpec& t : wf.tasks) {
+        if (t.name != t.group) names.push_back(t.name);
+      }
+    }
+    return names;
+  };
 
   // `after` cannot be set in [defaults]: only the task's own list counts.
+  std::vector<TaskId> deps;
+  std::unordered_set<TaskId> seen;
   for (const RawTask& raw : doc.tasks) {
     if (!raw.fields.after.value) continue;
-    std::vector<TaskId> deps;
+    deps.clear();
     const auto& names = *raw.fields.after.value;
     for (std::size_t i = 0; i < names.size(); ++i) {
       const std::string& dep = names[i];
@@ -418,16 +442,24 @@ void resolve_dependencies(const Document& doc, Workflow& wf, Reporter& r) {
         deps.push_back(it->second);
       } else {
         bool instance = dep.find('.') != std::string::npos;
-        r.error(raw.fields.after_elem_pos[i],
-                "task '" + raw.name + "' depends on unknown task '" + dep + "'" +
-                    did_you_mean(dep, instance ? all_names : group_names));
+        r.error(raw.fields.after_elem_pos[i], "task '" + raw.name + "' depends on unknown task '" +
+                                                  dep + "'" +
+                                                  did_you_mean(dep, candidates(instance)));
       }
     }
-    // Duplicates removed, first mention wins (it fixes the order of inputs).
+    // Duplicates removed, first mention wins (it fixes the order of inputs). A short
+    // list is scanned; a long one (a reduce over a sweep) goes through a set.
     std::vector<TaskId> unique;
-    std::set<TaskId> seen;
-    for (TaskId p : deps) {
-      if (seen.insert(p).second) unique.push_back(p);
+    unique.reserve(deps.size());
+    if (deps.size() <= 16) {
+      for (TaskId p : deps) {
+        if (std::find(unique.begin(), unique.end(), p) == unique.end()) unique.push_back(p);
+      }
+    } else {
+      seen.clear();
+      for (TaskId p : deps) {
+        if (seen.insert(p).second) unique.push_back(p);
+      }
     }
     for (TaskId id : raw.ids) wf.tasks[id].after = unique;
   }

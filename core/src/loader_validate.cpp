@@ -293,7 +293,6 @@ class FieldReader {
     r_.error(pos_of(at), std::move(message));
   }
 
-
   void read_int(Field<int>& f, const toml::key& k, const toml::node& v, const std::string& name,
                 std::int64_t lo, std::int64_t hi) {
     mark(f, k, v);
@@ -589,6 +588,7 @@ void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r, bool
     SourcePos pa = pos_of(*a.second), pb = pos_of(*b.second);
     return std::tie(pa.line, pa.column) < std::tie(pb.line, pb.column);
   });
+  doc.tasks.reserve(doc.tasks.size() + entries.size());
   for (const auto& [k, v] : entries) {
     std::string name(k->str());
     // Children may carry dotted names ("square.3": a matrix instance kept for resume).
