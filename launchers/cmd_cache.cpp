@@ -107,25 +107,25 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
       out.why = "new task (nothing cached yet)";
       return;
     }
-    auto hit = store->find_cache(wf->project, parts.key());
+    auto hit = lookup_cache(*store, wf->project, parts.key());
     if (!hit) fail(hit.error());
-    if (*hit) {
-      auto actual = attempt_result_hash((*hit)->attempt_dir);
-      if (actual && *actual == (*hit)->result_hash) {
-        out.cached = true;
-        out.result_hash = (*hit)->result_hash;
-        out.source_dir = (*hit)->attempt_dir;
-        const std::string artifact = artifact_path((*hit)->attempt_dir);
-        if (std::FILE* f = std::fopen(artifact.c_str(), "rb")) {
-          std::fclose(f);
-          out.artifact = artifact;
-        }
-        out.why = "cached from run " + (*hit)->run_id + " (" + (*hit)->task + " attempt " +
-                  std::to_string((*hit)->attempt) + ")";
-      } else {
-        out.why = "cache entry from run " + (*hit)->run_id +
-                  " ignored: its artifact or outputs are missing or changed";
+    const CacheEntry& e = hit->entry;
+    if (hit->status == CacheLookup::Status::kHit) {
+      out.cached = true;
+      out.result_hash = e.result_hash;
+      out.source_dir = e.attempt_dir;
+      const std::string artifact = artifact_path(e.attempt_dir);
+      if (std::FILE* f = std::fopen(artifact.c_str(), "rb")) {
+        std::fclose(f);
+        out.artifact = artifact;
       }
+      out.why = "cached from run " + e.run_id + " (" + e.task + " attempt " +
+                std::to_string(e.attempt) + ")";
+      return;
+    }
+    if (hit->status == CacheLookup::Status::kStale) {
+      out.why = "cache entry from run " + e.run_id +
+                " ignored: its artifact or outputs are missing or changed";
       return;
     }
     auto last = store->latest_cache(wf->project, wf->name, spec.name);

@@ -154,4 +154,17 @@ Expected<std::string> attempt_result_hash(const std::string& attempt_dir) {
   return h.hex();
 }
 
+Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
+                                   const std::string& key) {
+  auto found = store.find_cache(project, key);
+  if (!found) return tl::unexpected(found.error());
+  CacheLookup out;
+  if (!*found) return out;
+  out.entry = std::move(**found);
+  auto actual = attempt_result_hash(out.entry.attempt_dir);
+  out.status = actual && *actual == out.entry.result_hash ? CacheLookup::Status::kHit
+                                                          : CacheLookup::Status::kStale;
+  return out;
+}
+
 }  // namespace sluice

@@ -55,18 +55,16 @@ bool Coordinator::try_cache(const Launch& l, const std::string& dir,
   std::vector<std::string> inputs;
   inputs.reserve(spec.after.size());
   for (TaskId p : spec.after) inputs.push_back(result_hash(p));
-  const CacheKeyParts parts = cache_key_parts(
-      spec, workflow_.base_dir, command.empty() ? spec.command : command,
-      shell.empty() ? spec.shell : shell, inputs);
+  const CacheKeyParts parts =
+      cache_key_parts(spec, workflow_.base_dir, command.empty() ? spec.command : command,
+                      shell.empty() ? spec.shell : shell, inputs);
   const std::string key = parts.key();
   cache_parts_[l.task] = {key, parts.serialize()};
 
-  auto found = store_.find_cache(workflow_.project, key);
-  if (!found || !*found) return false;
-  const CacheEntry& e = **found;
-  // Never trusted blindly: the source must still hold exactly what was filed.
-  auto actual = attempt_result_hash(e.attempt_dir);
-  if (!actual || *actual != e.result_hash) {
+  auto found = lookup_cache(store_, workflow_.project, key);
+  if (!found || found->status == CacheLookup::Status::kMiss) return false;
+  const CacheEntry& e = found->entry;
+  if (found->status == CacheLookup::Status::kStale) {
     std::fprintf(stderr,
                  "sluice: warning: cache entry for task '%s' (run %s) ignored: its artifact or "
                  "outputs are missing or changed; running the task\n",
@@ -117,8 +115,8 @@ bool Coordinator::try_cache(const Launch& l, const std::string& dir,
   cc.completion.started_us = cc.completion.ended_us = t;
   cc.completion.host = "cache";
   cc.source_dir = e.attempt_dir;
-  cc.note = "cached from run " + e.run_id + " (" + e.task + " attempt " +
-            std::to_string(e.attempt) + ")";
+  cc.note =
+      "cached from run " + e.run_id + " (" + e.task + " attempt " + std::to_string(e.attempt) + ")";
   cc.result_hash = e.result_hash;
   cached_.push_back(std::move(cc));
   return true;
@@ -129,9 +127,9 @@ void Coordinator::finish_cached(TimePoint now) {
   done.swap(cached_);
   for (CachedCompletion& cc : done) {
     Completion& c = cc.completion;
-    has_artifact_[c.task] = exists(artifact_path(
-        store_.attempt_dir(run_id_, workflow_.tasks[c.task].name, c.attempt)));
-    cache_parts_.erase(c.task);  // already filed: the source's entry stands
+    has_artifact_[c.task] =
+        exists(artifact_path(store_.attempt_dir(run_id_, workflow_.tasks[c.task].name, c.attempt)));
+    cache_parts_.erase(c.task);          // already filed: the source's entry stands
     ingest_children(c, &cc.source_dir);  // a cached map still gets its children
     auto outcome = scheduler_.on_attempt_finished(c, now);
     if (!outcome) continue;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sluice/error.hpp"
+#include "sluice/store.hpp"
 #include "sluice/task_spec.hpp"
 
 namespace sluice {
@@ -31,8 +32,8 @@ struct CacheKeyParts {
   std::string outputs;  // declared output paths
   std::string inputs;   // the inputs' result hashes, in order
 
-  std::string key() const;          // the combined key, "xxh3:<16 hex>"
-  std::string serialize() const;    // "identity=…;command=…;…"
+  std::string key() const;        // the combined key, "xxh3:<16 hex>"
+  std::string serialize() const;  // "identity=…;command=…;…"
   static CacheKeyParts parse(const std::string& text);
   // Human names of the parts that differ from `earlier` ("version or name", "command",
   // "env", "workdir", "outputs", "inputs").
@@ -48,6 +49,16 @@ CacheKeyParts cache_key_parts(const TaskSpec& spec, const std::string& base_dir,
 // The result hash of an attempt from what its directory holds: the content hash of
 // output.h5 (or "none") and the checksums of outputs/0, outputs/1, … .
 Expected<std::string> attempt_result_hash(const std::string& attempt_dir);
+
+// What the cache holds for a key, checked: an entry is never trusted blindly, its
+// attempt directory must still hold exactly what was filed (the artifact's content
+// hash, the kept outputs' checksums). The run and the dry run decide with this.
+struct CacheLookup {
+  enum class Status { kMiss, kHit, kStale } status = Status::kMiss;
+  CacheEntry entry;  // kHit and kStale: the entry found
+};
+Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
+                                   const std::string& key);
 
 // Declared outputs are kept in ATTEMPT_DIR/outputs/<index>, in declaration order.
 std::string kept_output_path(const std::string& attempt_dir, std::size_t index);
