@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,6 +116,7 @@ struct Options {
   std::int64_t memory_mib = 0;
   std::vector<std::string> executors;
   slurm::SubmitRequest placement;
+  int window = 0;  // cores' worth of launches handed to the backend at once
 };
 
 Expected<Options> parse_options(const BackendOptions& in) {
@@ -150,6 +152,8 @@ Expected<Options> parse_options(const BackendOptions& in) {
       r = duration(k, v, o.idle_timeout);
     } else if (k == "poll_interval") {
       r = duration(k, v, o.poll_interval);
+    } else if (k == "max_queued") {
+      r = positive(k, v, o.window);
     } else if (k == "memory") {
       int mib = 0;
       r = positive(k, v, mib);
@@ -174,26 +178,38 @@ Expected<Options> parse_options(const BackendOptions& in) {
       return make_error(ErrorCode::kInvalidInput,
                         "unknown pilot option '" + k +
                             "' (known: mode, max_allocations, nodes, time_limit, idle_timeout, "
-                            "memory, poll_interval, auto_threshold, driver, partition, account, "
+                            "max_queued, memory, poll_interval, auto_threshold, driver, partition, account, "
                             "qos, constraint, reservation, sbatch)");
     }
     if (!r) return tl::unexpected(r.error());
   }
+  if (o.window == 0)
+    o.window = std::max(1024, 2 * o.max_allocations * o.nodes * std::max(o.cpus, 64));
   return o;
 }
 
 class PilotBackend final : public Backend {
  public:
   PilotBackend(Options o, std::unique_ptr<slurm::SlurmDriver> driver)
-      : o_(std::move(o)), driver_(std::move(driver)), host_(pilot::host_name()) {}
+      : o_(std::move(o)), driver_(std::move(driver)), host_(pilot::host_name()) {
+    // Two log files per launch in the window, one socket per worker: the common soft
+    // limit of 1024 descriptors is too low, the hard limit rarely is.
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
   ~PilotBackend() override;
 
   std::string name() const override { return "pilot"; }
   Capacity capacity() const override {
-    // Allocations come and go: the scheduler only needs an upper bound; launches that no
-    // worker can take yet wait here.
+    // Allocations come and go: the scheduler gets a window of cores, and launches that no
+    // worker can take yet wait here. Bounded because the coordinator makes each
+    // launch's directory and opens its logs before handing it over: 10,000 at once would
+    // be 20,000 open files.
     Capacity c;
-    c.cpus = 1 << 20;
+    c.cpus = o_.window;
     c.gpus = 1 << 20;
     c.executors = o_.executors;
     c.enforces_exec_time = true;
