@@ -175,11 +175,12 @@ Expected<Options> parse_options(const BackendOptions& in) {
                k == "gpus" || k == "executors") {
       // Read by the factory or through BackendOptions.
     } else {
-      return make_error(ErrorCode::kInvalidInput,
-                        "unknown pilot option '" + k +
-                            "' (known: mode, max_allocations, nodes, time_limit, idle_timeout, "
-                            "max_queued, memory, poll_interval, auto_threshold, driver, partition, account, "
-                            "qos, constraint, reservation, sbatch)");
+      return make_error(
+          ErrorCode::kInvalidInput,
+          "unknown pilot option '" + k +
+              "' (known: mode, max_allocations, nodes, time_limit, idle_timeout, "
+              "max_queued, memory, poll_interval, auto_threshold, driver, partition, account, "
+              "qos, constraint, reservation, sbatch)");
     }
     if (!r) return tl::unexpected(r.error());
   }
@@ -919,7 +920,7 @@ void register_pilot_backend() {
         if (!pilot) return pilot;
         auto jobs = make_slurm_backend(
             without(options, {"mode", "max_allocations", "nodes", "time_limit", "idle_timeout",
-                              "memory", "auto_threshold", "poll_interval"}));
+                              "memory", "auto_threshold", "cpus", "gpus", "executors"}));
         if (!jobs) return jobs;
         Millis threshold{0};
         if (auto t = options.extra.find("auto_threshold"); t != options.extra.end()) {

@@ -9,7 +9,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "support/run_queries.hpp"
@@ -236,4 +238,173 @@ after = ["a"]
   CHECK(released);
   // It left before the run ended (the run's last state update is later).
   CHECK(released_at + 3'000'000 < j.value("updated_us", std::int64_t{0}));
+}
+
+namespace {
+
+// "task|state|handle|reason" of every attempt in the scratch directory's store.
+std::vector<std::string> attempt_rows(const ScratchDir& dir) {
+  std::istringstream in(shell_output(
+      "sqlite3 -separator '|' " + (dir / ".sluice/store.db").string() +
+      " \"select t.name, a.state, a.handle, a.reason from attempts a join tasks t on t.run = "
+      "a.run and t.idx = a.task\""));
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(in, line);) rows.push_back(line);
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("pilot: dynamic children and artifacts work as on every backend", "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  auto r = run_sluice(run_args(kExamples + "mapreduce.toml", {"max_allocations=1", "cpus=2"}),
+                      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto res = run_sluice({"results", run_id_of(r)}, dir.path());
+  CHECK(res.out.find("reduce  total  15") != std::string::npos);
+}
+
+TEST_CASE("pilot: a worker kills an attempt past its max_exec_time", "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilottimeout"
+[tasks.slow]
+shell = "sleep 60"
+max_exec_time = "2s"
+)");
+  auto r = run_sluice(run_args("wf.toml", {"max_allocations=1", "cpus=1"}), dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  auto rows = attempt_rows(dir);
+  REQUIRE(rows.size() == 1);
+  INFO(rows[0]);
+  CHECK(rows[0].find("timed out after 2") != std::string::npos);
+}
+
+TEST_CASE("pilot: GPU tasks get distinct devices of the allocation", "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotgpu"
+[tasks.g]
+matrix = { i = [0, 1] }
+gpus = 1
+shell = "echo \"$CUDA_VISIBLE_DEVICES\" > {i}.dev && sleep 1"
+)");
+  auto r = run_sluice(run_args("wf.toml", {"max_allocations=1", "cpus=2", "gpus=2"}), dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string a = read_file(dir / "0.dev"), b = read_file(dir / "1.dev");
+  CHECK(a.size() > 1);
+  CHECK(b.size() > 1);
+  CHECK(a != b);
+}
+
+TEST_CASE("pilot: sluice cancel stops the tasks and releases the allocations", "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", sweep("pilotcancelrun", 4, "sleep 60"));
+  pid_t pid = spawn_sluice(run_args("wf.toml", {"max_allocations=1", "cpus=4"}), dir.path(),
+                           dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually(
+      [&] {
+        auto j = state_file(only_run_dir(dir));
+        return j.value("running", 0) == 4 && j["workers"].size() == 1;
+      },
+      std::chrono::seconds(60)));
+  auto c = run_sluice({"cancel", id}, dir.path());
+  INFO(c.out << c.err);
+  CHECK(wait_exit(pid) == 1);
+  CHECK(get_json(id, dir.path())["state"] == "cancelled");
+  CHECK(eventually([&] { return shell_output("squeue -h -n sluice-pilot:" + id).empty(); },
+                   std::chrono::seconds(20)));
+}
+
+TEST_CASE("pilot: resume after kill -9 reconnects the workers and reruns nothing that succeeded",
+          "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotresume"
+[tasks.s]
+matrix = { i = [1, 2, 3, 4, 5, 6, 7, 8] }
+shell = "sleep 1 && sluice put i {i}"
+[tasks.last]
+after = ["s"]
+shell = "sluice put done 1"
+)");
+  const std::vector<std::string> opts{"max_allocations=1", "cpus=2", "idle_timeout=60s"};
+  pid_t pid = spawn_sluice(run_args("wf.toml", opts), dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually(
+      [&] {
+        int ok = 0;
+        for (const auto& row : attempt_rows(dir))
+          ok += row.find("|succeeded|") != std::string::npos;
+        return ok >= 2;
+      },
+      std::chrono::seconds(60)));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  std::set<std::string> done_before;
+  for (const auto& row : attempt_rows(dir))
+    if (row.find("|succeeded|") != std::string::npos)
+      done_before.insert(row.substr(0, row.find('|')));
+  std::vector<std::string> args{"resume", id, "-q"};
+  for (const auto& o : pilot_args(opts)) args.push_back(o);
+  args.erase(args.begin() + 3, args.begin() + 5);  // resume takes the run's backend
+  auto r = run_sluice(args, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::map<std::string, int> succeeded;
+  for (const auto& row : attempt_rows(dir))
+    if (row.find("|succeeded|") != std::string::npos) succeeded[row.substr(0, row.find('|'))]++;
+  CHECK(succeeded.size() == 9);
+  for (const auto& [task, n] : succeeded) CHECK(n == 1);
+  for (const auto& t : done_before) CHECK(succeeded.count(t) == 1);
+  // The allocation of the first coordinator served the second one.
+  auto j = state_file(only_run_dir(dir));
+  INFO(j.dump(1));
+  CHECK(j["allocations"].size() == 1);
+}
+
+TEST_CASE("pilot: mode auto sends long tasks to jobs and short ones to workers", "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotauto"
+[tasks.short]
+matrix = { i = [0, 1, 2] }
+shell = "true"
+[tasks.long]
+shell = "true"
+max_exec_time = "8m"
+)");
+  std::vector<std::string> args{"run",
+                                "wf.toml",
+                                "-q",
+                                "--backend",
+                                "slurm",
+                                "-O",
+                                "mode=auto",
+                                "-O",
+                                "time_limit=10m",
+                                "-O",
+                                "cpus=2",
+                                "-O",
+                                "poll_interval=500ms"};
+  auto r = run_sluice(args, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  for (const auto& row : attempt_rows(dir)) {
+    INFO(row);
+    if (row.rfind("long|", 0) == 0)
+      CHECK(row.find("|slurm:") != std::string::npos);
+    else
+      CHECK(row.find("|pilot:") != std::string::npos);
+  }
 }
