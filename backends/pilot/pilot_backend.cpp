@@ -911,7 +911,8 @@ void register_pilot_backend() {
       "slurm", [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
         auto it = options.extra.find("mode");
         const std::string mode = it == options.extra.end() ? "jobs" : it->second;
-        if (mode == "jobs") return make_slurm_backend(without(options, {"mode"}));
+        if (mode == "jobs")
+          return make_slurm_backend(without(options, {"mode", "cpus", "gpus", "executors"}));
         if (mode == "pilot") return make_pilot_backend(options, driver_for(options));
         if (mode != "auto")
           return make_error(ErrorCode::kInvalidInput,
