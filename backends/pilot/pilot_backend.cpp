@@ -273,7 +273,9 @@ class PilotBackend final : public Backend {
   bool serve(Worker& w, std::vector<Completion>& out);
   bool on_hello(Worker& w, std::string_view payload);
   void drop(std::uint32_t id, const std::string& why, std::vector<Completion>& out);
-  void manage_allocations();
+  // Watches allocations (one batched query), drops workers of ended ones (their attempts
+  // go to `out` as lost) and submits a new one when the policy says so.
+  void manage_allocations(std::vector<Completion>& out);
   void submit_allocation();
   Allocation* allocation_of(const std::string& job);
   void write_state(bool force);
@@ -315,6 +317,7 @@ PilotBackend::~PilotBackend() {
     a.state = Allocation::kEnded;
     a.ended_us = wall_us();
     a.end_reason = a.workers == 0 ? "cancelled: the run ended" : "released: the run ended";
+    a.workers = 0;
   }
   if (!cancel.empty()) driver_->cancel(cancel);
   for (auto& [id, w] : workers_) gone_.push_back({worker_json(w, "released")});
@@ -590,6 +593,8 @@ void PilotBackend::submit_allocation() {
   r.extra.insert(r.extra.begin(), {"--nodes=" + std::to_string(o_.nodes), "--ntasks-per-node=1"});
   if (o_.cpus == 0) r.extra.push_back("--exclusive");
   const auto q = slurm::shell_quote;
+  std::string executors;
+  for (const auto& e : o_.executors) executors += (executors.empty() ? "" : ",") + e;
   std::string s = "#!/bin/bash\n";
   s += "#SBATCH --job-name=" + q(r.name) + "\n";
   s += "#SBATCH --chdir=" + q(r.workdir) + "\n";
@@ -604,7 +609,9 @@ void PilotBackend::submit_allocation() {
        (o_.gpus > 0 ? "--gres=gpu:" + std::to_string(o_.gpus) + " " : std::string()) +
        q(exe_path()) + " worker --pilot-dir " + q(pilot_dir_) +
        " --alloc-end \"$end\" --idle-timeout " + std::to_string(o_.idle_timeout.count()) + "ms" +
-       (o_.cpus > 0 ? " --cpus " + std::to_string(o_.cpus) : std::string()) + "\n";
+       (o_.cpus > 0 ? " --cpus " + std::to_string(o_.cpus) : std::string()) +
+       (o_.memory_mib > 0 ? " --memory " + std::to_string(o_.memory_mib) : std::string()) +
+       (executors.empty() ? std::string() : " --executors " + q(executors)) + "\n";
   r.script = s;
   r.script_path = pilot_dir_ + "/allocation-" + std::to_string(allocs_.size() + 1) + ".sh";
   if (!write_atomically(r.script_path, s, 0644)) {
@@ -627,7 +634,7 @@ void PilotBackend::submit_allocation() {
   dirty_ = true;
 }
 
-void PilotBackend::manage_allocations() {
+void PilotBackend::manage_allocations(std::vector<Completion>& out) {
   const auto now = Clock::now();
   if (now >= next_query_) {
     next_query_ = now + o_.poll_interval;
@@ -656,6 +663,11 @@ void PilotBackend::manage_allocations() {
           }
           a.ended_us = wall_us();
           dirty_ = true;
+          // A node that died sends no FIN: the job's end is what says its worker is gone.
+          std::vector<std::uint32_t> orphans;
+          for (const auto& [id, w] : workers_)
+            if (w.welcomed && w.info.job_id == a.job) orphans.push_back(id);
+          for (auto id : orphans) drop(id, "ended with its Slurm job (" + a.end_reason + ")", out);
         }
       }
     }
@@ -782,7 +794,7 @@ void PilotBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds 
     dispatch();
     for (auto& [id, w] : workers_)
       if (w.conn->wants_write()) w.conn->flush();
-    manage_allocations();
+    manage_allocations(out);
     write_state(false);
     if (out.size() > before || Clock::now() >= deadline) return;
   }

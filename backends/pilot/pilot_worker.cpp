@@ -77,6 +77,8 @@ class Worker {
     h.cpus = cpus_;
     h.gpu_ids = gpu_ids_;
     h.memory_mib = o_.memory_mib;
+    if (const char* m = std::getenv("SLURM_MEM_PER_NODE"); h.memory_mib == 0 && m)
+      h.memory_mib = std::atoll(m);
     h.executors = o_.executors;
     h.alloc_end_s = o_.alloc_end_s;
     return h;

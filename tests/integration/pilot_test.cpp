@@ -169,7 +169,7 @@ TEST_CASE("pilot: an allocation scancelled mid-run has its tasks retried elsewhe
   // Lost attempts were retried without counting against retries (the tasks have none).
   const std::string lost_rows =
       shell_output("sqlite3 " + (dir / ".sluice/store.db").string() +
-                   " \"select count(*) from attempts where reason like '%vanished%'\"");
+                   " \"select count(*) from attempts where reason like '%pilot worker on%'\"");
   CHECK(std::atoi(lost_rows.c_str()) >= 1);
   CHECK(j["allocations"].size() >= 2);  // the cancelled one was replaced
 }

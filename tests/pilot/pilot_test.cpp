@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -26,7 +27,9 @@ namespace {
 
 class FakeDriver final : public slurm::SlurmDriver {
  public:
-  explicit FakeDriver(std::vector<slurm::SubmitRequest>* submitted) : submitted_(submitted) {}
+  FakeDriver(std::vector<slurm::SubmitRequest>* submitted,
+             std::map<std::string, std::string>* states)
+      : submitted_(submitted), states_(states) {}
   std::string name() const override { return "fake"; }
   Expected<std::string> submit(const slurm::SubmitRequest& r) override {
     submitted_->push_back(r);
@@ -35,7 +38,10 @@ class FakeDriver final : public slurm::SlurmDriver {
   Expected<std::map<std::string, slurm::JobStatus>> query(
       const std::vector<std::string>& ids) override {
     std::map<std::string, slurm::JobStatus> out;
-    for (const auto& id : ids) out[id].state = "RUNNING";
+    for (const auto& id : ids) {
+      auto it = states_->find(id);
+      out[id].state = it == states_->end() ? "RUNNING" : it->second;
+    }
     return out;
   }
   void cancel(const std::vector<std::string>&) override {}
@@ -43,6 +49,7 @@ class FakeDriver final : public slurm::SlurmDriver {
 
  private:
   std::vector<slurm::SubmitRequest>* submitted_;
+  std::map<std::string, std::string>* states_;
 };
 
 struct Scratch {
@@ -201,10 +208,11 @@ TEST_CASE("pilot allocation policy: one starting allocation at a time, up to the
 TEST_CASE("pilot backend: allocates, refuses a wrong secret, runs and loses attempts", "[pilot]") {
   Scratch s;
   std::vector<slurm::SubmitRequest> submitted;
+  std::map<std::string, std::string> states;
   BackendOptions opts;
   opts.cpus = 2;
   opts.extra = {{"max_allocations", "2"}, {"time_limit", "10m"}, {"poll_interval", "50ms"}};
-  auto made = make_pilot_backend(opts, std::make_unique<FakeDriver>(&submitted));
+  auto made = make_pilot_backend(opts, std::make_unique<FakeDriver>(&submitted, &states));
   REQUIRE(made);
   Backend& b = **made;
   CHECK(b.capacity().enforces_exec_time);
@@ -248,6 +256,41 @@ TEST_CASE("pilot backend: allocates, refuses a wrong secret, runs and loses atte
     }));
     CHECK(intruder.types == std::vector<MsgType>{MsgType::kRefused});
     CHECK(intruder.launches.empty());
+  }
+
+  SECTION("an allocation that fails before its worker connects is replaced") {
+    states["101"] = "FAILED";
+    REQUIRE(drive([&] { return submitted.size() == 2; }));
+  }
+
+  SECTION("a worker whose allocation ends too soon gets no task that would not fit") {
+    TaskSpec timed = specs[3];
+    timed.max_exec_time = std::chrono::minutes(5);
+    REQUIRE(b.launch(request(timed, s.run_dir, 3)));
+    FakeWorker w(address);
+    Hello h;
+    h.secret = secret;
+    h.job_id = "101";
+    h.host = "node1";
+    h.cpus = 8;
+    h.alloc_end_s = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    120;
+    w.conn.send(MsgType::kHello, encode_hello(h));
+    w.conn.flush_blocking(1000);
+    REQUIRE(drive([&] {
+      w.receive();
+      return w.launches.size() == 3;
+    }));
+    // The 5-minute task waits for an allocation with time for it.
+    for (int i = 0; i < 20; ++i) {
+      b.poll(out, std::chrono::milliseconds(5));
+      w.receive();
+    }
+    CHECK(w.launches.size() == 3);
+    for (const auto& l : w.launches) CHECK(l.task != 3);
+    CHECK(submitted.size() == 2);
   }
 
   SECTION("a worker gets launches up to its slots and reports completions") {
