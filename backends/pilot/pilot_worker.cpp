@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <memory>
 #include <set>
@@ -60,6 +61,9 @@ int node_cpus(const WorkerOptions& o) {
 
 enum class End { kReleased, kLost, kSignaled, kRefused };
 
+constexpr auto kSignalGrace = std::chrono::milliseconds(500);
+constexpr TaskId kNoTask = ~TaskId{0};
+
 class Worker {
  public:
   explicit Worker(const WorkerOptions& o) : o_(o) {
@@ -94,6 +98,8 @@ class Worker {
     lo.gpus = o_.gpus;
     local_ = make_local_backend(lo);
     deadlines_.clear();
+    killed_.clear();
+    held_.clear();
     timed_out_.clear();
   }
 
@@ -102,7 +108,7 @@ class Worker {
     bool idle_sent = false;
     for (;;) {
       if (g_stop_signal.load() != 0) return End::kSignaled;
-      const bool busy = local_->in_flight() > 0;
+      const bool busy = local_->in_flight() > 0 || !held_.empty();
       pollfd p{conn.fd(), static_cast<short>(POLLIN | (conn.wants_write() ? POLLOUT : 0)), 0};
       const int n = ::poll(&p, 1, busy ? 0 : 100);
       // Frames may wait in the buffer without the socket being readable (the launches
@@ -124,7 +130,10 @@ class Worker {
             idle_sent = false;
             last_busy = Clock::now();
           } else if (type == MsgType::kKill) {
-            if (auto k = decode_kill(payload)) local_->kill(k->first, k->second);
+            if (auto k = decode_kill(payload)) {
+              killed_.insert(key_of(k->first, k->second));
+              local_->kill(k->first, k->second);
+            }
           } else if (type == MsgType::kShutdown) {
             auto why = decode_text(payload);
             std::fprintf(stderr, "sluice worker: released by the coordinator (%s)\n",
@@ -137,16 +146,32 @@ class Worker {
       // done_ may already hold launches that failed at once (start()).
       local_->poll(done_, std::chrono::milliseconds(busy ? 1 : 0));
       check_deadlines();
-      if (!done_.empty()) {
-        for (Completion& c : done_) {
-          const auto k = key_of(c.task, c.attempt);
-          deadlines_.erase(k);
-          if (auto t = timed_out_.find(k); t != timed_out_.end()) {
-            c.kind = ExitKind::kSignaled;
-            c.reason = "timed out after " + format_duration(std::chrono::milliseconds(t->second));
-            timed_out_.erase(t);
-          }
+      const auto now = Clock::now();
+      for (Completion& c : done_) {
+        const auto k = key_of(c.task, c.attempt);
+        deadlines_.erase(k);
+        const bool asked = killed_.erase(k) > 0;
+        if (auto t = timed_out_.find(k); t != timed_out_.end()) {
+          c.kind = ExitKind::kSignaled;
+          c.reason = "timed out after " + format_duration(std::chrono::milliseconds(t->second));
+          timed_out_.erase(t);
+        } else if (c.kind == ExitKind::kSignaled && !asked) {
+          // scancel and the time limit signal every process of the job, the attempts
+          // first perhaps: hold such an ending back a moment, and if this worker is
+          // being stopped too, let the coordinator see the worker vanish (lost, retried
+          // for free) instead of a failed attempt.
+          held_.push_back({now + kSignalGrace, std::move(c)});
+          c.task = kNoTask;
         }
+      }
+      std::erase_if(done_, [](const Completion& c) { return c.task == kNoTask; });
+      while (!held_.empty() && held_.front().first <= now) {
+        if (g_stop_signal.load() != 0) return End::kSignaled;
+        done_.push_back(std::move(held_.front().second));
+        held_.pop_front();
+      }
+      if (!done_.empty()) {
+        if (g_stop_signal.load() != 0) return End::kSignaled;
         conn.send(MsgType::kCompletions, encode_completions(done_));
       }
       const bool reported = !done_.empty();
@@ -221,6 +246,8 @@ class Worker {
   std::vector<Completion> done_;
   std::unordered_map<std::uint64_t, std::pair<Clock::time_point, std::int64_t>> deadlines_;
   std::unordered_map<std::uint64_t, std::int64_t> timed_out_;
+  std::set<std::uint64_t> killed_;  // by the coordinator's request
+  std::deque<std::pair<Clock::time_point, Completion>> held_;
 };
 
 // Sends the hello and waits for the answer: kWelcome, kRefused or nothing (lost).
