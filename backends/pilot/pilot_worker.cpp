@@ -155,11 +155,11 @@ class Worker {
           c.kind = ExitKind::kSignaled;
           c.reason = "timed out after " + format_duration(std::chrono::milliseconds(t->second));
           timed_out_.erase(t);
-        } else if (c.kind == ExitKind::kSignaled && !asked) {
+        } else if (!asked && !(c.kind == ExitKind::kExited && c.code == 0)) {
           // scancel and the time limit signal every process of the job, the attempts
-          // first perhaps: hold such an ending back a moment, and if this worker is
-          // being stopped too, let the coordinator see the worker vanish (lost, retried
-          // for free) instead of a failed attempt.
+          // perhaps first (a shell then exits 143): hold a failure back a moment, and if
+          // this worker is being stopped too, let the coordinator see the worker vanish
+          // (lost, retried for free) instead of a failed attempt.
           held_.push_back({now + kSignalGrace, std::move(c)});
           c.task = kNoTask;
         }
