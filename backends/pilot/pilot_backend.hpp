@@ -38,6 +38,8 @@
 // BackendOptions: cpus, gpus (per node of an allocation), executors (labels the workers
 // offer). extra: mode (pilot | auto | jobs; see register_pilot_backend), max_allocations
 // (default 4), nodes (1), time_limit (1h), idle_timeout (1m), memory (MiB per node),
+// max_queued (launches handed over at once, in cores; default max(1024, 2 x
+// max_allocations x nodes x max(cpus, 64)): each holds two open log files),
 // auto_threshold (auto mode: tasks with a longer max_exec_time become jobs; default half
 // the time_limit), poll_interval (2s), driver, partition, account, qos, constraint,
 // reservation, sbatch.

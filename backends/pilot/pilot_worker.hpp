@@ -5,10 +5,12 @@
 // and sends their completions back in batches.
 //
 // It kills an attempt past its max_exec_time (reported as signaled, "timed out after
-// …"). After `idle_timeout` with nothing running it asks the coordinator to release it.
-// When the coordinator's connection drops it kills every attempt it started (the
-// coordinator has reported them lost), then tries to reconnect to the address in
-// PILOT_DIR/address (a resumed coordinator writes a new one) for `reconnect_timeout`,
+// …"). A failure the coordinator did not ask for is reported 0.5 s late: scancel and the
+// time limit signal the attempts too, and a worker stopped meanwhile leaves them to be
+// reported lost (retried for free) rather than failed. After `idle_timeout` with nothing running it
+// asks the coordinator to release it. When the coordinator's connection drops it kills every
+// attempt it started (the coordinator has reported them lost), then tries to reconnect to the
+// address in PILOT_DIR/address (a resumed coordinator writes a new one) for `reconnect_timeout`,
 // and exits 0 if none answers, which ends its allocation. SIGTERM (scancel, time limit)
 // kills its attempts and exits 128+15.
 #pragma once
