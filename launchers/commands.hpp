@@ -11,21 +11,22 @@
 
 namespace sluice::cli {
 
-void add_run_commands(CLI::App& app, Globals& g);     // run, validate, resume
-void add_query_commands(CLI::App& app, Globals& g);   // ps, psw, pss, psf, get, logs
-void add_manage_commands(CLI::App& app, Globals& g);  // cancel, remove, removeall
-void add_data_commands(CLI::App& app, Globals& g);    // put, results, artifacts
+void add_run_commands(CLI::App& app, Globals& g);       // run, validate, resume
+void add_query_commands(CLI::App& app, Globals& g);     // ps, psw, pss, psf, get, logs
+void add_manage_commands(CLI::App& app, Globals& g);    // cancel, remove, removeall
+void add_data_commands(CLI::App& app, Globals& g);      // put, results, artifacts
 void add_children_commands(CLI::App& app, Globals& g);  // add-child
 void add_cache_commands(CLI::App& app, Globals& g);     // cache list, cache prune
 
 // `sluice run --dry-run FILE`: which tasks would run, which come from the cache, and why.
 int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache);
-void add_graph_commands(CLI::App& app, Globals& g);     // graph
-void add_report_commands(CLI::App& app, Globals& g);    // report
-void add_watch_commands(CLI::App& app, Globals& g);     // watch
-void add_doctor_command(CLI::App& app, Globals& g);     // doctor
+void add_graph_commands(CLI::App& app, Globals& g);   // graph
+void add_report_commands(CLI::App& app, Globals& g);  // report
+void add_watch_commands(CLI::App& app, Globals& g);   // watch
+void add_doctor_command(CLI::App& app, Globals& g);   // doctor
 void add_config_commands(CLI::App& app, Globals& g);  // config save, list, show
 void add_slurm_commands(CLI::App& app, Globals& g);   // sbatch
+void add_pilot_commands(CLI::App& app, Globals& g);   // worker, workers
 
 // A saved configuration: SLUICE_HOME/configs/NAME.toml.
 struct SavedConfig {

@@ -9,6 +9,7 @@
 #include "mpi_backend.hpp"
 #endif
 #ifdef SLUICE_HAVE_SLURM_BACKEND
+#include "pilot_backend.hpp"
 #include "slurm_backend.hpp"
 #endif
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
 #endif
 #ifdef SLUICE_HAVE_SLURM_BACKEND
   sluice::register_slurm_backend();
+  sluice::register_pilot_backend();  // `slurm` with mode = pilot | auto, and `pilot`
 #endif
 
   CLI::App app{"Sluice: workflows of tasks on your laptop, Slurm clusters and MPI ranks", "sluice"};
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
   add_doctor_command(app, g);
   add_config_commands(app, g);
   add_slurm_commands(app, g);
+  add_pilot_commands(app, g);
   add_workflows_commands(app, g);
   // --home is accepted after the subcommand too: `sluice ps --home DIR`.
   for (auto* sub : app.get_subcommands({}))

@@ -1,0 +1,106 @@
+// The messages between the coordinator's `pilot` backend and its `sluice worker`s, and
+// their framing on a TCP byte stream. Encoding and decoding touch no socket, so they are
+// unit-tested without a network.
+//
+// Frame: u32 length (of what follows), u8 type, payload. Integers little-endian fixed
+// width, strings a u32 length and the bytes (workers and coordinator share the
+// architecture, as ranks of an MPI job do). A decoder given a truncated or malformed
+// payload returns an error; it never reads past the end.
+//
+//   worker -> coordinator: kHello (once, first), kCompletions (a batch), kIdle (asks to
+//                          be released: nothing ran for idle_timeout)
+//   coordinator -> worker: kWelcome (hello accepted), kRefused (wrong secret; the
+//                          connection closes), kLaunch, kKill, kShutdown (exit now)
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sluice/backend.hpp"
+
+namespace sluice::pilot {
+
+enum class MsgType : std::uint8_t {
+  kHello = 1,
+  kCompletions = 2,
+  kIdle = 3,
+  kWelcome = 10,
+  kRefused = 11,
+  kLaunch = 12,
+  kKill = 13,
+  kShutdown = 14,
+};
+
+// Larger frames are a protocol error (a stranger talking to the port, or corruption).
+constexpr std::uint32_t kMaxFrame = 64u << 20;
+
+// What a worker offers, sent once after connecting.
+struct Hello {
+  std::string secret;
+  std::string job_id;  // the Slurm allocation it runs in; empty outside Slurm
+  std::string host;
+  std::int32_t pid = 0;
+  std::int32_t cpus = 1;
+  std::vector<std::string> gpu_ids;
+  std::int64_t memory_mib = 0;         // 0: unknown
+  std::vector<std::string> executors;  // empty: any label
+  std::int64_t alloc_end_s = 0;        // epoch seconds the allocation ends; 0: never
+};
+
+// One attempt, everything a worker needs to start it without the workflow.
+struct Launch {
+  TaskId task = 0;
+  std::uint32_t attempt = 0;
+  std::string name;
+  std::vector<std::string> command;
+  std::string shell;
+  std::vector<std::pair<std::string, std::string>> spec_env;  // the task's `env`
+  std::vector<std::pair<std::string, std::string>> env;       // LaunchRequest::env
+  std::string workdir;
+  std::string attempt_dir;
+  std::int32_t cpus = 1;
+  std::int32_t gpus = 0;
+  std::int64_t max_exec_ms = 0;  // the worker kills the attempt past it; 0: unlimited
+};
+
+// A whole frame (length, type, payload) ready to write.
+std::string frame(MsgType type, std::string_view payload);
+
+std::string encode_hello(const Hello& h);
+Expected<Hello> decode_hello(std::string_view payload);
+
+std::string encode_launch(const LaunchRequest& request);
+Expected<Launch> decode_launch(std::string_view payload);
+
+std::string encode_kill(TaskId task, std::uint32_t attempt);
+Expected<std::pair<TaskId, std::uint32_t>> decode_kill(std::string_view payload);
+
+// kWelcome carries the worker's id, kRefused and kShutdown a reason.
+std::string encode_u32(std::uint32_t v);
+Expected<std::uint32_t> decode_u32(std::string_view payload);
+std::string encode_text(std::string_view text);
+Expected<std::string> decode_text(std::string_view payload);
+
+// Completions without `host` and `failure` (the coordinator knows the worker's host;
+// `failure` is the engine's). Appends decoded ones to `out`.
+std::string encode_completions(std::span<const Completion> completions);
+Expected<void> decode_completions(std::string_view payload, std::vector<Completion>& out);
+
+// Splits a byte stream into frames. Feed it what arrived; take whole frames out.
+class FrameBuffer {
+ public:
+  void append(const char* data, std::size_t n) { buf_.append(data, n); }
+  // The next whole frame: true with type and payload (valid until the next call), false
+  // when none is complete yet. Sets `bad` on an oversized frame.
+  bool next(MsgType& type, std::string_view& payload, bool& bad);
+
+ private:
+  std::string buf_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace sluice::pilot

@@ -1,0 +1,41 @@
+// `sluice worker`: the process a pilot allocation runs on each of its nodes. It connects
+// to the run's coordinator (pilot_backend.hpp), says what it offers, starts the attempts
+// it is sent as child processes through a `local` backend of its own (same environment,
+// PATH, process groups, logs and CUDA_VISIBLE_DEVICES handling as `--backend local`),
+// and sends their completions back in batches.
+//
+// It kills an attempt past its max_exec_time (reported as signaled, "timed out after
+// …"). A failure the coordinator did not ask for is reported 0.5 s late: scancel and the
+// time limit signal the attempts too, and a worker stopped meanwhile leaves them to be
+// reported lost (retried for free) rather than failed. After `idle_timeout` with nothing running it
+// asks the coordinator to release it. When the coordinator's connection drops it kills every
+// attempt it started (the coordinator has reported them lost), then tries to reconnect to the
+// address in PILOT_DIR/address (a resumed coordinator writes a new one) for `reconnect_timeout`,
+// and exits 0 if none answers, which ends its allocation. SIGTERM (scancel, time limit)
+// kills its attempts and exits 128+15.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace sluice::pilot {
+
+struct WorkerOptions {
+  std::string connect;      // HOST:PORT; empty: read pilot_dir/address
+  std::string secret_file;  // empty: pilot_dir/secret
+  std::string pilot_dir;
+  int cpus = 0;   // 0: SLURM_CPUS_ON_NODE, else the cores it may use
+  int gpus = -1;  // -1: detect (CUDA_VISIBLE_DEVICES of the allocation, ...)
+  std::int64_t memory_mib = 0;
+  std::vector<std::string> executors;
+  std::int64_t alloc_end_s = 0;  // epoch seconds; 0: unknown
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds reconnect_timeout{60'000};
+};
+
+// Serves until released. Exit status: 0 released or no coordinator to reconnect to,
+// 3 refused (wrong secret) or unusable options, 128+signal when stopped by a signal.
+int serve_worker(const WorkerOptions& options);
+
+}  // namespace sluice::pilot

@@ -1,0 +1,326 @@
+// The pilot backend without a cluster: its wire format, its allocation policy, and its
+// coordinator side driven through real localhost sockets by a hand-played worker, with a
+// fake Slurm driver that records submissions.
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "pilot_backend.hpp"
+#include "pilot_net.hpp"
+#include "pilot_policy.hpp"
+#include "pilot_wire.hpp"
+#include "slurm_driver.hpp"
+
+using namespace sluice;
+using namespace sluice::pilot;
+namespace fs = std::filesystem;
+
+namespace {
+
+class FakeDriver final : public slurm::SlurmDriver {
+ public:
+  FakeDriver(std::vector<slurm::SubmitRequest>* submitted,
+             std::map<std::string, std::string>* states)
+      : submitted_(submitted), states_(states) {}
+  std::string name() const override { return "fake"; }
+  Expected<std::string> submit(const slurm::SubmitRequest& r) override {
+    submitted_->push_back(r);
+    return std::to_string(100 + submitted_->size());
+  }
+  Expected<std::map<std::string, slurm::JobStatus>> query(
+      const std::vector<std::string>& ids) override {
+    std::map<std::string, slurm::JobStatus> out;
+    for (const auto& id : ids) {
+      auto it = states_->find(id);
+      out[id].state = it == states_->end() ? "RUNNING" : it->second;
+    }
+    return out;
+  }
+  void cancel(const std::vector<std::string>&) override {}
+  int max_array_size() override { return 1001; }
+
+ private:
+  std::vector<slurm::SubmitRequest>* submitted_;
+  std::map<std::string, std::string>* states_;
+};
+
+struct Scratch {
+  Scratch() {
+    std::random_device rd;
+    root = fs::temp_directory_path() / ("sluice-pilot-" + std::to_string(rd()));
+    run_dir = root / "runs" / "run1";
+    fs::create_directories(run_dir / "tasks");
+  }
+  ~Scratch() {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+  fs::path root, run_dir;
+};
+
+std::string read_word(const fs::path& p) {
+  std::ifstream in(p);
+  std::string s;
+  in >> s;
+  return s;
+}
+
+// A worker played by hand: connects, says hello, collects what the coordinator sends.
+struct FakeWorker {
+  FakeWorker(const std::string& address) : conn(std::move(*connect_tcp(address, 2000))) {}
+  void hello(const std::string& secret, int cpus, std::string job = "101") {
+    Hello h;
+    h.secret = secret;
+    h.job_id = std::move(job);
+    h.host = "node1";
+    h.cpus = cpus;
+    conn.send(MsgType::kHello, encode_hello(h));
+    conn.flush_blocking(1000);
+  }
+  // Reads what arrived; false once the coordinator closed the connection.
+  bool receive() {
+    pollfd p{conn.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return true;
+    const bool open = conn.read_some();
+    MsgType type;
+    std::string_view payload;
+    bool bad = false;
+    while (conn.next(type, payload, bad)) {
+      types.push_back(type);
+      if (type == MsgType::kLaunch) launches.push_back(*decode_launch(payload));
+    }
+    return open;
+  }
+  void complete(const Launch& l, int code) {
+    Completion c;
+    c.task = l.task;
+    c.attempt = l.attempt;
+    c.code = code;
+    conn.send(MsgType::kCompletions, encode_completions({&c, 1}));
+    conn.flush_blocking(1000);
+  }
+  Connection conn;
+  std::vector<MsgType> types;
+  std::vector<Launch> launches;
+};
+
+LaunchRequest request(const TaskSpec& spec, const fs::path& run_dir, TaskId task) {
+  LaunchRequest r;
+  r.task = task;
+  r.attempt = 1;
+  r.spec = &spec;
+  r.attempt_dir = (run_dir / "tasks" / spec.name / "1").string();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("pilot messages survive encoding, split frames and truncation", "[pilot]") {
+  Hello h;
+  h.secret = "s3cret";
+  h.job_id = "42";
+  h.host = "n1";
+  h.cpus = 8;
+  h.gpu_ids = {"0", "1"};
+  h.executors = {"gpu"};
+  h.alloc_end_s = 1234567890;
+  std::string bytes = frame(MsgType::kHello, encode_hello(h));
+  Completion c;
+  c.task = 7;
+  c.attempt = 2;
+  c.kind = ExitKind::kSignaled;
+  c.code = 9;
+  c.reason = "timed out after 1s";
+  bytes += frame(MsgType::kCompletions, encode_completions({&c, 1}));
+
+  FrameBuffer buf;
+  MsgType type;
+  std::string_view payload;
+  bool bad = false;
+  // Byte by byte: a frame comes out only once it is whole.
+  std::vector<MsgType> got;
+  std::vector<Completion> done;
+  for (char ch : bytes) {
+    buf.append(&ch, 1);
+    while (buf.next(type, payload, bad)) {
+      got.push_back(type);
+      if (type == MsgType::kHello) {
+        auto back = decode_hello(payload);
+        REQUIRE(back);
+        CHECK(back->secret == "s3cret");
+        CHECK(back->gpu_ids == std::vector<std::string>{"0", "1"});
+        CHECK(back->alloc_end_s == 1234567890);
+      } else {
+        REQUIRE(decode_completions(payload, done));
+      }
+    }
+    REQUIRE(!bad);
+  }
+  CHECK(got == std::vector<MsgType>{MsgType::kHello, MsgType::kCompletions});
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].reason == "timed out after 1s");
+  CHECK(done[0].kind == ExitKind::kSignaled);
+
+  const std::string payload_bytes = encode_hello(h);
+  for (std::size_t n = 0; n < payload_bytes.size(); ++n)
+    CHECK(!decode_hello(std::string_view(payload_bytes).substr(0, n)));
+
+  FrameBuffer huge;
+  const std::uint32_t len = kMaxFrame + 1;
+  huge.append(reinterpret_cast<const char*>(&len), 4);
+  huge.append("x", 1);
+  CHECK(!huge.next(type, payload, bad));
+  CHECK(bad);
+}
+
+TEST_CASE("pilot allocation policy: one starting allocation at a time, up to the maximum",
+          "[pilot]") {
+  PolicyInput in;
+  in.max_allocations = 2;
+  CHECK(!should_allocate(in));  // nothing waits
+  in.waiting = 5;
+  CHECK(should_allocate(in));
+  in.starting = 1;
+  in.active = 1;
+  CHECK(!should_allocate(in));  // the first one has not shown up yet
+  in.starting = 0;
+  CHECK(should_allocate(in));
+  in.active = 2;
+  CHECK(!should_allocate(in));  // at max_allocations
+  in.active = 1;
+  in.backing_off = true;
+  CHECK(!should_allocate(in));
+
+  CHECK(fits_remaining(0, 1000, 999));    // undeclared: anywhere
+  CHECK(fits_remaining(60'000, 0, 999));  // allocation without an end
+  CHECK(fits_remaining(60'000, 1000 + 60 + kEndMarginS, 1000));
+  CHECK(!fits_remaining(60'001, 1000 + 60 + kEndMarginS, 1000));
+}
+
+TEST_CASE("pilot backend: allocates, refuses a wrong secret, runs and loses attempts", "[pilot]") {
+  Scratch s;
+  std::vector<slurm::SubmitRequest> submitted;
+  std::map<std::string, std::string> states;
+  BackendOptions opts;
+  opts.cpus = 2;
+  opts.extra = {{"max_allocations", "2"}, {"time_limit", "10m"}, {"poll_interval", "50ms"}};
+  auto made = make_pilot_backend(opts, std::make_unique<FakeDriver>(&submitted, &states));
+  REQUIRE(made);
+  Backend& b = **made;
+  CHECK(b.capacity().enforces_exec_time);
+
+  std::vector<TaskSpec> specs(4);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    specs[i].name = "t" + std::to_string(i);
+    specs[i].command = {"true"};
+  }
+  TaskSpec too_long = specs[0];
+  too_long.name = "long";
+  too_long.max_exec_time = std::chrono::hours(1);
+  CHECK(!b.launch(request(too_long, s.run_dir, 9)));  // can never fit a 10m allocation
+
+  for (TaskId t = 0; t < 3; ++t) REQUIRE(b.launch(request(specs[t], s.run_dir, t)));
+  std::vector<Completion> out;
+  b.poll(out, std::chrono::milliseconds(20));
+  REQUIRE(submitted.size() == 1);  // one allocation while none has started
+  CHECK(submitted[0].script.find(" worker --pilot-dir ") != std::string::npos);
+  CHECK(submitted[0].time_min == 10);
+  const fs::path pilot = s.run_dir / "pilot";
+  struct stat st {};
+  REQUIRE(::stat((pilot / "secret").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  const std::string secret = read_word(pilot / "secret");
+  const std::string address = read_word(pilot / "address");
+  REQUIRE(secret.size() == 64);
+
+  auto drive = [&](auto done, int max_polls = 200) {
+    for (int i = 0; i < max_polls && !done(); ++i) b.poll(out, std::chrono::milliseconds(5));
+    return done();
+  };
+
+  SECTION("a wrong secret is refused and the connection closed") {
+    FakeWorker intruder(address);
+    intruder.hello(std::string(64, '0'), 2);
+    bool closed = false;
+    REQUIRE(drive([&] {
+      closed = closed || !intruder.receive();
+      return closed;
+    }));
+    CHECK(intruder.types == std::vector<MsgType>{MsgType::kRefused});
+    CHECK(intruder.launches.empty());
+  }
+
+  SECTION("an allocation that fails before its worker connects is replaced") {
+    states["101"] = "FAILED";
+    REQUIRE(drive([&] { return submitted.size() == 2; }));
+  }
+
+  SECTION("a worker whose allocation ends too soon gets no task that would not fit") {
+    TaskSpec timed = specs[3];
+    timed.max_exec_time = std::chrono::minutes(5);
+    REQUIRE(b.launch(request(timed, s.run_dir, 3)));
+    FakeWorker w(address);
+    Hello h;
+    h.secret = secret;
+    h.job_id = "101";
+    h.host = "node1";
+    h.cpus = 8;
+    h.alloc_end_s = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    120;
+    w.conn.send(MsgType::kHello, encode_hello(h));
+    w.conn.flush_blocking(1000);
+    REQUIRE(drive([&] {
+      w.receive();
+      return w.launches.size() == 3;
+    }));
+    // The 5-minute task waits for an allocation with time for it.
+    for (int i = 0; i < 20; ++i) {
+      b.poll(out, std::chrono::milliseconds(5));
+      w.receive();
+    }
+    CHECK(w.launches.size() == 3);
+    for (const auto& l : w.launches) CHECK(l.task != 3);
+    CHECK(submitted.size() == 2);
+  }
+
+  SECTION("a worker gets launches up to its slots and reports completions") {
+    FakeWorker w(address);
+    w.hello(secret, 2);
+    REQUIRE(drive([&] {
+      w.receive();
+      return w.launches.size() == 2;
+    }));
+    CHECK(w.types.front() == MsgType::kWelcome);
+    // Tasks wait while the only worker is full: a second allocation is asked for.
+    REQUIRE(drive([&] { return submitted.size() == 2; }));
+    w.complete(w.launches[0], 0);
+    REQUIRE(drive([&] {
+      w.receive();
+      return !out.empty() && w.launches.size() == 3;
+    }));
+    CHECK(out[0].task == w.launches[0].task);
+    CHECK(out[0].ok());
+    CHECK(out[0].host == "node1");
+
+    SECTION("and a worker that vanishes has its attempts reported lost") {
+      out.clear();
+      w.conn = Connection(Fd());
+      REQUIRE(drive([&] { return out.size() == 2; }));
+      for (const auto& c : out) {
+        CHECK(c.kind == ExitKind::kLost);
+        CHECK(c.reason.find("vanished") != std::string::npos);
+      }
+      CHECK(b.in_flight() == 0);
+    }
+  }
+}
