@@ -33,9 +33,11 @@ name = "sw"
 shell = "echo prep >> ran.log; sluice put base 10"
 [tasks.sq]
 after = ["prep"]
-matrix = { x = [)~" + values + R"~(] }
+matrix = { x = [)~" +
+         values + R"~(] }
 command = ["sh", "-c", "echo sq$1 >> ran.log; sluice put y $(( $1 * $1 + $2 ))", "sq", "{x}", "{inputs.prep.base}"]
-)~" + extra + R"~(
+)~" + extra +
+         R"~(
 [tasks.total]
 after = ["sq"]
 shell = '''
@@ -130,7 +132,8 @@ TEST_CASE("each part of the key reruns the task and its dependents and resources
     auto dry = run_sluice({"run", "--dry-run", "--json", "wf.toml"}, dir.path());
     REQUIRE(dry.exit_code == 0);
     INFO(ch.mid << "\n" << dry.out);
-    for (const auto& t : json::parse(dry.out)["tasks"])
+    const json plan = json::parse(dry.out);
+    for (const auto& t : plan["tasks"])
       if (t["name"] == "b" && !ch.why.empty())
         CHECK(t["why"].get<std::string>().find(ch.why) != std::string::npos);
     auto run = run_ok(dir);

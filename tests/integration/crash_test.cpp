@@ -37,7 +37,8 @@ TEST_CASE("ps, get and logs work from a second process while a run is in progres
           "[integration][concurrent]") {
   ScratchDir dir;
   fs::create_directories(dir / "executions");
-  write_file(dir / "wf.toml", chain_workflow(4, "0.6"));
+  // Steps long enough for a dozen CLI calls while step1 runs, even under ASan.
+  write_file(dir / "wf.toml", chain_workflow(4, "2"));
   pid_t pid = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");
 

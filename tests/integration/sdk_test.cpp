@@ -48,7 +48,9 @@ CliResult run_program(const std::string& program, const std::vector<std::string>
   return r;
 }
 
-std::string example(const std::string& name) { return std::string(SDK_EXAMPLES_DIR) + "/" + name; }
+std::string example(const std::string& name) {
+  return std::string(SDK_EXAMPLES_DIR) + "/" + name;
+}
 
 // "run ID …" on the first line of `app run`.
 std::string run_id_of(const std::string& out) {
@@ -94,7 +96,7 @@ TEST_CASE("nested workflows show up as prefixed tasks", "[integration][sdk]") {
   ScratchDir dir;
   auto r = run_program(example("nested"), {"run"}, dir.path());
   REQUIRE(r.exit_code == 0);
-  CHECK(r.out.find("means = 109") != std::string::npos);  // 4.5 + 104.5
+  CHECK(r.out.find("means = 109") != std::string::npos);         // 4.5 + 104.5
   CHECK(r.out.find("tree_sum.add = 120") != std::string::npos);  // 0 + … + 15
   auto get = run_program(SLUICE_BINARY, {"get", run_id_of(r.out)}, dir.path());
   CHECK(get.out.find("statistics.1.mean") != std::string::npos);
@@ -150,7 +152,12 @@ TEST_CASE("a segfaulting function fails only its attempt under local", "[integra
   CHECK(tasks["fine"]["state"] == "succeeded");
   CHECK(tasks["after_fine"]["state"] == "succeeded");
   CHECK(tasks["segv"]["state"] == "failed");
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer the SIGSEGV becomes ASan's report and exit status 1.
+  CHECK(!tasks["segv"]["reason"].get<std::string>().empty());
+#else
   CHECK(tasks["segv"]["reason"].get<std::string>().find("signal 11") != std::string::npos);
+#endif
   CHECK(tasks["abort"]["state"] == "failed");
   CHECK(tasks["throws"]["state"] == "failed");
   CHECK(tasks["throws"]["attempts"] == 2);
