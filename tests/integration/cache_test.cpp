@@ -125,7 +125,8 @@ TEST_CASE("each part of the key reruns the task and its dependents and resources
       {base + "\ncpus = 2\nretries = 3\nmax_exec_time = \"1h\"\nexecutor = \"cpu\"", {}, ""},
       {base + "\nversion = \"2\"", {"b"}, "version or name changed"},
       {base + "\nenv = { MODE = \"fast\" }", {"b"}, "env changed"},
-      {"shell = \"sluice put v $(( $(sluice get a v) + 2 ))\"", {"b", "c"}, "command changed"},
+      // Against the previous run, which also had the env: both differ.
+      {"shell = \"sluice put v $(( $(sluice get a v) + 2 ))\"", {"b", "c"}, "command, env changed"},
   };
   for (const auto& ch : changes) {
     write_file(dir / "wf.toml", wf(ch.mid));
