@@ -68,7 +68,7 @@ for target in loader_fuzz artifact_fuzz; do
   grep -v -E '^"|NEW_FUNC|^#[0-9]+ ' "$dir/$target.log" | tail -n 40
   # The first stack frame that is not the sanitizer's own says whose code it is.
   where="$(grep -E '^ +#[0-9]+ 0x[0-9a-f]+ in ' "$dir/$target.log" |
-           grep -v -E ' in (__interceptor_|__asan|__sanitizer|__ubsan|__lsan|operator new|malloc|calloc|realloc|free)' |
+           grep -v -E ' in (fuzzer::|__interceptor_|__asan|__sanitizer|__ubsan|__lsan|operator new|malloc|calloc|realloc|free)' |
            head -n 1 | sed -E 's/.* in ([^ (]+).*/\1/' || true)"
   if (( rc != 0 )) && [[ "$where" == H5* ]]; then
     # A memory error inside libhdf5 itself on a corrupt file (Debian's 1.10 trusts
