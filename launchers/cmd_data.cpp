@@ -10,10 +10,10 @@
 
 #include "commands.hpp"
 #include "sluice/artifacts.hpp"
-#include "sluice/sdk_definition.hpp"
 #include "sluice/graph.hpp"
 #include "sluice/hdf5_codec.hpp"
 #include "sluice/loader.hpp"
+#include "sluice/sdk_definition.hpp"
 #include "value_json.hpp"
 
 namespace sluice::cli {
@@ -228,7 +228,9 @@ int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string
     auto info = reader->info(k);
     if (!info) fail(info.error());
     keys.push_back({{"key", k}, {"type", describe(*info)}, {"bytes", info->size_bytes}});
-    table.add({k, describe(*info), std::to_string(info->size_bytes)});
+    // Strings, lists and maps are described without reading their data: no size to show.
+    const bool sized = info->size_bytes > 0 || info->type == Value::Type::kArray;
+    table.add({k, describe(*info), sized ? std::to_string(info->size_bytes) : "-"});
   }
   auto attrs = reader->attributes();
   if (g.json) {

@@ -6,9 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -18,15 +18,10 @@
 #include "sluice/function.hpp"
 #include "sluice/function_args.hpp"
 #include "sluice/hdf5_codec.hpp"
+#include "sluice/wall_clock.hpp"
 
 namespace sluice {
 namespace {
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int usable_cpus() {
   cpu_set_t set;

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "sluice/gpus.hpp"
+#include "sluice/wall_clock.hpp"
 
 extern char** environ;
 
@@ -35,12 +36,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kDefaultKillGrace{2000};
 constexpr int kMaxEvents = 64;
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 int open_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open

@@ -12,6 +12,7 @@
 #include "mpi_session.hpp"
 #include "mpi_wire.hpp"
 #include "mpi_worker.hpp"
+#include "sluice/wall_clock.hpp"
 
 namespace sluice {
 namespace {
@@ -21,12 +22,6 @@ using mpi::MpiSession;
 using mpi::SendQueue;
 
 constexpr auto kHelloTimeout = std::chrono::seconds(120);
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::uint64_t key_of(TaskId task, std::uint32_t attempt) {
   return (static_cast<std::uint64_t>(task) << 32) | attempt;
@@ -191,11 +186,11 @@ Expected<std::string> MpiBackend::launch(const LaunchRequest& request) {
   const TaskSpec& spec = *request.spec;
   const int cpus = std::max(0, spec.cpus), gpus = std::max(0, spec.gpus);
   if (cpus > max_cpus_ || gpus > max_gpus_)
-    return make_error(ErrorCode::kBackend,
-                      "task '" + spec.name + "' needs " + std::to_string(cpus) + " cpus and " +
-                          std::to_string(gpus) + " GPUs on one MPI worker; the largest worker has " +
-                          std::to_string(max_cpus_) + " cpus and " + std::to_string(max_gpus_) +
-                          " GPUs");
+    return make_error(
+        ErrorCode::kBackend,
+        "task '" + spec.name + "' needs " + std::to_string(cpus) + " cpus and " +
+            std::to_string(gpus) + " GPUs on one MPI worker; the largest worker has " +
+            std::to_string(max_cpus_) + " cpus and " + std::to_string(max_gpus_) + " GPUs");
   std::vector<char> bytes = mpi::encode_launch(request);
   // In-process functions without GPUs: queued on the least loaded worker, which runs
   // them one after another on its MPI thread.

@@ -21,6 +21,7 @@
 
 #include "local_backend.hpp"
 #include "mpi_session.hpp"
+#include "sluice/wall_clock.hpp"
 
 extern char** environ;
 
@@ -38,12 +39,6 @@ constexpr int kMaxBatch = 256;  // messages handled between two reports to rank 
 
 void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
-}
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 int affinity_cpus() {

@@ -24,6 +24,7 @@
 #include "pilot_policy.hpp"
 #include "pilot_wire.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/wall_clock.hpp"
 #include "slurm_backend.hpp"
 #include "slurm_driver.hpp"
 
@@ -39,12 +40,6 @@ constexpr auto kStateInterval = std::chrono::seconds(1);
 constexpr auto kSubmitBackoff = std::chrono::seconds(10);
 // Allocations the cluster stopped listing for this many queries in a row have ended.
 constexpr int kMissingQueries = 3;
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::uint64_t key_of(TaskId task, std::uint32_t attempt) {
   return (static_cast<std::uint64_t>(task) << 32) | attempt;

@@ -21,6 +21,7 @@
 #include "pilot_policy.hpp"
 #include "pilot_wire.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/wall_clock.hpp"
 
 namespace sluice::pilot {
 namespace {
@@ -31,12 +32,6 @@ std::atomic<int> g_stop_signal{0};
 
 void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
-}
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 std::uint64_t key_of(TaskId task, std::uint32_t attempt) {

@@ -14,6 +14,7 @@
 
 #include "job_script.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/wall_clock.hpp"
 #include "slurm_driver.hpp"
 
 namespace sluice {
@@ -22,12 +23,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using slurm::JobStatus;
 using slurm::SubmitRequest;
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The directory of the running sluice binary: first on every job's PATH, so that tasks
 // calling `sluice put` get the same binary as the coordinator.

@@ -12,15 +12,10 @@
 #include "sluice/children.hpp"
 #include "sluice/file_modes.hpp"
 #include "sluice/hdf5_codec.hpp"
+#include "sluice/wall_clock.hpp"
 
 namespace sluice {
 namespace {
-
-std::int64_t wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string hostname() {
   char buf[256] = {};
