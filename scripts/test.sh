@@ -50,8 +50,12 @@ summary_of() {  # the line ctest ends its run with, or why there is none
 }
 
 failed=0
+stage() {  # a stage header with the time since the start, to see where CI's minutes go
+  printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"
+}
 
 # --- normal build: unit + integration --------------------------------------------------
+stage "build (build/)"
 scripts/build.sh
 main_args=(--test-dir build --output-on-failure -j "$jobs")
 (( quick )) && main_args+=(-L unit)
@@ -60,17 +64,17 @@ main_args=(--test-dir build --output-on-failure -j "$jobs")
 slurm_started=0
 if (( ! quick )); then
   if [[ "${SLUICE_TEST_SLURM:-1}" == 0 ]]; then
-    echo "== SKIP Slurm tests: SLUICE_TEST_SLURM=0"
+    stage "SKIP Slurm tests: SLUICE_TEST_SLURM=0"
     main_args+=(-LE slurm)
   elif (( EUID != 0 )); then
-    echo "== SKIP Slurm tests: bringing up the test cluster needs root (or SLUICE_TEST_SLURM=0)"
+    stage "SKIP Slurm tests: bringing up the test cluster needs root (or SLUICE_TEST_SLURM=0)"
     main_args+=(-LE slurm)
   else
     scontrol ping 2>/dev/null | grep -q 'is UP' || slurm_started=1
-    echo "== Slurm test cluster: SLURM_CPUS=8 scripts/slurm-up.sh"
+    stage "Slurm test cluster: SLURM_CPUS=8 scripts/slurm-up.sh"
     # More announced CPUs than cores: the tests' short jobs turn over 4x faster.
     if ! SLURM_CPUS=8 scripts/slurm-up.sh; then
-      echo "== Slurm cluster did not come up: the Slurm tests will fail" >&2
+      stage "Slurm cluster did not come up: the Slurm tests will fail" >&2
       failed=1
     fi
     if (( slurm_started )); then
@@ -78,7 +82,7 @@ if (( ! quick )); then
     fi
   fi
 fi
-echo "== ctest ${main_args[*]} ${ctest_args[*]:-}"
+stage "ctest ${main_args[*]} ${ctest_args[*]:-}"
 set +e
 ctest "${main_args[@]}" "${ctest_args[@]}" 2>&1 | tee "$logs/main.log"
 main_rc=${PIPESTATUS[0]}
@@ -88,7 +92,7 @@ set -e
 # --- sanitizer build: unit tests -------------------------------------------------------
 asan_rc=0
 if (( sanitize )); then
-  echo "== sanitizer build (build-asan/, ASan + UBSan)"
+  stage "sanitizer build (build-asan/, ASan + UBSan)"
   # The unit and integration tests, with the CLI they run (the reliability tests are
   # long and run in the normal build only).
   if scripts/build.sh --sanitize --targets '^(unit_|integration_|sluice$)'; then
@@ -96,7 +100,7 @@ if (( sanitize )); then
     export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
     export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_stack_use_after_return=1}"
     asan_args=(--test-dir build-asan --output-on-failure -j "$jobs" -L unit)
-    echo "== ctest ${asan_args[*]} ${ctest_args[*]:-}"
+    stage "ctest ${asan_args[*]} ${ctest_args[*]:-}"
     set +e
     ctest "${asan_args[@]}" "${ctest_args[@]}" 2>&1 | tee "$logs/asan.log"
     asan_rc=${PIPESTATUS[0]}
@@ -104,7 +108,7 @@ if (( sanitize )); then
     # sanitized binary. Memory errors and UB fail; leak reports of these short-lived
     # processes do not (their exit status would fail the task, not point at a defect).
     asan_args[-1]=integration
-    echo "== ctest ${asan_args[*]} ${ctest_args[*]:-} (detect_leaks=0)"
+    stage "ctest ${asan_args[*]} ${ctest_args[*]:-} (detect_leaks=0)"
     ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" \
       ctest "${asan_args[@]}" "${ctest_args[@]}" 2>&1 | tee -a "$logs/asan.log"
     (( PIPESTATUS[0] == 0 )) || asan_rc=1
@@ -116,7 +120,7 @@ if (( sanitize )); then
   (( asan_rc == 0 )) || failed=1
 
   # ThreadSanitizer: the tests that exercise threads and concurrent writers.
-  echo "== ThreadSanitizer build (build-tsan/): scheduler, store, children unit tests"
+  stage "ThreadSanitizer build (build-tsan/): scheduler, store, children unit tests"
   tsan_targets=(unit_scheduler_test unit_store_test unit_children_test)
   mkdir -p build-tsan
   if { [[ -f build-tsan/CMakeCache.txt ]] ||
@@ -127,7 +131,7 @@ if (( sanitize )); then
        >>build-tsan/build.log 2>&1; then
     tsan_rc=0
     for t in "${tsan_targets[@]}"; do
-      echo "== TSan: $t"
+      stage "TSan: $t"
       set +e
       TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}" \
         "build-tsan/tests/$t" 2>&1 | tail -n 20 | tee -a "$logs/tsan.log"
@@ -145,14 +149,14 @@ fi
 # --- fuzzing: bounded time per target --------------------------------------------------
 fuzz_rc=0
 if (( fuzz )); then
-  echo "== fuzzing (build-fuzz/, clang, ${SLUICE_FUZZ_SECONDS:-60}s per target)"
+  stage "fuzzing (build-fuzz/, clang, ${SLUICE_FUZZ_SECONDS:-60}s per target)"
   scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-60}" || fuzz_rc=$?
   (( fuzz_rc == 0 )) || failed=1
 fi
 
 # --- summary: ctest's own lines, the main run's last -----------------------------------
 echo
-echo "== test summary"
+stage "test summary"
 if (( sanitize )); then
   echo "unit + integration tests under ASan + UBSan (build-asan/), exit $asan_rc:"
   summary_of "$logs/asan.log"
