@@ -318,6 +318,16 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
     const std::string sub_backend = f.backend.value.value_or("local");
     if (f.ranks.present && sub_backend != "mpi")
       r.error(f.ranks.key_pos, "'ranks' applies to a sub-workflow with backend = \"mpi\"");
+    if (f.nodes.present && sub_backend != "mpi")
+      r.error(f.nodes.key_pos, "'nodes' applies to a sub-workflow with backend = \"mpi\"");
+    // Rank 0 coordinates; every node needs at least one worker rank besides it.
+    const int sub_nodes = f.nodes.value.value_or(1);
+    const int sub_ranks = f.ranks.value.value_or(std::max(2, sub_nodes + 1));
+    if (f.ranks.value && f.nodes.value && sub_ranks < sub_nodes + 1)
+      r.error(f.ranks.value_pos, "'ranks' = " + std::to_string(sub_ranks) +
+                                     " leaves a node without a worker: " +
+                                     std::to_string(sub_nodes) + " nodes need at least " +
+                                     std::to_string(sub_nodes + 1) + " ranks (rank 0 coordinates)");
     std::string sub_shell;
     if (has_sub && f.workflow.value && !has_command && !has_shell) {
       const std::string path = normal_dir(fs::path(wf.base_dir) / *f.workflow.value);
@@ -332,9 +342,8 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
           r.error(f.workflow.value_pos, "sub-workflow '" + *f.workflow.value + "' is invalid:");
           for (auto& d : sub.error()) r.add(std::move(d));
         } else {
-          sub_shell =
-              sub_workflow_shell(path, sub->content_hash, sub_backend, f.ranks.value.value_or(2),
-                                 pick(f.cpus, d.cpus).value.value_or(1));
+          sub_shell = sub_workflow_shell(path, sub->content_hash, sub_backend, sub_ranks,
+                                         pick(f.cpus, d.cpus).value.value_or(1));
         }
       }
     }
@@ -347,7 +356,8 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
     std::vector<std::pair<std::string, std::string>> env = or_empty(d.env.value);
     for (const auto& [k, v] : or_empty(f.env.value)) {
       const std::string& key = k;  // clang < 16 cannot capture a structured binding
-      auto it = std::find_if(env.begin(), env.end(), [&](const auto& kv) { return kv.first == key; });
+      auto it =
+          std::find_if(env.begin(), env.end(), [&](const auto& kv) { return kv.first == key; });
       if (it != env.end()) {
         it->second = v;
       } else {
@@ -388,7 +398,8 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
         // One Slurm job of `ranks` tasks (mpirun inside it starts one rank per task);
         // elsewhere (local) the MPI job holds a single slot and oversubscribes.
         t.cpus = 1;
-        t.slurm_extra.push_back("--ntasks=" + std::to_string(f.ranks.value.value_or(2)));
+        t.slurm_extra.push_back("--ntasks=" + std::to_string(sub_ranks));
+        if (f.nodes.present) t.slurm_extra.push_back("--nodes=" + std::to_string(sub_nodes));
       }
       for (const auto& out : or_empty(f.outputs.value))
         t.outputs.push_back(substitute(out, params));
@@ -578,10 +589,11 @@ tl::expected<Workflow, Diagnostics> load_workflow_file(const std::string& path,
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     text.append(chunk, static_cast<std::size_t>(in.gcount()));
     if (text.size() > kMaxWorkflowFileBytes) {
-      return tl::unexpected<Diagnostics>(Diagnostics{
-          {path, {},
-           "workflow file is too large (more than " +
-               std::to_string(kMaxWorkflowFileBytes / (1024 * 1024)) + " MiB)"}});
+      return tl::unexpected<Diagnostics>(
+          Diagnostics{{path,
+                       {},
+                       "workflow file is too large (more than " +
+                           std::to_string(kMaxWorkflowFileBytes / (1024 * 1024)) + " MiB)"}});
     }
   }
   fs::path dir = fs::absolute(fs::path(path), ec).parent_path();

@@ -48,9 +48,10 @@ struct Fields {
   Field<std::vector<std::string>> outputs;
   Field<std::string> before;  // child requests only: the task the child must finish before
   // A sub-workflow task: `workflow` (a TOML file) run as one task, by `backend` ("mpi":
-  // one MPI job of `ranks` ranks, one Slurm job under the slurm backend; absent: local).
+  // one MPI job of `ranks` ranks over `nodes` nodes, one Slurm job under the slurm
+  // backend; absent: local).
   Field<std::string> workflow, backend;
-  Field<int> ranks;
+  Field<int> ranks, nodes;
   // [tasks.NAME.slurm]: placement keys, and `extra` sbatch options.
   Field<Params> slurm;
   std::vector<std::string> slurm_extra;

@@ -33,15 +33,16 @@ const std::vector<std::string> kWorkflowKeys = {"name",        "project",      "
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
     "retries", "max_exec_time", "max_wait_time", "env",  "workdir", "version", "matrix",
-    "cache",   "outputs",       "slurm", "workflow", "backend", "ranks"};
+    "cache",   "outputs",       "slurm", "workflow", "backend", "ranks", "nodes"};
 // clang-format on
-const std::vector<std::string> kTaskOnlyKeys = {"after",   "matrix",   "command", "shell",
-                                                "outputs", "workflow", "backend", "ranks"};
+const std::vector<std::string> kTaskOnlyKeys = {
+    "after", "matrix", "command", "shell", "outputs", "workflow", "backend", "ranks", "nodes"};
 // A child request: like a task, but it names its downstream task instead of parents.
 const std::vector<std::string> kChildKeys = [] {
   std::vector<std::string> keys;
   for (const auto& k : kTaskKeys)
-    if (k != "after" && k != "workflow" && k != "backend" && k != "ranks") keys.push_back(k);
+    if (k != "after" && k != "workflow" && k != "backend" && k != "ranks" && k != "nodes")
+      keys.push_back(k);
   keys.push_back("before");
   return keys;
 }();
@@ -185,7 +186,8 @@ std::string printable_name(std::string_view name) {
 
 std::string unsafe_name_message(std::string_view what, std::string_view name) {
   if (name.size() > 64) {
-    return std::string(what) + " '" + printable_name(name) + "' is too long (at most 64 characters)";
+    return std::string(what) + " '" + printable_name(name) +
+           "' is too long (at most 64 characters)";
   }
   return std::string(what) + " '" + printable_name(name) +
          "' is not a safe identifier (use letters, digits, '_' and '-')";
@@ -264,6 +266,8 @@ class FieldReader {
         }
       } else if (key == "ranks") {
         read_int(f.ranks, k, v, "ranks", 2, 1 << 16);
+      } else if (key == "nodes") {
+        read_int(f.nodes, k, v, "nodes", 1, 1 << 14);
       } else if (key == "before") {
         read_string(f.before, k, v, "before", /*allow_empty=*/false);
       } else if (key == "cache") {

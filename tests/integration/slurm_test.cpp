@@ -169,7 +169,7 @@ TEST_CASE("a sub-workflow marked backend = mpi runs as one Slurm job", "[slurm][
   write_file(dir / "outer.toml",
              "[workflow]\nname = \"outer_mpi_group\"\n[tasks.prep]\nshell = \"true\"\n"
              "[tasks.group]\nafter = [\"prep\"]\nworkflow = \"inner.toml\"\nbackend = "
-             "\"mpi\"\nranks = 3\n[tasks.report]\nafter = [\"group\"]\nshell = \"sluice "
+             "\"mpi\"\nranks = 3\nnodes = 1\n[tasks.report]\nafter = [\"group\"]\nshell = \"sluice "
              "put inner $(sluice get group run)\"\n");
   auto r = run_sluice({"run", "outer.toml", "--backend", "slurm", "-q"}, dir.path());
   INFO(r.out << r.err);

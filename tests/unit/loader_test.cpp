@@ -955,6 +955,42 @@ ranks = 5
   CHECK(load_ok(outer, dir).content_hash != wf.content_hash);
 }
 
+TEST_CASE("a sub-workflow's nodes spread its MPI job's ranks over that many Slurm nodes",
+          "[loader][subworkflow]") {
+  TempDir dir;
+  dir.write("inner.toml", "[workflow]\nname = \"inner\"\n[tasks.a]\nshell = \"true\"\n");
+  // nodes alone: one worker rank per node plus rank 0.
+  Workflow wf = load_ok(
+      "[workflow]\nname = \"w\"\n[tasks.group]\nworkflow = \"inner.toml\"\n"
+      "backend = \"mpi\"\nnodes = 3\n",
+      dir);
+  REQUIRE(wf.tasks.size() == 1);
+  CHECK(wf.tasks[0].shell.find(" -n 4 sluice run --backend mpi") != std::string::npos);
+  CHECK(wf.tasks[0].slurm_extra == std::vector<std::string>{"--ntasks=4", "--nodes=3"});
+  // Both: ranks as given.
+  wf = load_ok(
+      "[workflow]\nname = \"w\"\n[tasks.group]\nworkflow = \"inner.toml\"\n"
+      "backend = \"mpi\"\nnodes = 2\nranks = 9\n",
+      dir);
+  CHECK(wf.tasks[0].slurm_extra == std::vector<std::string>{"--ntasks=9", "--nodes=2"});
+  // Too few ranks for the nodes, and nodes on a task that is no MPI sub-workflow.
+  auto ds = load_bad(R"([workflow]
+name = "w"
+[tasks.group]
+workflow = "inner.toml"
+backend = "mpi"
+nodes = 4
+ranks = 3
+[tasks.other]
+shell = "true"
+nodes = 2
+)",
+                     dir);
+  CHECK_AT(the(ds, "'ranks' = 3 leaves a node without a worker: 4 nodes need at least 5 ranks"), 7,
+           9);
+  CHECK_AT(the(ds, "'nodes' applies to a sub-workflow"), 10, 1);
+}
+
 TEST_CASE("a broken sub-workflow is reported at its own file:line:col", "[loader][subworkflow]") {
   TempDir dir;
   dir.write("inner.toml",
