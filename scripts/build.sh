@@ -67,6 +67,16 @@ run() {
 }
 
 : >"$log"
+# CI builds everything from scratch on 2 cores: line tables only (-g1) instead of full
+# debug info compile about a third faster and link much faster (objects 4x smaller),
+# and sanitizer reports still name file:line.
+if [[ ! -f "$dir/CMakeCache.txt" ]]; then
+  case "${CI:-}" in
+    true|TRUE|True|1|yes)
+      cmake_args=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
+                  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" "${cmake_args[@]}") ;;
+  esac
+fi
 if [[ ! -f "$dir/CMakeCache.txt" || ${#cmake_args[@]} -gt 0 ]]; then
   run cmake -S "$root" -B "$dir" "$sanitize_arg" "${cmake_args[@]}"
 fi

@@ -125,6 +125,7 @@ if (( sanitize )); then
   mkdir -p build-tsan
   if { [[ -f build-tsan/CMakeCache.txt ]] ||
        cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=OFF \
+         -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
          -DCMAKE_CXX_FLAGS=-fsanitize=thread -DCMAKE_C_FLAGS=-fsanitize=thread \
          -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >build-tsan/build.log 2>&1; } &&
      cmake --build build-tsan -j "$jobs" $(printf -- '--target %s ' "${tsan_targets[@]}") \
