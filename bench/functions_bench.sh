@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Per-task overhead of function tasks: Sluice inproc (threads), Sluice local (a worker
 # process per task) and Dask distributed, same workloads, one go. Prints one line each:
-#   workload=functions tool=sluice-inproc|sluice-local|dask shape=indep|chain n=… wall_s=… us_per_task=… ok=…
+#   workload=functions tool=sluice-inproc|sluice-local|dask shape=indep|chain result=0|1 n=… wall_s=… us_per_task=… cache=1|0 ok=…
+# (result=1: each task returns an int, so each attempt writes an artifact; cache=0 rows
+# ran with --no-cache, cache=1 rows with the cache on, the default)
 #
 #   bench/functions_bench.sh [BUILD_DIR]
 #   N_INDEP=100000 N_CHAIN=10000 N_LOCAL=500 (defaults)
@@ -17,14 +19,25 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export SLUICE_HOME=$work/home
 
-run_sluice() {  # TOOL CONFIG SHAPE N [RESULT]
-  FB_TOOL=$1 FB_SHAPE=$3 FB_N=$4 FB_RESULT=${5:-0} "$bin" run --config "$2" -q | grep '^workload='
+# cache=1: the default (each task looked up and filed in the cache); cache=0: --no-cache,
+# the dispatch path alone. Each run gets a fresh home, so no run hits an earlier one's
+# entries (within a run, identical no-op calls after the first do come from the cache).
+run_sluice() {  # TOOL CONFIG SHAPE N RESULT CACHE
+  local flags=() home
+  [[ $6 == 0 ]] && flags=(--no-cache)
+  home=$(mktemp -d "$work/home.XXXX")
+  SLUICE_HOME=$home FB_TOOL=$1 FB_SHAPE=$3 FB_N=$4 FB_RESULT=$5 \
+    "$bin" run --config "$2" -q "${flags[@]}" | grep '^workload=' | sed "s/ ok=/ cache=$6 ok=/"
+  rm -rf "$home"
 }
-run_sluice sluice-inproc inproc indep "$n_indep"
-run_sluice sluice-inproc inproc chain "$n_chain"
-run_sluice sluice-inproc inproc indep "$n_chain" 1
-run_sluice sluice-local local indep "$n_local"
-run_sluice sluice-local local chain "$n_local"
+for cache in 1 0; do
+  run_sluice sluice-inproc inproc indep "$n_indep" 0 $cache
+  run_sluice sluice-inproc inproc chain "$n_chain" 0 $cache
+  run_sluice sluice-inproc inproc indep "$n_chain" 1 $cache
+  run_sluice sluice-inproc inproc chain "$n_chain" 1 $cache
+done
+run_sluice sluice-local local indep "$n_local" 0 1
+run_sluice sluice-local local chain "$n_local" 0 1
 # Debian's python3-distributed lives in the system interpreter (not a pyenv/venv one).
 py=
 for cand in ${PYTHON:-} /usr/bin/python3 python3; do

@@ -120,7 +120,7 @@ int guarded(F f) {
 // An MPI worker rank runs function tasks in its own process, on its MPI thread: no
 // process start per task. What the task writes to sluice::log() goes to the attempt's
 // stdout file; why it failed, to its stderr file.
-int run_function_on_rank(const mpi::WireLaunch& l) {
+int run_function_on_rank(const mpi::WireLaunch& l, std::string& content_hash) {
   FunctionAttempt a;
   a.function = l.function;
   a.arguments = l.arguments;
@@ -136,7 +136,7 @@ int run_function_on_rank(const mpi::WireLaunch& l) {
   a.output = env("SLUICE_OUTPUT");
   a.input = env;
   std::string why;
-  const int code = execute_function_attempt(a, why);
+  const int code = execute_function_attempt(a, why, &content_hash);
   if (code != 0) {
     std::error_code ec;
     std::filesystem::create_directories(l.attempt_dir, ec);

@@ -242,6 +242,7 @@ class InprocBackend final : public Backend {
       Expected<void> ok = w ? w->put(kResultKey, *result) : tl::unexpected(w.error());
       if (ok) ok = w->commit();
       if (!ok) return fail("cannot write the result: " + ok.error().message);
+      c.content_hash = value_content_hash(kResultKey, *result);
       auto shared = std::make_shared<const Value>(std::move(*result));
       std::lock_guard<std::mutex> lock(results_mu_);
       if (results_.size() <= j.task) results_.resize(j.task + 1);

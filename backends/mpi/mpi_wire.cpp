@@ -185,6 +185,7 @@ std::vector<char> encode_completions(std::span<const Completion> completions) {
     w.str(c.reason);
     w.i64(c.started_us);
     w.i64(c.ended_us);
+    w.str(c.content_hash);
   }
   return w.take();
 }
@@ -207,6 +208,7 @@ Expected<void> decode_completions(std::span<const char> bytes, std::vector<Compl
     c.reason = r.str();
     c.started_us = r.i64();
     c.ended_us = r.i64();
+    c.content_hash = r.str();
     out.push_back(std::move(c));
   }
   if (!r.ok() || !r.at_end()) {

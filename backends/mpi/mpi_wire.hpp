@@ -66,8 +66,8 @@ Expected<WireHello> decode_hello(std::span<const char> bytes);
 std::vector<char> encode_kill(TaskId task, std::uint32_t attempt);
 Expected<std::pair<TaskId, std::uint32_t>> decode_kill(std::span<const char> bytes);
 
-// Completions without `host` and `failure` (rank 0 knows each worker's host; `failure`
-// is the engine's). Appends decoded ones to `out`.
+// Completions (with their content hash) without `host` and `failure` (rank 0 knows each worker's
+// host; `failure` is the engine's). Appends decoded ones to `out`.
 std::vector<char> encode_completions(std::span<const Completion> completions);
 Expected<void> decode_completions(std::span<const char> bytes, std::vector<Completion>& out);
 

@@ -241,7 +241,7 @@ class Worker {
         sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
         return;
       }
-      failed.code = function_runner()(l);
+      failed.code = function_runner()(l, failed.content_hash);
       failed.ended_us = wall_us();
       functions_done_.push_back(std::move(failed));
       return;

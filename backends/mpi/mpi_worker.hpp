@@ -27,9 +27,11 @@
 namespace sluice::mpi {
 
 // Runs a function task in the worker process (SDK function tasks). Returns the
-// attempt's exit status (0 = success); it runs on the worker's MPI thread, so it
-// should be short or hand the work to a thread of its own. Set before serving.
-using FunctionTaskRunner = std::function<int(const WireLaunch&)>;
+// attempt's exit status (0 = success) and, when it wrote a result artifact, sets
+// `content_hash` to its content hash (see Completion). It runs on the worker's MPI
+// thread, so it should be short or hand the work to a thread of its own. Set before
+// serving.
+using FunctionTaskRunner = std::function<int(const WireLaunch&, std::string& content_hash)>;
 void set_function_task_runner(FunctionTaskRunner runner);
 
 // Serves attempts until rank 0 sends kTagShutdown. Returns the process exit status.

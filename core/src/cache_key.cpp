@@ -134,16 +134,19 @@ std::string kept_output_path(const std::string& attempt_dir, std::size_t index) 
 }
 
 Expected<std::string> attempt_result_hash(const std::string& attempt_dir) {
-  KeyHasher h;
   const std::string artifact = artifact_path(attempt_dir);
   struct stat st;
-  if (::stat(artifact.c_str(), &st) == 0) {
-    auto content = artifact_content_hash(artifact);
-    if (!content) return tl::unexpected(content.error());
-    h.add(*content);
-  } else {
-    h.add("none");
-  }
+  if (::stat(artifact.c_str(), &st) != 0) return attempt_result_hash(attempt_dir, "none");
+  auto content = artifact_content_hash(artifact);
+  if (!content) return tl::unexpected(content.error());
+  return attempt_result_hash(attempt_dir, *content);
+}
+
+Expected<std::string> attempt_result_hash(const std::string& attempt_dir,
+                                          const std::string& content_hash) {
+  KeyHasher h;
+  h.add(content_hash);
+  struct stat st;
   for (std::size_t i = 0;; ++i) {
     const std::string kept = kept_output_path(attempt_dir, i);
     if (::stat(kept.c_str(), &st) != 0) break;

@@ -84,7 +84,31 @@ class Hasher {
   std::unique_ptr<XXH3_state_t, StateFree> state_;
 };
 
+// One top-level key: an array is hashed as artifact_content_hash streams it (its header
+// and data, no type tag); anything else as a value.
+void hash_entry(Hasher& h, const std::string& key, const Value& v) {
+  h.text(key);
+  if (const NdArray* a = v.get_if<NdArray>()) {
+    h.array_header(a->dtype(), a->shape());
+    h.bytes(a->data(), a->nbytes());
+    return;
+  }
+  h.value(v);
+}
+
 }  // namespace
+
+std::string values_content_hash(const Map& values) {
+  Hasher h;
+  for (const auto& [key, value] : values) hash_entry(h, key, value);  // byte order, as read
+  return h.hex();
+}
+
+std::string value_content_hash(const std::string& key, const Value& value) {
+  Hasher h;
+  hash_entry(h, key, value);
+  return h.hex();
+}
 
 Expected<std::string> artifact_content_hash(const std::string& path) {
   auto reader = ArtifactReader::open(path);

@@ -485,7 +485,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
       if (c.ok()) ingest_children(c);
       auto outcome = scheduler_.on_attempt_finished(c, now);
       if (!outcome) continue;
-      if (outcome->state == TaskState::kSucceeded) file_in_cache(c.task, c.attempt);
+      if (outcome->state == TaskState::kSucceeded) file_in_cache(c.task, c.attempt, c.content_hash);
       AttemptRecord a;
       a.task = c.task;
       a.attempt = c.attempt;

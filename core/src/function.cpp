@@ -96,7 +96,8 @@ std::string TaskContext::add_child(const ChildRequest& child) {
   return *path;
 }
 
-int execute_function_attempt(const FunctionAttempt& a, std::string& why) {
+int execute_function_attempt(const FunctionAttempt& a, std::string& why,
+                             std::string* content_hash) {
   const FunctionInfo* f = find_function(a.function);
   if (!f) {
     why = "no function registered as '" + a.function + "' in this program";
@@ -170,6 +171,7 @@ int execute_function_attempt(const FunctionAttempt& a, std::string& why) {
     why = "cannot write the result: " + ok.error().message;
     return 1;
   }
+  if (content_hash) *content_hash = value_content_hash(kResultKey, *result);
   return 0;
 }
 

@@ -177,6 +177,21 @@ std::optional<std::string> check_executable(const TaskSpec& t) {
   return "executable '" + exe + "' not found on PATH";
 }
 
+// The PATH a task's program is looked up on when it sets one in its env, else nullptr.
+const std::string* env_path(const TaskSpec& t) {
+  for (const auto& [name, value] : t.env)
+    if (name == "PATH") return &value;
+  return nullptr;
+}
+
+// True when `a` and `b` find their program the same way (same name, workdir and PATH).
+bool same_lookup(const TaskSpec& a, const TaskSpec& b) {
+  if (a.command.front() != b.command.front() || a.workdir != b.workdir) return false;
+  const std::string* pa = env_path(a);
+  const std::string* pb = env_path(b);
+  return pa == pb || (pa && pb && *pa == *pb);
+}
+
 // ---- content hash ---------------------------------------------------------------------
 
 class Fnv1a {
@@ -302,6 +317,20 @@ std::string sub_workflow_shell(const std::string& path, const std::string& hash,
 // Pass 3: one TaskSpec per (task, matrix instance), defaults applied.
 void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
   const Fields& d = doc.defaults;
+  if (wf.tasks.empty()) {
+    // A fresh load: size the name index once (growing a million-entry hash index step
+    // by step rehashes it twenty times). Not for child requests, which append a few
+    // tasks to a big workflow.
+    std::size_t expected = 0;
+    for (const RawTask& raw : doc.tasks) {
+      std::size_t n = 1;
+      if (raw.fields.matrix.value)
+        for (const MatrixAxis& axis : *raw.fields.matrix.value) n *= axis.values.size();
+      expected += n;
+    }
+    expected = std::min<std::size_t>(expected, 4u << 20);  // a hint, never a huge allocation
+    wf.index.reserve(expected);
+  }
   for (RawTask& raw : doc.tasks) {
     const Fields& f = raw.fields;
     bool has_command = f.command.present, has_shell = f.shell.present;
@@ -503,6 +532,8 @@ void check_paths(const Document& doc, const Workflow& wf, const LoadOptions& opt
   // Matrix instances mostly share a workdir and a program: look each up once.
   std::map<std::string, std::optional<std::string>> dir_problems;  // workdir -> problem
   std::map<std::string, std::optional<std::string>> exe_problems;  // exe, workdir, PATH -> problem
+  const TaskSpec* last = nullptr;  // the last task looked up, and what was found
+  const std::optional<std::string>* last_problem = nullptr;
   for (const RawTask& raw : doc.tasks) {
     const auto& workdir = pick(raw.fields.workdir, d.workdir);
     for (TaskId id : raw.ids) {
@@ -525,13 +556,23 @@ void check_paths(const Document& doc, const Workflow& wf, const LoadOptions& opt
       }
       if (!options.check_executables || t.command.empty() || t.command.front().empty()) continue;
       if (!dir_ok && t.command.front().find('/') != std::string::npos) continue;
-      std::string key = t.command.front() + '\0' + t.workdir;
-      for (const auto& [name, value] : t.env) {
-        if (name == "PATH") key += '\0' + value;
+      // Consecutive tasks (a sweep's instances) mostly run the same program from the
+      // same place: compare with the previous one before building a key.
+      const std::optional<std::string>* problem;
+      if (last && same_lookup(*last, t)) {
+        problem = last_problem;
+      } else {
+        std::string key = t.command.front() + '\0' + t.workdir;
+        for (const auto& [name, value] : t.env) {
+          if (name == "PATH") key += '\0' + value;
+        }
+        auto [it, fresh] = exe_problems.try_emplace(std::move(key));
+        if (fresh) it->second = check_executable(t);
+        problem = &it->second;
+        last = &t;
+        last_problem = problem;
       }
-      auto [it, fresh] = exe_problems.try_emplace(key);
-      if (fresh) it->second = check_executable(t);
-      if (it->second) r.error(raw.fields.command_elem_pos.front(), *it->second);
+      if (*problem) r.error(raw.fields.command_elem_pos.front(), **problem);
     }
   }
 }

@@ -200,8 +200,9 @@ constexpr std::int64_t kMaxInstances = 1'000'000;
 // Reads the keys of one [tasks.NAME] or [defaults] table.
 class FieldReader {
  public:
-  FieldReader(Reporter& r, bool defaults, std::string where, bool child = false)
-      : r_(r), defaults_(defaults), child_(child), where_(std::move(where)) {}
+  // `task`: the task's name (unused for [defaults]); it must outlive the reader.
+  FieldReader(Reporter& r, bool defaults, std::string_view task, bool child = false)
+      : r_(r), defaults_(defaults), child_(child), task_(task) {}
 
   void read(const toml::table& t, Fields& f) {
     static const std::vector<std::string> kDefaultsKeys = [] {
@@ -225,7 +226,7 @@ class FieldReader {
         continue;
       }
       if (!contains(allowed, key)) {
-        r_.error(pos_of(k), "unknown key '" + key + "' " + where_ + hint(key, allowed));
+        r_.error(pos_of(k), "unknown key '" + key + "' " + where() + hint(key, allowed));
         continue;
       }
       if (key == "command") {
@@ -468,7 +469,7 @@ class FieldReader {
       std::string name(sk.str());
       if (!contains(kSlurmKeys, name)) {
         r_.error(pos_of(sk),
-                 "unknown key '" + name + "' in 'slurm' " + where_ + hint(name, kSlurmKeys));
+                 "unknown key '" + name + "' in 'slurm' " + where() + hint(name, kSlurmKeys));
         continue;
       }
       if (name == "extra") {
@@ -538,10 +539,15 @@ class FieldReader {
     f.value = std::move(axes);
   }
 
+  // "in task 'NAME'" for messages: built only when there is one to write.
+  std::string where() const {
+    return defaults_ ? std::string("in [defaults]") : "in task '" + std::string(task_) + "'";
+  }
+
   Reporter& r_;
   bool defaults_;
   bool child_;
-  std::string where_;
+  std::string_view task_;
 };
 
 void read_workflow_table(const toml::table& t, Document& doc, Reporter& r) {
@@ -604,9 +610,9 @@ void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r, bool
       continue;
     }
     RawTask raw;
-    raw.name = name;
+    raw.name = std::move(name);
     raw.pos = pos_of(*v);
-    FieldReader(r, /*defaults=*/false, "in task '" + name + "'", child).read(*t, raw.fields);
+    FieldReader(r, /*defaults=*/false, raw.name, child).read(*t, raw.fields);
     doc.tasks.push_back(std::move(raw));
   }
 }
@@ -672,7 +678,7 @@ std::optional<Document> read_document(std::string_view text, const std::string& 
     if (key == "workflow") {
       workflow = t;
     } else if (key == "defaults") {
-      FieldReader(r, /*defaults=*/true, "in [defaults]").read(*t, doc.defaults);
+      FieldReader(r, /*defaults=*/true, {}).read(*t, doc.defaults);
     } else {
       tasks = t;
     }

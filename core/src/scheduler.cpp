@@ -23,6 +23,7 @@ constexpr std::uint8_t kMaxLostRetries = 5;
 Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capacity)
     : workflow_(workflow),
       graph_(graph),
+      needs_(workflow.tasks.size()),
       capacity_(std::move(capacity)),
       free_cpus_(capacity_.cpus),
       free_gpus_(capacity_.gpus),
@@ -33,6 +34,17 @@ Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capa
       timing_out_(workflow.tasks.size(), 0),
       lost_retries_(workflow.tasks.size(), 0) {
   counts_[static_cast<int>(TaskState::kWaiting)] = states_.size();
+  for (std::size_t t = 0; t < needs_.size(); ++t) needs_[t] = needs_of(workflow.tasks[t]);
+}
+
+Scheduler::Needs Scheduler::needs_of(const TaskSpec& spec) {
+  Needs n;
+  n.cpus = spec.cpus;
+  n.gpus = spec.gpus;
+  n.retries = spec.retries;
+  n.exec_ms = spec.max_exec_time.count();
+  n.wait_ms = spec.max_wait_time.count();
+  return n;
 }
 
 void Scheduler::restore(TaskId task, TaskState state, std::uint32_t attempts_used) {
@@ -53,8 +65,11 @@ void Scheduler::on_task_added(TaskId task) {
     retry_base_.resize(n, 0);
     unfinished_parents_.resize(n, 0);
     timing_out_.resize(n, 0);
+    lost_retries_.resize(n, 0);
+    needs_.resize(n);
     counts_[static_cast<int>(TaskState::kWaiting)]++;
   }
+  needs_[task] = needs_of(workflow_.tasks[task]);
   std::uint32_t pending = 0;
   for (TaskId p : graph_.parents(task))
     if (states_[p] != TaskState::kSucceeded) pending++;
@@ -68,11 +83,11 @@ void Scheduler::on_dependency_added(TaskId parent, TaskId child) {
 void Scheduler::restore_running(TaskId task, std::uint32_t attempt, TimePoint now) {
   restore(task, TaskState::kRunning, attempt);
   retry_base_[task] = attempt - 1;  // the re-attached attempt is the first of a fresh budget
-  const TaskSpec& spec = workflow_.tasks[task];
-  free_cpus_ -= spec.cpus;
-  free_gpus_ -= spec.gpus;
-  if (spec.max_exec_time.count() > 0 && !capacity_.enforces_exec_time)
-    deadlines_.push({now + spec.max_exec_time, task, attempt, false});
+  const Needs& n = needs_[task];
+  free_cpus_ -= n.cpus;
+  free_gpus_ -= n.gpus;
+  if (n.exec_ms > 0 && !capacity_.enforces_exec_time)
+    deadlines_.push({now + Millis(n.exec_ms), task, attempt, false});
 }
 
 void Scheduler::start(TimePoint now) {
@@ -90,13 +105,13 @@ void Scheduler::start(TimePoint now) {
     if (states_[t] == TaskState::kWaiting && unfinished_parents_[t] == 0) make_ready(t, now);
 }
 
-bool Scheduler::fits(const TaskSpec& spec) const {
-  return spec.cpus <= free_cpus_ && spec.gpus <= free_gpus_;
+bool Scheduler::fits(const Needs& n) const {
+  return n.cpus <= free_cpus_ && n.gpus <= free_gpus_;
 }
 
-void Scheduler::release(const TaskSpec& spec) {
-  free_cpus_ += spec.cpus;
-  free_gpus_ += spec.gpus;
+void Scheduler::release(const Needs& n) {
+  free_cpus_ += n.cpus;
+  free_gpus_ += n.gpus;
 }
 
 std::vector<Launch> Scheduler::take_launches() {
@@ -109,7 +124,7 @@ std::vector<Launch> Scheduler::take_launches() {
       ready_.erase(it);
       continue;
     }
-    const TaskSpec& spec = workflow_.tasks[t];
+    const Needs& spec = needs_[t];
     if (spec.cpus > capacity_.cpus || spec.gpus > capacity_.gpus) {
       ready_.erase(it);
       set_state(t, TaskState::kFailed, attempts_[t], 0,
@@ -143,9 +158,9 @@ void Scheduler::peek_ready(std::size_t n, std::vector<Launch>& out) const {
 void Scheduler::on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint now) {
   if (states_[task] != TaskState::kQueued || attempts_[task] != attempt) return;
   set_state(task, TaskState::kRunning, attempt, 0, {});
-  const auto limit = workflow_.tasks[task].max_exec_time;
-  if (limit.count() > 0 && !capacity_.enforces_exec_time)
-    deadlines_.push({now + limit, task, attempt, false});
+  const std::int64_t limit = needs_[task].exec_ms;
+  if (limit > 0 && !capacity_.enforces_exec_time)
+    deadlines_.push({now + Millis(limit), task, attempt, false});
 }
 
 void Scheduler::on_launch_failed(TaskId task, std::uint32_t attempt, const std::string& reason,
@@ -183,7 +198,7 @@ std::optional<AttemptOutcome> Scheduler::on_attempt_finished(const Completion& c
 
 AttemptOutcome Scheduler::finish_attempt(TaskId t, bool ok, int exit_code, std::string reason,
                                          TimePoint now) {
-  const TaskSpec& spec = workflow_.tasks[t];
+  const Needs& spec = needs_[t];
   release(spec);
   timing_out_[t] = 0;
   if (cancelled_) {
@@ -211,8 +226,8 @@ AttemptOutcome Scheduler::finish_attempt(TaskId t, bool ok, int exit_code, std::
 void Scheduler::make_ready(TaskId t, TimePoint now) {
   set_state(t, TaskState::kReady, attempts_[t], 0, {});
   ready_.push_back(t);
-  const auto wait = workflow_.tasks[t].max_wait_time;
-  if (wait.count() > 0) deadlines_.push({now + wait, t, attempts_[t], true});
+  const std::int64_t wait = needs_[t].wait_ms;
+  if (wait > 0) deadlines_.push({now + Millis(wait), t, attempts_[t], true});
 }
 
 void Scheduler::skip_descendants(TaskId t) {

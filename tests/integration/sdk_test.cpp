@@ -212,6 +212,31 @@ TEST_CASE("an unchanged SDK run on inproc comes from the cache", "[integration][
   CHECK(logs.out.find("fine got") == std::string::npos);
 }
 
+TEST_CASE("a function result changed on disk after its run is not reused from the cache",
+          "[integration][sdk][cache]") {
+  ScratchDir dir;
+  auto first =
+      run_program(SDK_CRASH_APP, {"run", "--config", "inproc"}, dir.path(), {"CRASH_APP_SAFE=1"});
+  REQUIRE(first.exit_code == 1);
+  // The result hash was filed from the value the function returned; the file now holds
+  // another value (valid HDF5, so only the content hash can tell).
+  const std::string art =
+      (dir.path() / (".sluice/runs/" + run_id_of(first.out) + "/tasks/fine/1/output.h5")).string();
+  REQUIRE(std::filesystem::exists(art));
+  auto put = run_program(SLUICE_BINARY, {"put", "--output", art, "result", "99"}, dir.path());
+  INFO(put.out << put.err);
+  REQUIRE(put.exit_code == 0);
+  auto second =
+      run_program(SDK_CRASH_APP, {"run", "--config", "inproc"}, dir.path(), {"CRASH_APP_SAFE=1"});
+  INFO(second.out << second.err);
+  REQUIRE(second.exit_code == 1);
+  CHECK(second.err.find("cache entry for task 'fine'") != std::string::npos);
+  auto get = run_program(SLUICE_BINARY, {"get", run_id_of(second.out), "--json"}, dir.path());
+  std::map<std::string, nlohmann::json> tasks;
+  for (const auto& t : nlohmann::json::parse(get.out)["task_list"]) tasks[t["name"]] = t;
+  CHECK(tasks["fine"]["cached_from"].is_null());  // ran again
+}
+
 TEST_CASE("an SDK program submits its workflow and another process waits for it",
           "[integration][sdk][submit]") {
   ScratchDir dir;

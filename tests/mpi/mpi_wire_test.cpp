@@ -88,7 +88,7 @@ TEST_CASE("hello, kill and completion batches round-trip", "[mpi][wire]") {
   CHECK(k->second == 9);
 
   std::vector<Completion> in(3);
-  in[0] = {1, 1, ExitKind::kExited, 0, "", 10, 20, "h", ""};
+  in[0] = {1, 1, ExitKind::kExited, 0, "", 10, 20, "h", "", "xxh3:0123456789abcdef"};
   in[1] = {2, 3, ExitKind::kSignaled, 9, "killed by signal 9 (SIGKILL)", 11, 21, "h", ""};
   in[2] = {4, 1, ExitKind::kLaunchFailed, -1, "cannot start 'x': No such file", 12, 12, "", ""};
   std::vector<Completion> out{Completion{}};
@@ -103,6 +103,7 @@ TEST_CASE("hello, kill and completion batches round-trip", "[mpi][wire]") {
     CHECK(out[i + 1].reason == in[i].reason);
     CHECK(out[i + 1].started_us == in[i].started_us);
     CHECK(out[i + 1].ended_us == in[i].ended_us);
+    CHECK(out[i + 1].content_hash == in[i].content_hash);
   }
   bytes.pop_back();
   CHECK_FALSE(decode_completions(bytes, out));

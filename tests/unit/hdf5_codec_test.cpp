@@ -12,6 +12,7 @@
 
 #include <hdf5.h>
 
+#include "sluice/artifacts.hpp"
 #include "sluice/hdf5_codec.hpp"
 #include "sluice/value.hpp"
 
@@ -153,6 +154,52 @@ TEST_CASE("nested lists and maps round-trip in order", "[hdf5]") {
                      {"has space", Value()}}},
   };
   CHECK(round_trip(dir, in) == in);
+}
+
+TEST_CASE("the content hash of values equals the hash of the artifact they are written to",
+          "[hdf5][cache]") {
+  TempDir dir;
+  List twelve;
+  for (int i = 0; i < 12; ++i) twelve.emplace_back(i * i);
+  const std::vector<Map> cases = {
+      Map{{"result", 42}},
+      Map{{"result", Value()}},
+      Map{{"result", true}, {"b", false}},
+      Map{{"result", "text ✓"}, {"pi", 3.14159}, {"neg", -7}},
+      Map{{"result", NdArray(iota_doubles(6), {2, 3})}},  // a top-level array
+      Map{{"result", NdArray(std::vector<std::int64_t>{7}, {})},
+          {"u8", NdArray(std::vector<std::uint8_t>{0, 127, 255})},
+          {"empty", NdArray(std::vector<float>{}, {0, 5})}},
+      Map{{"result", twelve}},
+      Map{{"result", List{1, "two", 3.0, Value(), List{true, false}, Map{{"k", "v"}},
+                          NdArray(std::vector<std::int32_t>{1, -2, 3})}}},
+      Map{{"result", Map{{"solver", Map{{"tol", 1e-9}, {"iters", 500}}},
+                         {"grid", NdArray(std::vector<std::int64_t>{64, 64, 32})},
+                         {"ünïcödé kéy ✓", "value"}}},
+          {"Zebra", List{}},
+          {"alpha", Map{}}},
+  };
+  std::vector<std::string> seen;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i);
+    const std::string path = dir.file("case" + std::to_string(i) + ".h5");
+    auto w = ArtifactWriter::create(path);
+    REQUIRE(w);
+    for (const auto& [key, value] : cases[i]) REQUIRE(w->put(key, value));
+    REQUIRE(w->commit());
+    auto from_file = sluice::artifact_content_hash(path);
+    REQUIRE(from_file);
+    CHECK(sluice::values_content_hash(cases[i]) == *from_file);
+    if (cases[i].size() == 1) {
+      const auto& [key, value] = *cases[i].begin();
+      CHECK(sluice::value_content_hash(key, value) == *from_file);
+    }
+    CHECK(std::find(seen.begin(), seen.end(), *from_file) == seen.end());
+    seen.push_back(*from_file);
+  }
+  // A value that differs only in type or key gives another hash.
+  CHECK(sluice::value_content_hash("result", 1) != sluice::value_content_hash("result", 1.0));
+  CHECK(sluice::value_content_hash("result", 1) != sluice::value_content_hash("other", 1));
 }
 
 TEST_CASE("info describes a key without reading its data", "[hdf5]") {

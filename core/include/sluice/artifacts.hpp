@@ -20,6 +20,8 @@
 namespace sluice {
 
 struct TaskSpec;
+class Map;
+class Value;
 
 inline constexpr std::string_view kArtifactFile = "output.h5";
 
@@ -58,6 +60,12 @@ std::optional<std::string> scalar_text(const class Value& value);
 // provenance, layout and timestamps do not count. Arrays are streamed, so hashing runs
 // at read speed whatever their size. The cache keys dependents on this.
 Expected<std::string> artifact_content_hash(const std::string& path);
+
+// The content hash that artifact_content_hash() gives for an artifact holding exactly
+// `values` (or the single `key`), computed from the values in memory: a writer that
+// still holds what it wrote hashes it without reading the file back.
+std::string values_content_hash(const Map& values);
+std::string value_content_hash(const std::string& key, const Value& value);
 
 // A parent of a task as {inputs.PARENT.KEY} placeholders see it: its name and its
 // final artifact ("" when it wrote none).

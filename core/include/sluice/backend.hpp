@@ -76,6 +76,10 @@ struct Completion {
   // Set by the engine, not the backend: the process exited 0 but the attempt still
   // failed (for example "bad artifact: …").
   std::string failure;
+  // The content hash of the artifact the attempt wrote (values_content_hash() of what it
+  // put), when the writer still held the values: function tasks run in a process that
+  // reports back. "" when unknown: the coordinator then reads the artifact to hash it.
+  std::string content_hash;
 
   bool ok() const { return kind == ExitKind::kExited && code == 0 && failure.empty(); }
 };

@@ -49,6 +49,11 @@ CacheKeyParts cache_key_parts(const TaskSpec& spec, const std::string& base_dir,
 // The result hash of an attempt from what its directory holds: the content hash of
 // output.h5 (or "none") and the checksums of outputs/0, outputs/1, … .
 Expected<std::string> attempt_result_hash(const std::string& attempt_dir);
+// The same when the artifact's content hash is already known (from the values its
+// writer held, see values_content_hash; "none" for no artifact): output.h5 is not read,
+// only the kept outputs' checksums are.
+Expected<std::string> attempt_result_hash(const std::string& attempt_dir,
+                                          const std::string& content_hash);
 
 // What the cache holds for a key, checked: an entry is never trusted blindly, its
 // attempt directory must still hold exactly what was filed (the artifact's content

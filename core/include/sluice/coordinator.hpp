@@ -121,7 +121,8 @@ class Coordinator {
   // After an attempt exited 0: keeps its declared outputs (or fails it), computes its
   // result hash and files it in the cache.
   void keep_outputs(Completion& c);
-  void file_in_cache(TaskId t, std::uint32_t attempt);
+  // `content_hash`: the artifact's, when the backend knew it (Completion::content_hash).
+  void file_in_cache(TaskId t, std::uint32_t attempt, const std::string& content_hash);
   // The result hash of a succeeded task's final attempt (computed once, lazily).
   const std::string& result_hash(TaskId t);
   // Completions made from the cache this step, handled like the backend's.
@@ -157,7 +158,7 @@ class Coordinator {
   // How deeply nested each task is among dynamic children (declared tasks: 0).
   std::vector<std::uint16_t> depth_;
   bool use_cache_ = true;
-  std::vector<std::string> result_hash_;                 // per task, "" until known
+  std::vector<std::string> result_hash_;  // per task, "" until known
   // The cache keys of attempts in flight, filed when they succeed.
   struct PendingKey {
     std::string key;

@@ -109,8 +109,10 @@ struct FunctionAttempt {
 // Runs `a`: decodes its arguments, reads the parents' results, calls the function and
 // writes its result artifact. Returns the exit status (0 ok, 1 the function threw or the
 // result could not be written, 2 bad arguments or unknown function) and, unless 0, why
-// in `why`. Thread-safe.
-int execute_function_attempt(const FunctionAttempt& a, std::string& why);
+// in `why`. Thread-safe. When it writes a result artifact and `content_hash` is given,
+// sets it to the artifact's content hash (values_content_hash), computed from the value.
+int execute_function_attempt(const FunctionAttempt& a, std::string& why,
+                             std::string* content_hash = nullptr);
 
 // A handle to a registered function with signature R(Args...); cheap to copy.
 template <class Sig>

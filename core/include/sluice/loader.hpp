@@ -33,9 +33,10 @@ struct LoadOptions {
   bool check_executables = true;
 };
 
-// The largest workflow file load_workflow_file() reads (a declared sweep of 100,000
-// tasks is about 10 MiB; larger sweeps belong in `matrix`).
-inline constexpr std::size_t kMaxWorkflowFileBytes = 32u * 1024 * 1024;
+// The largest workflow file load_workflow_file() reads: a million declared tasks fit
+// (a sweep of 1,000,000 is about 36 MB, layered with two parents each about 69 MB);
+// bigger sweeps belong in `matrix`.
+inline constexpr std::size_t kMaxWorkflowFileBytes = 128u * 1024 * 1024;
 
 // Reads and validates a workflow file. On failure returns every problem found (at
 // least one), each with file:line:col.
