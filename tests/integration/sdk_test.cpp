@@ -232,9 +232,12 @@ TEST_CASE("a function result changed on disk after its run is not reused from th
   REQUIRE(second.exit_code == 1);
   CHECK(second.err.find("cache entry for task 'fine'") != std::string::npos);
   auto get = run_program(SLUICE_BINARY, {"get", run_id_of(second.out), "--json"}, dir.path());
+  INFO(get.out);
+  const auto doc = nlohmann::json::parse(get.out);
   std::map<std::string, nlohmann::json> tasks;
-  for (const auto& t : nlohmann::json::parse(get.out)["task_list"]) tasks[t["name"]] = t;
-  CHECK(tasks["fine"]["cached_from"].is_null());  // ran again
+  for (const auto& t : doc["task_list"]) tasks[t["name"]] = t;
+  CHECK(tasks["fine"]["cached_from"].is_null());          // ran again
+  CHECK(tasks["after_fine"]["cached_from"].is_string());  // same value as before: cached
 }
 
 TEST_CASE("an SDK program submits its workflow and another process waits for it",

@@ -89,8 +89,8 @@ TEST_CASE("hello, kill and completion batches round-trip", "[mpi][wire]") {
 
   std::vector<Completion> in(3);
   in[0] = {1, 1, ExitKind::kExited, 0, "", 10, 20, "h", "", "xxh3:0123456789abcdef"};
-  in[1] = {2, 3, ExitKind::kSignaled, 9, "killed by signal 9 (SIGKILL)", 11, 21, "h", ""};
-  in[2] = {4, 1, ExitKind::kLaunchFailed, -1, "cannot start 'x': No such file", 12, 12, "", ""};
+  in[1] = {2, 3, ExitKind::kSignaled, 9, "killed by signal 9 (SIGKILL)", 11, 21, "h", "", ""};
+  in[2] = {4, 1, ExitKind::kLaunchFailed, -1, "cannot start 'x': No such file", 12, 12, "", "", ""};
   std::vector<Completion> out{Completion{}};
   auto bytes = encode_completions(in);
   REQUIRE(decode_completions(bytes, out));
