@@ -205,20 +205,7 @@ class Worker {
       report_now(l, ExitKind::kLost, "its max_exec_time does not fit in this allocation's time");
       return;
     }
-    spec_.name = l.name;
-    spec_.command = l.command;
-    spec_.shell = l.shell;
-    spec_.env = l.spec_env;
-    spec_.workdir = l.workdir;
-    spec_.cpus = l.cpus;
-    spec_.gpus = l.gpus;
-    LaunchRequest req;
-    req.task = l.task;
-    req.attempt = l.attempt;
-    req.spec = &spec_;
-    req.attempt_dir = l.attempt_dir;
-    req.env = l.env;
-    auto handle = local_->launch(req);
+    auto handle = local_->launch(wire::to_launch_request(l, spec_));
     if (!handle) {
       report_now(l, ExitKind::kLaunchFailed, handle.error().message);
       return;
