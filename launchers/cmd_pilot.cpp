@@ -1,7 +1,9 @@
-// `sluice worker` (the process a pilot allocation runs on each node) and `sluice workers
+// `sluice worker` (the process a pilot allocation runs on each node; `APP worker` in a
+// program built with the SDK, which runs its function tasks in-process) and `sluice workers
 // RUN` (the allocations and workers of a run in pilot mode, from RUN_DIR/pilot/workers.json,
 // which the run's coordinator keeps up to date).
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -35,7 +37,13 @@ int cmd_worker(WorkerArgs& a) {
     if (*end != '\0' || a.o.alloc_end_s < 0)
       throw CliError(kExitBadInput, "--alloc-end " + a.alloc_end + ": not epoch seconds");
   }
-  return pilot::serve_worker(a.o);
+  const int status = pilot::serve_worker(a.o);
+  if (pilot::function_tasks_running()) {
+    // Function threads cannot be stopped, and must not see static destructors run.
+    std::fflush(nullptr);
+    std::_Exit(status);
+  }
+  return status;
 }
 
 std::string remaining(std::int64_t end_s) {

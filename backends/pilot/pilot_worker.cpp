@@ -12,6 +12,7 @@
 #include <deque>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -28,6 +29,21 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_functions_running{0};
+
+FunctionTaskRunner& function_runner() {
+  static FunctionTaskRunner runner;
+  return runner;
+}
+
+// Completions of function tasks, handed from their threads to the worker's loop. Shared
+// with the threads, so it outlives a Worker whose functions still run.
+struct FunctionResults {
+  std::mutex mu;
+  // State below is protected by mu.
+  std::uint64_t generation = 0;  // bumped when the coordinator is lost: late results drop
+  std::vector<Completion> done;
+};
 
 void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
@@ -97,6 +113,12 @@ class Worker {
     // allocation: the CUDA_VISIBLE_DEVICES Slurm gave it).
     lo.gpus = o_.gpus;
     local_ = make_local_backend(lo);
+    {
+      std::lock_guard<std::mutex> lock(functions_->mu);
+      functions_->generation++;
+      functions_->done.clear();
+    }
+    functions_in_flight_ = 0;
     deadlines_.clear();
     killed_.clear();
     held_.clear();
@@ -110,7 +132,8 @@ class Worker {
       if (g_stop_signal.load() != 0) return End::kSignaled;
       const bool busy = local_->in_flight() > 0 || !held_.empty();
       pollfd p{conn.fd(), static_cast<short>(POLLIN | (conn.wants_write() ? POLLOUT : 0)), 0};
-      const int n = ::poll(&p, 1, busy ? 0 : 100);
+      // Function threads do not wake this loop: look for their results every 2 ms.
+      const int n = ::poll(&p, 1, busy ? 0 : functions_in_flight_ > 0 ? 2 : 100);
       // Frames may wait in the buffer without the socket being readable (the launches
       // that came with the welcome), so the buffer is drained on every turn.
       if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && !conn.read_some())
@@ -145,6 +168,7 @@ class Worker {
       }
       // done_ may already hold launches that failed at once (start()).
       local_->poll(done_, std::chrono::milliseconds(busy ? 1 : 0));
+      collect_functions();
       check_deadlines();
       const auto now = Clock::now();
       for (Completion& c : done_) {
@@ -176,7 +200,7 @@ class Worker {
       }
       const bool reported = !done_.empty();
       done_.clear();
-      if (local_->in_flight() > 0 || reported) {
+      if (local_->in_flight() > 0 || functions_in_flight_ > 0 || reported) {
         last_busy = Clock::now();
       } else if (!idle_sent && Clock::now() - last_busy >= o_.idle_timeout) {
         conn.send(MsgType::kIdle, {});
@@ -205,14 +229,48 @@ class Worker {
       report_now(l, ExitKind::kLost, "its max_exec_time does not fit in this allocation's time");
       return;
     }
-    auto handle = local_->launch(wire::to_launch_request(l, spec_));
-    if (!handle) {
+    if (!l.function.empty() && l.gpus == 0 && function_runner()) {
+      start_function(l);
+    } else if (auto handle = local_->launch(wire::to_launch_request(l, spec_)); !handle) {
       report_now(l, ExitKind::kLaunchFailed, handle.error().message);
       return;
     }
     if (l.max_exec_ms > 0)
       deadlines_[key_of(l.task, l.attempt)] = {
           Clock::now() + std::chrono::milliseconds(l.max_exec_ms), l.max_exec_ms};
+  }
+
+  // Calls the function on a thread of its own; its completion reaches done_ through
+  // collect_functions(), unless the coordinator was lost meanwhile.
+  void start_function(const Launch& l) {
+    std::uint64_t generation;
+    {
+      std::lock_guard<std::mutex> lock(functions_->mu);
+      generation = functions_->generation;
+    }
+    ++functions_in_flight_;
+    ++g_functions_running;
+    std::thread([l, generation, results = functions_] {
+      Completion c;
+      c.task = l.task;
+      c.attempt = l.attempt;
+      c.started_us = wall_us();
+      c.code = function_runner()(l);
+      c.ended_us = wall_us();
+      {
+        std::lock_guard<std::mutex> lock(results->mu);
+        if (results->generation == generation) results->done.push_back(std::move(c));
+      }
+      --g_functions_running;
+    }).detach();
+  }
+
+  void collect_functions() {
+    if (functions_in_flight_ == 0) return;
+    std::lock_guard<std::mutex> lock(functions_->mu);
+    functions_in_flight_ -= static_cast<int>(functions_->done.size());
+    for (Completion& c : functions_->done) done_.push_back(std::move(c));
+    functions_->done.clear();
   }
 
   void check_deadlines() {
@@ -230,6 +288,8 @@ class Worker {
   std::vector<std::string> gpu_ids_;
   std::unique_ptr<Backend> local_;
   TaskSpec spec_;  // scratch: the local backend reads it only during launch()
+  std::shared_ptr<FunctionResults> functions_ = std::make_shared<FunctionResults>();
+  int functions_in_flight_ = 0;  // started and not yet collected
   std::vector<Completion> done_;
   std::unordered_map<std::uint64_t, std::pair<Clock::time_point, std::int64_t>> deadlines_;
   std::unordered_map<std::uint64_t, std::int64_t> timed_out_;
@@ -266,6 +326,14 @@ End handshake(Connection& conn, const Hello& hello) {
 }
 
 }  // namespace
+
+void set_function_task_runner(FunctionTaskRunner runner) {
+  function_runner() = std::move(runner);
+}
+
+bool function_tasks_running() {
+  return g_functions_running.load() > 0;
+}
 
 int serve_worker(const WorkerOptions& o) {
   struct sigaction sa {};

@@ -408,3 +408,37 @@ max_exec_time = "8m"
       CHECK(row.find("|pilot:") != std::string::npos);
   }
 }
+
+TEST_CASE("pilot: an SDK program's allocations call its function tasks inside the worker",
+          "[slurm][pilot][sdk]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  fs::create_directories(dir / ".sluice/configs");
+  write_file(dir / ".sluice/configs/pilotfn.toml", R"(backend = "slurm"
+mode = "pilot"
+max_allocations = "1"
+cpus = "2"
+time_limit = "10m"
+poll_interval = "500ms"
+)");
+  const std::string out =
+      shell_output("cd '" + dir.path().string() +
+                   "' && " SDK_PILOT_APP " run --config pilotfn -q 2>&1; echo \"rc=$?\"");
+  INFO(out);
+  REQUIRE(out.find("rc=0") != std::string::npos);
+  REQUIRE(out.rfind("run ", 0) == 0);
+  const std::string id = out.substr(4, 26);
+  std::set<std::int64_t> worker_pids;
+  const auto workers = state_file(only_run_dir(dir)).value("workers", nlohmann::json::array());
+  for (const auto& w : workers) worker_pids.insert(w.value("pid", std::int64_t{0}));
+  INFO("worker pids: " << worker_pids.size());
+  REQUIRE(!worker_pids.empty());
+  const auto doc = results_json(id, dir.path());
+  const auto& results = doc["results"];
+  REQUIRE(results.size() == 6);
+  for (const auto& [task, r] : results.items()) {
+    INFO(task << ": " << r.dump());
+    // A function started as `APP __sluice_worker …` would report a pid of its own.
+    CHECK(worker_pids.count(r["result"].get<std::int64_t>()) == 1);
+  }
+}
