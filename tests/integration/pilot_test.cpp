@@ -442,3 +442,37 @@ poll_interval = "500ms"
     CHECK(worker_pids.count(r["result"].get<std::int64_t>()) == 1);
   }
 }
+
+TEST_CASE("pilot: resume restores the run's backend options without --config or -O",
+          "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotresumeopts"
+[tasks.s]
+matrix = { i = [1, 2, 3, 4, 5, 6] }
+shell = "sleep 1"
+)");
+  pid_t pid = spawn_sluice(run_args("wf.toml", {"max_allocations=1", "cpus=2", "time_limit=7m"}),
+                           dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually(
+      [&] {
+        for (const auto& row : attempt_rows(dir))
+          if (row.find("|succeeded|") != std::string::npos) return true;
+        return false;
+      },
+      std::chrono::seconds(60)));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  auto r = run_sluice({"resume", id, "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // Without the stored options, resume would make a `pilot` backend of the defaults
+  // (4 allocations of 1h, whole nodes).
+  auto j = state_file(only_run_dir(dir));
+  INFO(j.dump(1));
+  CHECK(j["max_allocations"] == 1);
+  for (const auto& a : j["allocations"]) CHECK(a["time_limit_s"] == 420);
+  CHECK(get_json(id, dir.path())["state"] == "succeeded");
+}
