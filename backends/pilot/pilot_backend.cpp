@@ -111,6 +111,7 @@ struct Options {
   Millis time_limit{3'600'000};
   Millis idle_timeout{60'000};
   Millis poll_interval{2'000};
+  Millis heartbeat_timeout{30'000};
   int cpus = 0;  // per node; 0: the whole node
   int gpus = 0;
   std::int64_t memory_mib = 0;
@@ -152,6 +153,9 @@ Expected<Options> parse_options(const BackendOptions& in) {
       r = duration(k, v, o.idle_timeout);
     } else if (k == "poll_interval") {
       r = duration(k, v, o.poll_interval);
+    } else if (k == "heartbeat_timeout") {
+      r = duration(k, v, o.heartbeat_timeout);
+      if (r && o.heartbeat_timeout < Millis(1'000)) r = bad(k, v, "less than 1s");
     } else if (k == "max_queued") {
       r = positive(k, v, o.window);
     } else if (k == "memory") {
@@ -179,8 +183,8 @@ Expected<Options> parse_options(const BackendOptions& in) {
           ErrorCode::kInvalidInput,
           "unknown pilot option '" + k +
               "' (known: mode, max_allocations, nodes, time_limit, idle_timeout, "
-              "max_queued, memory, poll_interval, auto_threshold, driver, partition, account, "
-              "qos, constraint, reservation, sbatch)");
+              "max_queued, memory, poll_interval, heartbeat_timeout, auto_threshold, driver, "
+              "partition, account, qos, constraint, reservation, sbatch)");
     }
     if (!r) return tl::unexpected(r.error());
   }
@@ -229,6 +233,7 @@ class PilotBackend final : public Backend {
     bool welcomed = false;
     bool retiring = false;
     Clock::time_point accepted;
+    Clock::time_point heard;  // when it last sent anything
     pilot::Hello info;
     int free_cpus = 0;
     int free_gpus = 0;
@@ -276,6 +281,8 @@ class PilotBackend final : public Backend {
   // Watches allocations (one batched query), drops workers of ended ones (their attempts
   // go to `out` as lost) and submits a new one when the policy says so.
   void manage_allocations(std::vector<Completion>& out);
+  // Sends heartbeats that are due and drops workers silent for heartbeat_timeout.
+  void check_liveness(std::vector<Completion>& out);
   void submit_allocation();
   Allocation* allocation_of(const std::string& job);
   void write_state(bool force);
@@ -297,7 +304,7 @@ class PilotBackend final : public Backend {
   std::vector<Completion> ready_;
   std::vector<Allocation> allocs_;
   std::vector<Gone> gone_;
-  Clock::time_point next_query_{}, next_submit_{}, next_state_{};
+  Clock::time_point next_query_{}, next_submit_{}, next_state_{}, next_heartbeat_{};
   bool dirty_ = true;
   std::vector<pollfd> pfds_;
   std::vector<std::uint32_t> pfd_worker_;
@@ -461,7 +468,7 @@ void PilotBackend::accept_all() {
     Worker w;
     w.id = next_worker_++;
     w.conn = std::make_unique<Connection>(pilot::Fd(fd));
-    w.accepted = Clock::now();
+    w.accepted = w.heard = Clock::now();
     workers_.emplace(w.id, std::move(w));
   }
 }
@@ -488,7 +495,7 @@ bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
     if (a->state != Allocation::kEnded) a->state = Allocation::kRunning;
     if (!a->started_us) a->started_us = w.connected_us;
   }
-  w.conn->send(MsgType::kWelcome, pilot::encode_u32(w.id));
+  w.conn->send(MsgType::kWelcome, pilot::encode_welcome({w.id, o_.heartbeat_timeout.count()}));
   dirty_ = true;
   return true;
 }
@@ -496,6 +503,7 @@ bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
 bool PilotBackend::serve(Worker& w, std::vector<Completion>& out) {
   // What arrived before a close (the last completions) is handled before the close.
   const bool open = w.conn->read_some();
+  w.heard = Clock::now();
   MsgType type;
   std::string_view payload;
   bool bad = false;
@@ -691,6 +699,19 @@ void PilotBackend::manage_allocations(std::vector<Completion>& out) {
   if (pilot::should_allocate(in)) submit_allocation();
 }
 
+void PilotBackend::check_liveness(std::vector<Completion>& out) {
+  const auto now = Clock::now();
+  std::vector<std::uint32_t> silent;
+  for (const auto& [id, w] : workers_)
+    if (w.welcomed && now - w.heard > o_.heartbeat_timeout) silent.push_back(id);
+  for (auto id : silent)
+    drop(id, "sent nothing for " + format_duration(o_.heartbeat_timeout) + " (no heartbeat)", out);
+  if (now < next_heartbeat_) return;
+  next_heartbeat_ = now + o_.heartbeat_timeout / 6;
+  for (auto& [id, w] : workers_)
+    if (w.welcomed) w.conn->send(MsgType::kHeartbeat, {});
+}
+
 nlohmann::json PilotBackend::worker_json(const Worker& w, const char* state) const {
   return {{"id", w.id},
           {"job", w.info.job_id},
@@ -795,6 +816,7 @@ void PilotBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds 
     for (auto& [id, w] : workers_)
       if (w.conn->wants_write()) w.conn->flush();
     manage_allocations(out);
+    check_liveness(out);
     write_state(false);
     if (out.size() > before || Clock::now() >= deadline) return;
   }

@@ -71,17 +71,20 @@ Expected<std::pair<TaskId, std::uint32_t>> decode_kill(std::string_view payload)
   return wire::decode_kill(payload, kProtocol);
 }
 
-std::string encode_u32(std::uint32_t v) {
+std::string encode_welcome(const Welcome& welcome) {
   Writer w;
-  w.u32(v);
+  w.u32(welcome.worker);
+  w.i64(welcome.heartbeat_timeout_ms);
   return w.take();
 }
 
-Expected<std::uint32_t> decode_u32(std::string_view payload) {
+Expected<Welcome> decode_welcome(std::string_view payload) {
   Reader r(payload);
-  std::uint32_t v = r.u32();
-  if (!r.done()) return malformed("u32");
-  return v;
+  Welcome w;
+  w.worker = r.u32();
+  w.heartbeat_timeout_ms = r.i64();
+  if (!r.done()) return malformed("welcome");
+  return w;
 }
 
 std::string encode_text(std::string_view text) {

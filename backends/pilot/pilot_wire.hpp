@@ -8,8 +8,11 @@
 //
 //   worker -> coordinator: kHello (once, first), kCompletions (a batch), kIdle (asks to
 //                          be released: nothing ran for idle_timeout)
-//   coordinator -> worker: kWelcome (hello accepted), kRefused (wrong secret; the
-//                          connection closes), kLaunch, kKill, kShutdown (exit now)
+//   coordinator -> worker: kWelcome (hello accepted; the worker's id and the heartbeat
+//                          timeout), kRefused (wrong secret; the connection closes),
+//                          kLaunch, kKill, kShutdown (exit now)
+//   both ways:             kHeartbeat (empty), every heartbeat timeout / 6; a side that
+//                          hears nothing for the timeout takes the other for gone
 #pragma once
 
 #include <cstdint>
@@ -28,6 +31,7 @@ enum class MsgType : std::uint8_t {
   kHello = 1,
   kCompletions = 2,
   kIdle = 3,
+  kHeartbeat = 4,
   kWelcome = 10,
   kRefused = 11,
   kLaunch = 12,
@@ -66,9 +70,15 @@ Expected<Launch> decode_launch(std::string_view payload);
 std::string encode_kill(TaskId task, std::uint32_t attempt);
 Expected<std::pair<TaskId, std::uint32_t>> decode_kill(std::string_view payload);
 
-// kWelcome carries the worker's id, kRefused and kShutdown a reason.
-std::string encode_u32(std::uint32_t v);
-Expected<std::uint32_t> decode_u32(std::string_view payload);
+// kWelcome: the worker's id and the heartbeat timeout the coordinator uses.
+struct Welcome {
+  std::uint32_t worker = 0;
+  std::int64_t heartbeat_timeout_ms = 0;
+};
+std::string encode_welcome(const Welcome& w);
+Expected<Welcome> decode_welcome(std::string_view payload);
+
+// kRefused and kShutdown carry a reason.
 std::string encode_text(std::string_view text);
 Expected<std::string> decode_text(std::string_view payload);
 

@@ -125,19 +125,40 @@ class Worker {
     timed_out_.clear();
   }
 
-  End serve(Connection& conn) {
+  // `heartbeat_timeout` (0: none) is the coordinator's: heartbeats go out six times per
+  // timeout, and a coordinator silent for twice that long is taken for gone (its host
+  // died or the network split; a coordinator that exits closes the connection at once).
+  // Twice, because a coordinator stalled on its store is slow, not gone, and giving up
+  // on it kills every attempt here.
+  End serve(Connection& conn, Millis heartbeat_timeout) {
     auto last_busy = Clock::now();
+    auto heard = Clock::now();
+    auto next_heartbeat = Clock::now();
     bool idle_sent = false;
     for (;;) {
       if (g_stop_signal.load() != 0) return End::kSignaled;
+      if (heartbeat_timeout.count() > 0) {
+        const auto now = Clock::now();
+        if (now - heard > 2 * heartbeat_timeout) {
+          std::fprintf(stderr, "sluice worker: the coordinator sent nothing for %s\n",
+                       format_duration(2 * heartbeat_timeout).c_str());
+          return End::kLost;
+        }
+        if (now >= next_heartbeat) {
+          conn.send(MsgType::kHeartbeat, {});
+          next_heartbeat = now + heartbeat_timeout / 6;
+        }
+      }
       const bool busy = local_->in_flight() > 0 || !held_.empty();
       pollfd p{conn.fd(), static_cast<short>(POLLIN | (conn.wants_write() ? POLLOUT : 0)), 0};
       // Function threads do not wake this loop: look for their results every 2 ms.
       const int n = ::poll(&p, 1, busy ? 0 : functions_in_flight_ > 0 ? 2 : 100);
       // Frames may wait in the buffer without the socket being readable (the launches
       // that came with the welcome), so the buffer is drained on every turn.
-      if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && !conn.read_some())
-        return End::kLost;
+      if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (!conn.read_some()) return End::kLost;
+        heard = Clock::now();
+      }
       {
         MsgType type;
         std::string_view payload;
@@ -298,7 +319,7 @@ class Worker {
 };
 
 // Sends the hello and waits for the answer: kWelcome, kRefused or nothing (lost).
-End handshake(Connection& conn, const Hello& hello) {
+End handshake(Connection& conn, const Hello& hello, Welcome& welcome) {
   conn.send(MsgType::kHello, encode_hello(hello));
   if (!conn.flush_blocking(10'000)) return End::kLost;
   const auto until = Clock::now() + std::chrono::seconds(30);
@@ -311,7 +332,12 @@ End handshake(Connection& conn, const Hello& hello) {
     std::string_view payload;
     bool bad = false;
     if (conn.next(type, payload, bad)) {
-      if (type == MsgType::kWelcome) return End::kReleased;  // = accepted
+      if (type == MsgType::kWelcome) {
+        auto w = decode_welcome(payload);
+        if (!w) return End::kLost;
+        welcome = *w;
+        return End::kReleased;  // = accepted
+      }
       if (type == MsgType::kRefused) {
         auto why = decode_text(payload);
         std::fprintf(stderr, "sluice worker: the coordinator refused the connection: %s\n",
@@ -369,13 +395,14 @@ int serve_worker(const WorkerOptions& o) {
       continue;
     }
     Connection conn(std::move(*fd));
-    End end = handshake(conn, worker.hello(secret));
+    Welcome welcome;
+    End end = handshake(conn, worker.hello(secret), welcome);
     if (end == End::kRefused) return 3;
     if (end == End::kSignaled) return 128 + g_stop_signal.load();
     if (end == End::kReleased) {
       if (!announced) std::fprintf(stderr, "sluice worker: connected to %s\n", address.c_str());
       announced = true;
-      end = worker.serve(conn);
+      end = worker.serve(conn, Millis(welcome.heartbeat_timeout_ms));
       if (end == End::kReleased) return 0;
       if (end == End::kSignaled) return 128 + g_stop_signal.load();
       std::fprintf(stderr, "sluice worker: lost the coordinator at %s; killing its attempts\n",

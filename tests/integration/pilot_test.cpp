@@ -443,6 +443,64 @@ poll_interval = "500ms"
   }
 }
 
+TEST_CASE("pilot: a stopped worker is dropped after the heartbeat timeout and its tasks retried",
+          "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  // retries = 0: the run can succeed only if the lost attempts use no retry.
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotheartbeat"
+[defaults]
+retries = 0
+[tasks.s]
+matrix = { i = [1, 2, 3, 4, 5, 6] }
+shell = "sleep 2"
+)");
+  pid_t pid = spawn_sluice(run_args("wf.toml", {"max_allocations=2", "cpus=2",
+                                                "heartbeat_timeout=3s", "idle_timeout=60s"}),
+                           dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  // A connected worker that runs something: stop it (as a node that hangs would).
+  std::int64_t stopped = 0;
+  REQUIRE(eventually(
+      [&] {
+        const auto workers =
+            state_file(only_run_dir(dir)).value("workers", nlohmann::json::array());
+        for (const auto& w : workers)
+          if (w.value("state", "") == "connected" && w.value("running", 0) > 0)
+            stopped = w.value("pid", std::int64_t{0});
+        return stopped > 0;
+      },
+      std::chrono::seconds(60)));
+  REQUIRE(::kill(static_cast<pid_t>(stopped), SIGSTOP) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  bool dropped = eventually(
+      [&] {
+        const auto workers =
+            state_file(only_run_dir(dir)).value("workers", nlohmann::json::array());
+        for (const auto& w : workers)
+          if (w.value("pid", std::int64_t{0}) == stopped && w.value("state", "") == "lost")
+            return true;
+        return false;
+      },
+      std::chrono::seconds(30));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ::kill(static_cast<pid_t>(stopped), SIGCONT);
+  REQUIRE(dropped);
+  // 3s of silence, plus one poll of the state file (written at most once a second).
+  CHECK(waited < std::chrono::seconds(10));
+  const int rc = wait_exit(pid);
+  INFO(read_file(dir / "out") << read_file(dir / "err"));
+  REQUIRE(rc == 0);
+  int lost = 0;
+  for (const auto& row : attempt_rows(dir)) {
+    INFO(row);
+    if (row.find("no heartbeat") != std::string::npos) ++lost;
+  }
+  CHECK(lost >= 1);
+  CHECK(get_json(id, dir.path())["state"] == "succeeded");
+}
+
 TEST_CASE("pilot: resume restores the run's backend options without --config or -O",
           "[slurm][pilot]") {
   REQUIRE_SLURM();
