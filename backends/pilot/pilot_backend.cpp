@@ -162,19 +162,8 @@ Expected<Options> parse_options(const BackendOptions& in) {
       int mib = 0;
       r = positive(k, v, mib);
       o.memory_mib = mib;
-    } else if (k == "partition") {
-      o.placement.partition = v;
-    } else if (k == "account") {
-      o.placement.account = v;
-    } else if (k == "qos") {
-      o.placement.qos = v;
-    } else if (k == "constraint") {
-      o.placement.constraint = v;
-    } else if (k == "reservation") {
-      o.placement.reservation = v;
-    } else if (k == "sbatch") {
-      std::istringstream words(v);
-      for (std::string w; words >> w;) o.placement.extra.push_back(w);
+    } else if (parse_placement_option(k, v, o.placement)) {
+      // partition, account, qos, constraint, reservation, sbatch
     } else if (k == "mode" || k == "driver" || k == "auto_threshold" || k == "cpus" ||
                k == "gpus" || k == "executors") {
       // Read by the factory or through BackendOptions.
