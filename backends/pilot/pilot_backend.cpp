@@ -819,15 +819,8 @@ void PilotBackend::kill(TaskId task, std::uint32_t attempt) {
   }
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     if (it->task != task || it->attempt != attempt) continue;
-    Completion c;
-    c.task = task;
-    c.attempt = attempt;
-    c.kind = ExitKind::kSignaled;
-    c.code = SIGTERM;
-    c.reason = "killed before a pilot worker took it";
-    c.started_us = c.ended_us = wall_us();
-    c.host = host_;
-    ready_.push_back(std::move(c));
+    ready_.push_back(
+        wire::killed_before_start(task, attempt, "killed before a pilot worker took it", host_));
     queue_.erase(it);
     return;
   }

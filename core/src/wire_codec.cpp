@@ -1,5 +1,9 @@
 #include "sluice/wire_codec.hpp"
 
+#include <signal.h>
+
+#include <chrono>
+
 namespace sluice::wire {
 
 void Writer::str(std::string_view s) {
@@ -174,6 +178,21 @@ Expected<void> decode_completions(std::string_view payload, std::vector<Completi
     return malformed(protocol, "completions");
   }
   return {};
+}
+
+Completion killed_before_start(TaskId task, std::uint32_t attempt, std::string reason,
+                               std::string host) {
+  Completion c;
+  c.task = task;
+  c.attempt = attempt;
+  c.kind = ExitKind::kSignaled;
+  c.code = SIGTERM;
+  c.reason = std::move(reason);
+  c.started_us = c.ended_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  c.host = std::move(host);
+  return c;
 }
 
 }  // namespace sluice::wire

@@ -112,6 +112,12 @@ std::string encode_completions(std::span<const Completion> completions);
 Expected<void> decode_completions(std::string_view payload, std::vector<Completion>& out,
                                   const char* protocol);
 
+// The completion of an attempt killed while it still waited in a backend's queue for a
+// worker (it never started): signaled with SIGTERM, `reason`, started and ended now on
+// `host`.
+Completion killed_before_start(TaskId task, std::uint32_t attempt, std::string reason,
+                               std::string host);
+
 // The error every decoder returns: kBackend, "malformed PROTOCOL message: WHAT".
 tl::unexpected<Error> malformed(const char* protocol, const char* what);
 
