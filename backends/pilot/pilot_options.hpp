@@ -1,0 +1,33 @@
+// The pilot backend's options (BackendOptions::extra, see pilot_backend.hpp for their
+// meaning and defaults), parsed and checked once when the backend is made.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sluice/backend_registry.hpp"
+#include "sluice/duration.hpp"
+#include "slurm_driver.hpp"
+
+namespace sluice::pilot {
+
+struct Options {
+  int max_allocations = 4;
+  int nodes = 1;
+  Millis time_limit{3'600'000};
+  Millis idle_timeout{60'000};
+  Millis poll_interval{2'000};
+  Millis heartbeat_timeout{30'000};
+  int cpus = 0;  // per node; 0: the whole node
+  int gpus = 0;
+  std::int64_t memory_mib = 0;
+  std::vector<std::string> executors;
+  slurm::SubmitRequest placement;
+  int window = 0;  // cores' worth of launches handed to the backend at once
+};
+
+// kInvalidInput for an unknown key or a bad value.
+Expected<Options> parse_options(const BackendOptions& in);
+
+}  // namespace sluice::pilot
