@@ -124,6 +124,9 @@ void add_pilot_commands(CLI::App& app, Globals& g) {
   worker->add_option("--memory", w.o.memory_mib, "memory offered, MiB (informative)");
   worker->add_option("--executors", w.o.executors, "executor labels offered (default: any)")
       ->delimiter(',');
+  worker->add_option("--workers-per-node", w.o.workers_per_node,
+                     "workers on this node, one per GPU set (this one: SLURM_LOCALID)")
+      ->check(CLI::Range(1, 4096));
   worker->add_option("--alloc-end", w.alloc_end, "epoch seconds at which the allocation ends");
   worker->add_option("--idle-timeout", w.idle_timeout, "ask to be released after this long idle");
   worker->add_option("--reconnect-timeout", w.reconnect_timeout,

@@ -69,11 +69,13 @@ void PilotBackend::submit_allocation() {
   r.workdir = pilot_dir_;
   r.output = pilot_dir_ + "/alloc-%j.out";
   r.error = r.output;
-  r.cpus = std::max(1, o_.cpus);
+  const int per_node = o_.workers_per_node();
+  const std::string tasks = "--ntasks-per-node=" + std::to_string(per_node);
+  r.cpus = std::max(1, o_.worker_cpus());
   r.gpus = o_.gpus;
   r.mem_mib = o_.memory_mib;
   r.time_min = static_cast<int>((o_.time_limit.count() + 59'999) / 60'000);
-  r.extra.insert(r.extra.begin(), {"--nodes=" + std::to_string(o_.nodes), "--ntasks-per-node=1"});
+  r.extra.insert(r.extra.begin(), {"--nodes=" + std::to_string(o_.nodes), tasks});
   if (o_.cpus == 0) r.extra.push_back("--exclusive");
   const auto q = slurm::shell_quote;
   std::string executors;
@@ -83,17 +85,20 @@ void PilotBackend::submit_allocation() {
   s += "#SBATCH --chdir=" + q(r.workdir) + "\n";
   s += "#SBATCH --output=" + q(r.output) + "\n";
   for (const auto& opt : slurm::resource_options(r)) s += "#SBATCH " + opt + "\n";
-  s += "# sluice: a pilot allocation of run " + run_id_ +
-       ": one worker per node, connecting back to the coordinator (" + address_ + ")\n";
+  s += "# sluice: a pilot allocation of run " + run_id_ + ": " +
+       (per_node == 1 ? "one worker per node" : tasks + " workers, one per GPU set") +
+       ", connecting back to the coordinator (" + address_ + ")\n";
   // Slurm 22.05 exports no end time; the limit counts from the job's start, now.
   s += "end=$(( $(date +%s) + " + std::to_string(o_.time_limit.count() / 1000) + " ))\n";
   // The step names the GPUs again: a step gets no GRES it does not ask for.
-  s += "exec srun --ntasks-per-node=1 --kill-on-bad-exit=0 " +
+  s += "exec srun " + tasks + " --kill-on-bad-exit=0 " +
        (o_.gpus > 0 ? "--gres=gpu:" + std::to_string(o_.gpus) + " " : std::string()) +
        q(exe_path()) + " worker --pilot-dir " + q(pilot_dir_) +
        " --alloc-end \"$end\" --idle-timeout " + std::to_string(o_.idle_timeout.count()) + "ms" +
-       (o_.cpus > 0 ? " --cpus " + std::to_string(o_.cpus) : std::string()) +
-       (o_.memory_mib > 0 ? " --memory " + std::to_string(o_.memory_mib) : std::string()) +
+       (o_.cpus > 0 ? " --cpus " + std::to_string(o_.worker_cpus()) : std::string()) +
+       (per_node > 1 ? " --workers-per-node " + std::to_string(per_node) : std::string()) +
+       (o_.memory_mib > 0 ? " --memory " + std::to_string(o_.memory_mib / per_node)
+                          : std::string()) +
        (executors.empty() ? std::string() : " --executors " + q(executors)) + "\n";
   r.script = s;
   r.script_path = pilot_dir_ + "/allocation-" + std::to_string(allocs_.size() + 1) + ".sh";

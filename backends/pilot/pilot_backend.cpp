@@ -154,12 +154,14 @@ Expected<std::string> PilotBackend::launch(const LaunchRequest& request) {
                                                format_duration(o_.time_limit) +
                                                " allows (raise time_limit or use "
                                                "mode = \"auto\" so that long tasks become jobs)");
-  if ((o_.cpus > 0 && spec.cpus > o_.cpus) || spec.gpus > o_.gpus)
+  if ((o_.cpus > 0 && spec.cpus > o_.worker_cpus()) || spec.gpus > o_.worker_gpus())
     return make_error(ErrorCode::kBackend,
                       "task '" + spec.name + "' needs " + std::to_string(spec.cpus) + " cpus and " +
                           std::to_string(spec.gpus) + " GPUs; a pilot worker has " +
-                          (o_.cpus > 0 ? std::to_string(o_.cpus) : std::string("a node's")) +
-                          " cpus and " + std::to_string(o_.gpus) + " GPUs (options cpus, gpus)");
+                          (o_.cpus > 0 ? std::to_string(o_.worker_cpus())
+                                       : std::string("its share of a node's")) +
+                          " cpus and " + std::to_string(o_.worker_gpus()) +
+                          " GPUs (options cpus, gpus, gpus_per_worker)");
   Queued q;
   q.task = request.task;
   q.attempt = request.attempt;

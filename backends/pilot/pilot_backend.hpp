@@ -48,11 +48,14 @@
 // BackendOptions: cpus, gpus (per node of an allocation), executors (labels the workers
 // offer). extra: mode (pilot | auto | jobs; see register_pilot_backend), max_allocations
 // (default 4), nodes (1), time_limit (1h), idle_timeout (1m), memory (MiB per node),
-// max_queued (launches handed over at once, in cores; default max(1024, 2 x
-// max_allocations x nodes x max(cpus, 64)): each holds two open log files),
-// auto_threshold (auto mode: tasks with a longer max_exec_time become jobs; default half
-// the time_limit), poll_interval (2s), heartbeat_timeout (30s, at least 1s), driver, partition,
-// account, qos, constraint, reservation, sbatch.
+// gpus_per_worker (G, dividing gpus: one worker per G GPUs on each node, srun
+// --ntasks-per-node=gpus/G, each with its own block of devices and an even share of the
+// cores and memory; default one worker per node), max_queued (launches handed over at
+// once, in cores; default max(1024, 2 x max_allocations x nodes x max(cpus, 64)): each
+// holds two open log files), auto_threshold (auto mode: tasks with a longer
+// max_exec_time become jobs; default half the time_limit), poll_interval (2s),
+// heartbeat_timeout (30s, at least 1s), driver, partition, account, qos, constraint,
+// reservation, sbatch.
 #pragma once
 
 #include <memory>

@@ -43,6 +43,8 @@ Expected<Options> parse_options(const BackendOptions& in) {
     } else if (k == "heartbeat_timeout") {
       r = duration(k, v, o.heartbeat_timeout);
       if (r && o.heartbeat_timeout < Millis(1'000)) r = bad(k, v, "less than 1s");
+    } else if (k == "gpus_per_worker") {
+      r = positive(k, v, o.gpus_per_worker);
     } else if (k == "max_queued") {
       r = positive(k, v, o.window);
     } else if (k == "memory") {
@@ -55,15 +57,19 @@ Expected<Options> parse_options(const BackendOptions& in) {
                k == "gpus" || k == "executors") {
       // Read by the factory or through BackendOptions.
     } else {
-      return make_error(
-          ErrorCode::kInvalidInput,
-          "unknown pilot option '" + k +
-              "' (known: mode, max_allocations, nodes, time_limit, idle_timeout, "
-              "max_queued, memory, poll_interval, heartbeat_timeout, auto_threshold, driver, "
-              "partition, account, qos, constraint, reservation, sbatch)");
+      return make_error(ErrorCode::kInvalidInput,
+                        "unknown pilot option '" + k +
+                            "' (known: mode, max_allocations, nodes, time_limit, idle_timeout, "
+                            "gpus_per_worker, max_queued, memory, poll_interval, "
+                            "heartbeat_timeout, auto_threshold, driver, "
+                            "partition, account, qos, constraint, reservation, sbatch)");
     }
     if (!r) return tl::unexpected(r.error());
   }
+  if (o.gpus_per_worker > 0 && (o.gpus == 0 || o.gpus % o.gpus_per_worker != 0))
+    return make_error(ErrorCode::kInvalidInput,
+                      "pilot option gpus_per_worker=" + std::to_string(o.gpus_per_worker) +
+                          ": must divide gpus (" + std::to_string(o.gpus) + ") evenly");
   if (o.window == 0)
     o.window = std::max(1024, 2 * o.max_allocations * o.nodes * std::max(o.cpus, 64));
   return o;

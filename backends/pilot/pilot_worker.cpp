@@ -68,11 +68,31 @@ std::string read_word(const std::string& path) {
 
 int node_cpus(const WorkerOptions& o) {
   if (o.cpus > 0) return o.cpus;
-  if (const char* s = std::getenv("SLURM_CPUS_ON_NODE"); s && std::atoi(s) > 0) return std::atoi(s);
+  const int share = std::max(1, o.workers_per_node);
+  if (const char* s = std::getenv("SLURM_CPUS_ON_NODE"); s && std::atoi(s) > 0)
+    return std::max(1, std::atoi(s) / share);
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  return std::max(1u, std::thread::hardware_concurrency());
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return std::max(1, CPU_COUNT(&set) / share);
+  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / share);
+}
+
+// One worker of several on its node: CUDA_VISIBLE_DEVICES narrowed to this worker's
+// contiguous block of the node's devices, so that detection here and in the local
+// backend sees only those.
+void take_gpu_block(int workers) {
+  const std::vector<std::string> node = detect_local_gpus();
+  const char* id = std::getenv("SLURM_LOCALID");
+  const int i = std::clamp(id ? std::atoi(id) : 0, 0, workers - 1);
+  const int n = static_cast<int>(node.size());
+  const int chunk = n / workers, extra = n % workers;
+  const int first = i * chunk + std::min(i, extra);
+  const int count = chunk + (i < extra ? 1 : 0);
+  std::string cvd;
+  for (int k = first; k < first + count; ++k) cvd += (cvd.empty() ? "" : ",") + node[k];
+  ::setenv("CUDA_VISIBLE_DEVICES", cvd.c_str(), 1);
+  ::unsetenv("SLUICE_GPUS");
 }
 
 enum class End { kReleased, kLost, kSignaled, kRefused };
@@ -83,6 +103,7 @@ constexpr TaskId kNoTask = ~TaskId{0};
 class Worker {
  public:
   explicit Worker(const WorkerOptions& o) : o_(o) {
+    if (o.workers_per_node > 1 && o.gpus < 0) take_gpu_block(o.workers_per_node);
     cpus_ = node_cpus(o);
     gpu_ids_ = o.gpus >= 0 ? local_gpu_ids(o.gpus) : detect_local_gpus();
     fresh_backend();

@@ -43,6 +43,10 @@ struct WorkerOptions {
   std::int64_t memory_mib = 0;
   std::vector<std::string> executors;
   std::int64_t alloc_end_s = 0;  // epoch seconds; 0: unknown
+  // Workers started on this node (srun --ntasks-per-node): this one, number
+  // SLURM_LOCALID, serves the SLURM_LOCALID-th contiguous block of the node's GPUs (its
+  // CUDA_VISIBLE_DEVICES is narrowed to it) and, without `cpus`, its share of the cores.
+  int workers_per_node = 1;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds reconnect_timeout{60'000};
 };

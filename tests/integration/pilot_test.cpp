@@ -534,3 +534,38 @@ shell = "sleep 1"
   for (const auto& a : j["allocations"]) CHECK(a["time_limit_s"] == 420);
   CHECK(get_json(id, dir.path())["state"] == "succeeded");
 }
+
+TEST_CASE("pilot: gpus_per_worker starts one worker per GPU set, each with its own devices",
+          "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotgpusets"
+[tasks.g]
+matrix = { i = [0, 1, 2, 3] }
+gpus = 1
+shell = "echo \"$CUDA_VISIBLE_DEVICES\" > {i}.dev && sleep 1"
+)");
+  auto r = run_sluice(
+      run_args("wf.toml", {"max_allocations=1", "cpus=2", "gpus=2", "gpus_per_worker=1"}),
+      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto state = state_file(only_run_dir(dir));
+  INFO(state.dump(1));
+  REQUIRE(state["allocations"].size() == 1);
+  std::set<std::string> devices;
+  int workers = 0;
+  for (const auto& w : state["workers"]) {
+    ++workers;
+    CHECK(w["cpus"] == 1);
+    REQUIRE(w["gpus"].size() == 1);
+    devices.insert(w["gpus"][0].get<std::string>());
+  }
+  CHECK(workers == 2);
+  CHECK(devices.size() == 2);  // two workers, two different devices
+  for (int i = 0; i < 4; ++i) {
+    const std::string d = read_file(dir / (std::to_string(i) + ".dev"));
+    CHECK(devices.count(d.substr(0, d.find('\n'))) == 1);
+  }
+}
