@@ -1,7 +1,9 @@
-// `sluice worker` (the process a pilot allocation runs on each node) and `sluice workers
+// `sluice worker` (the process a pilot allocation runs on each node; `APP worker` in a
+// program built with the SDK, which runs its function tasks in-process) and `sluice workers
 // RUN` (the allocations and workers of a run in pilot mode, from RUN_DIR/pilot/workers.json,
 // which the run's coordinator keeps up to date).
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -35,7 +37,13 @@ int cmd_worker(WorkerArgs& a) {
     if (*end != '\0' || a.o.alloc_end_s < 0)
       throw CliError(kExitBadInput, "--alloc-end " + a.alloc_end + ": not epoch seconds");
   }
-  return pilot::serve_worker(a.o);
+  const int status = pilot::serve_worker(a.o);
+  if (pilot::function_tasks_running()) {
+    // Function threads cannot be stopped, and must not see static destructors run.
+    std::fflush(nullptr);
+    std::_Exit(status);
+  }
+  return status;
 }
 
 std::string remaining(std::int64_t end_s) {
@@ -116,6 +124,9 @@ void add_pilot_commands(CLI::App& app, Globals& g) {
   worker->add_option("--memory", w.o.memory_mib, "memory offered, MiB (informative)");
   worker->add_option("--executors", w.o.executors, "executor labels offered (default: any)")
       ->delimiter(',');
+  worker->add_option("--workers-per-node", w.o.workers_per_node,
+                     "workers on this node, one per GPU set (this one: SLURM_LOCALID)")
+      ->check(CLI::Range(1, 4096));
   worker->add_option("--alloc-end", w.alloc_end, "epoch seconds at which the allocation ends");
   worker->add_option("--idle-timeout", w.idle_timeout, "ask to be released after this long idle");
   worker->add_option("--reconnect-timeout", w.reconnect_timeout,

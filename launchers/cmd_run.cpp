@@ -13,6 +13,7 @@
 #include "commands.hpp"
 #include "detach.hpp"
 #include "progress.hpp"
+#include "run_backend.hpp"
 #include "sluice/backend_registry.hpp"
 #include "sluice/coordinator.hpp"
 #include "sluice/loader.hpp"
@@ -50,6 +51,8 @@ struct RunArgs {
   std::vector<std::string> options;  // KEY=VALUE for BackendOptions::extra
   std::string config;                // a saved configuration (sluice config save)
   std::string run_id;                // pre-made by `sluice sbatch`
+  // `resume`: the options the run was started with (run_backend.hpp), under the rest.
+  std::map<std::string, std::string> restored;
   bool quiet = false;
   bool no_cache = false;
   bool dry_run = false;
@@ -69,18 +72,20 @@ Workflow load_or_reject(const std::string& file) {
   return std::move(*wf);
 }
 
-// A saved configuration first, then --backend-option on top of it. `name` gets the
-// backend to use: the configuration's when --backend was left at its default.
+// The options a resumed run was started with, then a saved configuration, then
+// --backend-option on top. `name` gets the backend to use: the configuration's when
+// --backend was left at its default.
 BackendOptions backend_options(const Globals& g, const RunArgs& a, std::string* name = nullptr) {
   BackendOptions opts;
   opts.cpus = a.cpus;
   opts.gpus = a.gpus;
   opts.executors = a.executors;
+  opts.extra = a.restored;
   std::string backend = a.backend;
   if (!a.config.empty()) {
     SavedConfig c = load_config(g, a.config);
     if (backend == "local") backend = c.backend;
-    opts.extra = c.options;
+    for (const auto& [k, v] : c.options) opts.extra[k] = v;
   }
   for (const auto& kv : a.options) {
     const auto eq = kv.find('=');
@@ -171,6 +176,21 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   return *state == RunState::kSucceeded ? kExitOk : kExitFailed;
 }
 
+// Keeps what `resume` needs to make the same backend again (run_backend.hpp).
+void remember_backend(RunStore& store, const std::string& run_id, const Globals& g,
+                      const RunArgs& a) {
+  std::string name;
+  const BackendOptions opts = backend_options(g, a, &name);
+  const std::string dir = store.run_dir(run_id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!save_run_backend(dir, name, opts))
+    std::fprintf(stderr,
+                 "sluice: warning: cannot write %s/backend.json: `sluice resume %s` "
+                 "will need the backend options again\n",
+                 dir.c_str(), run_id.c_str());
+}
+
 int cmd_run(const Globals& g, const RunArgs& a) {
   if (a.dry_run) return cmd_dry_run(g, a.file, a.no_cache);
   Workflow wf = load_or_reject(a.file);
@@ -187,6 +207,7 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   auto run =
       store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id, backend->name());
   if (!run) fail(run.error());
+  remember_backend(*store, run->id, g, a);
   std::printf("run %s %s:%s:%d (%zu tasks, backend %s, %d cpus, %d gpus)\n", run->id.c_str(),
               wf.project.c_str(), wf.name.c_str(), *revision, wf.tasks.size(),
               backend->name().c_str(), backend->capacity().cpus, backend->capacity().gpus);
@@ -225,6 +246,7 @@ int cmd_submit(const Globals& g, const RunArgs& a) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     log_path = dir + "/coordinator.log";
+    remember_backend(*store, run_id, g, a);
   }
   auto side = detach(log_path);
   if (!side) fail(side.error());
@@ -281,7 +303,14 @@ int cmd_resume(const Globals& g, RunArgs a) {
   if (wf->content_hash != run.content_hash)
     throw CliError(kExitInternal,
                    "stored definition of run " + run.id + " does not match its hash");
+  // The backend and options it was started with, unless --backend names another one;
+  // --config and -O apply on top.
   a.backend = a.resume_backend.empty() ? run.backend : a.resume_backend;
+  if (auto saved = load_run_backend(store->run_dir(run.id));
+      saved && (a.resume_backend.empty() || a.resume_backend == saved->backend)) {
+    a.backend = saved->backend;
+    a.restored = saved->options;
+  }
   auto backend = make_backend(g, a);
   std::printf("run %s resumed\n", run.id.c_str());
   std::fflush(stdout);

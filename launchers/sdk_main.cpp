@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include <filesystem>
+#include <fstream>
 
 #include "commands.hpp"
 #include "detach.hpp"
@@ -19,13 +20,17 @@
 #include "sluice/flow.hpp"
 #include "sluice/loader.hpp"
 #include "sluice/sdk_main.hpp"
+#include "sluice/wire_codec.hpp"
 #include "sluice/workflow_run.hpp"
 #include "value_json.hpp"
 #ifdef SLUICE_WITH_MPI
-#include <fstream>
-
 #include "mpi_backend.hpp"
 #include "mpi_worker.hpp"
+#endif
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+#include "pilot_backend.hpp"
+#include "pilot_worker.hpp"
+#include "slurm_backend.hpp"
 #endif
 
 namespace sluice::cli {
@@ -36,7 +41,9 @@ namespace sluice {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-void on_interrupt(int) { g_interrupted.store(true); }
+void on_interrupt(int) {
+  g_interrupted.store(true);
+}
 
 struct RunVerbArgs {
   std::string config = "inproc";
@@ -116,11 +123,10 @@ int guarded(F f) {
   }
 }
 
-#ifdef SLUICE_WITH_MPI
-// An MPI worker rank runs function tasks in its own process, on its MPI thread: no
-// process start per task. What the task writes to sluice::log() goes to the attempt's
-// stdout file; why it failed, to its stderr file.
-int run_function_on_rank(const mpi::WireLaunch& l, std::string& content_hash) {
+// MPI worker ranks and pilot workers run function tasks in their own process: no process
+// start per task. What the task writes to sluice::log() goes to the attempt's stdout
+// file; why it failed, to its stderr file. `content_hash` is that of the values written.
+int run_function_in_process(const wire::Launch& l, std::string& content_hash) {
   FunctionAttempt a;
   a.function = l.function;
   a.arguments = l.arguments;
@@ -144,7 +150,6 @@ int run_function_on_rank(const mpi::WireLaunch& l, std::string& content_hash) {
   }
   return code;
 }
-#endif
 
 // `submit`: bad input (a malformed flow, an unknown configuration, a task no slot can
 // hold) is reported here, synchronously, before any run exists; then the coordinator
@@ -214,7 +219,13 @@ int main(int argc, char** argv, const Flow& flow) {
   register_inproc_backend();
 #ifdef SLUICE_WITH_MPI
   register_mpi_backend();
-  mpi::set_function_task_runner(run_function_on_rank);
+  mpi::set_function_task_runner(run_function_in_process);
+#endif
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+  // Allocations started by this program run `APP worker`: function tasks in-process.
+  register_slurm_backend();
+  register_pilot_backend();
+  pilot::set_function_task_runner(run_function_in_process);
 #endif
   const std::string program = argc > 0 ? argv[0] : "app";
   CLI::App app{"workflow " + flow.project() + ":" + flow.name() + " (built with the Sluice SDK)",
@@ -230,7 +241,8 @@ int main(int argc, char** argv, const Flow& flow) {
   auto add_run_options = [&](CLI::App* cmd) {
     cmd->add_option("--config", a.config, "saved or built-in configuration (inproc, local)");
     cmd->add_option("--backend", a.backend, "backend, instead of a configuration");
-    cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--cpus", a.cpus, "cpu slots (default: all cores)")
+        ->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--gpus", a.gpus, "GPUs to hand out")->check(CLI::Range(0, 4096));
     cmd->add_option("--executors", a.executors, "executor labels offered")->delimiter(',');
     cmd->add_flag("-q,--quiet", a.quiet, "print only the run's id and final state");
@@ -280,6 +292,9 @@ int main(int argc, char** argv, const Flow& flow) {
   add_manage_commands(app, g);
   add_data_commands(app, g);
   add_workflows_commands(app, g);
+#ifdef SLUICE_HAVE_SLURM_BACKEND
+  add_pilot_commands(app, g);
+#endif
   for (auto* sub : app.get_subcommands({}))
     sub->add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)");
 

@@ -1,7 +1,5 @@
 #include "mpi_backend.hpp"
 
-#include <signal.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -287,15 +285,8 @@ void MpiBackend::kill(TaskId task, std::uint32_t attempt) {
   }
   for (auto it = queued_.begin(); it != queued_.end(); ++it) {
     if (it->task != task || it->attempt != attempt) continue;
-    Completion c;
-    c.task = task;
-    c.attempt = attempt;
-    c.kind = ExitKind::kSignaled;
-    c.code = SIGTERM;
-    c.reason = "killed before a worker was free to start it";
-    c.started_us = c.ended_us = wall_us();
-    c.host = session_.host();
-    ready_.push_back(std::move(c));
+    ready_.push_back(wire::killed_before_start(
+        task, attempt, "killed before a worker was free to start it", session_.host()));
     queued_.erase(it);
     return;
   }

@@ -5,7 +5,7 @@
 //                     kTagAbandon (attempt directory), kTagShutdown (empty)
 //   worker -> rank 0: kTagHello (WireHello, once at start), kTagCompletions (a batch)
 //
-// Integers are little-endian fixed width, strings a u32 length and the bytes. A decoder
+// Encoded with the codec the pilot backend shares (sluice/wire_codec.hpp): a decoder
 // given a truncated or malformed message returns an error; it never reads past the end.
 #pragma once
 
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "sluice/backend.hpp"
+#include "sluice/wire_codec.hpp"
 
 namespace sluice::mpi {
 
@@ -29,25 +30,8 @@ enum Tag : int {
   kTagCompletions = 111,
 };
 
-// One attempt, everything a worker needs to start it without the workflow.
-struct WireLaunch {
-  TaskId task = 0;
-  std::uint32_t attempt = 0;
-  std::string name;  // for messages
-  // Exactly one of command / shell / function is set. `function` names a registered
-  // in-process function (SDK function tasks); the worker runs it through its
-  // FunctionTaskRunner instead of spawning a process.
-  std::vector<std::string> command;
-  std::string shell;
-  std::string function;
-  std::string arguments;  // the function's bound arguments (TaskSpec::arguments)
-  std::vector<std::pair<std::string, std::string>> spec_env;  // the task's `env`
-  std::vector<std::pair<std::string, std::string>> env;       // LaunchRequest::env
-  std::string workdir;
-  std::string attempt_dir;
-  std::int32_t cpus = 1;
-  std::int32_t gpus = 0;
-};
+// One attempt (sluice/wire_codec.hpp): the same message as the pilot backend's.
+using WireLaunch = wire::Launch;
 
 // What a worker offers, sent once when it starts.
 struct WireHello {

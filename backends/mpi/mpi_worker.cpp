@@ -255,20 +255,7 @@ class Worker {
       sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
       return;
     }
-    spec_.name = l.name;
-    spec_.command = l.command;
-    spec_.shell = l.shell;
-    spec_.env = l.spec_env;
-    spec_.workdir = l.workdir;
-    spec_.cpus = l.cpus;
-    spec_.gpus = l.gpus;
-    LaunchRequest req;
-    req.task = l.task;
-    req.attempt = l.attempt;
-    req.spec = &spec_;
-    req.attempt_dir = l.attempt_dir;
-    req.env = l.env;
-    auto handle = local_->launch(req);
+    auto handle = local_->launch(wire::to_launch_request(l, spec_));
     if (handle) return;
     failed.kind = ExitKind::kLaunchFailed;
     failed.code = -1;

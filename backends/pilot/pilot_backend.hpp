@@ -29,6 +29,16 @@
 // (CUDA_VISIBLE_DEVICES, as on `local`). When the backend is destroyed (end of run,
 // cancel) it tells every worker to exit and cancels allocations without a worker.
 //
+// Liveness: a node that vanishes (power, kernel panic, network split) sends no FIN, and
+// a stopped worker keeps its socket open. Both sides send a heartbeat every
+// heartbeat_timeout / 6 (default 30s / 6 = 5s); a worker the coordinator hears nothing
+// from for `heartbeat_timeout` (default 30s) is dropped and its attempts reported kLost
+// (retried elsewhere, no retry used). 30s: six missed heartbeats in a row, so a worker on
+// a node busy swapping or a coordinator stalled for seconds on its store is not dropped
+// by mistake, while a lost node costs its tasks half a minute, not Slurm's own
+// SlurmdTimeout (300s by default) or TCP's keepalive (2h). A worker gives its coordinator
+// twice as long (dropping it kills every attempt it runs).
+//
 // State for `sluice workers RUN`: RUN_DIR/pilot/workers.json, rewritten at most once a
 // second while something changes.
 //
@@ -38,10 +48,13 @@
 // BackendOptions: cpus, gpus (per node of an allocation), executors (labels the workers
 // offer). extra: mode (pilot | auto | jobs; see register_pilot_backend), max_allocations
 // (default 4), nodes (1), time_limit (1h), idle_timeout (1m), memory (MiB per node),
-// max_queued (launches handed over at once, in cores; default max(1024, 2 x
-// max_allocations x nodes x max(cpus, 64)): each holds two open log files),
-// auto_threshold (auto mode: tasks with a longer max_exec_time become jobs; default half
-// the time_limit), poll_interval (2s), driver, partition, account, qos, constraint,
+// gpus_per_worker (G, dividing gpus: one worker per G GPUs on each node, srun
+// --ntasks-per-node=gpus/G, each with its own block of devices and an even share of the
+// cores and memory; default one worker per node), max_queued (launches handed over at
+// once, in cores; default max(1024, 2 x max_allocations x nodes x max(cpus, 64)): each
+// holds two open log files), auto_threshold (auto mode: tasks with a longer
+// max_exec_time become jobs; default half the time_limit), poll_interval (2s),
+// heartbeat_timeout (30s, at least 1s), driver, partition, account, qos, constraint,
 // reservation, sbatch.
 #pragma once
 

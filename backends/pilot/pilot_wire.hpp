@@ -2,15 +2,17 @@
 // their framing on a TCP byte stream. Encoding and decoding touch no socket, so they are
 // unit-tested without a network.
 //
-// Frame: u32 length (of what follows), u8 type, payload. Integers little-endian fixed
-// width, strings a u32 length and the bytes (workers and coordinator share the
-// architecture, as ranks of an MPI job do). A decoder given a truncated or malformed
-// payload returns an error; it never reads past the end.
+// Frame: u32 length (of what follows), u8 type, payload. Payloads are encoded with the
+// codec the MPI backend shares (sluice/wire_codec.hpp): a decoder given a truncated or
+// malformed payload returns an error; it never reads past the end.
 //
 //   worker -> coordinator: kHello (once, first), kCompletions (a batch), kIdle (asks to
 //                          be released: nothing ran for idle_timeout)
-//   coordinator -> worker: kWelcome (hello accepted), kRefused (wrong secret; the
-//                          connection closes), kLaunch, kKill, kShutdown (exit now)
+//   coordinator -> worker: kWelcome (hello accepted; the worker's id and the heartbeat
+//                          timeout), kRefused (wrong secret; the connection closes),
+//                          kLaunch, kKill, kShutdown (exit now)
+//   both ways:             kHeartbeat (empty), every heartbeat timeout / 6; a side that
+//                          hears nothing for the timeout takes the other for gone
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "sluice/backend.hpp"
+#include "sluice/wire_codec.hpp"
 
 namespace sluice::pilot {
 
@@ -28,6 +31,7 @@ enum class MsgType : std::uint8_t {
   kHello = 1,
   kCompletions = 2,
   kIdle = 3,
+  kHeartbeat = 4,
   kWelcome = 10,
   kRefused = 11,
   kLaunch = 12,
@@ -51,21 +55,8 @@ struct Hello {
   std::int64_t alloc_end_s = 0;        // epoch seconds the allocation ends; 0: never
 };
 
-// One attempt, everything a worker needs to start it without the workflow.
-struct Launch {
-  TaskId task = 0;
-  std::uint32_t attempt = 0;
-  std::string name;
-  std::vector<std::string> command;
-  std::string shell;
-  std::vector<std::pair<std::string, std::string>> spec_env;  // the task's `env`
-  std::vector<std::pair<std::string, std::string>> env;       // LaunchRequest::env
-  std::string workdir;
-  std::string attempt_dir;
-  std::int32_t cpus = 1;
-  std::int32_t gpus = 0;
-  std::int64_t max_exec_ms = 0;  // the worker kills the attempt past it; 0: unlimited
-};
+// One attempt (sluice/wire_codec.hpp): the same message as the MPI backend's.
+using Launch = wire::Launch;
 
 // A whole frame (length, type, payload) ready to write.
 std::string frame(MsgType type, std::string_view payload);
@@ -79,9 +70,15 @@ Expected<Launch> decode_launch(std::string_view payload);
 std::string encode_kill(TaskId task, std::uint32_t attempt);
 Expected<std::pair<TaskId, std::uint32_t>> decode_kill(std::string_view payload);
 
-// kWelcome carries the worker's id, kRefused and kShutdown a reason.
-std::string encode_u32(std::uint32_t v);
-Expected<std::uint32_t> decode_u32(std::string_view payload);
+// kWelcome: the worker's id and the heartbeat timeout the coordinator uses.
+struct Welcome {
+  std::uint32_t worker = 0;
+  std::int64_t heartbeat_timeout_ms = 0;
+};
+std::string encode_welcome(const Welcome& w);
+Expected<Welcome> decode_welcome(std::string_view payload);
+
+// kRefused and kShutdown carry a reason.
 std::string encode_text(std::string_view text);
 Expected<std::string> decode_text(std::string_view payload);
 

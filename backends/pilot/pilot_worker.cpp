@@ -12,6 +12,7 @@
 #include <deque>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -29,6 +30,21 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_functions_running{0};
+
+FunctionTaskRunner& function_runner() {
+  static FunctionTaskRunner runner;
+  return runner;
+}
+
+// Completions of function tasks, handed from their threads to the worker's loop. Shared
+// with the threads, so it outlives a Worker whose functions still run.
+struct FunctionResults {
+  std::mutex mu;
+  // State below is protected by mu.
+  std::uint64_t generation = 0;  // bumped when the coordinator is lost: late results drop
+  std::vector<Completion> done;
+};
 
 void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
@@ -47,11 +63,31 @@ std::string read_word(const std::string& path) {
 
 int node_cpus(const WorkerOptions& o) {
   if (o.cpus > 0) return o.cpus;
-  if (const char* s = std::getenv("SLURM_CPUS_ON_NODE"); s && std::atoi(s) > 0) return std::atoi(s);
+  const int share = std::max(1, o.workers_per_node);
+  if (const char* s = std::getenv("SLURM_CPUS_ON_NODE"); s && std::atoi(s) > 0)
+    return std::max(1, std::atoi(s) / share);
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  return std::max(1u, std::thread::hardware_concurrency());
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return std::max(1, CPU_COUNT(&set) / share);
+  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / share);
+}
+
+// One worker of several on its node: CUDA_VISIBLE_DEVICES narrowed to this worker's
+// contiguous block of the node's devices, so that detection here and in the local
+// backend sees only those.
+void take_gpu_block(int workers) {
+  const std::vector<std::string> node = detect_local_gpus();
+  const char* id = std::getenv("SLURM_LOCALID");
+  const int i = std::clamp(id ? std::atoi(id) : 0, 0, workers - 1);
+  const int n = static_cast<int>(node.size());
+  const int chunk = n / workers, extra = n % workers;
+  const int first = i * chunk + std::min(i, extra);
+  const int count = chunk + (i < extra ? 1 : 0);
+  std::string cvd;
+  for (int k = first; k < first + count; ++k) cvd += (cvd.empty() ? "" : ",") + node[k];
+  ::setenv("CUDA_VISIBLE_DEVICES", cvd.c_str(), 1);
+  ::unsetenv("SLUICE_GPUS");
 }
 
 enum class End { kReleased, kLost, kSignaled, kRefused };
@@ -62,6 +98,7 @@ constexpr TaskId kNoTask = ~TaskId{0};
 class Worker {
  public:
   explicit Worker(const WorkerOptions& o) : o_(o) {
+    if (o.workers_per_node > 1 && o.gpus < 0) take_gpu_block(o.workers_per_node);
     cpus_ = node_cpus(o);
     gpu_ids_ = o.gpus >= 0 ? local_gpu_ids(o.gpus) : detect_local_gpus();
     fresh_backend();
@@ -92,24 +129,52 @@ class Worker {
     // allocation: the CUDA_VISIBLE_DEVICES Slurm gave it).
     lo.gpus = o_.gpus;
     local_ = make_local_backend(lo);
+    {
+      std::lock_guard<std::mutex> lock(functions_->mu);
+      functions_->generation++;
+      functions_->done.clear();
+    }
+    functions_in_flight_ = 0;
     deadlines_.clear();
     killed_.clear();
     held_.clear();
     timed_out_.clear();
   }
 
-  End serve(Connection& conn) {
+  // `heartbeat_timeout` (0: none) is the coordinator's: heartbeats go out six times per
+  // timeout, and a coordinator silent for twice that long is taken for gone (its host
+  // died or the network split; a coordinator that exits closes the connection at once).
+  // Twice, because a coordinator stalled on its store is slow, not gone, and giving up
+  // on it kills every attempt here.
+  End serve(Connection& conn, Millis heartbeat_timeout) {
     auto last_busy = Clock::now();
+    auto heard = Clock::now();
+    auto next_heartbeat = Clock::now();
     bool idle_sent = false;
     for (;;) {
       if (g_stop_signal.load() != 0) return End::kSignaled;
+      if (heartbeat_timeout.count() > 0) {
+        const auto now = Clock::now();
+        if (now - heard > 2 * heartbeat_timeout) {
+          std::fprintf(stderr, "sluice worker: the coordinator sent nothing for %s\n",
+                       format_duration(2 * heartbeat_timeout).c_str());
+          return End::kLost;
+        }
+        if (now >= next_heartbeat) {
+          conn.send(MsgType::kHeartbeat, {});
+          next_heartbeat = now + heartbeat_timeout / 6;
+        }
+      }
       const bool busy = local_->in_flight() > 0 || !held_.empty();
       pollfd p{conn.fd(), static_cast<short>(POLLIN | (conn.wants_write() ? POLLOUT : 0)), 0};
-      const int n = ::poll(&p, 1, busy ? 0 : 100);
+      // Function threads do not wake this loop: look for their results every 2 ms.
+      const int n = ::poll(&p, 1, busy ? 0 : functions_in_flight_ > 0 ? 2 : 100);
       // Frames may wait in the buffer without the socket being readable (the launches
       // that came with the welcome), so the buffer is drained on every turn.
-      if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && !conn.read_some())
-        return End::kLost;
+      if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (!conn.read_some()) return End::kLost;
+        heard = Clock::now();
+      }
       {
         MsgType type;
         std::string_view payload;
@@ -140,6 +205,7 @@ class Worker {
       }
       // done_ may already hold launches that failed at once (start()).
       local_->poll(done_, std::chrono::milliseconds(busy ? 1 : 0));
+      collect_functions();
       check_deadlines();
       const auto now = Clock::now();
       for (Completion& c : done_) {
@@ -171,7 +237,7 @@ class Worker {
       }
       const bool reported = !done_.empty();
       done_.clear();
-      if (local_->in_flight() > 0 || reported) {
+      if (local_->in_flight() > 0 || functions_in_flight_ > 0 || reported) {
         last_busy = Clock::now();
       } else if (!idle_sent && Clock::now() - last_busy >= o_.idle_timeout) {
         conn.send(MsgType::kIdle, {});
@@ -200,27 +266,48 @@ class Worker {
       report_now(l, ExitKind::kLost, "its max_exec_time does not fit in this allocation's time");
       return;
     }
-    spec_.name = l.name;
-    spec_.command = l.command;
-    spec_.shell = l.shell;
-    spec_.env = l.spec_env;
-    spec_.workdir = l.workdir;
-    spec_.cpus = l.cpus;
-    spec_.gpus = l.gpus;
-    LaunchRequest req;
-    req.task = l.task;
-    req.attempt = l.attempt;
-    req.spec = &spec_;
-    req.attempt_dir = l.attempt_dir;
-    req.env = l.env;
-    auto handle = local_->launch(req);
-    if (!handle) {
+    if (!l.function.empty() && l.gpus == 0 && function_runner()) {
+      start_function(l);
+    } else if (auto handle = local_->launch(wire::to_launch_request(l, spec_)); !handle) {
       report_now(l, ExitKind::kLaunchFailed, handle.error().message);
       return;
     }
     if (l.max_exec_ms > 0)
       deadlines_[key_of(l.task, l.attempt)] = {
           Clock::now() + std::chrono::milliseconds(l.max_exec_ms), l.max_exec_ms};
+  }
+
+  // Calls the function on a thread of its own; its completion reaches done_ through
+  // collect_functions(), unless the coordinator was lost meanwhile.
+  void start_function(const Launch& l) {
+    std::uint64_t generation;
+    {
+      std::lock_guard<std::mutex> lock(functions_->mu);
+      generation = functions_->generation;
+    }
+    ++functions_in_flight_;
+    ++g_functions_running;
+    std::thread([l, generation, results = functions_] {
+      Completion c;
+      c.task = l.task;
+      c.attempt = l.attempt;
+      c.started_us = wall_us();
+      c.code = function_runner()(l, c.content_hash);
+      c.ended_us = wall_us();
+      {
+        std::lock_guard<std::mutex> lock(results->mu);
+        if (results->generation == generation) results->done.push_back(std::move(c));
+      }
+      --g_functions_running;
+    }).detach();
+  }
+
+  void collect_functions() {
+    if (functions_in_flight_ == 0) return;
+    std::lock_guard<std::mutex> lock(functions_->mu);
+    functions_in_flight_ -= static_cast<int>(functions_->done.size());
+    for (Completion& c : functions_->done) done_.push_back(std::move(c));
+    functions_->done.clear();
   }
 
   void check_deadlines() {
@@ -238,6 +325,8 @@ class Worker {
   std::vector<std::string> gpu_ids_;
   std::unique_ptr<Backend> local_;
   TaskSpec spec_;  // scratch: the local backend reads it only during launch()
+  std::shared_ptr<FunctionResults> functions_ = std::make_shared<FunctionResults>();
+  int functions_in_flight_ = 0;  // started and not yet collected
   std::vector<Completion> done_;
   std::unordered_map<std::uint64_t, std::pair<Clock::time_point, std::int64_t>> deadlines_;
   std::unordered_map<std::uint64_t, std::int64_t> timed_out_;
@@ -246,7 +335,7 @@ class Worker {
 };
 
 // Sends the hello and waits for the answer: kWelcome, kRefused or nothing (lost).
-End handshake(Connection& conn, const Hello& hello) {
+End handshake(Connection& conn, const Hello& hello, Welcome& welcome) {
   conn.send(MsgType::kHello, encode_hello(hello));
   if (!conn.flush_blocking(10'000)) return End::kLost;
   const auto until = Clock::now() + std::chrono::seconds(30);
@@ -259,7 +348,12 @@ End handshake(Connection& conn, const Hello& hello) {
     std::string_view payload;
     bool bad = false;
     if (conn.next(type, payload, bad)) {
-      if (type == MsgType::kWelcome) return End::kReleased;  // = accepted
+      if (type == MsgType::kWelcome) {
+        auto w = decode_welcome(payload);
+        if (!w) return End::kLost;
+        welcome = *w;
+        return End::kReleased;  // = accepted
+      }
       if (type == MsgType::kRefused) {
         auto why = decode_text(payload);
         std::fprintf(stderr, "sluice worker: the coordinator refused the connection: %s\n",
@@ -274,6 +368,14 @@ End handshake(Connection& conn, const Hello& hello) {
 }
 
 }  // namespace
+
+void set_function_task_runner(FunctionTaskRunner runner) {
+  function_runner() = std::move(runner);
+}
+
+bool function_tasks_running() {
+  return g_functions_running.load() > 0;
+}
 
 int serve_worker(const WorkerOptions& o) {
   struct sigaction sa {};
@@ -309,13 +411,14 @@ int serve_worker(const WorkerOptions& o) {
       continue;
     }
     Connection conn(std::move(*fd));
-    End end = handshake(conn, worker.hello(secret));
+    Welcome welcome;
+    End end = handshake(conn, worker.hello(secret), welcome);
     if (end == End::kRefused) return 3;
     if (end == End::kSignaled) return 128 + g_stop_signal.load();
     if (end == End::kReleased) {
       if (!announced) std::fprintf(stderr, "sluice worker: connected to %s\n", address.c_str());
       announced = true;
-      end = worker.serve(conn);
+      end = worker.serve(conn, Millis(welcome.heartbeat_timeout_ms));
       if (end == End::kReleased) return 0;
       if (end == End::kSignaled) return 128 + g_stop_signal.load();
       std::fprintf(stderr, "sluice worker: lost the coordinator at %s; killing its attempts\n",

@@ -4,6 +4,16 @@
 // PATH, process groups, logs and CUDA_VISIBLE_DEVICES handling as `--backend local`),
 // and sends their completions back in batches.
 //
+// SDK function tasks: in a program built with the SDK (sluice::main offers the same
+// `worker` verb, and an allocation started by that program's coordinator runs that
+// program), a function task is called in the worker's own process, on a thread of its
+// own, through the FunctionTaskRunner the program sets; no process starts per task. The
+// coordinator gives it `cpus` of the worker's slots like any task. A running function
+// cannot be interrupted: a kill or max_exec_time takes effect when it returns (then
+// reported "timed out"), as on `inproc`. Function tasks that ask for GPUs, and every
+// function task in a worker without a runner (`sluice worker`), run as processes
+// (`PROGRAM __sluice_worker …`) so that each gets its own CUDA_VISIBLE_DEVICES.
+//
 // It kills an attempt past its max_exec_time (reported as signaled, "timed out after
 // …"). A failure the coordinator did not ask for is reported 0.5 s late: scancel and the
 // time limit signal the attempts too, and a worker stopped meanwhile leaves them to be
@@ -16,8 +26,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "sluice/wire_codec.hpp"
 
 namespace sluice::pilot {
 
@@ -30,9 +43,23 @@ struct WorkerOptions {
   std::int64_t memory_mib = 0;
   std::vector<std::string> executors;
   std::int64_t alloc_end_s = 0;  // epoch seconds; 0: unknown
+  // Workers started on this node (srun --ntasks-per-node): this one, number
+  // SLURM_LOCALID, serves the SLURM_LOCALID-th contiguous block of the node's GPUs (its
+  // CUDA_VISIBLE_DEVICES is narrowed to it) and, without `cpus`, its share of the cores.
+  int workers_per_node = 1;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds reconnect_timeout{60'000};
 };
+
+// Runs function task `l` in this process and returns its exit status (0 = success),
+// having written why it failed to the attempt's stderr. Called on worker threads, several
+// at once. Set before serve_worker().
+using FunctionTaskRunner = std::function<int(const wire::Launch& l, std::string& content_hash)>;
+void set_function_task_runner(FunctionTaskRunner runner);
+
+// True while function tasks started in this process still run (their threads cannot be
+// stopped: a caller about to exit must leave with _Exit, not return from main).
+bool function_tasks_running();
 
 // Serves until released. Exit status: 0 released or no coordinator to reconnect to,
 // 3 refused (wrong secret) or unusable options, 128+signal when stopped by a signal.

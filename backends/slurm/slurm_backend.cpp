@@ -86,19 +86,8 @@ Expected<Options> parse_options(const BackendOptions& in) {
     if (k == "driver") {
       if (v != "libslurm" && v != "cli") return bad(k, v, "use libslurm or cli");
       o.driver = v;
-    } else if (k == "partition") {
-      o.placement.partition = v;
-    } else if (k == "account") {
-      o.placement.account = v;
-    } else if (k == "qos") {
-      o.placement.qos = v;
-    } else if (k == "constraint") {
-      o.placement.constraint = v;
-    } else if (k == "reservation") {
-      o.placement.reservation = v;
-    } else if (k == "sbatch") {
-      std::istringstream words(v);
-      for (std::string w; words >> w;) o.placement.extra.push_back(w);
+    } else if (parse_placement_option(k, v, o.placement)) {
+      // partition, account, qos, constraint, reservation, sbatch
     } else if (k.rfind("executor.", 0) == 0) {
       o.executor_partition[k.substr(9)] = v;
     } else if (k == "max_queued") {
@@ -553,6 +542,27 @@ Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& opti
     return make_error(ErrorCode::kInvalidInput,
                       "driver=libslurm: this sluice was built without libslurm (use driver=cli)");
   return std::unique_ptr<Backend>(std::make_unique<SlurmBackend>(std::move(*o), std::move(driver)));
+}
+
+bool parse_placement_option(const std::string& key, const std::string& value,
+                            slurm::SubmitRequest& placement) {
+  if (key == "partition") {
+    placement.partition = value;
+  } else if (key == "account") {
+    placement.account = value;
+  } else if (key == "qos") {
+    placement.qos = value;
+  } else if (key == "constraint") {
+    placement.constraint = value;
+  } else if (key == "reservation") {
+    placement.reservation = value;
+  } else if (key == "sbatch") {
+    std::istringstream words(value);
+    for (std::string w; words >> w;) placement.extra.push_back(w);
+  } else {
+    return false;
+  }
+  return true;
 }
 
 void register_slurm_backend() {

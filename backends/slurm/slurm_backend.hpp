@@ -23,13 +23,24 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "sluice/backend.hpp"
 #include "sluice/backend_registry.hpp"
 
 namespace sluice {
+namespace slurm {
+struct SubmitRequest;
+}
 
 Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& options);
+
+// Where jobs go, as every Slurm-submitting backend (this one, `pilot`) reads it: applies
+// option `key` (partition, account, qos, constraint, reservation, or sbatch: free-form
+// sbatch options separated by spaces, appended) to `placement`. Returns false, changing
+// nothing, when `key` is none of these.
+bool parse_placement_option(const std::string& key, const std::string& value,
+                            slurm::SubmitRequest& placement);
 
 // Registers make_slurm_backend under the name "slurm".
 void register_slurm_backend();

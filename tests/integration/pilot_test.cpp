@@ -408,3 +408,164 @@ max_exec_time = "8m"
       CHECK(row.find("|pilot:") != std::string::npos);
   }
 }
+
+TEST_CASE("pilot: an SDK program's allocations call its function tasks inside the worker",
+          "[slurm][pilot][sdk]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  fs::create_directories(dir / ".sluice/configs");
+  write_file(dir / ".sluice/configs/pilotfn.toml", R"(backend = "slurm"
+mode = "pilot"
+max_allocations = "1"
+cpus = "2"
+time_limit = "10m"
+poll_interval = "500ms"
+)");
+  const std::string out =
+      shell_output("cd '" + dir.path().string() +
+                   "' && " SDK_PILOT_APP " run --config pilotfn -q 2>&1; echo \"rc=$?\"");
+  INFO(out);
+  REQUIRE(out.find("rc=0") != std::string::npos);
+  REQUIRE(out.rfind("run ", 0) == 0);
+  const std::string id = out.substr(4, 26);
+  std::set<std::int64_t> worker_pids;
+  const auto workers = state_file(only_run_dir(dir)).value("workers", nlohmann::json::array());
+  for (const auto& w : workers) worker_pids.insert(w.value("pid", std::int64_t{0}));
+  INFO("worker pids: " << worker_pids.size());
+  REQUIRE(!worker_pids.empty());
+  const auto doc = results_json(id, dir.path());
+  const auto& results = doc["results"];
+  REQUIRE(results.size() == 6);
+  for (const auto& [task, r] : results.items()) {
+    INFO(task << ": " << r.dump());
+    // A function started as `APP __sluice_worker …` would report a pid of its own.
+    CHECK(worker_pids.count(r["result"].get<std::int64_t>()) == 1);
+  }
+}
+
+TEST_CASE("pilot: a stopped worker is dropped after the heartbeat timeout and its tasks retried",
+          "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  // retries = 0: the run can succeed only if the lost attempts use no retry.
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotheartbeat"
+[defaults]
+retries = 0
+[tasks.s]
+matrix = { i = [1, 2, 3, 4, 5, 6] }
+shell = "sleep 2"
+)");
+  pid_t pid = spawn_sluice(run_args("wf.toml", {"max_allocations=2", "cpus=2",
+                                                "heartbeat_timeout=3s", "idle_timeout=60s"}),
+                           dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  // A connected worker that runs something: stop it (as a node that hangs would).
+  std::int64_t stopped = 0;
+  REQUIRE(eventually(
+      [&] {
+        const auto workers =
+            state_file(only_run_dir(dir)).value("workers", nlohmann::json::array());
+        for (const auto& w : workers)
+          if (w.value("state", "") == "connected" && w.value("running", 0) > 0)
+            stopped = w.value("pid", std::int64_t{0});
+        return stopped > 0;
+      },
+      std::chrono::seconds(60)));
+  REQUIRE(::kill(static_cast<pid_t>(stopped), SIGSTOP) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  bool dropped = eventually(
+      [&] {
+        const auto workers =
+            state_file(only_run_dir(dir)).value("workers", nlohmann::json::array());
+        for (const auto& w : workers)
+          if (w.value("pid", std::int64_t{0}) == stopped && w.value("state", "") == "lost")
+            return true;
+        return false;
+      },
+      std::chrono::seconds(30));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ::kill(static_cast<pid_t>(stopped), SIGCONT);
+  REQUIRE(dropped);
+  // 3s of silence, plus one poll of the state file (written at most once a second).
+  CHECK(waited < std::chrono::seconds(10));
+  const int rc = wait_exit(pid);
+  INFO(read_file(dir / "out") << read_file(dir / "err"));
+  REQUIRE(rc == 0);
+  int lost = 0;
+  for (const auto& row : attempt_rows(dir)) {
+    INFO(row);
+    if (row.find("no heartbeat") != std::string::npos) ++lost;
+  }
+  CHECK(lost >= 1);
+  CHECK(get_json(id, dir.path())["state"] == "succeeded");
+}
+
+TEST_CASE("pilot: resume restores the run's backend options without --config or -O",
+          "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotresumeopts"
+[tasks.s]
+matrix = { i = [1, 2, 3, 4, 5, 6] }
+shell = "sleep 1"
+)");
+  pid_t pid = spawn_sluice(run_args("wf.toml", {"max_allocations=1", "cpus=2", "time_limit=7m"}),
+                           dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually(
+      [&] {
+        for (const auto& row : attempt_rows(dir))
+          if (row.find("|succeeded|") != std::string::npos) return true;
+        return false;
+      },
+      std::chrono::seconds(60)));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  auto r = run_sluice({"resume", id, "-q"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // Without the stored options, resume would make a `pilot` backend of the defaults
+  // (4 allocations of 1h, whole nodes).
+  auto j = state_file(only_run_dir(dir));
+  INFO(j.dump(1));
+  CHECK(j["max_allocations"] == 1);
+  for (const auto& a : j["allocations"]) CHECK(a["time_limit_s"] == 420);
+  CHECK(get_json(id, dir.path())["state"] == "succeeded");
+}
+
+TEST_CASE("pilot: gpus_per_worker starts one worker per GPU set, each with its own devices",
+          "[slurm][pilot]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "pilotgpusets"
+[tasks.g]
+matrix = { i = [0, 1, 2, 3] }
+gpus = 1
+shell = "echo \"$CUDA_VISIBLE_DEVICES\" > {i}.dev && sleep 1"
+)");
+  auto r = run_sluice(
+      run_args("wf.toml", {"max_allocations=1", "cpus=2", "gpus=2", "gpus_per_worker=1"}),
+      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto state = state_file(only_run_dir(dir));
+  INFO(state.dump(1));
+  REQUIRE(state["allocations"].size() == 1);
+  std::set<std::string> devices;
+  int workers = 0;
+  for (const auto& w : state["workers"]) {
+    ++workers;
+    CHECK(w["cpus"] == 1);
+    REQUIRE(w["gpus"].size() == 1);
+    devices.insert(w["gpus"][0].get<std::string>());
+  }
+  CHECK(workers == 2);
+  CHECK(devices.size() == 2);  // two workers, two different devices
+  for (int i = 0; i < 4; ++i) {
+    const std::string d = read_file(dir / (std::to_string(i) + ".dev"));
+    CHECK(devices.count(d.substr(0, d.find('\n'))) == 1);
+  }
+}

@@ -15,6 +15,9 @@
 //                                   the coordinator goes on in the background
 //   mpirun -n N ./app run --backend mpi      function tasks on MPI ranks (when built
 //                                   with SLUICE_WITH_MPI; ranks > 0 are workers)
+//   ./app run --config C            with C a saved configuration of backend "slurm", mode
+//                                   "pilot": allocations run `./app worker`, which calls
+//                                   function tasks in-process (pilot_worker.hpp)
 //   ./app ps | get RUN | wait RUN | logs RUN TASK | results RUN | artifacts RUN TASK | …
 //   ./app __sluice_worker FUNCTION ARGS   (hidden: what backends launch per attempt)
 //

@@ -1,0 +1,134 @@
+// `slurm` with mode = pilot | auto | jobs, and `pilot`: the factories, and the backend of
+// mode = "auto" that sends each task to pilot workers or to a Slurm job of its own.
+#include <unordered_map>
+
+#include "pilot_backend.hpp"
+#include "pilot_coordinator.hpp"
+#include "sluice/duration.hpp"
+#include "slurm_backend.hpp"
+#include "slurm_driver.hpp"
+
+namespace sluice {
+namespace {
+
+using pilot::key_of;
+
+// mode = "auto": tasks that declare a long max_exec_time become Slurm jobs of their own,
+// the rest go to pilot workers.
+class AutoBackend final : public Backend {
+ public:
+  AutoBackend(std::unique_ptr<Backend> pilot, std::unique_ptr<Backend> jobs, Millis threshold)
+      : pilot_(std::move(pilot)), jobs_(std::move(jobs)), threshold_(threshold) {}
+  std::string name() const override { return "slurm"; }
+  Capacity capacity() const override { return pilot_->capacity(); }
+  Expected<std::string> launch(const LaunchRequest& r) override {
+    return std::move(launch_batch(std::span<const LaunchRequest>(&r, 1)).front());
+  }
+  std::vector<Expected<std::string>> launch_batch(std::span<const LaunchRequest> rs) override {
+    std::vector<LaunchRequest> to_jobs, to_pilot;
+    std::vector<std::size_t> ij, ip;
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+      const bool long_task = rs[i].spec && rs[i].spec->max_exec_time > threshold_;
+      (long_task ? to_jobs : to_pilot).push_back(rs[i]);
+      (long_task ? ij : ip).push_back(i);
+    }
+    std::vector<Expected<std::string>> out(rs.size(), std::string());
+    auto route = [&](Backend& b, std::vector<LaunchRequest>& reqs,
+                     const std::vector<std::size_t>& idx, bool jobs) {
+      if (reqs.empty()) return;
+      auto res = b.launch_batch(reqs);
+      for (std::size_t k = 0; k < res.size(); ++k) {
+        if (res[k]) on_jobs_[key_of(reqs[k].task, reqs[k].attempt)] = jobs;
+        out[idx[k]] = std::move(res[k]);
+      }
+    };
+    route(*jobs_, to_jobs, ij, true);
+    route(*pilot_, to_pilot, ip, false);
+    return out;
+  }
+  void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override {
+    const std::size_t before = out.size();
+    if (jobs_->in_flight() == 0) {
+      pilot_->poll(out, timeout);
+    } else {
+      pilot_->poll(out, std::min(timeout, std::chrono::milliseconds(50)));
+      jobs_->poll(out, std::chrono::milliseconds(0));
+    }
+    for (std::size_t i = before; i < out.size(); ++i)
+      on_jobs_.erase(key_of(out[i].task, out[i].attempt));
+  }
+  void kill(TaskId task, std::uint32_t attempt) override {
+    auto it = on_jobs_.find(key_of(task, attempt));
+    (it != on_jobs_.end() && it->second ? jobs_ : pilot_)->kill(task, attempt);
+  }
+  std::size_t in_flight() const override { return pilot_->in_flight() + jobs_->in_flight(); }
+  void abandon(const std::string& handle) override {
+    (handle.rfind("pilot:", 0) == 0 ? pilot_ : jobs_)->abandon(handle);
+  }
+  bool reattach(const std::string& handle, TaskId task, std::uint32_t attempt) override {
+    if (handle.rfind("pilot:", 0) == 0) return false;
+    if (!jobs_->reattach(handle, task, attempt)) return false;
+    on_jobs_[key_of(task, attempt)] = true;
+    return true;
+  }
+
+ private:
+  std::unique_ptr<Backend> pilot_, jobs_;
+  Millis threshold_;
+  std::unordered_map<std::uint64_t, bool> on_jobs_;
+};
+
+std::unique_ptr<slurm::SlurmDriver> driver_for(const BackendOptions& options) {
+  auto it = options.extra.find("driver");
+  if (it != options.extra.end() && it->second == "cli") return slurm::make_cli_driver();
+  auto d = slurm::make_libslurm_driver();
+  return d ? std::move(d) : slurm::make_cli_driver();
+}
+
+BackendOptions without(const BackendOptions& in, std::initializer_list<const char*> keys) {
+  BackendOptions out = in;
+  for (const char* k : keys) out.extra.erase(k);
+  return out;
+}
+
+}  // namespace
+
+void register_pilot_backend() {
+  register_backend("pilot", [](const BackendOptions& options) {
+    return make_pilot_backend(options, driver_for(options));
+  });
+  register_backend(
+      "slurm", [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
+        auto it = options.extra.find("mode");
+        const std::string mode = it == options.extra.end() ? "jobs" : it->second;
+        if (mode == "jobs")
+          return make_slurm_backend(without(options, {"mode", "cpus", "gpus", "executors"}));
+        if (mode == "pilot") return make_pilot_backend(options, driver_for(options));
+        if (mode != "auto")
+          return make_error(ErrorCode::kInvalidInput,
+                            "slurm backend option mode=" + mode + ": use jobs, pilot or auto");
+        auto pilot = make_pilot_backend(options, driver_for(options));
+        if (!pilot) return pilot;
+        auto jobs = make_slurm_backend(
+            without(options, {"mode", "max_allocations", "nodes", "time_limit", "idle_timeout",
+                              "memory", "auto_threshold", "cpus", "gpus", "executors"}));
+        if (!jobs) return jobs;
+        Millis threshold{0};
+        if (auto t = options.extra.find("auto_threshold"); t != options.extra.end()) {
+          auto d = parse_duration(t->second);
+          if (!d)
+            return make_error(ErrorCode::kInvalidInput, "slurm backend option auto_threshold=" +
+                                                            t->second + ": not a duration");
+          threshold = *d;
+        } else {
+          auto tl = options.extra.find("time_limit");
+          auto d = tl == options.extra.end() ? std::optional<Millis>(Millis(3'600'000))
+                                             : parse_duration(tl->second);
+          threshold = Millis((d ? d->count() : 3'600'000) / 2);
+        }
+        return std::unique_ptr<Backend>(
+            std::make_unique<AutoBackend>(std::move(*pilot), std::move(*jobs), threshold));
+      });
+}
+
+}  // namespace sluice

@@ -1,0 +1,204 @@
+// Workers: accepting connections, the hello and its secret, their messages, placing
+// queued launches on them, and dropping the ones that left or went silent.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "pilot_coordinator.hpp"
+#include "pilot_policy.hpp"
+#include "sluice/duration.hpp"
+
+namespace sluice::pilot {
+namespace {
+
+constexpr auto kHelloTimeout = std::chrono::seconds(10);
+
+// Compares without an early exit, so the time taken says nothing about the secret.
+bool same_secret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size() || a.empty()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+bool PilotBackend::can_take(const Worker& w, const Queued& q, std::int64_t now_s) const {
+  if (!w.welcomed || w.retiring || w.free_cpus < q.cpus || w.free_gpus < q.gpus) return false;
+  if (!q.executor.empty() && !w.info.executors.empty() &&
+      std::find(w.info.executors.begin(), w.info.executors.end(), q.executor) ==
+          w.info.executors.end())
+    return false;
+  return pilot::fits_remaining(q.max_exec_ms, w.info.alloc_end_s, now_s);
+}
+
+PilotBackend::Worker* PilotBackend::pick(const Queued& q, std::int64_t now_s) {
+  Worker* best = nullptr;
+  for (auto& [id, w] : workers_)
+    if (can_take(w, q, now_s) && (best == nullptr || w.free_cpus > best->free_cpus)) best = &w;
+  return best;
+}
+
+void PilotBackend::dispatch() {
+  if (queue_.empty() || workers_.empty()) return;
+  const std::int64_t now_s = wall_us() / 1'000'000;
+  // Oldest first; a launch that fits nowhere is passed over for at most this many.
+  constexpr std::size_t kWindow = 64;
+  std::size_t skipped = 0;
+  for (auto it = queue_.begin(); it != queue_.end() && skipped < kWindow;) {
+    Worker* w = pick(*it, now_s);
+    if (w == nullptr) {
+      ++skipped;
+      ++it;
+      continue;
+    }
+    w->free_cpus -= it->cpus;
+    w->free_gpus -= it->gpus;
+    w->running++;
+    placed_[key_of(it->task, it->attempt)] = Placed{w->id, it->cpus, it->gpus};
+    w->conn->send(MsgType::kLaunch, it->bytes);
+    it = queue_.erase(it);
+    dirty_ = true;
+  }
+}
+
+void PilotBackend::accept_all() {
+  for (;;) {
+    const int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    Worker w;
+    w.id = next_worker_++;
+    w.conn = std::make_unique<Connection>(pilot::Fd(fd));
+    w.accepted = w.heard = Clock::now();
+    workers_.emplace(w.id, std::move(w));
+  }
+}
+
+bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
+  auto hello = pilot::decode_hello(payload);
+  if (!hello || !same_secret(hello->secret, secret_)) {
+    w.conn->send(MsgType::kRefused,
+                 pilot::encode_text(hello ? "wrong secret" : hello.error().message));
+    w.conn->flush();
+    std::fprintf(stderr, "sluice: pilot: refused a worker connection (%s)\n",
+                 hello ? "wrong secret" : "malformed hello");
+    return false;
+  }
+  w.info = std::move(*hello);
+  w.info.secret.clear();
+  w.welcomed = true;
+  w.free_cpus = std::max(0, w.info.cpus);
+  w.free_gpus = static_cast<int>(w.info.gpu_ids.size());
+  w.connected_us = wall_us();
+  if (Allocation* a = allocation_of(w.info.job_id)) {
+    a->workers++;
+    a->ever++;
+    if (a->state != Allocation::kEnded) a->state = Allocation::kRunning;
+    if (!a->started_us) a->started_us = w.connected_us;
+  }
+  w.conn->send(MsgType::kWelcome, pilot::encode_welcome({w.id, o_.heartbeat_timeout.count()}));
+  dirty_ = true;
+  return true;
+}
+
+bool PilotBackend::serve(Worker& w, std::vector<Completion>& out) {
+  // What arrived before a close (the last completions) is handled before the close.
+  const bool open = w.conn->read_some();
+  w.heard = Clock::now();
+  MsgType type;
+  std::string_view payload;
+  bool bad = false;
+  while (w.conn->next(type, payload, bad)) {
+    if (!w.welcomed) {
+      if (type != MsgType::kHello || !on_hello(w, payload)) return false;
+      continue;
+    }
+    if (type == MsgType::kCompletions) {
+      const std::size_t before = out.size();
+      if (auto r = pilot::decode_completions(payload, out); !r) {
+        std::fprintf(stderr, "sluice: pilot worker %s: %s\n", w.info.host.c_str(),
+                     r.error().message.c_str());
+        return false;
+      }
+      for (std::size_t i = before; i < out.size(); ++i) {
+        Completion& c = out[i];
+        c.host = w.info.host;
+        auto it = placed_.find(key_of(c.task, c.attempt));
+        if (it == placed_.end()) continue;
+        w.free_cpus += it->second.cpus;
+        w.free_gpus += it->second.gpus;
+        w.running--;
+        w.completed++;
+        placed_.erase(it);
+      }
+      dirty_ = true;
+    } else if (type == MsgType::kIdle) {
+      // Released only when nothing waits that it could take: the request and our
+      // launches cross on the wire, and a launch that arrives first keeps it busy.
+      const std::int64_t now_s = wall_us() / 1'000'000;
+      bool wanted = w.running > 0;
+      for (std::size_t i = 0; i < queue_.size() && i < 64 && !wanted; ++i)
+        wanted = can_take(w, queue_[i], now_s);
+      if (!wanted) {
+        w.retiring = true;
+        w.conn->send(MsgType::kShutdown, pilot::encode_text("idle"));
+        dirty_ = true;
+      }
+    }
+  }
+  return open && !bad;
+}
+
+void PilotBackend::drop(std::uint32_t id, const std::string& why, std::vector<Completion>& out) {
+  auto wit = workers_.find(id);
+  if (wit == workers_.end()) return;
+  Worker& w = wit->second;
+  if (w.welcomed) {
+    const std::int64_t now = wall_us();
+    for (auto it = placed_.begin(); it != placed_.end();) {
+      if (it->second.worker != id) {
+        ++it;
+        continue;
+      }
+      Completion c;
+      c.task = static_cast<TaskId>(it->first >> 32);
+      c.attempt = static_cast<std::uint32_t>(it->first & 0xffffffffu);
+      c.kind = ExitKind::kLost;
+      c.code = -1;
+      c.reason = "pilot worker on " + w.info.host +
+                 (w.info.job_id.empty() ? "" : " (Slurm job " + w.info.job_id + ")") + " " + why;
+      c.started_us = c.ended_us = now;
+      c.host = w.info.host;
+      out.push_back(std::move(c));
+      it = placed_.erase(it);
+    }
+    if (Allocation* a = allocation_of(w.info.job_id)) a->workers = std::max(0, a->workers - 1);
+    gone_.push_back({worker_json(w, w.retiring ? "released (idle)" : "lost")});
+    if (gone_.size() > 200) gone_.erase(gone_.begin());
+    // The job may be gone already: ask soon rather than at the next interval.
+    next_query_ = std::min(next_query_, Clock::now() + std::chrono::milliseconds(500));
+  }
+  workers_.erase(wit);
+  dirty_ = true;
+}
+
+void PilotBackend::check_liveness(std::vector<Completion>& out) {
+  const auto now = Clock::now();
+  std::vector<std::uint32_t> silent;
+  for (const auto& [id, w] : workers_)
+    if (w.welcomed && now - w.heard > o_.heartbeat_timeout) silent.push_back(id);
+  for (auto id : silent)
+    drop(id, "sent nothing for " + format_duration(o_.heartbeat_timeout) + " (no heartbeat)", out);
+  // Connections that never said hello (a port scanner, a stuck client) are dropped.
+  std::vector<std::uint32_t> stale;
+  for (const auto& [id, w] : workers_)
+    if (!w.welcomed && now - w.accepted > kHelloTimeout) stale.push_back(id);
+  for (auto id : stale) workers_.erase(id);
+  if (now < next_heartbeat_) return;
+  next_heartbeat_ = now + o_.heartbeat_timeout / 6;
+  for (auto& [id, w] : workers_)
+    if (w.welcomed) w.conn->send(MsgType::kHeartbeat, {});
+}
+
+}  // namespace sluice::pilot

@@ -1,0 +1,44 @@
+#include "run_backend.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace sluice::cli {
+
+bool save_run_backend(const std::string& run_dir, const std::string& backend,
+                      const BackendOptions& options) {
+  nlohmann::json opts = nlohmann::json::object();
+  for (const auto& [k, v] : options.extra) opts[k] = v;
+  if (options.cpus > 0) opts["cpus"] = std::to_string(options.cpus);
+  if (options.gpus >= 0) opts["gpus"] = std::to_string(options.gpus);
+  if (!options.executors.empty()) {
+    std::string joined;
+    for (const auto& e : options.executors) joined += (joined.empty() ? "" : ",") + e;
+    opts["executors"] = joined;
+  }
+  const nlohmann::json j{{"backend", backend}, {"options", opts}};
+  const std::string path = run_dir + "/backend.json";
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    out << j.dump(1) << '\n';
+    if (!out.flush()) return false;
+  }
+  return std::rename((path + ".tmp").c_str(), path.c_str()) == 0;
+}
+
+std::optional<RunBackend> load_run_backend(const std::string& run_dir) {
+  std::ifstream in(run_dir + "/backend.json");
+  if (!in) return std::nullopt;
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("backend") || !j["backend"].is_string())
+    return std::nullopt;
+  RunBackend r;
+  r.backend = j["backend"].get<std::string>();
+  const nlohmann::json options = j.value("options", nlohmann::json::object());
+  for (const auto& [k, v] : options.items())
+    if (v.is_string()) r.options[k] = v.get<std::string>();
+  return r;
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,32 @@
+// The backend a run was started with, kept in RUN_DIR/backend.json, so that `sluice
+// resume RUN` restores it (name and every option: mode, time_limit, partition, …) without
+// the user repeating --backend, --config or -O:
+//
+//   {"backend": "slurm", "options": {"mode": "pilot", "cpus": "2", "time_limit": "10m"}}
+//
+// `options` holds BackendOptions::extra plus cpus, gpus and executors when they were set,
+// all as the strings a configuration file or -O would give.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "sluice/backend_registry.hpp"
+
+namespace sluice::cli {
+
+struct RunBackend {
+  std::string backend;
+  std::map<std::string, std::string> options;
+};
+
+// Writes RUN_DIR/backend.json (atomically). Returns false when it could not.
+bool save_run_backend(const std::string& run_dir, const std::string& backend,
+                      const BackendOptions& options);
+
+// What save_run_backend() wrote; nullopt for a run started before it existed or a file
+// that cannot be read.
+std::optional<RunBackend> load_run_backend(const std::string& run_dir);
+
+}  // namespace sluice::cli
