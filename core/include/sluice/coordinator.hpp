@@ -142,6 +142,9 @@ class Coordinator {
   Scheduler scheduler_;
   std::string host_;
   std::vector<std::uint8_t> task_dir_made_;
+  int tasks_fd_ = -1;      // RUN_DIR/tasks, open while run() goes on
+  std::string rel_;        // scratch: an attempt directory relative to tasks_fd_
+  std::string file_path_;  // scratch: a log file's path
   // Attempts prepared ahead while every slot was busy (at most prefetch_ of them).
   std::unordered_map<TaskId, PreparedAttempt> prepared_;
   std::vector<Launch> upcoming_;
@@ -157,7 +160,7 @@ class Coordinator {
   // How deeply nested each task is among dynamic children (declared tasks: 0).
   std::vector<std::uint16_t> depth_;
   bool use_cache_ = true;
-  std::vector<std::string> result_hash_;                 // per task, "" until known
+  std::vector<std::string> result_hash_;  // per task, "" until known
   // The cache keys of attempts in flight, filed when they succeed.
   struct PendingKey {
     std::string key;
