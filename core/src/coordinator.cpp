@@ -37,6 +37,9 @@ constexpr Millis kIdleWake{100};
 constexpr Millis kCommitInterval{20};
 constexpr std::size_t kCommitBatch = 1024;
 
+// "/" + the artifact's file name, appended to an attempt directory's relative path.
+const std::string kArtifactLeaf = "/" + std::string(kArtifactFile);
+
 }  // namespace
 
 std::string Coordinator::cancel_request_path(const std::string& run_dir) {
@@ -393,7 +396,15 @@ void Coordinator::seal_artifact(Completion& c) {
   has_artifact_[c.task] = 0;
   // The attempt owns its directory: a link there (to /etc/passwd, to another run) must
   // not make the coordinator open, seal or chmod a file outside it.
-  if (::lstat(dir.c_str(), &st) != 0) {
+  // Relative to the run's tasks directory when it is open (a shorter path walk).
+  auto lstat_in = [&](const char* leaf, const std::string& full) {
+    if (tasks_fd_ < 0) return ::lstat(full.c_str(), &st);
+    rel_.assign(spec.name).push_back('/');
+    rel_.append(std::to_string(c.attempt));
+    if (leaf) rel_.append(leaf);
+    return ::fstatat(tasks_fd_, rel_.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+  };
+  if (lstat_in(nullptr, dir) != 0) {
     if (errno == ENOENT) return;  // never made (inproc writes none for a null result)
     c.failure =
         "bad artifact: cannot inspect the attempt directory " + dir + ": " + std::strerror(errno);
@@ -403,7 +414,7 @@ void Coordinator::seal_artifact(Completion& c) {
     c.failure = "bad artifact: the attempt directory " + dir + " was replaced (not a directory)";
     return;
   }
-  if (::lstat(path.c_str(), &st) != 0) return;  // no artifact: nothing to pass on
+  if (lstat_in(kArtifactLeaf.c_str(), path) != 0) return;  // no artifact: nothing to pass on
   if (S_ISLNK(st.st_mode)) {
     c.failure = "bad artifact: " + path +
                 " is a symbolic link (refused: an artifact must be a "
