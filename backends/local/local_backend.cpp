@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -183,6 +184,8 @@ class LocalBackend final : public Backend {
                              const std::string& workdir, int& err, bool& cached);
 
   int spawn(const std::string& program, const LaunchRequest& request, pid_t& pid);
+  // The spawn file actions of `request` (cached when it brings both log fds).
+  posix_spawn_file_actions_t* file_actions(const LaunchRequest& request);
   std::uint32_t take_slot();
   void release(std::uint32_t slot);
   // Reaps slot if its process has ended (`exited`: known to have ended, its pidfd is
@@ -225,6 +228,24 @@ class LocalBackend final : public Backend {
   std::string cache_key_;
   std::string cvd_;
   std::unordered_map<std::string, std::string> resolve_cache_;
+
+  struct FileActionsKey {
+    int out_fd = -1;
+    int err_fd = -1;
+    std::string workdir;
+    bool operator==(const FileActionsKey&) const = default;
+  };
+  struct CachedActions {
+    FileActionsKey key;
+    posix_spawn_file_actions_t fa;
+    CachedActions() = default;
+    CachedActions(const CachedActions&) = delete;
+    CachedActions& operator=(const CachedActions&) = delete;
+    ~CachedActions() { posix_spawn_file_actions_destroy(&fa); }
+  };
+  static constexpr std::size_t kMaxCachedActions = 32;
+  std::vector<std::unique_ptr<CachedActions>> actions_cache_;
+  std::unique_ptr<CachedActions> uncached_;
 
   std::vector<Proc> procs_;
   std::vector<std::uint32_t> free_slots_;
@@ -431,35 +452,57 @@ const std::string* LocalBackend::resolve(const std::string& argv0, std::string_v
   return &it->second;
 }
 
-int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, pid_t& pid) {
-  const TaskSpec& spec = *request.spec;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
+posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& request) {
+  const std::string& workdir = request.spec->workdir;
+  // Each posix_spawn_file_actions_add* call asks the kernel for the fd limit: build the
+  // actions once per (stdout fd, stderr fd, workdir) and reuse them. The coordinator's
+  // prepared log fds come from a small recycled set, so a few entries cover a run.
+  const bool cacheable = request.stdout_fd >= 0 && request.stderr_fd >= 0;
+  FileActionsKey key{request.stdout_fd, request.stderr_fd, workdir};
+  if (cacheable) {
+    for (auto& e : actions_cache_)
+      if (e->key == key) return &e->fa;
+    if (actions_cache_.size() >= kMaxCachedActions) actions_cache_.erase(actions_cache_.begin());
+  }
+  auto entry = std::make_unique<CachedActions>();
+  entry->key = std::move(key);
+  posix_spawn_file_actions_t* fa = &entry->fa;
+  posix_spawn_file_actions_init(fa);
   out_path_.assign(request.attempt_dir).append("/stdout");
   err_path_.assign(request.attempt_dir).append("/stderr");
   // Not O_CLOEXEC: these become the child's fds 0, 1 and 2.
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
   if (request.stdout_fd >= 0)
-    posix_spawn_file_actions_adddup2(&fa, request.stdout_fd, 1);
+    posix_spawn_file_actions_adddup2(fa, request.stdout_fd, 1);
   else
-    posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (request.stderr_fd >= 0)
-    posix_spawn_file_actions_adddup2(&fa, request.stderr_fd, 2);
+    posix_spawn_file_actions_adddup2(fa, request.stderr_fd, 2);
   else
-    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (!spec.workdir.empty()) posix_spawn_file_actions_addchdir_np(&fa, spec.workdir.c_str());
+    posix_spawn_file_actions_addopen(fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!workdir.empty()) posix_spawn_file_actions_addchdir_np(fa, workdir.c_str());
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
   // Nothing else of the coordinator (store, sockets, pipes) leaks into attempts.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawn_file_actions_addclosefrom_np(fa, 3);
 #endif
-  int rc = ::posix_spawn(&pid, program.c_str(), &fa, &attr_, argv_.data(), envp_.data());
+  if (!cacheable) {
+    uncached_ = std::move(entry);
+    return &uncached_->fa;
+  }
+  actions_cache_.push_back(std::move(entry));
+  return &actions_cache_.back()->fa;
+}
+
+int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, pid_t& pid) {
+  posix_spawn_file_actions_t* fa = file_actions(request);
+  int rc = ::posix_spawn(&pid, program.c_str(), fa, &attr_, argv_.data(), envp_.data());
   if (rc == ENOEXEC) {
     // execvp semantics: a file without a #! line is a shell script.
     argv_.insert(argv_.begin(), const_cast<char*>("/bin/sh"));
     argv_[1] = const_cast<char*>(program.c_str());
-    rc = ::posix_spawn(&pid, "/bin/sh", &fa, &attr_, argv_.data(), envp_.data());
+    rc = ::posix_spawn(&pid, "/bin/sh", fa, &attr_, argv_.data(), envp_.data());
   }
-  posix_spawn_file_actions_destroy(&fa);
+  uncached_.reset();
   return rc;
 }
 

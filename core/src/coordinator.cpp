@@ -27,6 +27,14 @@ std::string hostname() {
 // refreshes progress. Short enough to feel instant, long enough to cost nothing.
 constexpr Millis kIdleWake{100};
 
+// Group commit: how long state changes may wait for the store, and how many attempt
+// starts one transaction takes at most. Readers see a running run at most this late.
+constexpr Millis kCommitInterval{20};
+constexpr std::size_t kCommitBatch = 1024;
+
+// "/" + the artifact's file name, appended to an attempt directory's relative path.
+const std::string kArtifactLeaf = "/" + std::string(kArtifactFile);
+
 }  // namespace
 
 std::string Coordinator::cancel_request_path(const std::string& run_dir) {
@@ -100,9 +108,26 @@ Expected<void> Coordinator::restore_from_store() {
       scheduler_.restore_running(t.index, r->second, std::chrono::steady_clock::now());
       continue;
     }
-    scheduler_.restore(t.index, TaskState::kWaiting, t.attempts);
-    if (t.state != TaskState::kWaiting)
-      update.changes.push_back({t.index, TaskState::kWaiting, t.attempts, 0, "resumed"});
+    // Group commit lets an attempt start before its record: one whose directory exists
+    // past the recorded attempts was launched (or prepared) but never recorded. Its
+    // number is used up (its process may still write there): record it as lost.
+    std::uint32_t used = t.attempts;
+    for (struct stat st;
+         ::lstat(store_.attempt_dir(run_id_, t.name, used + 1).c_str(), &st) == 0;) {
+      ++used;
+      AttemptRecord lost;
+      lost.task = t.index;
+      lost.attempt = used;
+      lost.state = TaskState::kFailed;
+      lost.reason = "lost: the coordinator stopped before recording its launch";
+      lost.started_us = lost.ended_us = update.now_us;
+      lost.exit_code = -1;
+      lost.host = host_;
+      update.attempt_ends.push_back(std::move(lost));
+    }
+    scheduler_.restore(t.index, TaskState::kWaiting, used);
+    if (t.state != TaskState::kWaiting || used != t.attempts)
+      update.changes.push_back({t.index, TaskState::kWaiting, used, 0, "resumed"});
   }
   std::remove(cancel_request_path(run_dir_).c_str());
   return store_.apply(run_id_, update);
@@ -128,6 +153,7 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
 
 Coordinator::~Coordinator() {
   for (auto& [task, p] : prepared_) close_fds(p);
+  if (tasks_fd_ >= 0) ::close(tasks_fd_);
 }
 
 void Coordinator::close_fds(PreparedAttempt& p) {
@@ -138,16 +164,33 @@ void Coordinator::close_fds(PreparedAttempt& p) {
 
 bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out) {
   const FileModes& modes = file_modes();
-  if (!task_dir_made_[l.task]) {
+  // Relative to the run's tasks directory when it is open: the kernel walks three path
+  // components instead of the whole home path, four times per attempt.
+  int base = AT_FDCWD;
+  const std::string* path = &dir;
+  if (tasks_fd_ >= 0) {
+    base = tasks_fd_;
+    rel_.assign(workflow_.tasks[l.task].name);
+    const std::size_t task_len = rel_.size();
+    rel_.push_back('/');
+    rel_.append(std::to_string(l.attempt));
+    if (!task_dir_made_[l.task]) {
+      rel_[task_len] = '\0';
+      ::mkdirat(base, rel_.c_str(), modes.dir);
+      rel_[task_len] = '/';
+      task_dir_made_[l.task] = 1;
+    }
+    path = &rel_;
+  } else if (!task_dir_made_[l.task]) {
     ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), modes.dir);
     task_dir_made_[l.task] = 1;
   }
-  if (::mkdir(dir.c_str(), modes.dir) != 0) {
+  if (::mkdirat(base, path->c_str(), modes.dir) != 0) {
     // An existing path must be a real directory: an earlier attempt may have planted a
     // symbolic link where this attempt's directory goes.
     struct stat st;
     if (errno != EEXIST) return false;
-    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (::fstatat(base, path->c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
       errno = ENOTDIR;
       return false;
     }
@@ -155,8 +198,13 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
   // O_NOFOLLOW: never truncate a file that a link in the attempt directory points at.
   constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
   out.attempt = l.attempt;
-  out.out_fd = ::open((dir + "/stdout").c_str(), kFlags, modes.file);
-  out.err_fd = out.out_fd < 0 ? -1 : ::open((dir + "/stderr").c_str(), kFlags, modes.file);
+  const std::size_t len = path->size();
+  std::string& file = file_path_;
+  file.assign(*path).append("/stdout");
+  out.out_fd = ::openat(base, file.c_str(), kFlags, modes.file);
+  file.resize(len);
+  file.append("/stderr");
+  out.err_fd = out.out_fd < 0 ? -1 : ::openat(base, file.c_str(), kFlags, modes.file);
   if (out.err_fd < 0) {
     close_fds(out);
     return false;
@@ -343,7 +391,15 @@ void Coordinator::seal_artifact(Completion& c) {
   has_artifact_[c.task] = 0;
   // The attempt owns its directory: a link there (to /etc/passwd, to another run) must
   // not make the coordinator open, seal or chmod a file outside it.
-  if (::lstat(dir.c_str(), &st) != 0) {
+  // Relative to the run's tasks directory when it is open (a shorter path walk).
+  auto lstat_in = [&](const char* leaf, const std::string& full) {
+    if (tasks_fd_ < 0) return ::lstat(full.c_str(), &st);
+    rel_.assign(spec.name).push_back('/');
+    rel_.append(std::to_string(c.attempt));
+    if (leaf) rel_.append(leaf);
+    return ::fstatat(tasks_fd_, rel_.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+  };
+  if (lstat_in(nullptr, dir) != 0) {
     if (errno == ENOENT) return;  // never made (inproc writes none for a null result)
     c.failure =
         "bad artifact: cannot inspect the attempt directory " + dir + ": " + std::strerror(errno);
@@ -353,7 +409,7 @@ void Coordinator::seal_artifact(Completion& c) {
     c.failure = "bad artifact: the attempt directory " + dir + " was replaced (not a directory)";
     return;
   }
-  if (::lstat(path.c_str(), &st) != 0) return;  // no artifact: nothing to pass on
+  if (lstat_in(kArtifactLeaf.c_str(), path) != 0) return;  // no artifact: nothing to pass on
   if (S_ISLNK(st.st_mode)) {
     c.failure = "bad artifact: " + path +
                 " is a symbolic link (refused: an artifact must be a "
@@ -434,6 +490,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   ::mkdir(run_dir_.c_str(), file_modes().dir);
   ::chmod(run_dir_.c_str(), file_modes().dir);  // the store created it with the umask's mode
   ::mkdir(tasks_dir.c_str(), file_modes().dir);
+  if (tasks_fd_ < 0) tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   const std::string cancel_path = cancel_request_path(run_dir_);
 
   if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
@@ -452,14 +509,38 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     for (const Kill& k : scheduler_.on_cancel_requested()) backend_.kill(k.task, k.attempt);
   };
 
+  // Group commit: state changes go to the store in one transaction at most every
+  // kCommitInterval (or kCommitBatch attempts), not once per scheduling step. Launches
+  // therefore may precede their record by up to that long; after a crash,
+  // restore_from_store() finds such an attempt by its directory and never reuses it.
+  TimePoint last_commit = Clock::now();
+  bool uncommitted = false;
+  auto commit = [&](TimePoint t) -> Expected<void> {
+    last_commit = t;
+    uncommitted = false;
+    return flush(std::nullopt);
+  };
+
   while (!scheduler_.done()) {
-    // Decide, persist, then act: launches happen only after their "queued" is committed.
     auto launches = scheduler_.take_launches();
-    if (auto r = flush(std::nullopt); !r) {
-      cancel();
-      return tl::unexpected(r.error());
+    if (!pending_.new_tasks.empty()) {
+      // Children join the store before any of them runs: a resume must know every task
+      // whose attempt directory exists.
+      if (auto r = commit(Clock::now()); !r) {
+        cancel();
+        return tl::unexpected(r.error());
+      }
     }
     launch_all(launches, now);
+    const TimePoint t = Clock::now();
+    if (t - last_commit >= kCommitInterval || pending_.attempt_starts.size() >= kCommitBatch) {
+      if (auto r = commit(t); !r) {
+        cancel();
+        return tl::unexpected(r.error());
+      }
+    } else {
+      uncommitted = true;
+    }
     if (!cached_.empty()) {
       finish_cached(now);  // their dependents may be ready now: schedule again at once
       continue;
@@ -471,6 +552,10 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     if (deadline != TimePoint::max()) {
       auto until = std::chrono::duration_cast<Millis>(deadline - Clock::now()) + Millis(1);
       wait = std::clamp(until, Millis(0), wait);
+    }
+    if (uncommitted) {  // wake in time to commit what is pending
+      auto until = std::chrono::duration_cast<Millis>(last_commit + kCommitInterval - Clock::now());
+      wait = std::clamp(until + Millis(1), Millis(0), wait);
     }
     if (!launches.empty() && backend_.in_flight() == 0) wait = Millis(0);
     completions.clear();

@@ -29,8 +29,8 @@ namespace fs = std::filesystem;
 constexpr MultiRowSql kInsertTasks{"INSERT INTO tasks (run, idx, name, grp, state) VALUES ",
                                    "(?1, $, $, $, ?2)", 2, 3};
 constexpr MultiRowSql kInsertDynamicTasks{
-    "INSERT INTO dynamic_tasks (run, idx, parent, before_idx, spec) VALUES ", "(?1, $, $, $, $)",
-    1, 4};
+    "INSERT INTO dynamic_tasks (run, idx, parent, before_idx, spec) VALUES ", "(?1, $, $, $, $)", 1,
+    4};
 constexpr MultiRowSql kInsertCache{
     "INSERT OR REPLACE INTO cache (project, key, workflow, task, run_id, attempt, attempt_dir, "
     "result_hash, parts, created_us) VALUES ",
@@ -280,6 +280,8 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
   attempts.clear();
   attempt_slot.clear();
   lone_ends.clear();
+  auto& lone_end_time = impl.lone_end_time;
+  lone_end_time.clear();
   auto attempt_key = [](const AttemptRecord& a) {
     return (std::uint64_t{a.task} << 32) | a.attempt;
   };
@@ -298,8 +300,24 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
       attempts[it->second].end = &a;
     } else {
       lone_ends.push_back(&a);
+      if (a.ended_us != 0) lone_end_time[attempt_key(a)] = a.ended_us;
     }
   }
+  // A task row's start and end times are its attempt's when the batch has them: under
+  // group commit a batch spans several milliseconds, and `now` is only its commit time.
+  auto attempt_times = [&](const store_detail::TaskRowUpdate& row, std::int64_t& started,
+                           std::int64_t& ended) {
+    started = ended = now;
+    const std::uint64_t key = (std::uint64_t{row.task} << 32) | row.attempt;
+    if (auto it = attempt_slot.find(key); it != attempt_slot.end()) {
+      const PendingAttempt& pa = attempts[it->second];
+      if (pa.start->started_us != 0) started = pa.start->started_us;
+      if (pa.end && pa.end->ended_us != 0) ended = pa.end->ended_us;
+      if (!pa.end && pa.start->ended_us != 0) ended = pa.start->ended_us;
+      return;
+    }
+    if (auto it = lone_end_time.find(key); it != lone_end_time.end()) ended = it->second;
+  };
 
   Transaction txn(impl.db.get());
   if (auto r = txn.begin(); !r) return tl::unexpected(r.error());
@@ -376,19 +394,23 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
     auto s = impl.prepare(
         "UPDATE tasks SET state = ?3, attempts = max(attempts, ?4), exit_code = ?5, "
         "reason = ?6, started_us = CASE WHEN ?7 THEN ?9 ELSE started_us END, "
-        "ended_us = CASE ?8 WHEN 1 THEN 0 WHEN 2 THEN ?9 ELSE ended_us END "
+        "ended_us = CASE ?8 WHEN 1 THEN 0 WHEN 2 THEN ?10 ELSE ended_us END "
         "WHERE run = ?1 AND idx = ?2");
     if (!s) return tl::unexpected(s.error());
     Query q(*s);
-    q.bind(1, run).bind(9, now);
+    q.bind(1, run);
     for (const TaskRowUpdate& row : rows) {
+      std::int64_t started = now, ended = now;
+      attempt_times(row, started, ended);
       q.bind(2, std::int64_t{row.task})
           .bind(3, to_string(row.state))
           .bind(4, std::int64_t{row.attempt})
           .bind(5, std::int64_t{row.exit_code})
           .bind(6, *row.reason)
           .bind(7, std::int64_t{row.started})
-          .bind(8, std::int64_t{row.ended});
+          .bind(8, std::int64_t{row.ended})
+          .bind(9, started)
+          .bind(10, ended);
       if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error("updating task"));
       if (sqlite3_changes(impl.db.get()) != 1) {
         return make_error(ErrorCode::kNotFound,

@@ -155,6 +155,7 @@ struct RunStore::Impl {
   std::unordered_map<std::uint64_t, std::uint32_t> attempt_slot;
   std::vector<store_detail::PendingAttempt> attempts;
   std::vector<const AttemptRecord*> lone_ends;
+  std::unordered_map<std::uint64_t, std::int64_t> lone_end_time;  // (task, attempt) -> ended_us
 
   ~Impl() {
     stmts.clear();  // finalize statements before the connection closes

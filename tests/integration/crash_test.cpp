@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "support/reliability.hpp"
 #include "support/run_queries.hpp"
 
 using nlohmann::json;
@@ -102,6 +103,47 @@ TEST_CASE("kill -9 of the coordinator, then resume, finishes without rerunning s
   auto again = run_sluice({"resume", id}, dir.path());
   CHECK(again.exit_code == 0);
   CHECK(executions(dir, "step4") == 1);
+}
+
+// Group commit lets an attempt start before its record reaches the store. A crash in
+// that window leaves an attempt directory the store does not know; resume must count
+// that attempt as lost and never reuse its directory (its process may still write there).
+TEST_CASE("resume never reuses the directory of an attempt launched but not recorded",
+          "[integration][crash]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"TOML(
+[workflow]
+name = "unrecorded"
+[tasks.first]
+shell = "echo $$ > first.pid; if [ ! -e quick ]; then sleep 60; fi"
+[tasks.second]
+after = ["first"]
+shell = "echo $SLUICE_ATTEMPT > second.attempt"
+)TOML");
+  pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return read_file(dir / "first.pid").size() > 1; }));
+  REQUIRE(eventually([&] { return task_state(get_json(id, dir.path()), "first") == "running"; }));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  // What a launch of `second` that the crash kept from the store leaves behind.
+  const fs::path unrecorded = dir / ".sluice/runs" / id / "tasks/second/1";
+  fs::create_directories(unrecorded);
+  write_file(unrecorded / "stdout", "from the unrecorded attempt\n");
+  write_file(dir / "quick", "");
+
+  auto resumed = run_sluice({"resume", "-q", id}, dir.path());
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  auto run = get_json(id, dir.path());
+  CHECK(run["state"] == "succeeded");
+  CHECK(task_named(run, "second")["attempts"] == 2);
+  CHECK(read_file(dir / "second.attempt") == "2\n");
+  CHECK(read_file(unrecorded / "stdout") == "from the unrecorded attempt\n");
+  CHECK(sqlite_query(dir / ".sluice/store.db",
+                     "SELECT state || ': ' || reason FROM attempts WHERE attempt = 1 AND task = "
+                     "(SELECT idx FROM tasks WHERE name = 'second')") ==
+        "failed: lost: the coordinator stopped before recording its launch");
 }
 
 TEST_CASE("sluice cancel stops a run from another process and kills its attempts",

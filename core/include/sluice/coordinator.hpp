@@ -143,6 +143,9 @@ class Coordinator {
   Scheduler scheduler_;
   std::string host_;
   std::vector<std::uint8_t> task_dir_made_;
+  int tasks_fd_ = -1;      // RUN_DIR/tasks, open while run() goes on
+  std::string rel_;        // scratch: an attempt directory relative to tasks_fd_
+  std::string file_path_;  // scratch: a log file's path
   // Attempts prepared ahead while every slot was busy (at most prefetch_ of them).
   std::unordered_map<TaskId, PreparedAttempt> prepared_;
   std::vector<Launch> upcoming_;
