@@ -484,6 +484,19 @@ void Coordinator::write_run_view() {
   (void)sluice::write_run_view(run_dir_ + "/run.h5", links);
 }
 
+bool Coordinator::success_pending_for(std::span<const Launch> launches) const {
+  bool has_parents = false;
+  for (const Launch& l : launches)
+    if (!graph_.parents(l.task).empty()) {
+      has_parents = true;
+      break;
+    }
+  if (!has_parents) return false;
+  for (const StateChange& c : scheduler_.pending_changes())
+    if (c.state == TaskState::kSucceeded) return true;
+  return false;
+}
+
 Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   using Clock = std::chrono::steady_clock;
   const std::string tasks_dir = run_dir_ + "/tasks";
@@ -523,9 +536,11 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
 
   while (!scheduler_.done()) {
     auto launches = scheduler_.take_launches();
-    if (!pending_.new_tasks.empty()) {
-      // Children join the store before any of them runs: a resume must know every task
-      // whose attempt directory exists.
+    // Children join the store before any of them runs: a resume must know every task
+    // whose attempt directory exists. And no task starts before its parents' success is
+    // recorded: after a crash a task whose dependents had started never runs again.
+    // (Independent tasks, a sweep, still share one commit per interval.)
+    if (!pending_.new_tasks.empty() || success_pending_for(launches)) {
       if (auto r = commit(Clock::now()); !r) {
         cancel();
         return tl::unexpected(r.error());

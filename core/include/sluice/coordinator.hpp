@@ -13,6 +13,7 @@
 #include <atomic>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -71,6 +72,9 @@ class Coordinator {
   struct PreparedAttempt;
   struct LaunchPlan;
   void launch_all(const std::vector<Launch>& launches, TimePoint now);
+  // True when one of `launches` has parents and a task's success is not yet in the
+  // store: the commit must come first (see run()).
+  bool success_pending_for(std::span<const Launch> launches) const;
   // Makes the attempt directory and the request; false (refusal recorded) on failure.
   bool prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan);
   void record_launch(const Launch& l, Expected<std::string> handle, TimePoint now);

@@ -13,6 +13,7 @@
 #include <deque>
 #include <optional>
 #include <queue>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -115,6 +116,8 @@ class Scheduler {
 
   // Moves out the changes since the last call.
   std::vector<StateChange> drain_changes();
+  // The changes drain_changes() would move out, without moving them.
+  std::span<const StateChange> pending_changes() const { return changes_; }
 
   // Aborts (std::abort with a message) if internal bookkeeping is inconsistent.
   void check_invariants() const;
