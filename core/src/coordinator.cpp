@@ -162,6 +162,12 @@ void Coordinator::close_fds(PreparedAttempt& p) {
   p.out_fd = p.err_fd = -1;
 }
 
+std::string& Coordinator::relative_attempt_dir(const std::string& task, std::uint32_t attempt) {
+  rel_.assign(task).push_back('/');
+  rel_.append(std::to_string(attempt));
+  return rel_;
+}
+
 bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out) {
   const FileModes& modes = file_modes();
   // Relative to the run's tasks directory when it is open: the kernel walks three path
@@ -170,17 +176,12 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
   const std::string* path = &dir;
   if (tasks_fd_ >= 0) {
     base = tasks_fd_;
-    rel_.assign(workflow_.tasks[l.task].name);
-    const std::size_t task_len = rel_.size();
-    rel_.push_back('/');
-    rel_.append(std::to_string(l.attempt));
+    const std::string& task = workflow_.tasks[l.task].name;
     if (!task_dir_made_[l.task]) {
-      rel_[task_len] = '\0';
-      ::mkdirat(base, rel_.c_str(), modes.dir);
-      rel_[task_len] = '/';
+      ::mkdirat(base, task.c_str(), modes.dir);
       task_dir_made_[l.task] = 1;
     }
-    path = &rel_;
+    path = &relative_attempt_dir(task, l.attempt);
   } else if (!task_dir_made_[l.task]) {
     ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), modes.dir);
     task_dir_made_[l.task] = 1;
@@ -394,10 +395,9 @@ void Coordinator::seal_artifact(Completion& c) {
   // Relative to the run's tasks directory when it is open (a shorter path walk).
   auto lstat_in = [&](const char* leaf, const std::string& full) {
     if (tasks_fd_ < 0) return ::lstat(full.c_str(), &st);
-    rel_.assign(spec.name).push_back('/');
-    rel_.append(std::to_string(c.attempt));
-    if (leaf) rel_.append(leaf);
-    return ::fstatat(tasks_fd_, rel_.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+    std::string& rel = relative_attempt_dir(spec.name, c.attempt);
+    if (leaf) rel.append(leaf);
+    return ::fstatat(tasks_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW);
   };
   if (lstat_in(nullptr, dir) != 0) {
     if (errno == ENOENT) return;  // never made (inproc writes none for a null result)

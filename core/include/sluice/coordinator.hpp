@@ -75,6 +75,9 @@ class Coordinator {
   // True when one of `launches` has parents and a task's success is not yet in the
   // store: the commit must come first (see run()).
   bool success_pending_for(std::span<const Launch> launches) const;
+  // "TASK/ATTEMPT", the attempt's directory relative to tasks_fd_, in the scratch
+  // string rel_ (valid until the next call).
+  std::string& relative_attempt_dir(const std::string& task, std::uint32_t attempt);
   // Makes the attempt directory and the request; false (refusal recorded) on failure.
   bool prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan);
   void record_launch(const Launch& l, Expected<std::string> handle, TimePoint now);
