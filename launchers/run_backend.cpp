@@ -6,18 +6,10 @@
 
 namespace sluice::cli {
 
-bool save_run_backend(const std::string& run_dir, const std::string& backend,
-                      const BackendOptions& options) {
+bool save_run_backend(const std::string& run_dir, const RunBackend& saved) {
   nlohmann::json opts = nlohmann::json::object();
-  for (const auto& [k, v] : options.extra) opts[k] = v;
-  if (options.cpus > 0) opts["cpus"] = std::to_string(options.cpus);
-  if (options.gpus >= 0) opts["gpus"] = std::to_string(options.gpus);
-  if (!options.executors.empty()) {
-    std::string joined;
-    for (const auto& e : options.executors) joined += (joined.empty() ? "" : ",") + e;
-    opts["executors"] = joined;
-  }
-  const nlohmann::json j{{"backend", backend}, {"options", opts}};
+  for (const auto& [k, v] : saved.options) opts[k] = v;
+  const nlohmann::json j{{"backend", saved.backend}, {"options", opts}};
   const std::string path = run_dir + "/backend.json";
   {
     std::ofstream out(path + ".tmp", std::ios::trunc);
@@ -25,6 +17,19 @@ bool save_run_backend(const std::string& run_dir, const std::string& backend,
     if (!out.flush()) return false;
   }
   return std::rename((path + ".tmp").c_str(), path.c_str()) == 0;
+}
+
+bool save_run_backend(const std::string& run_dir, const std::string& backend,
+                      const BackendOptions& options) {
+  RunBackend saved{backend, {options.extra.begin(), options.extra.end()}};
+  if (options.cpus > 0) saved.options["cpus"] = std::to_string(options.cpus);
+  if (options.gpus >= 0) saved.options["gpus"] = std::to_string(options.gpus);
+  if (!options.executors.empty()) {
+    std::string joined;
+    for (const auto& e : options.executors) joined += (joined.empty() ? "" : ",") + e;
+    saved.options["executors"] = joined;
+  }
+  return save_run_backend(run_dir, saved);
 }
 
 std::optional<RunBackend> load_run_backend(const std::string& run_dir) {

@@ -22,6 +22,8 @@ struct RunBackend {
 };
 
 // Writes RUN_DIR/backend.json (atomically). Returns false when it could not.
+bool save_run_backend(const std::string& run_dir, const RunBackend& saved);
+// Same, from parsed options (BackendOptions::extra plus cpus, gpus and executors).
 bool save_run_backend(const std::string& run_dir, const std::string& backend,
                       const BackendOptions& options);
 

@@ -17,6 +17,7 @@
 #include "detach.hpp"
 #include "inproc_backend.hpp"
 #include "local_backend.hpp"
+#include "run_backend.hpp"
 #include "sluice/flow.hpp"
 #include "sluice/loader.hpp"
 #include "sluice/sdk_main.hpp"
@@ -57,6 +58,11 @@ struct RunVerbArgs {
   bool no_cache = false;
 };
 
+// Every task of a Flow is a function: let MPI workers queue them (mpi_backend.hpp).
+void with_flow_defaults(Config& c) {
+  if (c.backend == "mpi" && !c.options.count("queue_per_slot")) c.options["queue_per_slot"] = "64";
+}
+
 Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
   Config c;
   if (!a.backend.empty()) {
@@ -66,8 +72,7 @@ Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
     if (!found) throw cli::CliError(cli::kExitBadInput, found.error().message);
     c = std::move(*found);
   }
-  // Every task of a Flow is a function: let MPI workers queue them (mpi_backend.hpp).
-  if (c.backend == "mpi" && !c.options.count("queue_per_slot")) c.options["queue_per_slot"] = "64";
+  with_flow_defaults(c);
   if (a.cpus > 0) c.options["cpus"] = std::to_string(a.cpus);
   if (a.gpus >= 0) c.options["gpus"] = std::to_string(a.gpus);
   if (!a.executors.empty()) {
@@ -112,6 +117,37 @@ RunOptions run_options(const cli::Globals& g, bool quiet, bool no_cache = false)
     };
   }
   return o;
+}
+
+// Keeps the backend and options a run is prepared with in RUN_DIR/backend.json, so that
+// `APP start RUN` (another process, maybe a later job) uses them again (run_backend.hpp).
+void remember_config(const cli::Globals& g, const std::string& id, const Config& config) {
+  auto store = cli::open_store(g, RunStore::Mode::kReadOnly);
+  const std::string dir = store->run_dir(id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!cli::save_run_backend(dir, cli::RunBackend{config.backend, config.options}))
+    std::fprintf(stderr,
+                 "warning: cannot write %s/backend.json: `start %s` will use the %s "
+                 "backend's defaults\n",
+                 dir.c_str(), id.c_str(), config.backend.c_str());
+}
+
+// What `APP start RUN` executes with: the saved backend and options, unless --backend
+// names another backend; a run prepared before backend.json existed gets its backend's
+// defaults.
+Config config_of(const cli::Globals& g, const WorkflowRun& run, const std::string& backend) {
+  auto store = cli::open_store(g, RunStore::Mode::kReadOnly);
+  Config c;
+  if (auto saved = cli::load_run_backend(store->run_dir(run.id()));
+      saved && (backend.empty() || backend == saved->backend)) {
+    c = Config{saved->backend, saved->backend, saved->options};
+  } else {
+    const std::string name = backend.empty() ? run.backend() : backend;
+    c = Config{name, name, {}};
+  }
+  with_flow_defaults(c);
+  return c;
 }
 
 template <class F>
@@ -187,6 +223,7 @@ int submit(const cli::Globals& g, const RunVerbArgs& a, const Flow& flow) {
     auto run = WorkflowRun::prepare(flow, config, run_options(g, true));
     id = run.id();
   }
+  remember_config(g, id, config);
   std::string log;
   {
     auto store = open_store(g, RunStore::Mode::kReadOnly);
@@ -258,6 +295,7 @@ int main(int argc, char** argv, const Flow& flow) {
       if (!options) fail(options.error());
       if (auto status = enter_worker(config.backend, *options)) return *status;
       auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet, a.no_cache));
+      remember_config(g, r.id(), config);
       return execute(r, a.quiet);
     });
   });
@@ -265,7 +303,9 @@ int main(int argc, char** argv, const Flow& flow) {
   add_run_options(prepare);
   prepare->callback([&] {
     g_exit_code = guarded([&] {
-      auto r = WorkflowRun::prepare(flow, pick_config(g, a), run_options(g, a.quiet));
+      const Config config = pick_config(g, a);
+      auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet));
+      remember_config(g, r.id(), config);
       std::printf("%s\n", r.id().c_str());
       return kExitOk;
     });
@@ -278,12 +318,16 @@ int main(int argc, char** argv, const Flow& flow) {
   auto* start = app.add_subcommand("start", "execute a prepared run, or resume a stopped one");
   start->add_option("run", a.run, "run id or unique prefix")->required();
   start->add_flag("-q,--quiet", a.quiet, "print only the run's id and final state");
-  start->add_option("--backend", a.backend, "mpi: under mpirun, the ranks that serve as workers");
+  start->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
+  start->add_option("--backend", a.backend,
+                    "another backend than the run's own (mpi: under mpirun, the ranks that "
+                    "serve as workers)");
   start->callback([&] {
     g_exit_code = guarded([&] {
       if (!a.backend.empty())
         if (auto status = enter_worker(a.backend, BackendOptions{})) return *status;
-      auto r = WorkflowRun::by_id(a.run, g.home);
+      const Config config = config_of(g, WorkflowRun::by_id(a.run, g.home), a.backend);
+      auto r = WorkflowRun::attach(a.run, config, run_options(g, a.quiet, a.no_cache));
       return execute(r, a.quiet);
     });
   });

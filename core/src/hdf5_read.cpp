@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 
 #include "hdf5_util.hpp"
@@ -144,6 +145,58 @@ Expected<DatasetKind> classify(hid_t ds, hid_t type, hid_t space, const std::str
   return k;
 }
 
+// How many bytes a dataset's storage can expand to when read, or nullopt when its filters
+// allow any ratio. Contiguous and compact datasets, and chunked ones without compression,
+// hold their elements as stored; deflate expands at most 1032 times (RFC 1951's longest
+// match, 258 bytes, per 2 bits). Other compressors (szip, scale-offset, plugins) are not
+// bounded here.
+std::optional<std::uint64_t> readable_bytes(hid_t ds, hid_t dcpl) {
+  const std::uint64_t stored = H5Dget_storage_size(ds);
+  if (H5Pget_layout(dcpl) != H5D_CHUNKED) return stored;
+  std::uint64_t ratio = 1;
+  const int filters = H5Pget_nfilters(dcpl);
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0;
+    std::size_t nelmts = 0;
+    unsigned filter_config = 0;
+    switch (H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelmts, nullptr, 0, nullptr,
+                           &filter_config)) {
+      case H5Z_FILTER_SHUFFLE:
+      case H5Z_FILTER_FLETCHER32:
+        break;
+      case H5Z_FILTER_DEFLATE:
+        ratio = std::max<std::uint64_t>(ratio, 1032);
+        break;
+      default:
+        return std::nullopt;
+    }
+  }
+  return stored > UINT64_MAX / ratio ? UINT64_MAX : stored * ratio;
+}
+
+// A dataset that declares more bytes than its storage can expand to is corrupt (a few
+// bytes of a header can ask for gigabytes) and is refused before a buffer of the declared
+// size is allocated. Unwritten storage reads as fill values, so up to the size of the
+// whole file passes whatever is stored.
+Expected<void> check_stored_size(hid_t ds, hid_t type, std::uint64_t elements,
+                                 const std::string& where) {
+  h5::PropList dcpl(H5Dget_create_plist(ds));
+  if (!dcpl) return h5_error(ErrorCode::kInvalidInput, "cannot read " + in_quotes(where));
+  const std::uint64_t element_bytes = H5Tget_size(type);
+  const std::uint64_t declared = element_bytes != 0 && elements > UINT64_MAX / element_bytes
+                                     ? UINT64_MAX
+                                     : elements * element_bytes;
+  const std::optional<std::uint64_t> readable = readable_bytes(ds, dcpl.get());
+  if (!readable || declared <= *readable) return {};
+  h5::File file(H5Iget_file_id(ds));
+  hsize_t file_bytes = 0;
+  if (file && H5Fget_filesize(file.get(), &file_bytes) >= 0 && declared <= file_bytes) return {};
+  return make_error(ErrorCode::kInvalidInput, "corrupt dataset " + in_quotes(where) +
+                                                  ": it declares " + std::to_string(declared) +
+                                                  " bytes but stores " +
+                                                  std::to_string(H5Dget_storage_size(ds)));
+}
+
 Expected<Value> read_object(hid_t loc, const std::string& name, const std::string& where);
 
 Expected<Value> read_group(hid_t g, const std::string& where) {
@@ -189,14 +242,26 @@ Expected<Value> read_dataset(hid_t ds, const std::string& where) {
     return h5_error(ErrorCode::kInvalidInput, "cannot read " + in_quotes(where));
   };
   if (kind->type == Value::Type::kNull) return Value();
+  if (auto ok = check_stored_size(ds, type.get(), shape_elements(kind->shape), where); !ok) {
+    return tl::unexpected(ok.error());
+  }
   if (kind->is_string) {
-    auto strings = read_strings(
-        type.get(), space.get(), shape_elements(kind->shape), where,
-        [&](hid_t mem, void* buf) { return H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf); });
-    if (!strings) return tl::unexpected(strings.error());
-    if (kind->type == Value::Type::kString) return Value(std::move((*strings)[0]));
-    return Value(
-        List(std::make_move_iterator(strings->begin()), std::make_move_iterator(strings->end())));
+    try {
+      auto strings = read_strings(type.get(), space.get(), shape_elements(kind->shape), where,
+                                  [&](hid_t mem, void* buf) {
+                                    return H5Dread(ds, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+                                  });
+      if (!strings) return tl::unexpected(strings.error());
+      if (kind->type == Value::Type::kString) return Value(std::move((*strings)[0]));
+      return Value(
+          List(std::make_move_iterator(strings->begin()), std::make_move_iterator(strings->end())));
+    } catch (const std::bad_alloc&) {
+      return make_error(ErrorCode::kInvalidInput,
+                        "strings " + in_quotes(where) + " are too large for memory");
+    } catch (const std::length_error&) {
+      return make_error(ErrorCode::kInvalidInput,
+                        "strings " + in_quotes(where) + " are too large for memory");
+    }
   }
   // Bools read through their own enum type (HDF5 converts no enum to integers).
   h5::Datatype native_enum;
@@ -398,6 +463,7 @@ Expected<void> ArtifactReader::read_array_blocks(const std::string& key, std::si
   }
   const hid_t mem = native_enum ? native_enum.get() : mem_type(kind->dtype);
   const std::vector<std::uint64_t>& shape = kind->shape;
+  if (auto ok = check_stored_size(ds, type.get(), shape_elements(shape), key); !ok) return ok;
   try {
     if (shape.empty()) {  // rank 0: one element
       NdArray block(kind->dtype, {});

@@ -51,8 +51,8 @@ Expected<Workflow> stored_workflow(RunStore& store, const RunRecord& run,
   lo.check_executables = false;
   auto wf = load_workflow_text(*text, run.source_path, run.base_dir, lo);
   if (!wf)
-    return make_error(ErrorCode::kInvalidInput, "the stored definition of run " + run.id +
-                                                    " no longer loads");
+    return make_error(ErrorCode::kInvalidInput,
+                      "the stored definition of run " + run.id + " no longer loads");
   return std::move(*wf);
 }
 
@@ -123,8 +123,15 @@ WorkflowRun WorkflowRun::attach(const std::string& id, const Config& config, Run
   return run;
 }
 
-const std::string& WorkflowRun::id() const { return impl_->run.id; }
-std::string WorkflowRun::workflow_id() const { return impl_->run.workflow_id(); }
+const std::string& WorkflowRun::id() const {
+  return impl_->run.id;
+}
+std::string WorkflowRun::workflow_id() const {
+  return impl_->run.workflow_id();
+}
+const std::string& WorkflowRun::backend() const {
+  return impl_->run.backend;
+}
 
 RunState WorkflowRun::run() {
   Impl& m = *impl_;
@@ -163,16 +170,20 @@ RunState WorkflowRun::run() {
   return state;
 }
 
-RunState WorkflowRun::get_status() { return impl_->refresh().state; }
+RunState WorkflowRun::get_status() {
+  return impl_->refresh().state;
+}
 
-std::vector<TaskRecord> WorkflowRun::tasks() { return check(impl_->store->list_tasks(id())); }
+std::vector<TaskRecord> WorkflowRun::tasks() {
+  return check(impl_->store->list_tasks(id()));
+}
 
 Value WorkflowRun::get_result(const std::string& task) {
   Impl& m = *impl_;
   const TaskRecord t = m.task(task);
   if (t.state != TaskState::kSucceeded)
-    throw RunError(ErrorCode::kConflict, "task '" + task + "' is " +
-                                             std::string(to_string(t.state)) + ", not succeeded");
+    throw RunError(ErrorCode::kConflict,
+                   "task '" + task + "' is " + std::string(to_string(t.state)) + ", not succeeded");
   const std::string path = artifact_path(m.attempt_dir(t));
   if (!exists(path)) return Value();
   auto reader = check(ArtifactReader::open(path));

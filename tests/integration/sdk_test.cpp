@@ -2,6 +2,7 @@
 // configurations with the same results, other processes read their runs by id, and a
 // crashing function task fails only its own attempt.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -133,6 +134,43 @@ TEST_CASE("a prepared run is executed later by another process", "[integration][
   std::string id = prep.out.substr(0, prep.out.find('\n'));
   auto get = run_program(SLUICE_BINARY, {"get", id}, dir.path());
   CHECK(get.out.find("submitted") != std::string::npos);
+  auto start = run_program(example("nested"), {"start", id}, dir.path());
+  INFO(start.out << start.err);
+  CHECK(start.exit_code == 0);
+  CHECK(start.out.find("means = 109") != std::string::npos);
+}
+
+TEST_CASE("a prepared run starts later with the backend and options it was prepared with",
+          "[integration][sdk]") {
+  ScratchDir dir;
+  auto prep =
+      run_program(example("nested"), {"prepare", "--backend", "local", "--cpus", "1"}, dir.path());
+  REQUIRE(prep.exit_code == 0);
+  const std::string id = prep.out.substr(0, prep.out.find('\n'));
+  const auto saved = dir.path() / (".sluice/runs/" + id + "/backend.json");
+  auto json = nlohmann::json::parse(sluice::testing::read_file(saved));
+  CHECK(json["backend"] == "local");
+  CHECK(json["options"]["cpus"] == "1");
+
+  // start reads what was saved: a bad value there is reported and nothing runs...
+  json["options"]["cpus"] = "x";
+  {
+    std::ofstream out(saved);
+    out << json.dump();
+  }
+  auto bad = run_program(example("nested"), {"start", id}, dir.path());
+  INFO(bad.out << bad.err);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("cpus must be a number, not 'x'") != std::string::npos);
+  auto get = run_program(SLUICE_BINARY, {"get", id}, dir.path());
+  CHECK(get.out.find("submitted") != std::string::npos);
+
+  // ...and a good one is used.
+  json["options"]["cpus"] = "1";
+  {
+    std::ofstream out(saved);
+    out << json.dump();
+  }
   auto start = run_program(example("nested"), {"start", id}, dir.path());
   INFO(start.out << start.err);
   CHECK(start.exit_code == 0);

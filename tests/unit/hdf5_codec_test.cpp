@@ -434,6 +434,70 @@ TEST_CASE("corrupt, truncated and missing files give clear errors", "[hdf5]") {
   CHECK(missing.error().code == ErrorCode::kNotFound);
 }
 
+TEST_CASE("a dataset that declares more bytes than it stores is refused before allocating",
+          "[hdf5]") {
+  TempDir dir;
+  const std::string path = dir.file("unwritten.h5");
+  {
+    // Never written, so nothing stored: 8 GB of declared doubles in a file of a few KB
+    // (what a corrupt dimension in a header looks like), and 10 doubles that read as fill.
+    hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    const hsize_t huge = 1'000'000'000, small = 10;
+    hid_t s = H5Screate_simple(1, &huge, nullptr);
+    H5Dclose(H5Dcreate2(f, "huge", H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(s);
+    s = H5Screate_simple(1, &small, nullptr);
+    H5Dclose(H5Dcreate2(f, "small", H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Sclose(s);
+    // Chunked: one chunk of a billion doubles written, no compression (corrupt in the same
+    // way); and a million zeros deflated ~1000 times (legitimate, near deflate's limit).
+    const hsize_t chunk = 65'536, million = 1'000'000;
+    const std::vector<double> zeros(million, 0.0);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    s = H5Screate_simple(1, &huge, nullptr);
+    hid_t d = H5Dcreate2(f, "sparse", H5T_IEEE_F64LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t one_chunk = H5Screate_simple(1, &chunk, nullptr);
+    const hsize_t first = 0;
+    H5Sselect_hyperslab(s, H5S_SELECT_SET, &first, nullptr, &chunk, nullptr);
+    REQUIRE(H5Dwrite(d, H5T_NATIVE_DOUBLE, one_chunk, s, H5P_DEFAULT, zeros.data()) >= 0);
+    H5Sclose(one_chunk);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Pset_deflate(dcpl, 9);
+    s = H5Screate_simple(1, &million, nullptr);
+    d = H5Dcreate2(f, "zeros", H5T_IEEE_F64LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    REQUIRE(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros.data()) >= 0);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Pclose(dcpl);
+    REQUIRE(H5Fclose(f) >= 0);
+  }
+  auto r = ArtifactReader::open(path);
+  REQUIRE(r);
+  auto info = r->info("huge");  // metadata alone still describes it
+  REQUIRE(info);
+  CHECK(info->size_bytes == 8'000'000'000ULL);
+  auto huge = r->get("huge");
+  REQUIRE_FALSE(huge);
+  CHECK(huge.error().code == ErrorCode::kInvalidInput);
+  CHECK(huge.error().message ==
+        "corrupt dataset 'huge': it declares 8000000000 bytes but stores 0");
+  auto blocks = r->read_array_blocks("huge", 4096, [](std::uint64_t, const NdArray&) {
+    FAIL("no block of a corrupt dataset is read");
+    return sluice::Expected<void>{};
+  });
+  REQUIRE_FALSE(blocks);
+  CHECK(blocks.error().message == huge.error().message);
+  CHECK(*r->get("small") == Value(NdArray(std::vector<double>(10, 0.0))));
+  auto sparse = r->get("sparse");
+  REQUIRE_FALSE(sparse);
+  CHECK(sparse.error().message ==
+        "corrupt dataset 'sparse': it declares 8000000000 bytes but stores 524288");
+  CHECK(*r->get("zeros") == Value(NdArray(std::vector<double>(1'000'000, 0.0))));
+}
+
 TEST_CASE("arrays stream in row blocks, contiguous or chunked", "[hdf5]") {
   TempDir dir;
   const std::string path = dir.file("output.h5");

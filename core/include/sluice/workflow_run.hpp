@@ -63,7 +63,8 @@ class WorkflowRun {
   ~WorkflowRun();
 
   const std::string& id() const;
-  std::string workflow_id() const;  // "project:workflow:revision"
+  std::string workflow_id() const;     // "project:workflow:revision"
+  const std::string& backend() const;  // the backend it was prepared for
 
   // Executes a prepared run (or resumes one whose coordinator stopped) in this
   // process with the backend it was prepared for; blocks until it ends and returns the
