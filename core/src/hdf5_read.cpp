@@ -145,6 +145,13 @@ Expected<DatasetKind> classify(hid_t ds, hid_t type, hid_t space, const std::str
   return k;
 }
 
+// The bytes `elements` elements of the file's `type` take (saturating).
+std::uint64_t declared_bytes(hid_t type, std::uint64_t elements) {
+  const std::uint64_t element_bytes = H5Tget_size(type);
+  return element_bytes != 0 && elements > UINT64_MAX / element_bytes ? UINT64_MAX
+                                                                     : elements * element_bytes;
+}
+
 // How many bytes a dataset's storage can expand to when read, or nullopt when its filters
 // allow any ratio. Contiguous and compact datasets, and chunked ones without compression,
 // hold their elements as stored; deflate expands at most 1032 times (RFC 1951's longest
@@ -182,10 +189,7 @@ Expected<void> check_stored_size(hid_t ds, hid_t type, std::uint64_t elements,
                                  const std::string& where) {
   h5::PropList dcpl(H5Dget_create_plist(ds));
   if (!dcpl) return h5_error(ErrorCode::kInvalidInput, "cannot read " + in_quotes(where));
-  const std::uint64_t element_bytes = H5Tget_size(type);
-  const std::uint64_t declared = element_bytes != 0 && elements > UINT64_MAX / element_bytes
-                                     ? UINT64_MAX
-                                     : elements * element_bytes;
+  const std::uint64_t declared = declared_bytes(type, elements);
   const std::optional<std::uint64_t> readable = readable_bytes(ds, dcpl.get());
   if (!readable || declared <= *readable) return {};
   h5::File file(H5Iget_file_id(ds));
@@ -526,6 +530,8 @@ Expected<Map> ArtifactReader::attributes() const {
     if (!a || !shape) continue;
     const H5T_class_t cls = H5Tget_class(type.get());
     const std::uint64_t n = shape_elements(*shape);
+    // Attributes are stored whole and uncompressed: one declaring more is corrupt.
+    if (declared_bytes(type.get(), n) > H5Aget_storage_size(a.get())) continue;
     auto read = [&](hid_t mem, void* buf) { return H5Aread(a.get(), mem, buf); };
     if (cls == H5T_STRING) {
       auto s = read_strings(type.get(), space.get(), n, name, read);
