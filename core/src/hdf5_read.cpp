@@ -156,8 +156,10 @@ std::uint64_t declared_bytes(hid_t type, std::uint64_t elements) {
 // allow any ratio. Contiguous and compact datasets, and chunked ones without compression,
 // hold their elements as stored; deflate expands at most 1032 times (RFC 1951's longest
 // match, 258 bytes, per 2 bits). Other compressors (szip, scale-offset, plugins) are not
-// bounded here.
-std::optional<std::uint64_t> readable_bytes(hid_t ds, hid_t dcpl) {
+// bounded here. A mandatory filter this HDF5 library lacks is an error: the data cannot be
+// read.
+Expected<std::optional<std::uint64_t>> readable_bytes(hid_t ds, hid_t dcpl,
+                                                      const std::string& where) {
   const std::uint64_t stored = H5Dget_storage_size(ds);
   if (H5Pget_layout(dcpl) != H5D_CHUNKED) return stored;
   std::uint64_t ratio = 1;
@@ -166,16 +168,19 @@ std::optional<std::uint64_t> readable_bytes(hid_t ds, hid_t dcpl) {
     unsigned flags = 0;
     std::size_t nelmts = 0;
     unsigned filter_config = 0;
-    switch (H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelmts, nullptr, 0, nullptr,
-                           &filter_config)) {
-      case H5Z_FILTER_SHUFFLE:
-      case H5Z_FILTER_FLETCHER32:
-        break;
-      case H5Z_FILTER_DEFLATE:
-        ratio = std::max<std::uint64_t>(ratio, 1032);
-        break;
-      default:
-        return std::nullopt;
+    const H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelmts, nullptr,
+                                           0, nullptr, &filter_config);
+    const bool available = id >= 0 && H5Zfilter_avail(id) > 0;
+    if (!available && (flags & H5Z_FLAG_OPTIONAL)) return std::optional<std::uint64_t>{};
+    if (!available) {
+      return make_error(ErrorCode::kInvalidInput,
+                        in_quotes(where) + " is compressed with HDF5 filter " + std::to_string(id) +
+                            ", which this HDF5 library does not have");
+    }
+    if (id == H5Z_FILTER_DEFLATE) {
+      ratio = std::max<std::uint64_t>(ratio, 1032);
+    } else if (id != H5Z_FILTER_SHUFFLE && id != H5Z_FILTER_FLETCHER32) {
+      return std::optional<std::uint64_t>{};
     }
   }
   return stored > UINT64_MAX / ratio ? UINT64_MAX : stored * ratio;
@@ -190,8 +195,9 @@ Expected<void> check_stored_size(hid_t ds, hid_t type, std::uint64_t elements,
   h5::PropList dcpl(H5Dget_create_plist(ds));
   if (!dcpl) return h5_error(ErrorCode::kInvalidInput, "cannot read " + in_quotes(where));
   const std::uint64_t declared = declared_bytes(type, elements);
-  const std::optional<std::uint64_t> readable = readable_bytes(ds, dcpl.get());
-  if (!readable || declared <= *readable) return {};
+  auto readable = readable_bytes(ds, dcpl.get(), where);
+  if (!readable) return tl::unexpected(readable.error());
+  if (!*readable || declared <= **readable) return {};
   h5::File file(H5Iget_file_id(ds));
   hsize_t file_bytes = 0;
   if (file && H5Fget_filesize(file.get(), &file_bytes) >= 0 && declared <= file_bytes) return {};
