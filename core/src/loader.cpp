@@ -236,13 +236,27 @@ std::string content_hash(const Workflow& wf) {
   h.str("sluice-workflow-v1");
   h.str(wf.name);
   h.str(wf.project);
-  std::vector<const TaskSpec*> order;
-  for (const TaskSpec& t : wf.tasks) order.push_back(&t);
-  std::sort(order.begin(), order.end(),
-            [](const TaskSpec* a, const TaskSpec* b) { return a->name < b->name; });
+  // Tasks in name order. The first 8 bytes of each name, big-endian, order most pairs
+  // without touching the TaskSpecs: at a million tasks, comparing through the pointers
+  // was a cache miss per comparison and most of the sort's time.
+  struct Keyed {
+    std::uint64_t prefix;
+    const TaskSpec* task;
+  };
+  std::vector<Keyed> order;
+  order.reserve(wf.tasks.size());
+  for (const TaskSpec& t : wf.tasks) {
+    std::uint64_t prefix = 0;
+    for (std::size_t i = 0; i < 8; ++i)
+      prefix = (prefix << 8) | (i < t.name.size() ? static_cast<unsigned char>(t.name[i]) : 0u);
+    order.push_back({prefix, &t});
+  }
+  std::sort(order.begin(), order.end(), [](const Keyed& a, const Keyed& b) {
+    return a.prefix != b.prefix ? a.prefix < b.prefix : a.task->name < b.task->name;
+  });
   h.num(static_cast<std::int64_t>(order.size()));
   std::unordered_map<std::string, std::string> relative;  // workdir -> as hashed
-  for (const TaskSpec* t : order) {
+  for (const auto& [prefix, t] : order) {
     h.str(t->name);
     h.str(t->version);
     h.num(static_cast<std::int64_t>(t->command.size()));
