@@ -46,15 +46,19 @@ fi
 
 # A pid file is trusted only when its process runs the expected program.
 alive() {  # alive PIDFILE EXE
-  local pid
-  if [[ ! -s "$1" ]]; then
-    # A pid file removed under a running daemon: find the daemon by its program.
-    pid="$(pidof -s "$2" 2>/dev/null || true)"
+  local pid="" exe
+  # Debian installs the Slurm daemons through alternatives (/usr/sbin/slurmd ->
+  # /usr/sbin/slurmd-wlm): /proc/PID/exe names the real file.
+  exe="$(readlink -f "$2")"
+  [[ -s "$1" ]] && pid="$(cat "$1")"
+  if [[ -z "$pid" || "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" != "$exe" ]]; then
+    # No pid file, or a stale one (the daemon was restarted by other means): find the
+    # daemon by its program, the oldest process (slurmctld's slurmscriptd is its child).
+    pid="$(pidof "$2" 2>/dev/null | tr ' ' '\n' | sort -n | head -n 1 || true)"
     [[ -n "$pid" ]] || return 1
     echo "$pid" >"$1"
   fi
-  pid="$(cat "$1")"
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$2" ]]
+  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" == "$exe" ]]
 }
 
 # --- munge ------------------------------------------------------------------------------
