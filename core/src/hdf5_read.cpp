@@ -256,6 +256,10 @@ Expected<Value> read_dataset(hid_t ds, const std::string& where) {
     return tl::unexpected(ok.error());
   }
   if (kind->is_string) {
+    auto too_large = [&] {
+      return make_error(ErrorCode::kInvalidInput,
+                        "strings " + in_quotes(where) + " are too large for memory");
+    };
     try {
       auto strings = read_strings(type.get(), space.get(), shape_elements(kind->shape), where,
                                   [&](hid_t mem, void* buf) {
@@ -266,11 +270,9 @@ Expected<Value> read_dataset(hid_t ds, const std::string& where) {
       return Value(
           List(std::make_move_iterator(strings->begin()), std::make_move_iterator(strings->end())));
     } catch (const std::bad_alloc&) {
-      return make_error(ErrorCode::kInvalidInput,
-                        "strings " + in_quotes(where) + " are too large for memory");
-    } catch (const std::length_error&) {
-      return make_error(ErrorCode::kInvalidInput,
-                        "strings " + in_quotes(where) + " are too large for memory");
+      return too_large();
+    } catch (const std::length_error&) {  // more elements than a vector's max_size()
+      return too_large();
     }
   }
   // Bools read through their own enum type (HDF5 converts no enum to integers).
