@@ -21,6 +21,10 @@ struct RunBackend {
   std::map<std::string, std::string> options;
 };
 
+// BackendOptions as the strings a configuration file or -O gives: `extra`, plus cpus,
+// gpus and executors (comma-separated) when they are set.
+std::map<std::string, std::string> option_strings(const BackendOptions& options);
+
 // Writes RUN_DIR/backend.json (atomically). Returns false when it could not.
 bool save_run_backend(const std::string& run_dir, const RunBackend& saved);
 // Same, from parsed options (BackendOptions::extra plus cpus, gpus and executors).

@@ -73,13 +73,11 @@ Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
     c = std::move(*found);
   }
   with_flow_defaults(c);
-  if (a.cpus > 0) c.options["cpus"] = std::to_string(a.cpus);
-  if (a.gpus >= 0) c.options["gpus"] = std::to_string(a.gpus);
-  if (!a.executors.empty()) {
-    std::string joined;
-    for (const auto& e : a.executors) joined += (joined.empty() ? "" : ",") + e;
-    c.options["executors"] = joined;
-  }
+  BackendOptions flags;  // the command line's, over the configuration's
+  flags.cpus = a.cpus;
+  flags.gpus = a.gpus;
+  flags.executors = a.executors;
+  for (auto& [k, v] : cli::option_strings(flags)) c.options[k] = std::move(v);
   return c;
 }
 
@@ -121,25 +119,23 @@ RunOptions run_options(const cli::Globals& g, bool quiet, bool no_cache = false)
 
 // Keeps the backend and options a run is prepared with in RUN_DIR/backend.json, so that
 // `APP start RUN` (another process, maybe a later job) uses them again (run_backend.hpp).
-void remember_config(const cli::Globals& g, const std::string& id, const Config& config) {
-  auto store = cli::open_store(g, RunStore::Mode::kReadOnly);
-  const std::string dir = store->run_dir(id);
+void remember_config(const WorkflowRun& run, const Config& config) {
+  const std::string dir = run.run_dir();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (!cli::save_run_backend(dir, cli::RunBackend{config.backend, config.options}))
     std::fprintf(stderr,
                  "warning: cannot write %s/backend.json: `start %s` will use the %s "
                  "backend's defaults\n",
-                 dir.c_str(), id.c_str(), config.backend.c_str());
+                 dir.c_str(), run.id().c_str(), config.backend.c_str());
 }
 
 // What `APP start RUN` executes with: the saved backend and options, unless --backend
 // names another backend; a run prepared before backend.json existed gets its backend's
 // defaults.
-Config config_of(const cli::Globals& g, const WorkflowRun& run, const std::string& backend) {
-  auto store = cli::open_store(g, RunStore::Mode::kReadOnly);
+Config config_of(const WorkflowRun& run, const std::string& backend) {
   Config c;
-  if (auto saved = cli::load_run_backend(store->run_dir(run.id()));
+  if (auto saved = cli::load_run_backend(run.run_dir());
       saved && (backend.empty() || backend == saved->backend)) {
     c = Config{saved->backend, saved->backend, saved->options};
   } else {
@@ -219,18 +215,12 @@ int submit(const cli::Globals& g, const RunVerbArgs& a, const Flow& flow) {
     }
   }
   std::string id;
-  {
+  std::string log;
+  {  // closed before the fork: no SQLite connection may cross it
     auto run = WorkflowRun::prepare(flow, config, run_options(g, true));
     id = run.id();
-  }
-  remember_config(g, id, config);
-  std::string log;
-  {
-    auto store = open_store(g, RunStore::Mode::kReadOnly);
-    const std::string dir = store->run_dir(id);
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    log = dir + "/coordinator.log";
+    remember_config(run, config);  // makes the run's directory
+    log = run.run_dir() + "/coordinator.log";
   }
   auto side = detach(log);
   if (!side) fail(side.error());
@@ -295,7 +285,7 @@ int main(int argc, char** argv, const Flow& flow) {
       if (!options) fail(options.error());
       if (auto status = enter_worker(config.backend, *options)) return *status;
       auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet, a.no_cache));
-      remember_config(g, r.id(), config);
+      remember_config(r, config);
       return execute(r, a.quiet);
     });
   });
@@ -305,7 +295,7 @@ int main(int argc, char** argv, const Flow& flow) {
     g_exit_code = guarded([&] {
       const Config config = pick_config(g, a);
       auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet));
-      remember_config(g, r.id(), config);
+      remember_config(r, config);
       std::printf("%s\n", r.id().c_str());
       return kExitOk;
     });
@@ -326,7 +316,7 @@ int main(int argc, char** argv, const Flow& flow) {
     g_exit_code = guarded([&] {
       if (!a.backend.empty())
         if (auto status = enter_worker(a.backend, BackendOptions{})) return *status;
-      const Config config = config_of(g, WorkflowRun::by_id(a.run, g.home), a.backend);
+      const Config config = config_of(WorkflowRun::by_id(a.run, g.home), a.backend);
       auto r = WorkflowRun::attach(a.run, config, run_options(g, a.quiet, a.no_cache));
       return execute(r, a.quiet);
     });

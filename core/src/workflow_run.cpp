@@ -132,6 +132,9 @@ std::string WorkflowRun::workflow_id() const {
 const std::string& WorkflowRun::backend() const {
   return impl_->run.backend;
 }
+std::string WorkflowRun::run_dir() const {
+  return impl_->store->run_dir(impl_->run.id);
+}
 
 RunState WorkflowRun::run() {
   Impl& m = *impl_;

@@ -65,6 +65,7 @@ class WorkflowRun {
   const std::string& id() const;
   std::string workflow_id() const;     // "project:workflow:revision"
   const std::string& backend() const;  // the backend it was prepared for
+  std::string run_dir() const;         // HOME/runs/ID: its attempts, logs and artifacts
 
   // Executes a prepared run (or resumes one whose coordinator stopped) in this
   // process with the backend it was prepared for; blocks until it ends and returns the
