@@ -152,12 +152,12 @@ TEST_CASE("a prepared run starts later with the backend and options it was prepa
   CHECK(json["backend"] == "local");
   CHECK(json["options"]["cpus"] == "1");
 
+  auto save_cpus = [&](const std::string& cpus) {
+    json["options"]["cpus"] = cpus;
+    std::ofstream(saved) << json.dump();
+  };
   // start reads what was saved: a bad value there is reported and nothing runs...
-  json["options"]["cpus"] = "x";
-  {
-    std::ofstream out(saved);
-    out << json.dump();
-  }
+  save_cpus("x");
   auto bad = run_program(example("nested"), {"start", id}, dir.path());
   INFO(bad.out << bad.err);
   CHECK(bad.exit_code == 2);
@@ -166,11 +166,7 @@ TEST_CASE("a prepared run starts later with the backend and options it was prepa
   CHECK(get.out.find("submitted") != std::string::npos);
 
   // ...and a good one is used.
-  json["options"]["cpus"] = "1";
-  {
-    std::ofstream out(saved);
-    out << json.dump();
-  }
+  save_cpus("1");
   auto start = run_program(example("nested"), {"start", id}, dir.path());
   INFO(start.out << start.err);
   CHECK(start.exit_code == 0);
