@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include "sluice/artifacts.hpp"
 #include "sluice/children.hpp"
@@ -37,6 +38,37 @@ const std::string kArtifactLeaf = "/" + std::string(kArtifactFile);
 
 }  // namespace
 
+namespace {
+
+// The umask open() applies, read without changing it (umask() would, for every thread).
+unsigned process_umask() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    unsigned mask = 022;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "Umask: %o", &mask) == 1) break;
+    std::fclose(f);
+    return mask;
+  }
+  return 022;
+}
+
+// A directory prepare_attempt() made ahead for an attempt that never launched: its
+// stdout still has mode 0 (see PreparedAttempt::ahead).
+bool never_launched(const std::string& dir) {
+  struct stat st;
+  return ::lstat((dir + "/stdout").c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         (st.st_mode & 07777) == 0;
+}
+
+void remove_attempt_dir(int base, const std::string& dir) {
+  ::unlinkat(base, (dir + "/stdout").c_str(), 0);
+  ::unlinkat(base, (dir + "/stderr").c_str(), 0);
+  ::unlinkat(base, dir.c_str(), AT_REMOVEDIR);  // fails, as it should, if more is there
+}
+
+}  // namespace
+
 std::string Coordinator::cancel_request_path(const std::string& run_dir) {
   return run_dir + "/cancel-requested";
 }
@@ -52,6 +84,7 @@ Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow, 
       host_(hostname()),
       task_dir_made_(workflow.tasks.size(), 0),
       prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
+      launch_mode_(file_modes().file & ~process_umask()),
       has_artifact_(workflow.tasks.size(), 0),
       depth_(workflow.tasks.size(), 0),
       result_hash_(workflow.tasks.size()) {}
@@ -114,6 +147,11 @@ Expected<void> Coordinator::restore_from_store() {
     std::uint32_t used = t.attempts;
     for (struct stat st;
          ::lstat(store_.attempt_dir(run_id_, t.name, used + 1).c_str(), &st) == 0;) {
+      if (const std::string dir = store_.attempt_dir(run_id_, t.name, used + 1);
+          never_launched(dir)) {
+        remove_attempt_dir(AT_FDCWD, dir);
+        break;
+      }
       ++used;
       AttemptRecord lost;
       lost.task = t.index;
@@ -152,7 +190,7 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
 }
 
 Coordinator::~Coordinator() {
-  for (auto& [task, p] : prepared_) close_fds(p);
+  for (auto& [task, p] : prepared_) discard_prepared(task, p);
   if (tasks_fd_ >= 0) ::close(tasks_fd_);
 }
 
@@ -168,7 +206,8 @@ std::string& Coordinator::relative_attempt_dir(const std::string& task, std::uin
   return rel_;
 }
 
-bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out) {
+bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out,
+                                  bool ahead) {
   const FileModes& modes = file_modes();
   // Relative to the run's tasks directory when it is open: the kernel walks three path
   // components instead of the whole home path, four times per attempt.
@@ -199,10 +238,11 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
   // O_NOFOLLOW: never truncate a file that a link in the attempt directory points at.
   constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
   out.attempt = l.attempt;
+  out.ahead = ahead;
   const std::size_t len = path->size();
   std::string& file = file_path_;
   file.assign(*path).append("/stdout");
-  out.out_fd = ::openat(base, file.c_str(), kFlags, modes.file);
+  out.out_fd = ::openat(base, file.c_str(), kFlags, ahead ? 0 : modes.file);
   file.resize(len);
   file.append("/stderr");
   out.err_fd = out.out_fd < 0 ? -1 : ::openat(base, file.c_str(), kFlags, modes.file);
@@ -213,22 +253,40 @@ bool Coordinator::prepare_attempt(const Launch& l, const std::string& dir, Prepa
   return true;
 }
 
-// Creating a directory and two files costs ~100 us on ext4: do it for the next few tasks
-// while every slot is busy, one at a time between checks for completions, so a freed
-// slot is refilled without waiting on the disk. Returns false when nothing was left.
+void Coordinator::discard_prepared(TaskId task, PreparedAttempt& p) {
+  close_fds(p);
+  const std::string& name = workflow_.tasks[task].name;
+  const int base = tasks_fd_ >= 0 ? tasks_fd_ : AT_FDCWD;
+  std::string dir = tasks_fd_ >= 0 ? relative_attempt_dir(name, p.attempt)
+                                   : store_.attempt_dir(run_id_, name, p.attempt);
+  remove_attempt_dir(base, dir);
+  if (::unlinkat(base, dir.substr(0, dir.rfind('/')).c_str(), AT_REMOVEDIR) == 0)
+    task_dir_made_[task] = 0;
+}
+
+// Creating a directory and two files costs ~100 us on ext4 (far more just after a mass
+// deletion): do it ahead, one attempt at a time between checks for completions, so a
+// freed slot is refilled without waiting on the disk. First the ready tasks while every
+// slot is busy, then the tasks that the running ones release when they succeed (the
+// next link of a chain, the next layer), which are discarded if they never launch.
+// Returns false when nothing was left.
 bool Coordinator::prepare_next_upcoming() {
   if (!backend_.wants_attempt_dir()) return false;
   upcoming_.clear();
   scheduler_.peek_ready(prefetch_, upcoming_);
+  const std::size_t limit = 2 * prefetch_;
+  if (upcoming_.size() < limit && prepared_.size() < limit)
+    for (TaskId t : last_launched_) scheduler_.peek_released_by(t, limit, upcoming_);
   for (const Launch& l : upcoming_) {
     auto it = prepared_.find(l.task);
     if (it != prepared_.end()) {
       if (it->second.attempt == l.attempt) continue;
-      close_fds(it->second);
+      discard_prepared(it->first, it->second);
       prepared_.erase(it);
     }
     PreparedAttempt p;
-    if (prepare_attempt(l, store_.attempt_dir(run_id_, workflow_.tasks[l.task].name, l.attempt), p))
+    if (prepare_attempt(l, store_.attempt_dir(run_id_, workflow_.tasks[l.task].name, l.attempt), p,
+                        true))
       prepared_.emplace(l.task, p);
     return true;
   }
@@ -260,7 +318,7 @@ bool Coordinator::prepare_launch(const Launch& l, TimePoint now, LaunchPlan& pla
     prepared_.erase(it);
   } else {
     if (it != prepared_.end()) {
-      close_fds(it->second);
+      discard_prepared(it->first, it->second);
       prepared_.erase(it);
     }
     if (!prepare_attempt(l, dir, prepared)) {
@@ -268,6 +326,9 @@ bool Coordinator::prepare_launch(const Launch& l, TimePoint now, LaunchPlan& pla
       return false;
     }
   }
+  // This attempt is used from here on (launched, refused or served from the cache): a
+  // restarted coordinator must count it, not take it for a directory made ahead.
+  if (prepared.ahead) ::fchmod(prepared.out_fd, launch_mode_);
   LaunchRequest& req = plan.request;
   req.task = l.task;
   req.attempt = l.attempt;
@@ -329,6 +390,8 @@ void Coordinator::launch_all(const std::vector<Launch>& launches, TimePoint now)
     if (!p.shell.empty()) p.request.shell = &p.shell;
     requests.push_back(std::move(p.request));
   }
+  last_launched_.clear();
+  for (const Launch* l : planned) last_launched_.push_back(l->task);
   auto handles = backend_.launch_batch(requests);
   for (std::size_t i = 0; i < launches.size(); ++i) close_fds(plans[i].prepared);
   for (std::size_t i = 0; i < planned.size(); ++i)

@@ -155,6 +155,17 @@ void Scheduler::peek_ready(std::size_t n, std::vector<Launch>& out) const {
       out.push_back({ready_[i], attempts_[ready_[i]] + 1});
 }
 
+void Scheduler::peek_released_by(TaskId parent, std::size_t n, std::vector<Launch>& out) const {
+  if (parent >= states_.size()) return;
+  const TaskState ps = states_[parent];
+  if (ps != TaskState::kRunning && ps != TaskState::kQueued) return;
+  for (TaskId c : graph_.children(parent)) {
+    if (out.size() >= n) return;
+    if (states_[c] == TaskState::kWaiting && unfinished_parents_[c] == 1)
+      out.push_back({c, attempts_[c] + 1});
+  }
+}
+
 void Scheduler::on_attempt_started(TaskId task, std::uint32_t attempt, TimePoint now) {
   if (states_[task] != TaskState::kQueued || attempts_[task] != attempt) return;
   set_state(task, TaskState::kRunning, attempt, 0, {});

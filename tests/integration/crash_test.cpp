@@ -126,10 +126,12 @@ shell = "echo $SLUICE_ATTEMPT > second.attempt"
   REQUIRE(eventually([&] { return task_state(get_json(id, dir.path()), "first") == "running"; }));
   ::kill(pid, SIGKILL);
   wait_exit(pid);
-  // What a launch of `second` that the crash kept from the store leaves behind.
+  // What a launch of `second` that the crash kept from the store leaves behind: a log
+  // with its launch mode (one made ahead of the launch has mode 0; see the next test).
   const fs::path unrecorded = dir / ".sluice/runs" / id / "tasks/second/1";
   fs::create_directories(unrecorded);
   write_file(unrecorded / "stdout", "from the unrecorded attempt\n");
+  fs::permissions(unrecorded / "stdout", fs::perms::owner_read | fs::perms::owner_write);
   write_file(dir / "quick", "");
 
   auto resumed = run_sluice({"resume", "-q", id}, dir.path());
@@ -144,6 +146,44 @@ shell = "echo $SLUICE_ATTEMPT > second.attempt"
                      "SELECT state || ': ' || reason FROM attempts WHERE attempt = 1 AND task = "
                      "(SELECT idx FROM tasks WHERE name = 'second')") ==
         "failed: lost: the coordinator stopped before recording its launch");
+}
+
+// While `first` runs, the coordinator already made `second`'s directory (the next link
+// of the chain), its stdout with mode 0 until launch. After a crash, resume must reuse
+// that attempt number rather than record a lost attempt.
+TEST_CASE("resume reuses a directory made ahead for an attempt that never launched",
+          "[integration][crash]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"TOML(
+[workflow]
+name = "ahead"
+[tasks.first]
+shell = "echo $$ > first.pid; if [ ! -e quick ]; then sleep 60; fi"
+[tasks.second]
+after = ["first"]
+shell = "echo $SLUICE_ATTEMPT > second.attempt"
+)TOML");
+  pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return read_file(dir / "first.pid").size() > 1; }));
+  const fs::path ahead = dir / ".sluice/runs" / id / "tasks/second/1/stdout";
+  REQUIRE(eventually([&] { return fs::exists(ahead); }));
+  CHECK(fs::status(ahead).permissions() == fs::perms::none);
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  write_file(dir / "quick", "");
+
+  auto resumed = run_sluice({"resume", "-q", id}, dir.path());
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  auto run = get_json(id, dir.path());
+  CHECK(run["state"] == "succeeded");
+  CHECK(task_named(run, "second")["attempts"] == 1);
+  CHECK(read_file(dir / "second.attempt") == "1\n");
+  CHECK(fs::status(ahead).permissions() != fs::perms::none);
+  CHECK(sqlite_query(dir / ".sluice/store.db",
+                     "SELECT count(*) FROM attempts WHERE task = "
+                     "(SELECT idx FROM tasks WHERE name = 'second')") == "1");
 }
 
 TEST_CASE("sluice cancel stops a run from another process and kills its attempts",

@@ -138,6 +138,46 @@ shell = "echo $SLUICE_RUN_ID $SLUICE_TASK $SLUICE_ATTEMPT $GREETING; pwd; echo $
   CHECK(logs.out.find("/runs/" + id + "/") != std::string::npos);
 }
 
+// The coordinator prepares the next link of a chain while the current one runs; a link
+// that never runs must not keep that directory.
+TEST_CASE("a chain's next attempt directory is ready ahead, and removed when it never runs",
+          "[integration][env]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "chain"
+[tasks.a]
+shell = "sleep 0.3"
+[tasks.b]
+after = ["a"]
+shell = "echo b ran"
+[tasks.c]
+after = ["b"]
+shell = "sleep 0.3; exit 3"
+[tasks.d]
+after = ["c"]
+shell = "echo d ran"
+[tasks.e]
+after = ["d"]
+shell = "echo e ran"
+)");
+  auto r = run_sluice({"run", "wf.toml"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  auto id = run_id_of(r);
+  auto run = get_json(id, dir.path());
+  CHECK(task_named(run, "b")["state"] == "succeeded");
+  CHECK(task_named(run, "c")["state"] == "failed");
+  CHECK(task_named(run, "d")["state"] == "skipped");
+  const fs::path tasks = dir / ".sluice" / "runs" / id / "tasks";
+  CHECK(fs::is_regular_file(tasks / "b" / "1" / "stdout"));
+  CHECK(fs::is_regular_file(tasks / "c" / "1" / "stderr"));
+  CHECK_FALSE(fs::exists(tasks / "d"));  // prepared while c ran, then discarded
+  CHECK_FALSE(fs::exists(tasks / "e"));
+  auto logs = run_sluice({"logs", id, "b"}, dir.path());
+  CHECK(logs.out == "b ran\n");
+}
+
 TEST_CASE("the same definition keeps its revision and a changed one gets the next",
           "[integration][store]") {
   ScratchDir dir;

@@ -296,3 +296,35 @@ TEST_CASE("a backend that enforces max_exec_time itself gets no scheduler deadli
   h.finish(0, 9, ExitKind::kSignaled);
   REQUIRE(h.sched.state(0) == TaskState::kFailed);
 }
+
+// t0 -> t2 <- t1, t0 -> t3: while t0 runs, only t3 waits on nothing else.
+TEST_CASE("peek_released_by names the children that only the running parent holds back",
+          "[core][scheduler]") {
+  Harness h(make_workflow({{}, {}, {0, 1}, {0}}), Capacity{1, 0, {}});
+  h.start();
+  REQUIRE(h.is_running(0));
+  std::vector<Launch> out;
+  h.sched.peek_released_by(0, 8, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].task == 3);
+  CHECK(out[0].attempt == 1);
+
+  out.clear();
+  h.sched.peek_released_by(1, 8, out);  // t1 is ready, not running: it releases nothing yet
+  CHECK(out.empty());
+
+  h.finish(0, 0);  // t3 ready, t1 runs: now t2 waits only on t1
+  REQUIRE(h.is_running(1));
+  out.clear();
+  h.sched.peek_released_by(1, 8, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].task == 2);
+  out.clear();
+  h.sched.peek_released_by(1, 0, out);  // the limit holds
+  CHECK(out.empty());
+
+  h.finish(1, 1);  // t1 fails: t2 is skipped, and released by nothing
+  out.clear();
+  h.sched.peek_released_by(1, 8, out);
+  CHECK(out.empty());
+}

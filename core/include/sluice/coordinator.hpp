@@ -87,6 +87,9 @@ class Coordinator {
     std::uint32_t attempt = 0;
     int out_fd = -1;
     int err_fd = -1;
+    // Made ahead of its launch: its stdout has mode 0 until launch_mode_ is set on it, so
+    // a restarted coordinator tells a never-launched directory from a lost attempt.
+    bool ahead = false;
   };
   struct LaunchPlan {
     PreparedAttempt prepared;
@@ -95,9 +98,13 @@ class Coordinator {
     std::string shell;
   };
   // Makes the attempt directory and opens its logs; false (errno set) on failure.
-  bool prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out);
+  bool prepare_attempt(const Launch& l, const std::string& dir, PreparedAttempt& out,
+                       bool ahead = false);
   bool prepare_next_upcoming();
   static void close_fds(PreparedAttempt& p);
+  // Removes what prepare_attempt() made for an attempt that was never launched (its
+  // task was skipped or cancelled, or the run stopped first).
+  void discard_prepared(TaskId task, PreparedAttempt& p);
   // Adds SLUICE_OUTPUT, SLUICE_INPUTS and SLUICE_INPUT_<PARENT> to `req`.
   void add_artifact_env(const TaskSpec& spec, const std::string& dir, LaunchRequest& req);
   // Resolves {inputs.PARENT.KEY} in the command; false with `why` when it cannot.
@@ -156,8 +163,10 @@ class Coordinator {
   // Attempts prepared ahead while every slot was busy (at most prefetch_ of them).
   std::unordered_map<TaskId, PreparedAttempt> prepared_;
   std::vector<Launch> upcoming_;
-  std::size_t prefetch_;     // how many upcoming attempts get their directory ahead
-  std::string workflow_id_;  // project:name:revision
+  std::vector<TaskId> last_launched_;  // the latest step's launches: whose children come next
+  std::size_t prefetch_;               // how many upcoming attempts get their directory ahead
+  unsigned launch_mode_;               // a log file's mode: file_modes() under the process umask
+  std::string workflow_id_;            // project:name:revision
   // Tasks whose final attempt left a valid artifact, and its checksum.
   std::vector<std::uint8_t> has_artifact_;
   std::unordered_map<TaskId, std::string> checksums_;

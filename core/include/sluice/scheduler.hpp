@@ -81,6 +81,10 @@ class Scheduler {
   // The next (at most) `n` launches take_launches() would consider, without changing
   // anything; lets the coordinator prepare attempt directories while it would idle.
   void peek_ready(std::size_t n, std::vector<Launch>& out) const;
+  // Appends (while out.size() < n) the waiting tasks whose one unfinished parent is
+  // `parent`: they become ready the moment it succeeds. The next link of a chain can
+  // be prepared while the current one runs.
+  void peek_released_by(TaskId parent, std::size_t n, std::vector<Launch>& out) const;
 
   // The backend accepted a launch: the task moves from queued to running and its
   // max_exec_time starts counting.
