@@ -1,12 +1,16 @@
 // The libslurm driver: the same verbs through Slurm's C API, one RPC each and no
-// process per call (~600-1100 submits/s against ~200/s for sbatch). Linked dynamically:
-// libslurm's plugins need symbols from the shared library.
+// process per call (~600-1100 submits/s against ~200/s for sbatch). libslurm is opened
+// when the driver is first made, not linked: every `sluice` process (a `sluice put` in
+// each child of a map-reduce) would pay ~0.5 ms to load and relocate it. RTLD_GLOBAL:
+// the plugins libslurm loads resolve their symbols from it.
+#include <dlfcn.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
 #include <mutex>
 #include <set>
+#include <type_traits>
 
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
@@ -22,23 +26,71 @@ extern char** environ;
 namespace sluice::slurm {
 namespace {
 
+// The libslurm functions the driver calls, named as in libslurm.
+struct Api {
+  decltype(&::slurm_init) init;
+  decltype(&::slurm_fini) fini;
+  decltype(&::slurm_get_errno) get_errno;
+  decltype(&::slurm_strerror) strerror;
+  decltype(&::slurm_init_job_desc_msg) init_job_desc_msg;
+  decltype(&::slurm_submit_batch_job) submit_batch_job;
+  decltype(&::slurm_free_submit_response_response_msg) free_submit_response_response_msg;
+  decltype(&::slurm_load_jobs) load_jobs;
+  decltype(&::slurm_free_job_info_msg) free_job_info_msg;
+  decltype(&::slurm_job_state_string) job_state_string;
+  decltype(&::slurm_job_reason_string) job_reason_string;
+  decltype(&::slurm_kill_job2) kill_job2;
+  decltype(&::slurm_load_ctl_conf) load_ctl_conf;
+  decltype(&::slurm_free_ctl_conf) free_ctl_conf;
+};
+
+// Null when libslurm cannot be opened here (or lacks a function): the CLI driver serves.
+const Api* api() {
+  static const Api* const loaded = []() -> const Api* {
+    void* lib = ::dlopen(SLUICE_LIBSLURM, RTLD_NOW | RTLD_GLOBAL);
+    if (lib == nullptr) return nullptr;
+    static Api a;
+    bool ok = true;
+    auto bind = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      ok = ok && fn != nullptr;
+    };
+    bind(a.init, "slurm_init");
+    bind(a.fini, "slurm_fini");
+    bind(a.get_errno, "slurm_get_errno");
+    bind(a.strerror, "slurm_strerror");
+    bind(a.init_job_desc_msg, "slurm_init_job_desc_msg");
+    bind(a.submit_batch_job, "slurm_submit_batch_job");
+    bind(a.free_submit_response_response_msg, "slurm_free_submit_response_response_msg");
+    bind(a.load_jobs, "slurm_load_jobs");
+    bind(a.free_job_info_msg, "slurm_free_job_info_msg");
+    bind(a.job_state_string, "slurm_job_state_string");
+    bind(a.job_reason_string, "slurm_job_reason_string");
+    bind(a.kill_job2, "slurm_kill_job2");
+    bind(a.load_ctl_conf, "slurm_load_ctl_conf");
+    bind(a.free_ctl_conf, "slurm_free_ctl_conf");
+    return ok ? &a : nullptr;
+  }();
+  return loaded;
+}
+
 // RAII owners for the messages libslurm allocates.
 struct JobInfoMsg {
   job_info_msg_t* p = nullptr;
   ~JobInfoMsg() {
-    if (p) slurm_free_job_info_msg(p);
+    if (p) api()->free_job_info_msg(p);
   }
 };
 struct SubmitResponse {
   submit_response_msg_t* p = nullptr;
   ~SubmitResponse() {
-    if (p) slurm_free_submit_response_response_msg(p);
+    if (p) api()->free_submit_response_response_msg(p);
   }
 };
 struct CtlConf {
   slurm_conf_t* p = nullptr;
   ~CtlConf() {
-    if (p) slurm_free_ctl_conf(p);
+    if (p) api()->free_ctl_conf(p);
   }
 };
 
@@ -46,14 +98,14 @@ struct CtlConf {
 void init_once() {
   static std::once_flag once;
   std::call_once(once, [] {
-    slurm_init(nullptr);
-    std::atexit([] { slurm_fini(); });
+    api()->init(nullptr);
+    std::atexit([] { api()->fini(); });
   });
 }
 
 std::string error_text() {
-  const int e = slurm_get_errno();
-  return std::to_string(e) + " " + slurm_strerror(e);
+  const int e = api()->get_errno();
+  return std::to_string(e) + " " + api()->strerror(e);
 }
 
 char* c(const std::string& s) {
@@ -70,7 +122,7 @@ class LibslurmDriver final : public SlurmDriver {
     // Free-form sbatch options have no job-description field: let sbatch read them.
     if (!r.extra.empty()) return cli_->submit(r);
     job_desc_msg_t d;
-    slurm_init_job_desc_msg(&d);
+    api()->init_job_desc_msg(&d);
     d.name = c(r.name);
     d.script = c(r.script);
     d.work_dir = c(r.workdir);  // required: without it the job fails at launch
@@ -96,7 +148,7 @@ class LibslurmDriver final : public SlurmDriver {
     d.reservation = c(r.reservation);
     d.array_inx = c(r.array);
     SubmitResponse resp;
-    if (slurm_submit_batch_job(&d, &resp.p) != SLURM_SUCCESS)
+    if (api()->submit_batch_job(&d, &resp.p) != SLURM_SUCCESS)
       return make_error(ErrorCode::kBackend, "slurm_submit_batch_job: " + error_text());
     return std::to_string(resp.p->job_id);
   }
@@ -109,7 +161,7 @@ class LibslurmDriver final : public SlurmDriver {
     for (const auto& id : base_ids) wanted.insert(static_cast<std::uint32_t>(std::stoul(id)));
     // One RPC for every job: cheaper than one slurm_load_job per id.
     JobInfoMsg msg;
-    if (slurm_load_jobs(0, &msg.p, SHOW_ALL) != SLURM_SUCCESS)
+    if (api()->load_jobs(0, &msg.p, SHOW_ALL) != SLURM_SUCCESS)
       return make_error(ErrorCode::kBackend, "slurm_load_jobs: " + error_text());
     for (std::uint32_t i = 0; i < msg.p->record_count; ++i) {
       const slurm_job_info_t& j = msg.p->job_array[i];
@@ -117,8 +169,8 @@ class LibslurmDriver final : public SlurmDriver {
       const std::uint32_t base = is_array ? j.array_job_id : j.job_id;
       if (!wanted.count(base)) continue;
       JobStatus st;
-      st.state = slurm_job_state_string(j.job_state & JOB_STATE_BASE);
-      st.reason = slurm_job_reason_string(j.state_reason);
+      st.state = api()->job_state_string(j.job_state & JOB_STATE_BASE);
+      st.reason = api()->job_reason_string(j.state_reason);
       if (WIFEXITED(j.exit_code)) st.exit_code = WEXITSTATUS(j.exit_code);
       if (WIFSIGNALED(j.exit_code)) st.signal = WTERMSIG(j.exit_code);
       st.raw_id = std::to_string(j.job_id);
@@ -142,13 +194,13 @@ class LibslurmDriver final : public SlurmDriver {
   }
 
   void cancel(const std::vector<std::string>& keys) override {
-    for (const auto& k : keys) slurm_kill_job2(k.c_str(), SIGKILL, 0, nullptr);
+    for (const auto& k : keys) api()->kill_job2(k.c_str(), SIGKILL, 0, nullptr);
   }
 
   int max_array_size() override {
     if (max_array_ > 0) return max_array_;
     CtlConf conf;
-    max_array_ = slurm_load_ctl_conf(0, &conf.p) == SLURM_SUCCESS
+    max_array_ = api()->load_ctl_conf(0, &conf.p) == SLURM_SUCCESS
                      ? static_cast<int>(conf.p->max_array_sz)
                      : 1001;
     return max_array_;
@@ -162,6 +214,7 @@ class LibslurmDriver final : public SlurmDriver {
 }  // namespace
 
 std::unique_ptr<SlurmDriver> make_libslurm_driver() {
+  if (api() == nullptr) return nullptr;
   return std::make_unique<LibslurmDriver>();
 }
 

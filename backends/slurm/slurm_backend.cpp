@@ -540,7 +540,8 @@ Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& opti
   auto driver = o->driver == "libslurm" ? slurm::make_libslurm_driver() : slurm::make_cli_driver();
   if (!driver)
     return make_error(ErrorCode::kInvalidInput,
-                      "driver=libslurm: this sluice was built without libslurm (use driver=cli)");
+                      "driver=libslurm: libslurm is not available (this sluice was built "
+                      "without it, or its shared library cannot be opened here); use driver=cli");
   return std::unique_ptr<Backend>(std::make_unique<SlurmBackend>(std::move(*o), std::move(driver)));
 }
 

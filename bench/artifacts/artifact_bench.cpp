@@ -108,7 +108,7 @@ bool codec_roundtrip(const std::string& path, std::int64_t v, bool seal, double&
     if (!w || !w->put("v", Value(v)) || !w->commit()) return false;
   }
   if (seal) {
-    // What Coordinator::seal_artifact records for a task with one input.
+    // What Coordinator::seal_artifact records for a cached task with one input.
     sluice::Provenance p;
     p.run_id = "20261126T120000-bench";
     p.workflow = "bench:artifacts:1";
@@ -119,8 +119,10 @@ bool codec_roundtrip(const std::string& path, std::int64_t v, bool seal, double&
     p.ended_us = p.started_us + 1000;
     p.command = "sluice put v 42";
     p.inputs.emplace_back("/tmp/run/tasks/parent/attempt-1/output.h5", "xxh3:0123456789abcdef");
-    auto sum = sluice::finalize_artifact(path, p);
-    if (!sum || sum->rfind("xxh3:", 0) != 0) return false;
+    auto sealed = sluice::finalize_artifact(path, p, /*hash_content=*/true);
+    if (!sealed || sealed->checksum.rfind("xxh3:", 0) != 0 ||
+        sealed->content_hash.rfind("xxh3:", 0) != 0)
+      return false;
   }
   auto t1 = Clock::now();
   auto r = ArtifactReader::open(path);

@@ -113,22 +113,26 @@ std::string value_content_hash(const std::string& key, const Value& value) {
 Expected<std::string> artifact_content_hash(const std::string& path) {
   auto reader = ArtifactReader::open(path);
   if (!reader) return tl::unexpected(reader.error());
+  return artifact_content_hash(*reader);
+}
+
+Expected<std::string> artifact_content_hash(const ArtifactReader& reader) {
   Hasher h;
-  for (const std::string& key : reader->keys()) {  // byte order: stable
+  for (const std::string& key : reader.keys()) {  // byte order: stable
     h.text(key);
-    auto info = reader->info(key);
+    auto info = reader.info(key);
     if (!info) return tl::unexpected(info.error());
     if (info->type == Value::Type::kArray) {
       // Streamed in blocks: a 1 GiB array is hashed at read speed without holding it.
       h.array_header(info->dtype, info->shape);
-      auto r = reader->read_array_blocks(key, 8u << 20, [&](std::uint64_t, const NdArray& block) {
+      auto r = reader.read_array_blocks(key, 8u << 20, [&](std::uint64_t, const NdArray& block) {
         h.bytes(block.data(), block.nbytes());
         return Expected<void>{};
       });
       if (!r) return tl::unexpected(r.error());
       continue;
     }
-    auto value = reader->get(key);
+    auto value = reader.get(key);
     if (!value) return tl::unexpected(value.error());
     h.value(*value);
   }

@@ -507,14 +507,17 @@ void Coordinator::seal_artifact(Completion& c) {
     }
     p.inputs.emplace_back(std::move(in), sum->second);
   }
-  auto sealed = finalize_artifact(path, p);
+  // The cache keys dependents on the content hash: read it in the same open.
+  const bool hash_content = c.content_hash.empty() && cache_parts_.count(c.task) != 0;
+  auto sealed = finalize_artifact(path, p, hash_content);
   if (!sealed) {
     c.failure = sealed.error().message;
     return;
   }
   ::chmod(path.c_str(), file_modes().file);
   has_artifact_[c.task] = 1;
-  checksums_[c.task] = std::move(*sealed);
+  checksums_[c.task] = std::move(sealed->checksum);
+  if (hash_content) c.content_hash = std::move(sealed->content_hash);
 }
 
 // SIGTERM (a Slurm time limit): the run is not cancelled. What was decided is committed,

@@ -358,11 +358,31 @@ ArtifactReader::~ArtifactReader() {
 }
 
 Expected<ArtifactReader> ArtifactReader::open(const std::string& path) {
+  return open_with(path, H5F_ACC_RDONLY);
+}
+
+Expected<ArtifactReader> ArtifactReader::open_for_update(const std::string& path) {
+  auto reader = open_with(path, H5F_ACC_RDWR);
+  if (reader || reader.error().code != ErrorCode::kInvalidInput) return reader;
+  if (auto readable = open(path); readable)  // a readable file this process cannot write
+    return make_error(ErrorCode::kIo, "cannot open " + path + " for writing");
+  return reader;
+}
+
+std::int64_t ArtifactReader::hdf5_file() const {
+  return impl_->file.get();
+}
+
+bool ArtifactReader::close() {
+  return impl_->file.reset();
+}
+
+Expected<ArtifactReader> ArtifactReader::open_with(const std::string& path, unsigned flags) {
   QuietErrors quiet;
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   h5::PropList fapl = no_file_locking_fapl();
-  impl->file = h5::File(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
+  impl->file = h5::File(H5Fopen(path.c_str(), flags, fapl.get()));
   if (!impl->file) {
     const std::string detail = h5_detail();
     std::error_code ec;

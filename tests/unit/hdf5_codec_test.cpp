@@ -156,6 +156,43 @@ TEST_CASE("nested lists and maps round-trip in order", "[hdf5]") {
   CHECK(round_trip(dir, in) == in);
 }
 
+TEST_CASE("sealing an artifact adds provenance and reads its content hash in the same open",
+          "[hdf5][cache]") {
+  TempDir dir;
+  const std::string path = dir.file("output.h5");
+  const Map values{{"v", 42}, {"grid", NdArray(iota_doubles(6), {2, 3})}};
+  auto w = ArtifactWriter::create(path);
+  REQUIRE(w);
+  for (const auto& [key, value] : values) REQUIRE(w->put(key, value));
+  REQUIRE(w->commit());
+
+  sluice::Provenance p;
+  p.run_id = "run-1";
+  p.task = "t@1";
+  p.attempt = 2;
+  auto sealed = sluice::finalize_artifact(path, p, /*hash_content=*/true);
+  REQUIRE(sealed);
+  CHECK(sealed->content_hash == sluice::values_content_hash(values));
+  CHECK(sealed->content_hash == *sluice::artifact_content_hash(path));  // provenance excluded
+  CHECK(sealed->checksum == *sluice::file_checksum(path));              // of the sealed file
+  auto attrs = ArtifactReader::open(path)->attributes();
+  REQUIRE(attrs);
+  REQUIRE(attrs->contains("run_id"));
+  CHECK(attrs->find("run_id")->get<std::string>() == "run-1");
+  REQUIRE(attrs->contains("attempt"));
+  CHECK(attrs->find("attempt")->get<std::int64_t>() == 2);
+
+  auto unasked = sluice::finalize_artifact(path, p);
+  REQUIRE(unasked);
+  CHECK(unasked->content_hash.empty());
+
+  const std::string junk = dir.file("junk.h5");
+  std::ofstream(junk) << "not hdf5";
+  auto bad = sluice::finalize_artifact(junk, p, true);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message == "bad artifact: not an HDF5 file: " + junk);
+}
+
 TEST_CASE("the content hash of values equals the hash of the artifact they are written to",
           "[hdf5][cache]") {
   TempDir dir;

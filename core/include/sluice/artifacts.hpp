@@ -49,8 +49,14 @@ struct Provenance {
 
 // Seals the artifact an attempt left at `path`: fails with kInvalidInput and a message
 // starting "bad artifact: " when it is not a readable HDF5 file; otherwise writes the
-// provenance attributes and returns the file's checksum ("xxh3:<16 hex digits>").
-Expected<std::string> finalize_artifact(const std::string& path, const Provenance& provenance);
+// provenance attributes and returns the file's checksum ("xxh3:<16 hex digits>") and,
+// when asked (the cache wants it), its content hash, read in the same open.
+struct SealedArtifact {
+  std::string checksum;
+  std::string content_hash;  // empty unless asked for
+};
+Expected<SealedArtifact> finalize_artifact(const std::string& path, const Provenance& provenance,
+                                           bool hash_content = false);
 
 // A scalar Value (bool, int64, float64, string) as command-line text: "true", "42",
 // "0.1" (shortest round-trip form), the string itself. nullopt for other types.
@@ -60,6 +66,7 @@ std::optional<std::string> scalar_text(const class Value& value);
 // provenance, layout and timestamps do not count. Arrays are streamed, so hashing runs
 // at read speed whatever their size. The cache keys dependents on this.
 Expected<std::string> artifact_content_hash(const std::string& path);
+Expected<std::string> artifact_content_hash(const class ArtifactReader& reader);
 
 // The content hash that artifact_content_hash() gives for an artifact holding exactly
 // `values` (or the single `key`), computed from the values in memory: a writer that

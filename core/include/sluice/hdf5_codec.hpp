@@ -147,6 +147,9 @@ class ArtifactReader {
   // not exist, kInvalidInput ("not an HDF5 file: PATH", "corrupt HDF5 file: PATH: ...")
   // if it is not a readable HDF5 file (truncated files included).
   static Expected<ArtifactReader> open(const std::string& path);
+  // The same, read-write: the coordinator hashes what an attempt wrote and adds its
+  // provenance in one open. Fails with kIo when only reading is possible.
+  static Expected<ArtifactReader> open_for_update(const std::string& path);
 
   ArtifactReader(ArtifactReader&&) noexcept;
   ArtifactReader& operator=(ArtifactReader&&) noexcept;
@@ -176,9 +179,15 @@ class ArtifactReader {
   // arrays become NdArrays, other unsupported attribute types are skipped.
   Expected<Map> attributes() const;
 
+  // The open file's HDF5 id (a hid_t), to write beside reading (open_for_update).
+  std::int64_t hdf5_file() const;
+  // Closes the file, writing what is pending; false when that failed (disk full).
+  bool close();
+
  private:
   struct Impl;
   explicit ArtifactReader(std::unique_ptr<Impl> impl);
+  static Expected<ArtifactReader> open_with(const std::string& path, unsigned h5f_flags);
   std::unique_ptr<Impl> impl_;
 };
 
