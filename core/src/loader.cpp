@@ -466,9 +466,12 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
 // Pass 4a: `after` names to TaskIds. A group name stands for all its instances.
 // Hash lookups and no per-task containers: a million-task file resolves in linear time.
 void resolve_dependencies(const Document& doc, Workflow& wf, Reporter& r) {
+  // Only the groups that are not a task of the same name (a matrix); the others resolve
+  // through wf.index, so a million plain tasks are hashed once, not twice.
   std::unordered_map<std::string_view, const RawTask*> groups;
-  groups.reserve(doc.tasks.size());
-  for (const RawTask& raw : doc.tasks) groups.emplace(raw.name, &raw);
+  for (const RawTask& raw : doc.tasks)
+    if (raw.ids.size() != 1 || wf.tasks[raw.ids[0]].name != raw.name)
+      groups.emplace(raw.name, &raw);
   // The names a typo is compared with, built only when there is a typo.
   auto candidates = [&](bool instance) {
     std::vector<std::string> names;
@@ -490,7 +493,7 @@ void resolve_dependencies(const Document& doc, Workflow& wf, Reporter& r) {
     const auto& names = *raw.fields.after.value;
     for (std::size_t i = 0; i < names.size(); ++i) {
       const std::string& dep = names[i];
-      if (auto g = groups.find(dep); g != groups.end()) {
+      if (auto g = groups.empty() ? groups.end() : groups.find(dep); g != groups.end()) {
         deps.insert(deps.end(), g->second->ids.begin(), g->second->ids.end());
       } else if (auto it = wf.index.find(dep); it != wf.index.end()) {
         deps.push_back(it->second);
