@@ -2,6 +2,7 @@
 // interrupted with Ctrl-C, and killed with -9 then resumed.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -30,6 +31,28 @@ std::string chain_workflow(int n, const std::string& sleep) {
 std::size_t executions(const ScratchDir& dir, const std::string& task) {
   auto text = read_file(dir / ("executions/" + task));
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// Runs `first` (which waits for a file `quick`), then `second` (which records its attempt
+// number); kills the coordinator with -9 once `first` runs and `ready(run id)` holds.
+std::string kill_while_first_runs(const ScratchDir& dir,
+                                  const std::function<bool(const std::string&)>& ready) {
+  write_file(dir / "wf.toml", R"TOML(
+[workflow]
+name = "first_then_second"
+[tasks.first]
+shell = "echo $$ > first.pid; if [ ! -e quick ]; then sleep 60; fi"
+[tasks.second]
+after = ["first"]
+shell = "echo $SLUICE_ATTEMPT > second.attempt"
+)TOML");
+  pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return read_file(dir / "first.pid").size() > 1; }));
+  REQUIRE(eventually([&] { return ready(id); }));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  return id;
 }
 
 }  // namespace
@@ -111,21 +134,9 @@ TEST_CASE("kill -9 of the coordinator, then resume, finishes without rerunning s
 TEST_CASE("resume never reuses the directory of an attempt launched but not recorded",
           "[integration][crash]") {
   ScratchDir dir;
-  write_file(dir / "wf.toml", R"TOML(
-[workflow]
-name = "unrecorded"
-[tasks.first]
-shell = "echo $$ > first.pid; if [ ! -e quick ]; then sleep 60; fi"
-[tasks.second]
-after = ["first"]
-shell = "echo $SLUICE_ATTEMPT > second.attempt"
-)TOML");
-  pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
-  const std::string id = wait_for_run_id(dir / "out");
-  REQUIRE(eventually([&] { return read_file(dir / "first.pid").size() > 1; }));
-  REQUIRE(eventually([&] { return task_state(get_json(id, dir.path()), "first") == "running"; }));
-  ::kill(pid, SIGKILL);
-  wait_exit(pid);
+  const std::string id = kill_while_first_runs(dir, [&](const std::string& run) {
+    return task_state(get_json(run, dir.path()), "first") == "running";
+  });
   // What a launch of `second` that the crash kept from the store leaves behind: a log
   // with its launch mode (one made ahead of the launch has mode 0; see the next test).
   const fs::path unrecorded = dir / ".sluice/runs" / id / "tasks/second/1";
@@ -154,23 +165,12 @@ shell = "echo $SLUICE_ATTEMPT > second.attempt"
 TEST_CASE("resume reuses a directory made ahead for an attempt that never launched",
           "[integration][crash]") {
   ScratchDir dir;
-  write_file(dir / "wf.toml", R"TOML(
-[workflow]
-name = "ahead"
-[tasks.first]
-shell = "echo $$ > first.pid; if [ ! -e quick ]; then sleep 60; fi"
-[tasks.second]
-after = ["first"]
-shell = "echo $SLUICE_ATTEMPT > second.attempt"
-)TOML");
-  pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
-  const std::string id = wait_for_run_id(dir / "out");
-  REQUIRE(eventually([&] { return read_file(dir / "first.pid").size() > 1; }));
-  const fs::path ahead = dir / ".sluice/runs" / id / "tasks/second/1/stdout";
-  REQUIRE(eventually([&] { return fs::exists(ahead); }));
+  fs::path ahead;
+  const std::string id = kill_while_first_runs(dir, [&](const std::string& run) {
+    ahead = dir / ".sluice/runs" / run / "tasks/second/1/stdout";
+    return fs::exists(ahead);
+  });
   CHECK(fs::status(ahead).permissions() == fs::perms::none);
-  ::kill(pid, SIGKILL);
-  wait_exit(pid);
   write_file(dir / "quick", "");
 
   auto resumed = run_sluice({"resume", "-q", id}, dir.path());
