@@ -145,10 +145,10 @@ Expected<void> Coordinator::restore_from_store() {
     // past the recorded attempts was launched (or prepared) but never recorded. Its
     // number is used up (its process may still write there): record it as lost.
     std::uint32_t used = t.attempts;
-    for (struct stat st;
-         ::lstat(store_.attempt_dir(run_id_, t.name, used + 1).c_str(), &st) == 0;) {
-      if (const std::string dir = store_.attempt_dir(run_id_, t.name, used + 1);
-          never_launched(dir)) {
+    for (struct stat st;;) {
+      const std::string dir = store_.attempt_dir(run_id_, t.name, used + 1);
+      if (::lstat(dir.c_str(), &st) != 0) break;
+      if (never_launched(dir)) {
         remove_attempt_dir(AT_FDCWD, dir);
         break;
       }

@@ -1,5 +1,6 @@
 #include "sluice/scheduler.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -159,8 +160,12 @@ void Scheduler::peek_released_by(TaskId parent, std::size_t n, std::vector<Launc
   if (parent >= states_.size()) return;
   const TaskState ps = states_[parent];
   if (ps != TaskState::kRunning && ps != TaskState::kQueued) return;
-  for (TaskId c : graph_.children(parent)) {
-    if (out.size() >= n) return;
+  // A hub with 100,000 children that also wait on other parents would otherwise be
+  // scanned whole on every wake-up while it runs: look at a bounded prefix.
+  const auto children = graph_.children(parent);
+  const std::size_t scan = std::min(children.size(), 4 * n + 16);
+  for (std::size_t i = 0; i < scan && out.size() < n; ++i) {
+    const TaskId c = children[i];
     if (states_[c] == TaskState::kWaiting && unfinished_parents_[c] == 1)
       out.push_back({c, attempts_[c] + 1});
   }

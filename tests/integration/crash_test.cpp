@@ -55,6 +55,18 @@ shell = "echo $SLUICE_ATTEMPT > second.attempt"
   return id;
 }
 
+// Lets `first` end at once, resumes the run killed by kill_while_first_runs() and returns
+// it as `sluice get --json` shows it, succeeded.
+json let_first_finish_and_resume(const ScratchDir& dir, const std::string& id) {
+  write_file(dir / "quick", "");
+  auto resumed = run_sluice({"resume", "-q", id}, dir.path());
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  auto run = get_json(id, dir.path());
+  CHECK(run["state"] == "succeeded");
+  return run;
+}
+
 }  // namespace
 
 TEST_CASE("ps, get and logs work from a second process while a run is in progress",
@@ -143,13 +155,7 @@ TEST_CASE("resume never reuses the directory of an attempt launched but not reco
   fs::create_directories(unrecorded);
   write_file(unrecorded / "stdout", "from the unrecorded attempt\n");
   fs::permissions(unrecorded / "stdout", fs::perms::owner_read | fs::perms::owner_write);
-  write_file(dir / "quick", "");
-
-  auto resumed = run_sluice({"resume", "-q", id}, dir.path());
-  INFO(resumed.out << resumed.err);
-  REQUIRE(resumed.exit_code == 0);
-  auto run = get_json(id, dir.path());
-  CHECK(run["state"] == "succeeded");
+  auto run = let_first_finish_and_resume(dir, id);
   CHECK(task_named(run, "second")["attempts"] == 2);
   CHECK(read_file(dir / "second.attempt") == "2\n");
   CHECK(read_file(unrecorded / "stdout") == "from the unrecorded attempt\n");
@@ -171,13 +177,7 @@ TEST_CASE("resume reuses a directory made ahead for an attempt that never launch
     return fs::exists(ahead);
   });
   CHECK(fs::status(ahead).permissions() == fs::perms::none);
-  write_file(dir / "quick", "");
-
-  auto resumed = run_sluice({"resume", "-q", id}, dir.path());
-  INFO(resumed.out << resumed.err);
-  REQUIRE(resumed.exit_code == 0);
-  auto run = get_json(id, dir.path());
-  CHECK(run["state"] == "succeeded");
+  auto run = let_first_finish_and_resume(dir, id);
   CHECK(task_named(run, "second")["attempts"] == 1);
   CHECK(read_file(dir / "second.attempt") == "1\n");
   CHECK(fs::status(ahead).permissions() != fs::perms::none);

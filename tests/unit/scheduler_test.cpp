@@ -328,3 +328,20 @@ TEST_CASE("peek_released_by names the children that only the running parent hold
   h.sched.peek_released_by(1, 8, out);
   CHECK(out.empty());
 }
+
+// A running hub whose first children all wait on another parent too: the scan over its
+// children is bounded (4n + 16), so a huge fan-out costs nothing per wake-up.
+TEST_CASE("peek_released_by looks at a bounded number of children", "[core][scheduler]") {
+  std::vector<std::vector<TaskId>> parents{{}, {}};
+  for (int i = 0; i < 200; ++i) parents.push_back({0, 1});
+  parents.push_back({0});  // task 202: held back by the hub alone
+  Harness h(make_workflow(parents), Capacity{1, 0, {}});
+  h.start();
+  REQUIRE(h.is_running(0));
+  std::vector<Launch> out;
+  h.sched.peek_released_by(0, 1, out);
+  CHECK(out.empty());
+  h.sched.peek_released_by(0, 1000, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].task == 202);
+}
