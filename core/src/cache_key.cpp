@@ -1,6 +1,7 @@
 #include <sys/stat.h>
 
-#include <cstdio>
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 
@@ -23,11 +24,12 @@ class KeyHasher {
     XXH3_64bits_update(&state_, s.data(), s.size());
     return *this;
   }
-  std::string hex() {
-    char out[24];
-    std::snprintf(out, sizeof out, "%016llx",
-                  static_cast<unsigned long long>(XXH3_64bits_digest(&state_)));
-    return "xxh3:" + std::string(out);
+  std::string hex() {  // "xxh3:" and 16 lower-case hex digits (a few per task: no printf)
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::uint64_t v = XXH3_64bits_digest(&state_);
+    std::string out = "xxh3:0000000000000000";
+    for (std::size_t i = out.size(); v != 0; v >>= 4) out[--i] = kDigits[v & 0xf];
+    return out;
   }
 
  private:
@@ -59,9 +61,10 @@ std::string CacheKeyParts::key() const {
 
 std::string CacheKeyParts::serialize() const {
   std::string out;
+  out.reserve(6 * 32);
   for (const Part& p : kParts) {
     if (!out.empty()) out += ';';
-    out += std::string(p.name) + "=" + this->*p.field;
+    out.append(p.name).append(1, '=').append(this->*p.field);
   }
   return out;
 }
@@ -113,8 +116,11 @@ CacheKeyParts cache_key_parts(const TaskSpec& spec, const std::string& base_dir,
   parts.env = env.hex();
 
   // Inside the workflow's tree: relative, so moving the project keeps the cache.
+  // (The usual workdir is the workflow's own directory: spare the path arithmetic.)
   std::string rel =
-      std::filesystem::path(spec.workdir).lexically_relative(base_dir).generic_string();
+      spec.workdir == base_dir
+          ? std::string(".")
+          : std::filesystem::path(spec.workdir).lexically_relative(base_dir).generic_string();
   KeyHasher wd;
   wd.add(rel.empty() || rel.rfind("..", 0) == 0 ? spec.workdir : rel);
   parts.workdir = wd.hex();
@@ -168,6 +174,41 @@ Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
   out.status = actual && *actual == out.entry.result_hash ? CacheLookup::Status::kHit
                                                           : CacheLookup::Status::kStale;
   return out;
+}
+
+namespace {
+
+// A key is "xxh3:" and 16 hex digits: its 64 bits are the digest. Anything else (a key
+// filed by another version) is hashed.
+std::uint64_t key_digest(std::string_view key) {
+  constexpr std::string_view kPrefix = "xxh3:";
+  if (key.size() == kPrefix.size() + 16 && key.substr(0, kPrefix.size()) == kPrefix) {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(key.data() + kPrefix.size(), key.data() + key.size(), v, 16);
+    if (ec == std::errc() && end == key.data() + key.size()) return v;
+  }
+  return XXH3_64bits(key.data(), key.size());
+}
+
+}  // namespace
+
+Expected<std::optional<CacheKeyFilter>> CacheKeyFilter::load(RunStore& store,
+                                                             const std::string& project,
+                                                             std::size_t max_keys) {
+  CacheKeyFilter f;
+  auto complete = store.visit_cache_keys(project, [&](std::string_view key) {
+    if (f.digests_.size() >= max_keys) return false;
+    f.digests_.push_back(key_digest(key));
+    return true;
+  });
+  if (!complete) return tl::unexpected(complete.error());
+  if (!*complete) return std::optional<CacheKeyFilter>{};
+  std::sort(f.digests_.begin(), f.digests_.end());
+  return std::optional<CacheKeyFilter>(std::move(f));
+}
+
+bool CacheKeyFilter::may_hold(std::string_view key) const {
+  return std::binary_search(digests_.begin(), digests_.end(), key_digest(key));
 }
 
 }  // namespace sluice

@@ -14,6 +14,7 @@
 #include "sluice/file_modes.hpp"
 #include "sluice/hdf5_codec.hpp"
 #include "sluice/wall_clock.hpp"
+#include "store_writer.hpp"
 
 namespace sluice {
 namespace {
@@ -171,15 +172,24 @@ Expected<void> Coordinator::restore_from_store() {
   return store_.apply(run_id_, update);
 }
 
-Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
+bool Coordinator::gather_changes() {
   auto changes = scheduler_.drain_changes();
-  if (changes.empty() && pending_.attempt_starts.empty() && pending_.attempt_ends.empty() &&
-      pending_.new_tasks.empty() && pending_.cache_entries.empty() && !run_state)
-    return {};
-  pending_.changes = std::move(changes);
+  if (pending_.changes.empty()) {
+    pending_.changes = std::move(changes);
+  } else {  // a batch the writer could not take yet
+    pending_.changes.insert(pending_.changes.end(), std::make_move_iterator(changes.begin()),
+                            std::make_move_iterator(changes.end()));
+  }
+  return !(pending_.changes.empty() && pending_.attempt_starts.empty() &&
+           pending_.attempt_ends.empty() && pending_.new_tasks.empty() &&
+           pending_.cache_entries.empty());
+}
+
+Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
+  if (!gather_changes() && !run_state) return writer_ ? writer_->wait() : Expected<void>{};
   pending_.run_state = run_state;
   pending_.now_us = wall_us();
-  auto r = store_.apply(run_id_, pending_);
+  auto r = writer_ ? writer_->commit_now(pending_) : store_.apply(run_id_, pending_);
   pending_.changes.clear();
   pending_.new_tasks.clear();
   pending_.cache_entries.clear();
@@ -187,6 +197,16 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   pending_.attempt_ends.clear();
   pending_.run_state.reset();
   return r;
+}
+
+Expected<bool> Coordinator::flush_in_background() {
+  if (!writer_) {
+    if (auto r = flush(std::nullopt); !r) return tl::unexpected(r.error());
+    return true;
+  }
+  if (!gather_changes()) return true;
+  pending_.now_us = wall_us();
+  return writer_->try_submit(pending_);
 }
 
 Coordinator::~Coordinator() {
@@ -558,9 +578,11 @@ bool Coordinator::success_pending_for(std::span<const Launch> launches) const {
       break;
     }
   if (!has_parents) return false;
-  for (const StateChange& c : scheduler_.pending_changes())
-    if (c.state == TaskState::kSucceeded) return true;
-  return false;
+  auto succeeded = [](const StateChange& c) { return c.state == TaskState::kSucceeded; };
+  return std::any_of(scheduler_.pending_changes().begin(), scheduler_.pending_changes().end(),
+                     succeeded) ||
+         std::any_of(pending_.changes.begin(), pending_.changes.end(), succeeded) ||
+         (writer_ && writer_->success_in_flight());
 }
 
 Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
@@ -573,7 +595,15 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   const std::string cancel_path = cancel_request_path(run_dir_);
 
   if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
+  if (!writer_) {  // without a second connection, every commit is made on this thread
+    if (auto conn = RunStore::open(store_.home(), RunStore::Mode::kReadWrite); conn)
+      writer_ = std::make_unique<StoreWriter>(std::move(*conn), run_id_);
+  }
   use_cache_ = options.use_cache;
+  if (use_cache_) {
+    auto filter = CacheKeyFilter::load(store_, workflow_.project);
+    if (filter) cache_filter_ = std::move(*filter);  // unreadable: look each key up
+  }
   TimePoint now = Clock::now();
   scheduler_.start(now);
   if (auto r = flush(RunState::kRunning); !r) return tl::unexpected(r.error());
@@ -599,6 +629,16 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     uncommitted = false;
     return flush(std::nullopt);
   };
+  // The periodic commit goes to the writer thread. While that still commits the last
+  // batch, the changes wait here and the handoff is tried again shortly.
+  constexpr Millis kHandoffRetry{2};
+  auto commit_in_background = [&](TimePoint t) -> Expected<void> {
+    auto taken = flush_in_background();
+    if (!taken) return tl::unexpected(taken.error());
+    last_commit = *taken ? t : t - kCommitInterval + kHandoffRetry;
+    uncommitted = !*taken;
+    return {};
+  };
 
   while (!scheduler_.done()) {
     auto launches = scheduler_.take_launches();
@@ -615,7 +655,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     launch_all(launches, now);
     const TimePoint t = Clock::now();
     if (t - last_commit >= kCommitInterval || pending_.attempt_starts.size() >= kCommitBatch) {
-      if (auto r = commit(t); !r) {
+      if (auto r = commit_in_background(t); !r) {
         cancel();
         return tl::unexpected(r.error());
       }
@@ -678,6 +718,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   write_run_view();
   const RunState final_state = scheduler_.run_state();
   if (auto r = flush(final_state); !r) return tl::unexpected(r.error());
+  writer_.reset();
   if (options.on_progress) options.on_progress(scheduler_, true);
   return final_state;
 }

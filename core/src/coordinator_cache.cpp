@@ -71,6 +71,7 @@ bool Coordinator::try_cache(const Launch& l, const std::string& dir,
   const std::string key = parts.key();
   cache_parts_[l.task] = {key, parts.serialize()};
 
+  if (cache_filter_ && !cache_filter_->may_hold(key)) return false;
   auto found = lookup_cache(store_, workflow_.project, key);
   if (!found || found->status == CacheLookup::Status::kMiss) return false;
   const CacheEntry& e = found->entry;

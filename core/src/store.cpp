@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <climits>
 #include <filesystem>
 #include <span>
@@ -26,17 +27,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr MultiRowSql kInsertTasks{"INSERT INTO tasks (run, idx, name, grp, state) VALUES ",
+// Plain inserts say OR FAIL: any error rolls the whole batch back anyway, and unlike the
+// default (ABORT), FAIL needs no statement journal, a copy of every page a multi-row
+// statement touches (events, the most numerous rows, need none for any other reason).
+constexpr MultiRowSql kInsertTasks{"INSERT OR FAIL INTO tasks (run, idx, name, grp, state) VALUES ",
                                    "(?1, $, $, $, ?2)", 2, 3};
 constexpr MultiRowSql kInsertDynamicTasks{
-    "INSERT INTO dynamic_tasks (run, idx, parent, before_idx, spec) VALUES ", "(?1, $, $, $, $)", 1,
-    4};
+    "INSERT OR FAIL INTO dynamic_tasks (run, idx, parent, before_idx, spec) VALUES ",
+    "(?1, $, $, $, $)", 1, 4};
 constexpr MultiRowSql kInsertCache{
     "INSERT OR REPLACE INTO cache (project, key, workflow, task, run_id, attempt, attempt_dir, "
     "result_hash, parts, created_us) VALUES ",
     "($, $, $, $, $, $, $, $, $, ?1)", 1, 9};
-constexpr MultiRowSql kInsertEvents{"INSERT INTO events (run, time_us, task, kind, detail) VALUES ",
-                                    "(?1, ?2, $, $, $)", 2, 3};
+constexpr MultiRowSql kInsertEvents{
+    "INSERT OR FAIL INTO events (run, time_us, task, kind, detail) VALUES ", "(?1, ?2, $, $, $)", 2,
+    3};
 constexpr MultiRowSql kInsertAttempts{
     "INSERT OR REPLACE INTO attempts (run, task, attempt, state, exit_code, reason, started_us, "
     "ended_us, host, handle) VALUES ",
@@ -44,11 +49,14 @@ constexpr MultiRowSql kInsertAttempts{
 
 // Writes `items` with one multi-row statement per kMaxRows of them: `shared(q)` binds
 // ?1..?spec.shared, `row(q, first, item)` binds the item's parameters from `first` on.
+// The rest goes in power-of-two statements (32, 16, …, 1 rows): a batch of any size
+// then uses at most 7 statements per table, prepared once, instead of one prepare per
+// distinct remainder (under group commit nearly every batch has a new one).
 template <class ImplT, class Item, class Shared, class Row>
 Expected<void> insert_rows(ImplT& impl, const MultiRowSql& spec, std::span<const Item> items,
                            Shared shared, Row row, std::string_view what) {
-  for (std::size_t begin = 0; begin < items.size(); begin += MultiRowSql::kMaxRows) {
-    const std::size_t n = std::min<std::size_t>(MultiRowSql::kMaxRows, items.size() - begin);
+  for (std::size_t begin = 0, n = 0; begin < items.size(); begin += n) {
+    n = std::bit_floor(std::min<std::size_t>(MultiRowSql::kMaxRows, items.size() - begin));
     auto s = impl.multi(spec, static_cast<int>(n));
     if (!s) return tl::unexpected(s.error());
     Query q(*s);

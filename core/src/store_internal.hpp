@@ -60,6 +60,11 @@ class Query {
   std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
   int i32(int c) const { return sqlite3_column_int(s_, c); }
   bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  std::string_view view(int c) const {  // valid until the next step or reset
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
+             : std::string_view();
+  }
   std::string text(int c) const {
     auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
     return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
@@ -112,7 +117,7 @@ struct MultiRowSql {
   const char* row;
   int shared;
   int per_row;
-  static constexpr int kMaxRows = 64;
+  static constexpr int kMaxRows = 64;  // a power of two: see insert_rows()
 };
 
 // Scratch for RunStore::apply: one tasks-row update per distinct task of a batch.

@@ -348,6 +348,20 @@ Expected<std::optional<CacheEntry>> RunStore::find_cache(const std::string& proj
   return std::optional<CacheEntry>(cache_row(q));
 }
 
+Expected<bool> RunStore::visit_cache_keys(const std::string& project,
+                                          const std::function<bool(std::string_view)>& visit) {
+  Impl& impl = *impl_;
+  auto s = impl.prepare("SELECT key FROM cache WHERE project = ?1");
+  if (!s) return tl::unexpected(s.error());
+  store_detail::Query q(*s);
+  q.bind(1, project);
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW)
+    if (!visit(q.view(0))) return false;
+  if (rc != SQLITE_DONE) return tl::unexpected(impl.error("listing cache keys"));
+  return true;
+}
+
 Expected<std::optional<CacheEntry>> RunStore::latest_cache(const std::string& project,
                                                            const std::string& workflow,
                                                            const std::string& task) {

@@ -241,14 +241,19 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
       }
     }
     ::chmod((fs::path(home) / "runs").c_str(), file_modes().dir);
-    // The store is private (SQLite gives its -wal and -shm files the same mode).
-    const int fd =
-        ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, file_modes().file);
-    if (fd < 0) {
+    // The store is private (SQLite gives its -wal and -shm files the same mode). Only a
+    // new file is created here: closing a descriptor of an existing store would drop
+    // every POSIX lock this process holds on it, those of its other connections too (the
+    // coordinator has two), and another process could then checkpoint and delete the WAL
+    // under them.
+    const int fd = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                          file_modes().file);
+    if (fd >= 0) {
+      ::close(fd);
+    } else if (errno != EEXIST) {
       return make_error(ErrorCode::kIo,
                         "cannot open the store " + db_path.string() + ": " + std::strerror(errno));
     }
-    ::close(fd);
   }
 
   std::unique_ptr<RunStore> store(new RunStore());

@@ -13,8 +13,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sluice/error.hpp"
@@ -64,6 +66,22 @@ struct CacheLookup {
 };
 Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
                                    const std::string& key);
+
+// The keys a project's cache held when it was read, to skip the store for keys it does
+// not hold (a new sweep looks up every one of its tasks, and finds none). A key that
+// another process files later is not seen: that task runs instead of being served from
+// the cache, which costs time, never correctness.
+class CacheKeyFilter {
+ public:
+  // Beyond `max_keys` keys the filter is not worth its memory (8 bytes a key): nullopt.
+  static Expected<std::optional<CacheKeyFilter>> load(RunStore& store, const std::string& project,
+                                                      std::size_t max_keys = 4u << 20);
+  // False: the store certainly held no entry for `key`.
+  bool may_hold(std::string_view key) const;
+
+ private:
+  std::vector<std::uint64_t> digests_;  // sorted
+};
 
 // Declared outputs are kept in ATTEMPT_DIR/outputs/<index>, in declaration order.
 std::string kept_output_path(const std::string& attempt_dir, std::size_t index);

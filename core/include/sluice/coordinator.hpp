@@ -12,18 +12,22 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
 
 #include "sluice/backend.hpp"
+#include "sluice/cache.hpp"
 #include "sluice/graph.hpp"
 #include "sluice/scheduler.hpp"
 #include "sluice/store.hpp"
 #include "sluice/workflow.hpp"
 
 namespace sluice {
+
+class StoreWriter;  // store_writer.hpp
 
 struct CoordinatorOptions {
   // Called about every `progress_interval` and once at the end (final = true).
@@ -67,7 +71,13 @@ class Coordinator {
   static std::string cancel_request_path(const std::string& run_dir);
 
  private:
+  // Commits every pending change (and `run_state`) before returning.
   Expected<void> flush(std::optional<RunState> run_state);
+  // Hands the pending changes to the writer thread when it is idle; false (they stay
+  // pending) while it still commits the previous batch.
+  Expected<bool> flush_in_background();
+  // Moves the scheduler's new changes into pending_; false when nothing is pending.
+  bool gather_changes();
   // An attempt's request, with the storage its resolved command points into.
   struct PreparedAttempt;
   struct LaunchPlan;
@@ -172,12 +182,16 @@ class Coordinator {
   std::unordered_map<TaskId, std::string> checksums_;
   std::string why_;
   RunUpdate pending_;
+  // Commits pending_ on a thread of its own while run() goes on (null: no second
+  // connection could be opened, so flush() commits on this thread).
+  std::unique_ptr<StoreWriter> writer_;
   bool cancelling_ = false;
 
   // How deeply nested each task is among dynamic children (declared tasks: 0).
   std::vector<std::uint16_t> depth_;
   bool use_cache_ = true;
-  std::vector<std::string> result_hash_;  // per task, "" until known
+  std::optional<CacheKeyFilter> cache_filter_;  // the keys the cache held at the start
+  std::vector<std::string> result_hash_;        // per task, "" until known
   // The cache keys of attempts in flight, filed when they succeed.
   struct PendingKey {
     std::string key;

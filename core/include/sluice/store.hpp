@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -173,7 +174,12 @@ class RunStore {
   Expected<std::vector<int>> revisions(const std::string& project, const std::string& name);
 
   // The cache entry of `key` in `project`, or nullopt.
-  Expected<std::optional<CacheEntry>> find_cache(const std::string& project, const std::string& key);
+  Expected<std::optional<CacheEntry>> find_cache(const std::string& project,
+                                                 const std::string& key);
+  // Calls `visit` with each cache key of `project`, in no particular order; stops early
+  // (returning false) when `visit` returns false.
+  Expected<bool> visit_cache_keys(const std::string& project,
+                                  const std::function<bool(std::string_view)>& visit);
   // The newest entry of one task of a workflow (whatever its key), or nullopt.
   Expected<std::optional<CacheEntry>> latest_cache(const std::string& project,
                                                    const std::string& workflow,
