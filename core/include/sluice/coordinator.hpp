@@ -1,8 +1,10 @@
 // Coordinator: drives one run to its end. It owns the loop that connects the
 // Scheduler (what should happen), the Backend (where attempts execute) and the
-// RunStore (what has happened). Every batch of state changes is committed to the store
-// before the coordinator acts on it, which is what lets `sluice resume` pick up a run
-// after the coordinator was killed.
+// RunStore (what has happened). State changes are committed in groups, at most 20 ms
+// late, by a writer thread with a store connection of its own (store_writer.hpp); a
+// task's success and new child tasks are committed before anything that depends on
+// them starts. That is what lets `sluice resume` pick up a run after the coordinator
+// was killed without rerunning a task whose dependents already ran.
 //
 //   sluice::Coordinator c(store, backend, workflow, run_id);
 //   auto state = c.run(options);   // blocks until every task is finished
