@@ -180,9 +180,7 @@ bool Coordinator::gather_changes() {
     pending_.changes.insert(pending_.changes.end(), std::make_move_iterator(changes.begin()),
                             std::make_move_iterator(changes.end()));
   }
-  return !(pending_.changes.empty() && pending_.attempt_starts.empty() &&
-           pending_.attempt_ends.empty() && pending_.new_tasks.empty() &&
-           pending_.cache_entries.empty());
+  return !pending_.empty();
 }
 
 Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
@@ -190,12 +188,7 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   pending_.run_state = run_state;
   pending_.now_us = wall_us();
   auto r = writer_ ? writer_->commit_now(pending_) : store_.apply(run_id_, pending_);
-  pending_.changes.clear();
-  pending_.new_tasks.clear();
-  pending_.cache_entries.clear();
-  pending_.attempt_starts.clear();
-  pending_.attempt_ends.clear();
-  pending_.run_state.reset();
+  pending_.clear();
   return r;
 }
 

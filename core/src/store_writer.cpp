@@ -4,19 +4,6 @@
 #include <utility>
 
 namespace sluice {
-namespace {
-
-void clear_keeping_capacity(RunUpdate& u) {
-  u.new_tasks.clear();
-  u.changes.clear();
-  u.attempt_starts.clear();
-  u.attempt_ends.clear();
-  u.cache_entries.clear();
-  u.run_state.reset();
-  u.now_us = 0;
-}
-
-}  // namespace
 
 StoreWriter::StoreWriter(std::unique_ptr<RunStore> store, std::string run_id)
     : store_(std::move(store)), run_id_(std::move(run_id)), thread_([this] { loop(); }) {}
@@ -37,7 +24,7 @@ void StoreWriter::loop() {
     if (!busy_) return;  // stopping with nothing in flight
     lock.unlock();
     auto r = store_->apply(run_id_, batch_);  // batch_ is the thread's while busy_
-    clear_keeping_capacity(batch_);
+    batch_.clear();
     lock.lock();
     if (!r && !error_) error_ = r.error();
     busy_ = success_ = false;

@@ -127,6 +127,21 @@ struct RunUpdate {
   std::optional<RunState> run_state;
   std::vector<CacheEntry> cache_entries;  // filed (replacing any with the same key)
   std::int64_t now_us = 0;
+
+  bool empty() const {
+    return new_tasks.empty() && changes.empty() && attempt_starts.empty() && attempt_ends.empty() &&
+           !run_state && cache_entries.empty();
+  }
+  // Empties it for the next batch, keeping the vectors' capacity.
+  void clear() {
+    new_tasks.clear();
+    changes.clear();
+    attempt_starts.clear();
+    attempt_ends.clear();
+    run_state.reset();
+    cache_entries.clear();
+    now_us = 0;
+  }
 };
 
 class RunStore {
