@@ -50,6 +50,18 @@ constexpr Part kParts[] = {
     {"inputs", "inputs", &CacheKeyParts::inputs},
 };
 
+// A key is "xxh3:" and 16 hex digits: its 64 bits are the digest. Anything else (a key
+// filed by another version) is hashed.
+std::uint64_t key_digest(std::string_view key) {
+  constexpr std::string_view kPrefix = "xxh3:";
+  if (key.size() == kPrefix.size() + 16 && key.substr(0, kPrefix.size()) == kPrefix) {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(key.data() + kPrefix.size(), key.data() + key.size(), v, 16);
+    if (ec == std::errc() && end == key.data() + key.size()) return v;
+  }
+  return XXH3_64bits(key.data(), key.size());
+}
+
 }  // namespace
 
 std::string CacheKeyParts::key() const {
@@ -175,22 +187,6 @@ Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
                                                           : CacheLookup::Status::kStale;
   return out;
 }
-
-namespace {
-
-// A key is "xxh3:" and 16 hex digits: its 64 bits are the digest. Anything else (a key
-// filed by another version) is hashed.
-std::uint64_t key_digest(std::string_view key) {
-  constexpr std::string_view kPrefix = "xxh3:";
-  if (key.size() == kPrefix.size() + 16 && key.substr(0, kPrefix.size()) == kPrefix) {
-    std::uint64_t v = 0;
-    auto [end, ec] = std::from_chars(key.data() + kPrefix.size(), key.data() + key.size(), v, 16);
-    if (ec == std::errc() && end == key.data() + key.size()) return v;
-  }
-  return XXH3_64bits(key.data(), key.size());
-}
-
-}  // namespace
 
 Expected<std::optional<CacheKeyFilter>> CacheKeyFilter::load(RunStore& store,
                                                              const std::string& project,
