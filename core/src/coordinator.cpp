@@ -12,7 +12,6 @@
 #include "sluice/artifacts.hpp"
 #include "sluice/children.hpp"
 #include "sluice/file_modes.hpp"
-#include "sluice/hdf5_codec.hpp"
 #include "sluice/wall_clock.hpp"
 #include "store_writer.hpp"
 
@@ -33,9 +32,6 @@ constexpr Millis kIdleWake{100};
 // starts one transaction takes at most. Readers see a running run at most this late.
 constexpr Millis kCommitInterval{20};
 constexpr std::size_t kCommitBatch = 1024;
-
-// "/" + the artifact's file name, appended to an attempt directory's relative path.
-const std::string kArtifactLeaf = "/" + std::string(kArtifactFile);
 
 }  // namespace
 
@@ -411,128 +407,6 @@ void Coordinator::launch_all(const std::vector<Launch>& launches, TimePoint now)
     record_launch(*planned[i], std::move(handles[i]), now);
 }
 
-std::string Coordinator::final_artifact(TaskId t) const {
-  return artifact_path(
-      store_.attempt_dir(run_id_, workflow_.tasks[t].name, scheduler_.attempts(t)));
-}
-
-void Coordinator::add_artifact_env(const TaskSpec& spec, const std::string& dir,
-                                   LaunchRequest& req) {
-  req.env.emplace_back("SLUICE_OUTPUT", artifact_path(dir));
-  std::string inputs;
-  for (TaskId p : spec.after) {
-    if (!has_artifact_[p]) continue;
-    std::string path = final_artifact(p);
-    if (!inputs.empty()) inputs += ':';
-    inputs += path;
-    req.env.emplace_back(input_env_name(workflow_.tasks[p].name), std::move(path));
-  }
-  // One environment string may hold at most 128 KiB (MAX_ARG_STRLEN): a reduce over
-  // thousands of parents gets the list in a file instead.
-  if (inputs.size() > 100'000) {
-    const std::string file = dir + "/inputs";
-    if (std::FILE* f = std::fopen(file.c_str(), "w")) {
-      std::fputs(inputs.c_str(), f);
-      std::fclose(f);
-    }
-    req.env.emplace_back("SLUICE_INPUTS_FILE", file);
-    inputs = "@" + file;
-  }
-  req.env.emplace_back("SLUICE_INPUTS", std::move(inputs));
-}
-
-bool Coordinator::resolve_input_placeholders(const TaskSpec& spec,
-                                             std::vector<std::string>& command, std::string& shell,
-                                             std::string& why) {
-  command.clear();
-  shell.clear();
-  if (!uses_input_placeholders(spec)) return true;
-  std::vector<InputArtifact> parents;
-  for (TaskId p : spec.after)
-    parents.push_back({workflow_.tasks[p].name, has_artifact_[p] ? final_artifact(p) : ""});
-  std::string tmp;
-  if (!spec.shell.empty() && !substitute_input_values(spec.shell, parents, shell, why))
-    return false;
-  for (const auto& a : spec.command) {
-    if (!substitute_input_values(a, parents, tmp, why)) return false;
-    command.push_back(tmp);
-  }
-  return true;
-}
-
-void Coordinator::seal_artifact(Completion& c) {
-  const TaskSpec& spec = workflow_.tasks[c.task];
-  const std::string dir = store_.attempt_dir(run_id_, spec.name, c.attempt);
-  const std::string path = artifact_path(dir);
-  struct stat st;
-  has_artifact_[c.task] = 0;
-  // The attempt owns its directory: a link there (to /etc/passwd, to another run) must
-  // not make the coordinator open, seal or chmod a file outside it.
-  // Relative to the run's tasks directory when it is open (a shorter path walk).
-  auto lstat_in = [&](const char* leaf, const std::string& full) {
-    if (tasks_fd_ < 0) return ::lstat(full.c_str(), &st);
-    std::string& rel = relative_attempt_dir(spec.name, c.attempt);
-    if (leaf) rel.append(leaf);
-    return ::fstatat(tasks_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW);
-  };
-  if (lstat_in(nullptr, dir) != 0) {
-    if (errno == ENOENT) return;  // never made (inproc writes none for a null result)
-    c.failure =
-        "bad artifact: cannot inspect the attempt directory " + dir + ": " + std::strerror(errno);
-    return;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    c.failure = "bad artifact: the attempt directory " + dir + " was replaced (not a directory)";
-    return;
-  }
-  if (lstat_in(kArtifactLeaf.c_str(), path) != 0) return;  // no artifact: nothing to pass on
-  if (S_ISLNK(st.st_mode)) {
-    c.failure = "bad artifact: " + path +
-                " is a symbolic link (refused: an artifact must be a "
-                "regular file inside the attempt directory)";
-    return;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    c.failure = "bad artifact: " + path + " is not a regular file";
-    return;
-  }
-  Provenance p;
-  p.run_id = run_id_;
-  p.workflow = workflow_id_;
-  p.task = spec.name + "@" + spec.version;
-  p.attempt = c.attempt;
-  p.host = c.host.empty() ? host_ : c.host;
-  p.started_us = c.started_us;
-  p.ended_us = c.ended_us;
-  p.exit_status = c.code;
-  if (!spec.shell.empty()) {
-    p.command = spec.shell;
-  } else {
-    for (const auto& a : spec.command) p.command += (p.command.empty() ? "" : " ") + a;
-  }
-  for (TaskId parent : spec.after) {
-    if (!has_artifact_[parent]) continue;
-    std::string in = final_artifact(parent);
-    auto sum = checksums_.find(parent);
-    if (sum == checksums_.end()) {  // restored from the store: checksum it once now
-      auto computed = file_checksum(in);
-      sum = checksums_.emplace(parent, computed ? *computed : std::string("unknown")).first;
-    }
-    p.inputs.emplace_back(std::move(in), sum->second);
-  }
-  // The cache keys dependents on the content hash: read it in the same open.
-  const bool hash_content = c.content_hash.empty() && cache_parts_.count(c.task) != 0;
-  auto sealed = finalize_artifact(path, p, hash_content);
-  if (!sealed) {
-    c.failure = sealed.error().message;
-    return;
-  }
-  ::chmod(path.c_str(), file_modes().file);
-  has_artifact_[c.task] = 1;
-  checksums_[c.task] = std::move(sealed->checksum);
-  if (hash_content) c.content_hash = std::move(sealed->content_hash);
-}
-
 // SIGTERM (a Slurm time limit): the run is not cancelled. What was decided is committed,
 // running attempts get SIGTERM (SIGKILL after the backend's grace) and are waited for,
 // and their records stay "running" so that `sluice resume` treats them as lost and runs
@@ -548,19 +422,6 @@ Expected<RunState> Coordinator::stop_attempts() {
     backend_.poll(ignored, kIdleWake);
   }
   return RunState::kRunning;
-}
-
-void Coordinator::write_run_view() {
-  std::vector<std::pair<std::string, std::string>> links;
-  const std::string prefix = run_dir_ + "/";
-  for (TaskId t = 0; t < workflow_.tasks.size(); ++t) {
-    if (!has_artifact_[t] || scheduler_.state(t) != TaskState::kSucceeded) continue;
-    std::string path = final_artifact(t);
-    if (path.compare(0, prefix.size(), prefix) == 0) path.erase(0, prefix.size());
-    links.emplace_back(workflow_.tasks[t].name, std::move(path));
-  }
-  if (links.empty()) return;
-  (void)sluice::write_run_view(run_dir_ + "/run.h5", links);
 }
 
 bool Coordinator::success_pending_for(std::span<const Launch> launches) const {
