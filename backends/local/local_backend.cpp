@@ -19,12 +19,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
 
+#include "process_spawner.hpp"
 #include "sluice/gpus.hpp"
 #include "sluice/wall_clock.hpp"
 
@@ -37,6 +39,13 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kDefaultKillGrace{2000};
 constexpr int kMaxEvents = 64;
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kFastSpawnByDefault = false;
+#else
+constexpr bool kFastSpawnByDefault = true;
+#endif
+// Set to their default in every attempt even when the coordinator ignores them.
+constexpr int kDefaultSignals[] = {SIGINT, SIGTERM, SIGCHLD, SIGPIPE};
 
 int open_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open
@@ -201,6 +210,10 @@ class LocalBackend final : public Backend {
   std::chrono::milliseconds kill_grace_ = kDefaultKillGrace;
 
   posix_spawnattr_t attr_;
+  // clone + execve by default; posix_spawn when asked (tests run both) or under TSan,
+  // which cannot follow a child that shares the parent's memory.
+  local::Spawner spawner_;
+  bool fast_spawn_ = kFastSpawnByDefault;
   int epfd_ = -1;
   bool use_pidfd_ = true;
 
@@ -273,7 +286,7 @@ LocalBackend::LocalBackend(const BackendOptions& options) : host_(this_host()) {
   posix_spawnattr_setsigmask(&attr_, &empty);
   sigset_t defaults;
   sigemptyset(&defaults);
-  for (int sig : {SIGINT, SIGTERM, SIGCHLD, SIGPIPE}) sigaddset(&defaults, sig);
+  for (int sig : kDefaultSignals) sigaddset(&defaults, sig);
   posix_spawnattr_setsigdefault(&attr_, &defaults);
   posix_spawnattr_setpgroup(&attr_, 0);
   posix_spawnattr_setflags(
@@ -285,6 +298,8 @@ LocalBackend::LocalBackend(const BackendOptions& options) : host_(this_host()) {
   if (auto it = options.extra.find("pidfd"); it != options.extra.end() && it->second == "off") {
     use_pidfd_ = false;  // what a kernel older than 5.3 gets; for tests
   }
+  if (auto it = options.extra.find("spawn"); it != options.extra.end())
+    fast_spawn_ = it->second != "posix";
 
   // Base environment, computed once.
   exe_dir_ = exe_directory();
@@ -494,10 +509,34 @@ posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& requ
 }
 
 int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, pid_t& pid) {
+  if (fast_spawn_) {
+    local::SpawnRequest s;
+    s.path = program.c_str();
+    s.argv = argv_.data();
+    s.envp = envp_.data();
+    s.stdout_fd = request.stdout_fd;
+    s.stderr_fd = request.stderr_fd;
+    if (s.stdout_fd < 0)
+      s.stdout_path = out_path_.assign(request.attempt_dir).append("/stdout").c_str();
+    if (s.stderr_fd < 0)
+      s.stderr_path = err_path_.assign(request.attempt_dir).append("/stderr").c_str();
+    s.workdir = request.spec->workdir.c_str();
+    s.default_signals = kDefaultSignals;
+    s.default_signal_count = std::size(kDefaultSignals);
+    int rc = spawner_.spawn(s, pid);
+    if (rc == ENOEXEC) {
+      // execvp semantics: a file without a #! line is a shell script.
+      argv_.insert(argv_.begin(), const_cast<char*>("/bin/sh"));
+      argv_[1] = const_cast<char*>(program.c_str());
+      s.path = "/bin/sh";
+      s.argv = argv_.data();
+      rc = spawner_.spawn(s, pid);
+    }
+    return rc;
+  }
   posix_spawn_file_actions_t* fa = file_actions(request);
   int rc = ::posix_spawn(&pid, program.c_str(), fa, &attr_, argv_.data(), envp_.data());
   if (rc == ENOEXEC) {
-    // execvp semantics: a file without a #! line is a shell script.
     argv_.insert(argv_.begin(), const_cast<char*>("/bin/sh"));
     argv_[1] = const_cast<char*>(program.c_str());
     rc = ::posix_spawn(&pid, "/bin/sh", fa, &attr_, argv_.data(), envp_.data());

@@ -149,6 +149,14 @@ BackendOptions opts(int cpus = 2, int gpus = 0) {
   return o;
 }
 
+// The backend's two ways of starting a process: its own clone + execve ("fast", the
+// default) and posix_spawn. Tests of what an attempt inherits run under both.
+BackendOptions opts_spawning(const std::string& how) {
+  BackendOptions o = opts();
+  o.extra["spawn"] = how;
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("local: capacity from options", "[local]") {
@@ -170,7 +178,8 @@ TEST_CASE("local: capacity from options", "[local]") {
 
 TEST_CASE("local: exit codes are reported", "[local]") {
   TempDir tmp;
-  auto b = make_local_backend(opts());
+  const std::string how = GENERATE("fast", "posix");
+  auto b = make_local_backend(opts_spawning(how));
   TaskSpec sh = shell_task("exit 3", tmp.path);
   Completion c = run_to_end(*b, request_for(sh, tmp.sub("a1"), 7, 2));
   CHECK(c.kind == ExitKind::kExited);
@@ -193,7 +202,8 @@ TEST_CASE("local: exit codes are reported", "[local]") {
 
 TEST_CASE("local: stdout and stderr go to the attempt directory", "[local]") {
   TempDir tmp;
-  auto b = make_local_backend(opts());
+  const std::string how = GENERATE("fast", "posix");
+  auto b = make_local_backend(opts_spawning(how));
   std::string dir = tmp.sub("attempt");
   // The coordinator's stdin is some file (and an fd without O_CLOEXEC is open): the
   // attempt must read /dev/null instead and inherit neither.
@@ -283,7 +293,8 @@ TEST_CASE("local: environment layering and PATH", "[local]") {
 
 TEST_CASE("local: working directory and relative programs", "[local]") {
   TempDir tmp;
-  auto b = make_local_backend(opts());
+  const std::string how = GENERATE("fast", "posix");
+  auto b = make_local_backend(opts_spawning(how));
   std::string work = tmp.sub("work dir");  // a space on purpose
   std::string dir = tmp.sub("attempt");
   TaskSpec t = shell_task("pwd -P", work);
@@ -323,7 +334,8 @@ TEST_CASE("local: working directory and relative programs", "[local]") {
 
 TEST_CASE("local: death by signal is reported", "[local]") {
   TempDir tmp;
-  auto b = make_local_backend(opts());
+  const std::string how = GENERATE("fast", "posix");
+  auto b = make_local_backend(opts_spawning(how));
   TaskSpec t = shell_task("kill -9 $$", tmp.path);
   Completion c = run_to_end(*b, request_for(t, tmp.sub("a")));
   CHECK(c.kind == ExitKind::kSignaled);
@@ -339,7 +351,8 @@ TEST_CASE("local: death by signal is reported", "[local]") {
 
 TEST_CASE("local: launch errors leave nothing running", "[local]") {
   TempDir tmp;
-  auto b = make_local_backend(opts());
+  const std::string how = GENERATE("fast", "posix");
+  auto b = make_local_backend(opts_spawning(how));
   TaskSpec missing = command_task({"/nonexistent/prog", "x"}, tmp.path);
   auto h = b->launch(request_for(missing, tmp.sub("a")));
   REQUIRE_FALSE(h.has_value());
@@ -487,7 +500,8 @@ TEST_CASE("local: the coordinator's blocked and ignored signals are not inherite
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGTERM, &ign, &old_term);
 
-  auto b = make_local_backend(opts());
+  const std::string how = GENERATE("fast", "posix");
+  auto b = make_local_backend(opts_spawning(how));
   TaskSpec t = command_task({"sleep", "30"}, tmp.path);
   auto h = b->launch(request_for(t, tmp.sub("a")));
   REQUIRE(h.has_value());
@@ -500,6 +514,68 @@ TEST_CASE("local: the coordinator's blocked and ignored signals are not inherite
   REQUIRE(out.size() == 1);
   CHECK(out[0].code == SIGTERM);
   CHECK(seconds_since(start) < 1.0);
+}
+
+TEST_CASE("local: log descriptors, ignored and caught signals, under both spawn paths", "[local]") {
+  TempDir tmp;
+  const std::string how = GENERATE("fast", "posix");
+  auto b = make_local_backend(opts_spawning(how));
+
+  // The coordinator hands open log files (close-on-exec, as it opens them).
+  std::string dir = tmp.sub("fds");
+  int out = ::open((dir + "/stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err = ::open((dir + "/stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  REQUIRE(out >= 0);
+  REQUIRE(err >= 0);
+  TaskSpec t = shell_task("echo o; echo e >&2; ls /proc/self/fd", tmp.path);
+  LaunchRequest r = request_for(t, dir);
+  r.stdout_fd = out;
+  r.stderr_fd = err;
+  auto h = b->launch(r);
+  ::close(out);
+  ::close(err);
+  REQUIRE(h.has_value());
+  auto done = wait_for(*b, 1);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].ok());
+  CHECK(slurp(dir + "/stdout") == "o\n0\n1\n2\n3\n");
+  CHECK(slurp(dir + "/stderr") == "e\n");
+
+  // Ignored by the coordinator: SIGHUP stays ignored in the attempt (nohup), SIGPIPE
+  // does not (a pipeline in a task must end on EPIPE). A caught SIGUSR1 is default there.
+  struct sigaction ign {
+  }, caught{}, old_hup{}, old_pipe{}, old_usr1{};
+  ign.sa_handler = SIG_IGN;
+  caught.sa_handler = [](int) {};
+  ::sigaction(SIGHUP, &ign, &old_hup);
+  ::sigaction(SIGPIPE, &ign, &old_pipe);
+  ::sigaction(SIGUSR1, &caught, &old_usr1);
+  TaskSpec hup = shell_task("kill -HUP $$; echo survived", tmp.path);
+  TaskSpec pipe = shell_task("kill -PIPE $$; echo survived", tmp.path);
+  TaskSpec usr1 = shell_task("kill -USR1 $$; echo survived", tmp.path);
+  std::string dh = tmp.sub("hup");
+  Completion ch = run_to_end(*b, request_for(hup, dh, 1));
+  Completion cp = run_to_end(*b, request_for(pipe, tmp.sub("pipe"), 2));
+  Completion cu = run_to_end(*b, request_for(usr1, tmp.sub("usr1"), 3));
+  ::sigaction(SIGHUP, &old_hup, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1, nullptr);
+  CHECK(ch.ok());
+  CHECK(slurp(dh + "/stdout") == "survived\n");
+  CHECK(cp.kind == ExitKind::kSignaled);
+  CHECK(cp.code == SIGPIPE);
+  CHECK(cu.kind == ExitKind::kSignaled);
+  CHECK(cu.code == SIGUSR1);
+
+  // Each attempt is the leader of its own process group.
+  std::string dg = tmp.sub("pgid");
+  TaskSpec pg = shell_task("cut -d' ' -f5 /proc/$$/stat; echo $$", tmp.path);
+  REQUIRE(run_to_end(*b, request_for(pg, dg, 4)).ok());
+  std::istringstream lines(slurp(dg + "/stdout"));
+  std::string pgid, pid;
+  lines >> pgid >> pid;
+  CHECK_FALSE(pid.empty());
+  CHECK(pgid == pid);
 }
 
 TEST_CASE("local: attempts run in parallel", "[local]") {
