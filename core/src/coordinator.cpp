@@ -32,6 +32,14 @@ constexpr Millis kIdleWake{100};
 // starts one transaction takes at most. Readers see a running run at most this late.
 constexpr Millis kCommitInterval{20};
 constexpr std::size_t kCommitBatch = 1024;
+// Cache entries land on random pages of the cache's B-tree (their keys are hashes): filed
+// 50 to a commit, a 10,000-task sweep rewrote ~100 pages per commit, and filing cost the
+// writer more than everything else it does. Held back and filed sorted, in batches of
+// this many or this old, each page is written about once per batch. A crash loses at
+// most this backlog: those tasks run again in a later run instead of coming from the
+// cache (a resumed run never reruns them; it reads the tasks table, not the cache).
+constexpr std::size_t kCacheBatch = 4096;
+constexpr Millis kCacheBacklogAge{2000};
 
 }  // namespace
 
@@ -168,7 +176,17 @@ Expected<void> Coordinator::restore_from_store() {
   return store_.apply(run_id_, update);
 }
 
-bool Coordinator::gather_changes() {
+bool Coordinator::gather_changes(bool all_cache) {
+  if (!cache_backlog_.empty() &&
+      (all_cache || cache_backlog_.size() >= kCacheBatch ||
+       std::chrono::steady_clock::now() - cache_backlog_since_ >= kCacheBacklogAge)) {
+    std::stable_sort(cache_backlog_.begin(), cache_backlog_.end(),
+                     [](const CacheEntry& a, const CacheEntry& b) { return a.key < b.key; });
+    auto& out = pending_.cache_entries;
+    out.insert(out.end(), std::make_move_iterator(cache_backlog_.begin()),
+               std::make_move_iterator(cache_backlog_.end()));
+    cache_backlog_.clear();
+  }
   auto changes = scheduler_.drain_changes();
   if (pending_.changes.empty()) {
     pending_.changes = std::move(changes);
@@ -180,7 +198,7 @@ bool Coordinator::gather_changes() {
 }
 
 Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
-  if (!gather_changes() && !run_state) return writer_ ? writer_->wait() : Expected<void>{};
+  if (!gather_changes(true) && !run_state) return writer_ ? writer_->wait() : Expected<void>{};
   pending_.run_state = run_state;
   pending_.now_us = wall_us();
   auto r = writer_ ? writer_->commit_now(pending_) : store_.apply(run_id_, pending_);
@@ -193,7 +211,7 @@ Expected<bool> Coordinator::flush_in_background() {
     if (auto r = flush(std::nullopt); !r) return tl::unexpected(r.error());
     return true;
   }
-  if (!gather_changes()) return true;
+  if (!gather_changes(false)) return true;
   pending_.now_us = wall_us();
   return writer_->try_submit(pending_);
 }

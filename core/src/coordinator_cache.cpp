@@ -203,7 +203,8 @@ void Coordinator::file_in_cache(TaskId t, std::uint32_t attempt, const std::stri
   e.result_hash = hash;
   e.parts = std::move(parts->second.parts);
   cache_parts_.erase(parts);
-  pending_.cache_entries.push_back(std::move(e));
+  if (cache_backlog_.empty()) cache_backlog_since_ = std::chrono::steady_clock::now();
+  cache_backlog_.push_back(std::move(e));
 }
 
 }  // namespace sluice

@@ -78,8 +78,9 @@ class Coordinator {
   // Hands the pending changes to the writer thread when it is idle; false (they stay
   // pending) while it still commits the previous batch.
   Expected<bool> flush_in_background();
-  // Moves the scheduler's new changes into pending_; false when nothing is pending.
-  bool gather_changes();
+  // Moves the scheduler's new changes into pending_, and the cache backlog with them when
+  // `all_cache` or when it is due; false when nothing is pending.
+  bool gather_changes(bool all_cache);
   // An attempt's request, with the storage its resolved command points into.
   struct PreparedAttempt;
   struct LaunchPlan;
@@ -200,6 +201,9 @@ class Coordinator {
     std::string parts;  // CacheKeyParts::serialize()
   };
   std::unordered_map<TaskId, PendingKey> cache_parts_;
+  // Successes for the cache, filed in bulk (see gather_changes()).
+  std::vector<CacheEntry> cache_backlog_;
+  TimePoint cache_backlog_since_{};
   std::vector<CachedCompletion> cached_;
 };
 
