@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "commands.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/loader.hpp"
 #include "sluice/run_id.hpp"
 
@@ -30,9 +31,8 @@ std::string quote(const std::string& s) {
 }
 
 std::string self_exe() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "sluice";
+  std::string path = self_executable();
+  return path.empty() ? "sluice" : path;
 }
 
 int cmd_sbatch(const Globals& g, const SbatchArgs& a) {

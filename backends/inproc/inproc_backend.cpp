@@ -18,16 +18,11 @@
 #include "sluice/function.hpp"
 #include "sluice/function_args.hpp"
 #include "sluice/hdf5_codec.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/wall_clock.hpp"
 
 namespace sluice {
 namespace {
-
-int usable_cpus() {
-  cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
 
 // ATTEMPT_DIR's parent (the task directory) and ATTEMPT_DIR itself.
 bool make_attempt_dir(const std::string& dir) {

@@ -28,6 +28,7 @@
 
 #include "process_spawner.hpp"
 #include "sluice/gpus.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/wall_clock.hpp"
 
 extern char** environ;
@@ -105,37 +106,6 @@ std::string signal_reason(int sig, bool core_dumped) {
   }
   if (core_dumped) reason += ", core dumped";
   return reason;
-}
-
-std::string exe_directory() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return {};
-  std::string path(buf, static_cast<std::size_t>(n));
-  std::size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {};
-  if (slash == 0) return "/";
-  path.resize(slash);
-  return path;
-}
-
-// The CPUs this process may run on (a Slurm step or `taskset` restricts them), else
-// every online CPU.
-int usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw > 0 ? static_cast<int>(hw) : 1;
-}
-
-std::string this_host() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
 }
 
 bool is_regular_file(const std::string& path) {
@@ -267,7 +237,7 @@ class LocalBackend final : public Backend {
   epoll_event events_[kMaxEvents];
 };
 
-LocalBackend::LocalBackend(const BackendOptions& options) : host_(this_host()) {
+LocalBackend::LocalBackend(const BackendOptions& options) : host_(host_name()) {
   capacity_.cpus = options.cpus > 0 ? options.cpus : usable_cpus();
   gpu_ids_ = options.gpus >= 0 ? local_gpu_ids(options.gpus) : detect_local_gpus();
   gpu_busy_.assign(gpu_ids_.size(), false);
@@ -302,7 +272,7 @@ LocalBackend::LocalBackend(const BackendOptions& options) : host_(this_host()) {
     fast_spawn_ = it->second != "posix";
 
   // Base environment, computed once.
-  exe_dir_ = exe_directory();
+  exe_dir_ = self_directory();
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view entry(*e);
     std::size_t eq = entry.find('=');

@@ -11,16 +11,15 @@
 #include <iterator>
 
 #include "mpi_backend.hpp"
+#include "sluice/host_info.hpp"
 
 namespace sluice {
 namespace {
 
 std::string mpi_executable() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "sluice-mpi";
-  std::string path(buf, static_cast<std::size_t>(n));
-  return path.substr(0, path.rfind('/') + 1) + "sluice-mpi";
+  const std::string dir = self_directory();
+  if (dir.empty()) return "sluice-mpi";
+  return dir == "/" ? "/sluice-mpi" : dir + "/sluice-mpi";
 }
 
 // Returns only when the exec failed, with why.

@@ -21,6 +21,7 @@
 
 #include "local_backend.hpp"
 #include "mpi_session.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/wall_clock.hpp"
 
 extern char** environ;
@@ -41,16 +42,9 @@ void on_stop_signal(int sig) {
   g_stop_signal.store(sig);
 }
 
-int affinity_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 int worker_cpus(const BackendOptions& options, const MpiSession& s) {
   if (options.cpus > 0) return options.cpus;
-  const int mine = affinity_cpus();
+  const int mine = usable_cpus();
   const int node = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (mine < node) return mine;  // bound by mpirun/srun to its own cores
   return std::max(1, mine / std::max(1, s.node_workers()));

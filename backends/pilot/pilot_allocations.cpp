@@ -9,6 +9,7 @@
 #include "job_script.hpp"
 #include "pilot_coordinator.hpp"
 #include "pilot_policy.hpp"
+#include "sluice/host_info.hpp"
 
 namespace sluice::pilot {
 namespace {
@@ -19,9 +20,8 @@ constexpr auto kSubmitBackoff = std::chrono::seconds(10);
 constexpr int kMissingQueries = 3;
 
 std::string exe_path() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "sluice";
+  std::string path = self_executable();
+  return path.empty() ? "sluice" : path;
 }
 
 bool is_running_state(const std::string& s) {

@@ -16,6 +16,7 @@
 #include "pilot_coordinator.hpp"
 #include "pilot_policy.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/wire_codec.hpp"
 
 namespace sluice {

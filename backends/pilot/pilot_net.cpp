@@ -101,12 +101,6 @@ Expected<Fd> connect_tcp(const std::string& address, int timeout_ms) {
   return out;
 }
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
 Connection::Connection(Fd fd) : fd_(std::move(fd)) {
   set_nonblocking(fd_.get(), true);
   int one = 1;

@@ -42,9 +42,6 @@ Expected<Fd> listen_tcp(int port, int& bound_port);
 // with TCP_NODELAY.
 Expected<Fd> connect_tcp(const std::string& address, int timeout_ms);
 
-// This machine's name as other nodes reach it (gethostname()).
-std::string host_name();
-
 // One framed connection. Reads what is there without blocking, queues frames to send and
 // writes as much as the socket takes.
 class Connection {

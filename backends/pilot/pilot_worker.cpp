@@ -22,6 +22,7 @@
 #include "pilot_policy.hpp"
 #include "pilot_wire.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/wall_clock.hpp"
 
 namespace sluice::pilot {
@@ -66,11 +67,7 @@ int node_cpus(const WorkerOptions& o) {
   const int share = std::max(1, o.workers_per_node);
   if (const char* s = std::getenv("SLURM_CPUS_ON_NODE"); s && std::atoi(s) > 0)
     return std::max(1, std::atoi(s) / share);
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-    return std::max(1, CPU_COUNT(&set) / share);
-  return std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / share);
+  return std::max(1, usable_cpus() / share);
 }
 
 // One worker of several on its node: CUDA_VISIBLE_DEVICES narrowed to this worker's

@@ -14,6 +14,7 @@
 
 #include "job_script.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/wall_clock.hpp"
 #include "slurm_driver.hpp"
 
@@ -27,11 +28,8 @@ using slurm::SubmitRequest;
 // The directory of the running sluice binary: first on every job's PATH, so that tasks
 // calling `sluice put` get the same binary as the coordinator.
 std::string exe_dir() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return "/usr/local/bin";
-  std::string path(buf, static_cast<std::size_t>(n));
-  return path.substr(0, path.rfind('/'));
+  std::string dir = self_directory();
+  return dir.empty() ? "/usr/local/bin" : dir;
 }
 
 bool write_text(const std::string& path, const std::string& text) {

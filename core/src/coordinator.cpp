@@ -12,17 +12,12 @@
 #include "sluice/artifacts.hpp"
 #include "sluice/children.hpp"
 #include "sluice/file_modes.hpp"
+#include "sluice/host_info.hpp"
 #include "sluice/wall_clock.hpp"
 #include "store_writer.hpp"
 
 namespace sluice {
 namespace {
-
-std::string hostname() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof(buf) - 1);
-  return buf;
-}
 
 // How often the coordinator wakes without events: checks for a cancel request and
 // refreshes progress. Short enough to feel instant, long enough to cost nothing.
@@ -86,7 +81,7 @@ Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow, 
       run_dir_(store.run_dir(run_id_)),
       graph_(workflow),
       scheduler_(workflow, graph_, backend.capacity()),
-      host_(hostname()),
+      host_(host_name()),
       task_dir_made_(workflow.tasks.size(), 0),
       prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
       launch_mode_(file_modes().file & ~process_umask()),

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -30,14 +31,38 @@ std::uint64_t meminfo_bytes(const char* name) {
 
 }  // namespace
 
-HostInfo probe_host() {
-  HostInfo h;
-  char name[256] = {};
-  h.hostname = ::gethostname(name, sizeof name - 1) == 0 ? name : "localhost";
+std::string host_name() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+int usable_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-    h.usable_cpus = CPU_COUNT(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+std::string self_executable() {
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+std::string self_directory() {
+  std::string path = self_executable();
+  const std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return {};
+  path.resize(slash == 0 ? 1 : slash);
+  return path;
+}
+
+HostInfo probe_host() {
+  HostInfo h;
+  h.hostname = host_name();
+  h.usable_cpus = usable_cpus();
   if (long n = ::sysconf(_SC_NPROCESSORS_ONLN); n > 0)
     h.online_cpus = static_cast<int>(n);
   else if (unsigned hw = std::thread::hardware_concurrency(); hw > 0)

@@ -1,11 +1,12 @@
 #include "sluice/sdk_definition.hpp"
+#include "sluice/host_info.hpp"
 
 #include <unistd.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace sluice {
 namespace {
@@ -39,7 +40,9 @@ class Fnv1a {
 
 }  // namespace
 
-bool is_sdk_definition(std::string_view text) { return text.substr(0, kMarker.size()) == kMarker; }
+bool is_sdk_definition(std::string_view text) {
+  return text.substr(0, kMarker.size()) == kMarker;
+}
 
 std::vector<std::string> worker_command(const std::string& program, const std::string& function,
                                         const std::string& arguments) {
@@ -47,10 +50,8 @@ std::vector<std::string> worker_command(const std::string& program, const std::s
 }
 
 std::string this_program_name() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "sluice-app";
-  std::string path(buf, static_cast<std::size_t>(n));
+  const std::string path = self_executable();
+  if (path.empty()) return "sluice-app";
   return path.substr(path.rfind('/') + 1);
 }
 
@@ -124,8 +125,8 @@ Expected<Workflow> load_sdk_definition(std::string_view text, const std::string&
   try {
     root = toml::parse(text);
   } catch (const toml::parse_error& e) {
-    return make_error(ErrorCode::kInvalidInput,
-                      std::string("damaged SDK workflow definition: ") + std::string(e.description()));
+    return make_error(ErrorCode::kInvalidInput, std::string("damaged SDK workflow definition: ") +
+                                                    std::string(e.description()));
   }
   auto bad = [](const std::string& why) {
     return make_error(ErrorCode::kInvalidInput, "damaged SDK workflow definition: " + why);
@@ -147,8 +148,7 @@ Expected<Workflow> load_sdk_definition(std::string_view text, const std::string&
       t.function = (*e)["function"].value_or(std::string());
       t.version = (*e)["version"].value_or(std::string("1"));
       t.arguments = (*e)["arguments"].value_or(std::string());
-      const std::string prog =
-          program.empty() ? (*e)["program"].value_or(std::string()) : program;
+      const std::string prog = program.empty() ? (*e)["program"].value_or(std::string()) : program;
       t.command = worker_command(prog, t.function, t.arguments);
       if (const toml::array* after = (*e)["after"].as_array()) {
         for (const toml::node& p : *after) {

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <utility>
 
+#include "sluice/host_info.hpp"
 #include "store_internal.hpp"
 
 namespace sluice {
@@ -67,12 +68,6 @@ Expected<void> insert_rows(ImplT& impl, const MultiRowSql& spec, std::span<const
     if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error(what));
   }
   return {};
-}
-
-std::string host_name() {
-  char buf[HOST_NAME_MAX + 1] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
 }
 
 // "task:<state>" / "run:<state>", built once (events bind them without copying).

@@ -18,6 +18,18 @@ struct HostInfo {
 // Reads the facts above from the operating system; fields it cannot read keep defaults.
 HostInfo probe_host();
 
+// The pieces every component needs on its own (the coordinator's host column, a
+// backend's default slots, the binary that jobs and workers run):
+// This machine's name (gethostname); "localhost" when it cannot be read.
+std::string host_name();
+// The CPUs this process may run on: its affinity mask, which a Slurm step or `taskset`
+// restricts; every online CPU when the mask cannot be read; at least 1.
+int usable_cpus();
+// The running executable's absolute path (/proc/self/exe); "" when it cannot be read.
+std::string self_executable();
+// The directory of self_executable() ("/" for a binary at the root); "" when unknown.
+std::string self_directory();
+
 // The version of the HDF5 library linked into Sluice ("1.10.8"), from H5get_libversion.
 std::string hdf5_library_version();
 
