@@ -479,10 +479,9 @@ posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& requ
 }
 
 int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, pid_t& pid) {
+  posix_spawn_file_actions_t* fa = fast_spawn_ ? nullptr : file_actions(request);
+  local::SpawnRequest s;
   if (fast_spawn_) {
-    local::SpawnRequest s;
-    s.path = program.c_str();
-    s.argv = argv_.data();
     s.envp = envp_.data();
     s.stdout_fd = request.stdout_fd;
     s.stderr_fd = request.stderr_fd;
@@ -493,23 +492,19 @@ int LocalBackend::spawn(const std::string& program, const LaunchRequest& request
     s.workdir = request.spec->workdir.c_str();
     s.default_signals = kDefaultSignals;
     s.default_signal_count = std::size(kDefaultSignals);
-    int rc = spawner_.spawn(s, pid);
-    if (rc == ENOEXEC) {
-      // execvp semantics: a file without a #! line is a shell script.
-      argv_.insert(argv_.begin(), const_cast<char*>("/bin/sh"));
-      argv_[1] = const_cast<char*>(program.c_str());
-      s.path = "/bin/sh";
-      s.argv = argv_.data();
-      rc = spawner_.spawn(s, pid);
-    }
-    return rc;
   }
-  posix_spawn_file_actions_t* fa = file_actions(request);
-  int rc = ::posix_spawn(&pid, program.c_str(), fa, &attr_, argv_.data(), envp_.data());
+  auto start = [&](const char* path) {
+    if (fa != nullptr) return ::posix_spawn(&pid, path, fa, &attr_, argv_.data(), envp_.data());
+    s.path = path;
+    s.argv = argv_.data();
+    return spawner_.spawn(s, pid);
+  };
+  int rc = start(program.c_str());
   if (rc == ENOEXEC) {
+    // execvp semantics: a file without a #! line is a shell script.
     argv_.insert(argv_.begin(), const_cast<char*>("/bin/sh"));
     argv_[1] = const_cast<char*>(program.c_str());
-    rc = ::posix_spawn(&pid, "/bin/sh", fa, &attr_, argv_.data(), envp_.data());
+    rc = start("/bin/sh");
   }
   uncached_.reset();
   return rc;

@@ -30,11 +30,11 @@ constexpr std::size_t kCommitBatch = 1024;
 // Cache entries land on random pages of the cache's B-tree (their keys are hashes): filed
 // with every 20 ms commit, 50 at a time in a 10,000-task sweep, each one rewrote a page
 // of its own, and filing cost the writer more than everything else it does. Held back
-// and filed in batches of this many or this old, pages are shared within a batch. The
-// last batch is filed by the run's final commit, on the critical path: ~10 us per entry,
-// hence the modest size. A crash loses at most this backlog: those tasks run again in a
-// later run instead of coming from the cache (a resumed run never reruns them: it reads
-// the tasks table, not the cache).
+// and filed in batches of this many or this old, pages are shared within a batch. Every
+// synchronous commit (a parent's success, the run's end) files the backlog too; the
+// last one is on the critical path, ~10 us per entry, hence the modest size. A crash loses at most
+// this backlog: those tasks run again in a later run instead of coming from the cache (a resumed
+// run never reruns them: it reads the tasks table, not the cache).
 constexpr std::size_t kCacheBatch = 1024;
 constexpr Millis kCacheBacklogAge{1000};
 
@@ -196,9 +196,13 @@ Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
   if (!gather_changes(true) && !run_state) return writer_ ? writer_->wait() : Expected<void>{};
   pending_.run_state = run_state;
   pending_.now_us = wall_us();
-  auto r = writer_ ? writer_->commit_now(pending_) : store_.apply(run_id_, pending_);
+  auto r = commit_now(pending_);
   pending_.clear();
   return r;
+}
+
+Expected<void> Coordinator::commit_now(const RunUpdate& update) {
+  return writer_ ? writer_->commit_now(update) : store_.apply(run_id_, update);
 }
 
 Expected<bool> Coordinator::flush_in_background() {
@@ -480,8 +484,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
     RunUpdate start;
     start.run_state = RunState::kRunning;
     start.now_us = wall_us();
-    auto r = writer_ ? writer_->commit_now(start) : store_.apply(run_id_, start);
-    if (!r) return tl::unexpected(r.error());
+    if (auto r = commit_now(start); !r) return tl::unexpected(r.error());
   }
 
   std::vector<Completion> completions;

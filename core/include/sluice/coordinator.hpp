@@ -75,6 +75,8 @@ class Coordinator {
  private:
   // Commits every pending change (and `run_state`) before returning.
   Expected<void> flush(std::optional<RunState> run_state);
+  // Commits `update` before returning, after any batch the writer thread still commits.
+  Expected<void> commit_now(const RunUpdate& update);
   // Hands the pending changes to the writer thread when it is idle; false (they stay
   // pending) while it still commits the previous batch.
   Expected<bool> flush_in_background();
