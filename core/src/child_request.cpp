@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -12,7 +13,6 @@
 #include <fstream>
 #include <random>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "loader_internal.hpp"
 #include "sluice/children.hpp"
@@ -146,7 +146,7 @@ tl::expected<std::vector<ChildRequest>, Diagnostics> parse_child_requests(
   std::vector<ChildRequest> out;
   out.reserve(wf.tasks.size());
   for (const RawTask& raw : doc->tasks) {
-    const std::string before = raw.fields.before.value.value_or("");
+    const std::string before = raw.fields.other().before.value.value_or("");
     for (TaskId id : raw.ids) out.push_back({std::move(wf.tasks[id]), before});
   }
   return out;

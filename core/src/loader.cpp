@@ -330,7 +330,7 @@ std::string sub_workflow_shell(const std::string& path, const std::string& hash,
 
 // Pass 3: one TaskSpec per (task, matrix instance), defaults applied.
 void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
-  const Fields& d = doc.defaults;
+  const OtherFields& d = doc.defaults.other();
   if (wf.tasks.empty()) {
     // A fresh load: size the name index once (growing a million-entry hash index step
     // by step rehashes it twenty times). Not for child requests, which append a few
@@ -338,16 +338,17 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
     std::size_t expected = 0;
     for (const RawTask& raw : doc.tasks) {
       std::size_t n = 1;
-      if (raw.fields.matrix.value)
-        for (const MatrixAxis& axis : *raw.fields.matrix.value) n *= axis.values.size();
+      if (raw.fields.other().matrix.value)
+        for (const MatrixAxis& axis : *raw.fields.other().matrix.value) n *= axis.values.size();
       expected += n;
     }
     expected = std::min<std::size_t>(expected, 4u << 20);  // a hint, never a huge allocation
     wf.index.reserve(expected);
   }
   for (RawTask& raw : doc.tasks) {
-    const Fields& f = raw.fields;
-    bool has_command = f.command.present, has_shell = f.shell.present;
+    const Fields& raw_fields = raw.fields;
+    const OtherFields& f = raw_fields.other();
+    bool has_command = raw_fields.command.present, has_shell = raw_fields.shell.present;
     const bool has_sub = f.workflow.present;
     if (has_command + has_shell + has_sub > 1) {
       r.error(raw.pos, "task '" + raw.name +
@@ -416,10 +417,10 @@ void build_tasks(Document& doc, Workflow& wf, Reporter& r) {
       t.group = raw.name;
       t.name = is_matrix ? raw.name + "." + std::to_string(i) : raw.name;
       t.version = pick(f.version, d.version).value.value_or("1");
-      for (const auto& arg : or_empty(f.command.value)) {
+      for (const auto& arg : or_empty(raw_fields.command.value)) {
         t.command.push_back(substitute(arg, params));
       }
-      t.shell = has_sub ? sub_shell : substitute(f.shell.value.value_or(""), params);
+      t.shell = has_sub ? sub_shell : substitute(raw_fields.shell.value.value_or(""), params);
       t.cpus = pick(f.cpus, d.cpus).value.value_or(1);
       t.gpus = pick(f.gpus, d.gpus).value.value_or(0);
       t.memory_mib = pick(f.memory, d.memory).value.value_or(0);
@@ -545,14 +546,14 @@ void check_cycles(const Workflow& wf, Reporter& r) {
 
 // Pass 4c: things on disk. Reported once per spot, not once per matrix instance.
 void check_paths(const Document& doc, const Workflow& wf, const LoadOptions& options, Reporter& r) {
-  const Fields& d = doc.defaults;
+  const OtherFields& d = doc.defaults.other();
   // Matrix instances mostly share a workdir and a program: look each up once.
   std::map<std::string, std::optional<std::string>> dir_problems;  // workdir -> problem
   std::map<std::string, std::optional<std::string>> exe_problems;  // exe, workdir, PATH -> problem
   const TaskSpec* last = nullptr;  // the last task looked up, and what was found
   const std::optional<std::string>* last_problem = nullptr;
   for (const RawTask& raw : doc.tasks) {
-    const auto& workdir = pick(raw.fields.workdir, d.workdir);
+    const auto& workdir = pick(raw.fields.other().workdir, d.workdir);
     for (TaskId id : raw.ids) {
       const TaskSpec& t = wf.tasks[id];
       bool dir_ok = true;

@@ -235,58 +235,65 @@ class FieldReader {
         read_string(f.shell, k, v, "shell", /*allow_empty=*/false);
       } else if (key == "after") {
         read_after(f, k, v);
-      } else if (key == "cpus") {
-        read_int(f.cpus, k, v, "cpus", 1, 4096);
-      } else if (key == "gpus") {
-        read_int(f.gpus, k, v, "gpus", 0, 256);
-      } else if (key == "retries") {
-        read_int(f.retries, k, v, "retries", 0, 100);
-      } else if (key == "memory") {
-        read_memory(f.memory, k, v);
-      } else if (key == "executor") {
-        read_string(f.executor, k, v, "executor", /*allow_empty=*/true);
-      } else if (key == "workdir") {
-        read_string(f.workdir, k, v, "workdir", /*allow_empty=*/false);
-      } else if (key == "version") {
-        read_version(f.version, k, v);
-      } else if (key == "max_exec_time") {
-        read_duration(f.max_exec_time, k, v, "max_exec_time");
-      } else if (key == "max_wait_time") {
-        read_duration(f.max_wait_time, k, v, "max_wait_time");
-      } else if (key == "env") {
-        read_env(f.env, k, v);
-      } else if (key == "matrix") {
-        read_matrix(f.matrix, k, v);
-      } else if (key == "workflow") {
-        read_string(f.workflow, k, v, "workflow", /*allow_empty=*/false);
-      } else if (key == "backend") {
-        read_string(f.backend, k, v, "backend", /*allow_empty=*/false);
-        if (f.backend.value && *f.backend.value != "mpi" && *f.backend.value != "local") {
-          f.backend.value.reset();
-          error(v, "a sub-workflow's 'backend' is \"mpi\" (one MPI job) or \"local\"");
-        }
-      } else if (key == "ranks") {
-        read_int(f.ranks, k, v, "ranks", 2, 1 << 16);
-      } else if (key == "nodes") {
-        read_int(f.nodes, k, v, "nodes", 1, 1 << 14);
-      } else if (key == "before") {
-        read_string(f.before, k, v, "before", /*allow_empty=*/false);
-      } else if (key == "cache") {
-        mark(f.cache, k, v);
-        if (auto b = v.as_boolean()) {
-          f.cache.value = b->get();
-        } else {
-          error(v, "'cache' must be true or false");
-        }
-      } else if (key == "outputs") {
-        read_outputs(f, k, v);
-      } else if (key == "slurm") {
-        read_slurm(f, k, v);
+      } else {
+        read_other(f.other_mut(), key, k, v);
       }
     }
   }
 
  private:
+  // The keys of OtherFields.
+  void read_other(OtherFields& f, const std::string& key, const toml::key& k, const toml::node& v) {
+    if (key == "cpus") {
+      read_int(f.cpus, k, v, "cpus", 1, 4096);
+    } else if (key == "gpus") {
+      read_int(f.gpus, k, v, "gpus", 0, 256);
+    } else if (key == "retries") {
+      read_int(f.retries, k, v, "retries", 0, 100);
+    } else if (key == "memory") {
+      read_memory(f.memory, k, v);
+    } else if (key == "executor") {
+      read_string(f.executor, k, v, "executor", /*allow_empty=*/true);
+    } else if (key == "workdir") {
+      read_string(f.workdir, k, v, "workdir", /*allow_empty=*/false);
+    } else if (key == "version") {
+      read_version(f.version, k, v);
+    } else if (key == "max_exec_time") {
+      read_duration(f.max_exec_time, k, v, "max_exec_time");
+    } else if (key == "max_wait_time") {
+      read_duration(f.max_wait_time, k, v, "max_wait_time");
+    } else if (key == "env") {
+      read_env(f.env, k, v);
+    } else if (key == "matrix") {
+      read_matrix(f.matrix, k, v);
+    } else if (key == "workflow") {
+      read_string(f.workflow, k, v, "workflow", /*allow_empty=*/false);
+    } else if (key == "backend") {
+      read_string(f.backend, k, v, "backend", /*allow_empty=*/false);
+      if (f.backend.value && *f.backend.value != "mpi" && *f.backend.value != "local") {
+        f.backend.value.reset();
+        error(v, "a sub-workflow's 'backend' is \"mpi\" (one MPI job) or \"local\"");
+      }
+    } else if (key == "ranks") {
+      read_int(f.ranks, k, v, "ranks", 2, 1 << 16);
+    } else if (key == "nodes") {
+      read_int(f.nodes, k, v, "nodes", 1, 1 << 14);
+    } else if (key == "before") {
+      read_string(f.before, k, v, "before", /*allow_empty=*/false);
+    } else if (key == "cache") {
+      mark(f.cache, k, v);
+      if (auto b = v.as_boolean()) {
+        f.cache.value = b->get();
+      } else {
+        error(v, "'cache' must be true or false");
+      }
+    } else if (key == "outputs") {
+      read_outputs(f, k, v);
+    } else if (key == "slurm") {
+      read_slurm(f, k, v);
+    }
+  }
+
   template <class T>
   void mark(Field<T>& f, const toml::key& k, const toml::node& v) {
     f.present = true;
@@ -347,7 +354,7 @@ class FieldReader {
 
   // Files a task writes besides its artifact, relative to its workdir: kept with the
   // attempt so a cache hit can restore them. They must stay inside the workdir.
-  void read_outputs(Fields& f, const toml::key& k, const toml::node& v) {
+  void read_outputs(OtherFields& f, const toml::key& k, const toml::node& v) {
     mark(f.outputs, k, v);
     auto arr = v.as_array();
     if (!arr) return error(v, "'outputs' must be an array of file paths");
@@ -458,7 +465,7 @@ class FieldReader {
   }
 
   // [tasks.NAME.slurm]: sbatch placement for the Slurm backend.
-  void read_slurm(Fields& f, const toml::key& k, const toml::node& v) {
+  void read_slurm(OtherFields& f, const toml::key& k, const toml::node& v) {
     static const std::vector<std::string> kSlurmKeys = {"partition",  "account",     "qos",
                                                         "constraint", "reservation", "extra"};
     mark(f.slurm, k, v);
@@ -609,11 +616,10 @@ void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r, bool
       r.error(pos_of(*v), "task '" + name + "' must be a table, e.g. [tasks." + name + "]");
       continue;
     }
-    RawTask raw;
+    RawTask& raw = doc.tasks.emplace_back();  // in place: a RawTask is not cheap to move
     raw.name = std::move(name);
     raw.pos = pos_of(*v);
     FieldReader(r, /*defaults=*/false, raw.name, child).read(*t, raw.fields);
-    doc.tasks.push_back(std::move(raw));
   }
 }
 
