@@ -162,7 +162,8 @@ class LocalBackend final : public Backend {
   const std::string* resolve(const std::string& argv0, std::string_view path,
                              const std::string& workdir, int& err, bool& cached);
 
-  int spawn(const std::string& program, const LaunchRequest& request, pid_t& pid);
+  // Starts `program`; `pidfd` is the child's pidfd where the spawn path gives one, else -1.
+  int spawn(const std::string& program, const LaunchRequest& request, pid_t& pid, int& pidfd);
   // The spawn file actions of `request` (cached when it brings both log fds).
   posix_spawn_file_actions_t* file_actions(const LaunchRequest& request);
   std::uint32_t take_slot();
@@ -478,7 +479,8 @@ posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& requ
   return &actions_cache_.back()->fa;
 }
 
-int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, pid_t& pid) {
+int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, pid_t& pid,
+                        int& pidfd) {
   posix_spawn_file_actions_t* fa = fast_spawn_ ? nullptr : file_actions(request);
   local::SpawnRequest s;
   if (fast_spawn_) {
@@ -497,7 +499,7 @@ int LocalBackend::spawn(const std::string& program, const LaunchRequest& request
     if (fa != nullptr) return ::posix_spawn(&pid, path, fa, &attr_, argv_.data(), envp_.data());
     s.path = path;
     s.argv = argv_.data();
-    return spawner_.spawn(s, pid);
+    return spawner_.spawn(s, pid, use_pidfd_ ? &pidfd : nullptr);
   };
   int rc = start(program.c_str());
   if (rc == ENOEXEC) {
@@ -597,7 +599,8 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
   const std::int64_t started = wall_us();
   pid_t pid = 0;
   const std::uint64_t spawned_tick = boot_ticks_now();  // before the fork: a lower bound
-  int rc = spawn(*program, request, pid);
+  int pidfd = -1;                                       // from the clone where it can give one
+  int rc = spawn(*program, request, pid, pidfd);
   if (rc != 0 && cached && (rc == ENOENT || rc == EACCES)) {
     // The cached resolution went stale (file removed or changed): search again once.
     resolve_cache_.erase(cache_key_);
@@ -609,7 +612,7 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
       argv_.clear();
       for (const auto& a : command) argv_.push_back(const_cast<char*>(a.c_str()));
       argv_.push_back(nullptr);
-      rc = spawn(*program, request, pid);
+      rc = spawn(*program, request, pid, pidfd);
     }
   }
   if (rc != 0) {
@@ -623,8 +626,7 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
     return make_error(ErrorCode::kBackend, "cannot start '" + shown + "': " + why);
   }
 
-  int pidfd = -1;
-  if (use_pidfd_) {
+  if (use_pidfd_ && pidfd < 0) {
     pidfd = open_pidfd(pid);
     if (pidfd < 0 && errno == ENOSYS && active_ == 0) {
       use_pidfd_ = false;  // old kernel: poll() falls back to waitid polling

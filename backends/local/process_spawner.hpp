@@ -9,8 +9,9 @@
 // coordinator's launch path. The child here does the same job in a dozen calls.
 //
 // The parent blocks all signals around the clone, so no handler can run in the child while
-// it shares the parent's memory; the child resets every caught signal to its default and
-// then takes the mask it is given. Only one thread may spawn through a Spawner at a time
+// it shares the parent's memory; the child resets every signal the parent catches (as the
+// parent found them, at most a second ago) to its default and then takes the mask it is
+// given. Only one thread may spawn through a Spawner at a time
 // (the stack is reused); the local backend spawns only from the coordinator's thread.
 #include <sys/types.h>
 
@@ -41,13 +42,21 @@ class Spawner {
   Spawner& operator=(const Spawner&) = delete;
 
   // Starts the process. 0 and its pid, or the errno of the step that failed (nothing is
-  // left running then), like posix_spawn.
-  int spawn(const SpawnRequest& request, pid_t& pid);
+  // left running then), like posix_spawn. With `pidfd`, also a pidfd of the child
+  // (O_CLOEXEC), or -1 where the kernel cannot give one with the clone.
+  int spawn(const SpawnRequest& request, pid_t& pid, int* pidfd = nullptr);
 
  private:
+  void refresh_caught_signals();
+
   void* stack_ = nullptr;
   std::size_t stack_size_ = 0;
   int devnull_ = -1;  // the child's stdin
+  // The signals the process catches (has a handler for), asked at most once a second.
+  int caught_[64] = {};
+  std::size_t caught_count_ = 0;
+  long caught_at_s_ = -1;
+  bool pidfd_works_ = true;
 };
 
 }  // namespace sluice::local
