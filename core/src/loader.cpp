@@ -595,17 +595,17 @@ void check_paths(const Document& doc, const Workflow& wf, const LoadOptions& opt
   }
 }
 
-tl::expected<Workflow, Diagnostics> load(std::string_view text, const std::string& display_name,
+tl::expected<Workflow, Diagnostics> load(std::string text, const std::string& display_name,
                                          const std::string& base_dir, const LoadOptions& options) {
   Reporter r(display_name);
   Workflow wf;
   wf.source_path = display_name;
-  wf.text = std::string(text);
+  wf.text = std::move(text);  // kept with the workflow; parsed from there
   std::error_code ec;
   fs::path base = base_dir.empty() ? fs::current_path(ec) : fs::path(base_dir);
   wf.base_dir = normal_dir(fs::absolute(base, ec));
 
-  std::optional<Document> doc = read_document(text, display_name, r);
+  std::optional<Document> doc = read_document(wf.text, display_name, r);
   if (doc) {
     wf.name = doc->name;
     wf.project = doc->project;
@@ -627,7 +627,7 @@ tl::expected<Workflow, Diagnostics> load_workflow_text(std::string_view text,
                                                        const std::string& display_name,
                                                        const std::string& base_dir,
                                                        const LoadOptions& options) {
-  return loader_detail::load(text, display_name, base_dir, options);
+  return loader_detail::load(std::string(text), display_name, base_dir, options);
 }
 
 tl::expected<Workflow, Diagnostics> load_workflow_file(const std::string& path,
@@ -643,7 +643,10 @@ tl::expected<Workflow, Diagnostics> load_workflow_file(const std::string& path,
         Diagnostics{{path, {}, std::string("cannot read workflow file: ") + std::strerror(errno)}});
   }
   // Bounded: a huge (or endless, like /dev/zero) file is refused, not parsed into memory.
+  // Sized up front: a million-task file is ~70 MB, and growing a string to that by
+  // doubling copies it twice over into fresh pages.
   std::string text;
+  if (auto size = fs::file_size(path, ec); !ec && size <= kMaxWorkflowFileBytes) text.reserve(size);
   char chunk[1 << 16];
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     text.append(chunk, static_cast<std::size_t>(in.gcount()));
@@ -656,7 +659,7 @@ tl::expected<Workflow, Diagnostics> load_workflow_file(const std::string& path,
     }
   }
   fs::path dir = fs::absolute(fs::path(path), ec).parent_path();
-  return loader_detail::load(text, path, dir.string(), options);
+  return loader_detail::load(std::move(text), path, dir.string(), options);
 }
 
 }  // namespace sluice
