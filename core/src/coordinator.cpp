@@ -30,11 +30,12 @@ constexpr std::size_t kCommitBatch = 1024;
 // Cache entries land on random pages of the cache's B-tree (their keys are hashes): filed
 // with every 20 ms commit, 50 at a time in a 10,000-task sweep, each one rewrote a page
 // of its own, and filing cost the writer more than everything else it does. Held back
-// and filed in batches of this many or this old, pages are shared within a batch. Every
-// synchronous commit (a parent's success, the run's end) files the backlog too; the
-// last one is on the critical path, ~10 us per entry, hence the modest size. A crash loses at most
-// this backlog: those tasks run again in a later run instead of coming from the cache (a resumed
-// run never reruns them: it reads the tasks table, not the cache).
+// and filed in batches of this many or this old, pages are shared within a batch. The
+// run's end and a SIGTERM file the backlog too (~10 us per entry on the critical path,
+// hence the modest size); the commit of a parent's success before its dependent starts
+// does not (in a chain, the entry's pages doubled that commit). A crash loses at most
+// this backlog: those tasks run again in a later run instead of coming from the cache (a
+// resumed run never reruns them: it reads the tasks table, not the cache).
 constexpr std::size_t kCacheBatch = 1024;
 constexpr Millis kCacheBacklogAge{1000};
 
@@ -192,8 +193,9 @@ bool Coordinator::gather_changes(bool all_cache) {
   return !pending_.empty();
 }
 
-Expected<void> Coordinator::flush(std::optional<RunState> run_state) {
-  if (!gather_changes(true) && !run_state) return writer_ ? writer_->wait() : Expected<void>{};
+Expected<void> Coordinator::flush(std::optional<RunState> run_state, bool file_cache) {
+  if (!gather_changes(file_cache) && !run_state)
+    return writer_ ? writer_->wait() : Expected<void>{};
   pending_.run_state = run_state;
   pending_.now_us = wall_us();
   auto r = commit_now(pending_);
@@ -506,7 +508,7 @@ Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
   auto commit = [&](TimePoint t) -> Expected<void> {
     last_commit = t;
     uncommitted = false;
-    return flush(std::nullopt);
+    return flush(std::nullopt, /*file_cache=*/false);
   };
   // The periodic commit goes to the writer thread. While that still commits the last
   // batch, the changes wait here and the handoff is tried again shortly.

@@ -73,8 +73,11 @@ class Coordinator {
   static std::string cancel_request_path(const std::string& run_dir);
 
  private:
-  // Commits every pending change (and `run_state`) before returning.
-  Expected<void> flush(std::optional<RunState> run_state);
+  // Commits every pending change (and `run_state`) before returning. The cache backlog
+  // goes too unless `file_cache` is false: a commit that only has to precede a dependent's
+  // launch (once per link of a chain) leaves it for a later batch, since each entry dirties
+  // a page of its own and losing the backlog in a crash costs only a later cache miss.
+  Expected<void> flush(std::optional<RunState> run_state, bool file_cache = true);
   // Commits `update` before returning, after any batch the writer thread still commits.
   Expected<void> commit_now(const RunUpdate& update);
   // Hands the pending changes to the writer thread when it is idle; false (they stay
