@@ -73,8 +73,15 @@ TEST_CASE("ps, get and logs work from a second process while a run is in progres
           "[integration][concurrent]") {
   ScratchDir dir;
   fs::create_directories(dir / "executions");
-  // Steps long enough for a dozen CLI calls while step1 runs, even under ASan.
-  write_file(dir / "wf.toml", chain_workflow(4, "2"));
+  // step1 runs until the test has made its calls (or 120 s pass): a fixed sleep was too
+  // short for a dozen ASan-built CLI calls on a slow VM, where each took ~1 s.
+  std::string wf = chain_workflow(4, "0");
+  const std::string step1 = "echo step 1 output; sleep 0";
+  REQUIRE(wf.find(step1) != std::string::npos);
+  wf.replace(wf.find(step1), step1.size(),
+             "echo step 1 output; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.1; "
+             "i=$((i+1)); done");
+  write_file(dir / "wf.toml", wf);
   pid_t pid = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");
 
@@ -99,6 +106,7 @@ TEST_CASE("ps, get and logs work from a second process while a run is in progres
   CHECK(logs.out == "step 0 output\n");
   CHECK(run_sluice({"remove", id}, dir.path()).exit_code == 2);  // still running
 
+  write_file(dir / "go", "");
   REQUIRE(wait_exit(pid) == 0);
   CHECK(json::parse(run_sluice({"pss", "--json"}, dir.path()).out).size() == 1);
 }
