@@ -1,0 +1,73 @@
+#include "heap_reserve.hpp"
+
+#include <malloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+
+namespace sluice::detail {
+namespace {
+
+constexpr std::size_t kMinBytes = std::size_t{32} << 20;
+constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
+constexpr int kDefaultMmapMax = 65536;  // glibc's M_MMAP_MAX
+// After the reservation: the thresholds glibc's own dynamic adjustment reaches once large
+// blocks have been freed (mmap at 32 MiB, its maximum; trim at twice that). Blocks up to
+// 32 MiB (a scheduler's arrays for a million tasks) then reuse the freed huge pages.
+constexpr int kMmapThresholdAfter = 32 << 20;
+constexpr int kTrimThresholdAfter = 64 << 20;
+
+}  // namespace
+
+HeapReservation::HeapReservation(std::size_t bytes) {
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  if (bytes < kMinBytes) return;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) {
+    const auto quarter = static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4;
+    if (bytes > quarter) bytes = quarter;
+  }
+  // Freed memory at the top stays in the heap while the reservation lives.
+  if (mallopt(M_TRIM_THRESHOLD, INT_MAX) != 1) return;
+  active_ = true;
+  // Large blocks too (the file's text, vectors of a million tasks) come from the
+  // reserved heap instead of mmaps of their own in small pages.
+  mallopt(M_MMAP_MAX, 0);
+  // One block of the whole size: the heap grows once and malloc writes only the block's
+  // header and the new top's, at the two ends. (Blocks carved one after another would
+  // each touch a page inside the range before the madvise, and a 2 MiB range whose page
+  // table exists already is then filled in small pages.)
+  auto* before = static_cast<char*>(sbrk(0));
+  void* block = std::malloc(bytes);
+  asm volatile("" : : "r"(block) : "memory");  // a malloc/free pair is otherwise elided
+  auto* after = static_cast<char*>(sbrk(0));
+  std::free(block);  // the top chunk again, kept: the trim threshold is out of reach
+  if (!block) {      // no room to grow (a data limit): leave malloc as it was
+    mallopt(M_MMAP_MAX, kDefaultMmapMax);
+    mallopt(M_TRIM_THRESHOLD, kTrimThresholdAfter);
+    active_ = false;
+    return;
+  }
+  if (after <= before) return;  // not glibc's heap (ASan, another allocator)
+  grown_ = static_cast<std::size_t>(after - before);
+  auto start = (reinterpret_cast<std::uintptr_t>(before) + kHugePage - 1) & ~(kHugePage - 1);
+  auto end = reinterpret_cast<std::uintptr_t>(after) & ~(kHugePage - 1);
+  if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+#else
+  (void)bytes;
+#endif
+}
+
+HeapReservation::~HeapReservation() {
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  if (!active_) return;
+  mallopt(M_MMAP_MAX, kDefaultMmapMax);
+  mallopt(M_MMAP_THRESHOLD, kMmapThresholdAfter);
+  mallopt(M_TRIM_THRESHOLD, kTrimThresholdAfter);
+#endif
+}
+
+}  // namespace sluice::detail
