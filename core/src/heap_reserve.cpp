@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
@@ -12,13 +13,16 @@ namespace sluice::detail {
 namespace {
 
 constexpr std::size_t kMinBytes = std::size_t{32} << 20;
+constexpr std::size_t kMaxBytes = (std::size_t{2} << 30) - (std::size_t{64} << 20);
 constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
 constexpr int kDefaultMmapMax = 65536;  // glibc's M_MMAP_MAX
-// After the reservation: the thresholds glibc's own dynamic adjustment reaches once large
-// blocks have been freed (mmap at 32 MiB, its maximum; trim at twice that). Blocks up to
-// 32 MiB (a scheduler's arrays for a million tasks) then reuse the freed huge pages.
+// After the reservation: the mmap threshold glibc's own dynamic adjustment reaches once
+// large blocks have been freed (32 MiB, its maximum), so that blocks up to that size (a
+// scheduler's arrays for a million tasks) come from the heap; and a trim threshold that
+// keeps the reserved range, whose huge pages the graph and the scheduler built next
+// reuse. (Trimming it and growing again gave them small pages: ~11,000 faults at 1M.)
 constexpr int kMmapThresholdAfter = 32 << 20;
-constexpr int kTrimThresholdAfter = 64 << 20;
+constexpr int kTrimThresholdFallback = 64 << 20;
 
 }  // namespace
 
@@ -30,6 +34,8 @@ HeapReservation::HeapReservation(std::size_t bytes) {
     const auto quarter = static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4;
     if (bytes > quarter) bytes = quarter;
   }
+  // The trim threshold that keeps the range is an int: ~2 GiB at most (two million tasks).
+  bytes = std::min(bytes, kMaxBytes);
   // Freed memory at the top stays in the heap while the reservation lives.
   if (mallopt(M_TRIM_THRESHOLD, INT_MAX) != 1) return;
   active_ = true;
@@ -47,7 +53,7 @@ HeapReservation::HeapReservation(std::size_t bytes) {
   std::free(block);  // the top chunk again, kept: the trim threshold is out of reach
   if (!block) {      // no room to grow (a data limit): leave malloc as it was
     mallopt(M_MMAP_MAX, kDefaultMmapMax);
-    mallopt(M_TRIM_THRESHOLD, kTrimThresholdAfter);
+    mallopt(M_TRIM_THRESHOLD, kTrimThresholdFallback);
     active_ = false;
     return;
   }
@@ -66,7 +72,8 @@ HeapReservation::~HeapReservation() {
   if (!active_) return;
   mallopt(M_MMAP_MAX, kDefaultMmapMax);
   mallopt(M_MMAP_THRESHOLD, kMmapThresholdAfter);
-  mallopt(M_TRIM_THRESHOLD, kTrimThresholdAfter);
+  mallopt(M_TRIM_THRESHOLD,
+          static_cast<int>(std::max<std::size_t>(grown_, kTrimThresholdFallback)));
 #endif
 }
 

@@ -41,8 +41,8 @@ Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capa
 Scheduler::Needs Scheduler::needs_of(const TaskSpec& spec) {
   Needs n;
   n.cpus = spec.cpus;
-  n.gpus = spec.gpus;
-  n.retries = spec.retries;
+  n.gpus = static_cast<std::int16_t>(std::clamp(spec.gpus, 0, 32767));
+  n.retries = static_cast<std::int16_t>(std::clamp(spec.retries, 0, 32767));
   n.exec_ms = spec.max_exec_time.count();
   n.wait_ms = spec.max_wait_time.count();
   return n;
