@@ -19,7 +19,9 @@ class HeapReservation {
  public:
   // Reserves about `bytes` (nothing below a few MiB: small loads gain nothing).
   explicit HeapReservation(std::size_t bytes);
-  // Gives glibc back its default growth step, so later frees trim the heap again.
+  // Lets large blocks be mmapped again. The trim threshold stays at the reserved size: the
+  // graph and scheduler built after the load reuse those huge pages instead of fresh
+  // small ones (a process that loaded a million tasks goes on to need the memory).
   ~HeapReservation();
   HeapReservation(const HeapReservation&) = delete;
   HeapReservation& operator=(const HeapReservation&) = delete;
