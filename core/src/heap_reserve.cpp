@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,11 +30,17 @@ constexpr int kTrimThresholdFallback = 64 << 20;
 HeapReservation::HeapReservation(std::size_t bytes) {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   if (bytes < kMinBytes) return;
+  // At most a quarter of the RAM, and of a data or address-space limit (`ulimit -d/-v`,
+  // common on login nodes): reserved address space no later allocation can have.
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && page > 0) {
-    const auto quarter = static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4;
-    if (bytes > quarter) bytes = quarter;
+  if (pages > 0 && page > 0)
+    bytes = std::min(bytes, static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4);
+  for (int resource : {RLIMIT_DATA, RLIMIT_AS}) {
+    struct rlimit limit {};
+    if (getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+      bytes = std::min(bytes, static_cast<std::size_t>(limit.rlim_cur / 4));
   }
+  if (bytes < kMinBytes) return;
   // The trim threshold that keeps the range is an int: ~2 GiB at most (two million tasks).
   bytes = std::min(bytes, kMaxBytes);
   // Freed memory at the top stays in the heap while the reservation lives.
