@@ -25,6 +25,13 @@ constexpr int kDefaultMmapMax = 65536;  // glibc's M_MMAP_MAX
 constexpr int kMmapThresholdAfter = 32 << 20;
 constexpr int kTrimThresholdFallback = 64 << 20;
 
+// Large blocks may be mmapped again; the heap's top is trimmed beyond `trim_threshold`.
+[[maybe_unused]] void restore_mmaps(int trim_threshold) {
+  mallopt(M_MMAP_MAX, kDefaultMmapMax);
+  mallopt(M_MMAP_THRESHOLD, kMmapThresholdAfter);
+  mallopt(M_TRIM_THRESHOLD, trim_threshold);
+}
+
 }  // namespace
 
 HeapReservation::HeapReservation(std::size_t bytes) {
@@ -58,9 +65,8 @@ HeapReservation::HeapReservation(std::size_t bytes) {
   asm volatile("" : : "r"(block) : "memory");  // a malloc/free pair is otherwise elided
   auto* after = static_cast<char*>(sbrk(0));
   std::free(block);  // the top chunk again, kept: the trim threshold is out of reach
-  if (!block) {      // no room to grow (a data limit): leave malloc as it was
-    mallopt(M_MMAP_MAX, kDefaultMmapMax);
-    mallopt(M_TRIM_THRESHOLD, kTrimThresholdFallback);
+  if (!block) {      // no room to grow (a data limit): mmaps again, nothing kept
+    restore_mmaps(kTrimThresholdFallback);
     active_ = false;
     return;
   }
@@ -76,11 +82,8 @@ HeapReservation::HeapReservation(std::size_t bytes) {
 
 HeapReservation::~HeapReservation() {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-  if (!active_) return;
-  mallopt(M_MMAP_MAX, kDefaultMmapMax);
-  mallopt(M_MMAP_THRESHOLD, kMmapThresholdAfter);
-  mallopt(M_TRIM_THRESHOLD,
-          static_cast<int>(std::max<std::size_t>(grown_, kTrimThresholdFallback)));
+  if (active_)
+    restore_mmaps(static_cast<int>(std::max<std::size_t>(grown_, kTrimThresholdFallback)));
 #endif
 }
 

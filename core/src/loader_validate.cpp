@@ -602,20 +602,18 @@ void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r, bool
   // Each position is read once, into the entry: comparing through the node pointers was
   // a cache miss per comparison at a million tasks.
   struct Entry {
-    std::uint64_t order;  // line << 32 | column
+    SourcePos pos;
     const toml::key* k;
     const toml::node* v;
   };
   std::vector<Entry> entries;
   entries.reserve(tasks.size());
-  for (auto&& [k, v] : tasks) {
-    const SourcePos p = pos_of(v);
-    entries.push_back({std::uint64_t{p.line} << 32 | p.column, &k, &v});
-  }
-  std::stable_sort(entries.begin(), entries.end(),
-                   [](const Entry& a, const Entry& b) { return a.order < b.order; });
+  for (auto&& [k, v] : tasks) entries.push_back({pos_of(v), &k, &v});
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.pos.line, a.pos.column) < std::tie(b.pos.line, b.pos.column);
+  });
   doc.tasks.reserve(doc.tasks.size() + entries.size());
-  for (const auto& [order, k, v] : entries) {
+  for (const auto& [pos, k, v] : entries) {
     std::string name(k->str());
     // Children may carry dotted names ("square.3": a matrix instance kept for resume).
     if (child ? !is_safe_dotted_name(name) : !is_safe_name(name))
@@ -627,7 +625,7 @@ void read_tasks_table(const toml::table& tasks, Document& doc, Reporter& r, bool
     }
     RawTask& raw = doc.tasks.emplace_back();  // in place: a RawTask is not cheap to move
     raw.name = std::move(name);
-    raw.pos = pos_of(*v);
+    raw.pos = pos;
     FieldReader(r, /*defaults=*/false, raw.name, child).read(*t, raw.fields);
   }
 }

@@ -129,9 +129,9 @@ class Scheduler {
  private:
   // What the scheduler reads of a task on every step, copied out of its TaskSpec: a
   // TaskSpec is hundreds of bytes, so at a million tasks reading it there misses the
-  // caches on every launch and completion; these 32 bytes a task stay dense.
-  // 24 bytes: a million of them stay under glibc's mmap threshold (32 MiB) and come from
-  // the heap a large load left in huge pages, not from fresh small pages.
+  // caches on every launch and completion; these 24 bytes a task stay dense, and a
+  // million of them stay under glibc's mmap threshold (32 MiB), so they come from the
+  // heap a large load left in huge pages (heap_reserve.hpp), not from fresh small pages.
   struct Needs {
     std::int64_t exec_ms = 0;  // max_exec_time (0: unlimited)
     std::int64_t wait_ms = 0;  // max_wait_time (0: unlimited)
