@@ -139,8 +139,10 @@ if (( sanitize )); then
       stage "TSan: $t"
       set +e
       TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1}" \
-        "build-tsan/tests/$t" 2>&1 | tail -n 20 | tee -a "$logs/tsan.log"
-      rc=${PIPESTATUS[0]}
+        "build-tsan/tests/$t" >"$logs/tsan-$t.log" 2>&1
+      rc=$?
+      tail -n 20 "$logs/tsan-$t.log"
+      cat "$logs/tsan-$t.log" >>"$logs/tsan.log"
       set -e
       (( rc == 0 )) || tsan_rc=1
     done
@@ -166,6 +168,9 @@ if (( sanitize )); then
   echo "unit + integration tests under ASan + UBSan (build-asan/), exit $asan_rc:"
   summary_of "$logs/asan.log"
   echo "scheduler, store, store writer, children unit tests under TSan (build-tsan/), exit $tsan_rc"
+  # Name what failed here too: CI's record keeps only the end of the output.
+  (( tsan_rc == 0 )) ||
+    grep -E -A 6 'FAILED:|WARNING: ThreadSanitizer|^test cases:' "$logs/tsan.log" | head -n 40 || true
 fi
 if (( fuzz )); then
   echo "fuzzing (build-fuzz/), exit $fuzz_rc"

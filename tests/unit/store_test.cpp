@@ -483,7 +483,10 @@ TEST_CASE("A reader in another process never fails while the coordinator writes"
     std::size_t last = 0;
     bool signalled = false;
     char byte;
-    while (read(stop[0], &byte, 1) != 1) {
+    // The read that follows the stop byte starts after every write has committed, so it is
+    // the one that must see them all: no sleep decides what "the end" is.
+    for (bool stopping = false; !stopping;) {
+      stopping = read(stop[0], &byte, 1) == 1;
       auto runs = (*store)->list_runs({});
       auto tasks = (*store)->list_tasks(id);
       if (!runs || !tasks || runs->size() != 1) {
@@ -525,7 +528,6 @@ TEST_CASE("A reader in another process never fails while the coordinator writes"
     // Like a coordinator between batches: gives the reader time to interleave.
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it see the end
   REQUIRE(write(stop[1], "s", 1) == 1);
   long stats[4] = {};
   REQUIRE(read(result[0], stats, sizeof stats) == sizeof stats);
