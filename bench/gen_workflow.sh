@@ -9,11 +9,14 @@
 #               (i*7+1)%100 and (i*13+5)%100 of layer k-1 (the next one if they coincide)
 #   sleeps N    N independent tasks running `sleep 0.05`
 #   mapreduce N a task `map` (`sluice put n N`), then N tasks sq0..sq<N-1> after it, each
-#               `sluice put v $((i * i))`, then `reduce` after all of them: it sums the v of
+#               appending `v=$((i * i))` to its results file ($SLUICE_RESULTS, merged into
+#               its artifact by the coordinator), then `reduce` after all of them: it sums the v of
 #               every input artifact with one `sluice inputs v` (all inputs, one
 #               process), fails unless it saw N inputs summing to
 #               (N-1)N(2N-1)/6 (332833500 for N=1000), and `sluice put sum` the total.
 #               `sluice` must be on PATH when the workflow runs.
+#   mapreduce_put N  the same, each child starting `sluice put v $((i * i))` instead (a
+#               second process per child that writes its HDF5 artifact itself)
 #   mapreduce_dynamic N  the same map-reduce, but `map` adds the N children while it
 #               runs (`sluice add-child --spec` with a matrix of N instances, each
 #               `before = "reduce"`); reduce runs after map only.
@@ -25,7 +28,7 @@ if [ $# -ne 2 ]; then
   sed -n "2,22p" "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
-case "$1" in sweep|chain|layered|sleeps|mapreduce|mapreduce_dynamic|children) ;; *) echo "gen_workflow.sh: unknown workload: $1" >&2; exit 2 ;; esac
+case "$1" in sweep|chain|layered|sleeps|mapreduce|mapreduce_put|mapreduce_dynamic|children) ;; *) echo "gen_workflow.sh: unknown workload: $1" >&2; exit 2 ;; esac
 case "$2" in ''|*[!0-9]*) echo "gen_workflow.sh: N must be a positive integer: $2" >&2; exit 2 ;; esac
 if [ "$1" = layered ] && [ $(( $2 % 100 )) -ne 0 ]; then
   echo "gen_workflow.sh: layered needs N to be a multiple of 100" >&2; exit 2
@@ -36,7 +39,7 @@ if [ "$1" = mapreduce_dynamic ] || [ "$1" = children ]; then
   if [ "$1" = children ]; then
     child='command = [\"true\"]' before=''
   else
-    child='shell = \"sluice put v \$(( {i} * {i} ))\"' before='before = \"reduce\"'
+    child='shell = \"echo v=\$(( {i} * {i} )) >> \\\"\$SLUICE_RESULTS\\\"\"' before='before = \"reduce\"'
   fi
   q3="'''"
   cat <<EOF
@@ -95,10 +98,11 @@ BEGIN {
         printf "after = [\"l%d_%d\", \"l%d_%d\"]\n", k - 1, a, k - 1, b
       }
     }
-  } else if (w == "mapreduce") {
+  } else if (w == "mapreduce" || w == "mapreduce_put") {
     shelltask("map", "\"sluice put n " n "\"")
     for (i = 0; i < n; i++) {
-      shelltask("sq" i, "\"sluice put v $((" i " * " i "))\"")
+      if (w == "mapreduce_put") shelltask("sq" i, "\"sluice put v $((" i " * " i "))\"")
+      else shelltask("sq" i, "\"echo v=$((" i " * " i ")) >> \\\"$SLUICE_RESULTS\\\"\"")
       printf "after = [\"map\"]\n"
     }
     # A TOML multi-line literal string (\047\047\047 ... \047\047\047): no escapes inside.

@@ -14,7 +14,7 @@
 #include "sluice/hdf5_codec.hpp"
 #include "sluice/loader.hpp"
 #include "sluice/sdk_definition.hpp"
-#include "value_json.hpp"
+#include "sluice/value_json.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -24,6 +24,13 @@ using nlohmann::json;
 std::string env_or_empty(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
+}
+
+// What the user typed as the forced type; exit 2 when it does not fit.
+Value typed(const std::string& text, const std::string& type) {
+  auto v = parse_typed(text, type);
+  if (!v) throw CliError(kExitBadInput, v.error().message);
+  return std::move(*v);
 }
 
 struct PutArgs {
@@ -43,9 +50,9 @@ int cmd_put(const PutArgs& a) {
     if (!in) throw CliError(kExitBadInput, "cannot read " + a.file);
     std::stringstream ss;
     ss << in.rdbuf();
-    value = a.type == "auto" ? parse_file_contents(ss.str()) : parse_typed(ss.str(), a.type);
+    value = a.type == "auto" ? parse_file_contents(ss.str()) : typed(ss.str(), a.type);
   } else {
-    value = parse_typed(a.value, a.type);
+    value = typed(a.value, a.type);
   }
   Map previous, attributes;
   if (FILE* f = std::fopen(path.c_str(), "rb")) {

@@ -21,9 +21,9 @@
 #include "sluice/flow.hpp"
 #include "sluice/loader.hpp"
 #include "sluice/sdk_main.hpp"
+#include "sluice/value_json.hpp"
 #include "sluice/wire_codec.hpp"
 #include "sluice/workflow_run.hpp"
-#include "value_json.hpp"
 #ifdef SLUICE_WITH_MPI
 #include "mpi_backend.hpp"
 #include "mpi_worker.hpp"
@@ -98,7 +98,7 @@ int execute(WorkflowRun& run, bool quiet) {
   std::printf("run %s %s\n", run.id().c_str(), std::string(to_string(state)).c_str());
   if (!quiet && state == RunState::kSucceeded) {
     for (const auto& [task, value] : run.get_results(false))
-      std::printf("  %s = %s\n", task.c_str(), cli::to_text(value).c_str());
+      std::printf("  %s = %s\n", task.c_str(), sluice::to_text(value).c_str());
   }
   return state == RunState::kSucceeded ? cli::kExitOk : cli::kExitFailed;
 }

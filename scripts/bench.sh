@@ -23,8 +23,10 @@
 #   TMPDIR=DIR       where the runs happen (default /tmp; the header names its filesystem)
 #   ARTIFACT_BENCH=PATH  use this artifact_bench instead of build/bench/artifact_bench
 #
-# mapreduce: `map`, 1000 children computing i*i and `sluice put`-ing it, and a reduce
-# summing them with `sluice get` (make: files); ok=1 only when the sum is 332833500.
+# mapreduce: `map`, 1000 children computing i*i and appending `v=...` to their results
+# file (SLUICE_RESULTS), and a reduce summing them with one `sluice inputs v` (make:
+# files); ok=1 only when the sum is 332833500. Without --quick also `mapreduce_put`,
+# Sluice only: each child runs `sluice put v ...` instead.
 # children: dynamic children against declared tasks, Sluice only: `children` (a map
 # adding N `true` children while it runs, beside sweep N declared in the file) and
 # `mapreduce_dynamic` (the mapreduce above with the children added by map), at N = 1000,
@@ -217,15 +219,15 @@ bench_one() {
       fi
     elif ! why="$("$root/bench/check_run.sh" "$d/wf.toml" "$d/get.json" 2>&1)"; then
       ok=0 why="wrong result: $(head -n 3 <<<"$why" | tr '\n' ';')"
-    elif [[ "$graph" == mapreduce ]] &&
+    elif [[ "$graph" == mapreduce* ]] &&
          ! "$sluice" results "$run_id" reduce --json --home "$d/home" >"$d/results.json" 2>&1; then
       ok=0 why="sluice results $run_id reduce failed"
-    elif [[ "$graph" == mapreduce ]] &&
+    elif [[ "$graph" == mapreduce* ]] &&
          ! grep -q "\"sum\": $(mapreduce_sum "$n")\$" "$d/results.json"; then
       ok=0 why="reduce's sum is not $(mapreduce_sum "$n"): $(tr -d '\n' <"$d/results.json")"
     fi
     # How long the reduce task ran (one `sluice get` per input).
-    if [[ "$graph" == mapreduce && -f "$d/get.json" ]]; then
+    if [[ "$graph" == mapreduce* && -f "$d/get.json" ]]; then
       extra_fields+="$(task_seconds "$d/get.json" reduce reduce_s)"
     fi
   elif [[ "$graph" == mapreduce && "$(cat "$d/sum.txt" 2>/dev/null)" != "$(mapreduce_sum "$n")" ]]; then
@@ -322,7 +324,11 @@ fi
 wanted chain && each_tool chain 1000
 wanted layered && each_tool layered 1000
 wanted sleeps && each_tool sleeps 200 efficiency
-wanted mapreduce && each_tool mapreduce 1000
+if wanted mapreduce; then
+  each_tool mapreduce 1000
+  # The same with a `sluice put` process per child: what the results file saves.
+  (( quick )) || ! use_tool sluice || bench_one mapreduce_put sluice 1000
+fi
 if wanted children && use_tool sluice; then
   for n in 1000 $( (( quick )) || echo 10000); do
     bench_one sweep sluice "$n" us_per_task

@@ -50,6 +50,25 @@ bool set_int_attr(hid_t file, const char* name, std::int64_t value) {
   return attr && H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) >= 0;
 }
 
+// The provenance attributes, in the order they are written.
+std::vector<std::pair<const char*, Value>> provenance_attributes(const Provenance& p) {
+  std::string inputs;
+  for (const auto& [in_path, sum] : p.inputs) inputs += sum + " " + in_path + "\n";
+  std::vector<std::pair<const char*, Value>> a;
+  a.reserve(10);
+  a.emplace_back("run_id", Value(p.run_id));
+  a.emplace_back("workflow", Value(p.workflow));
+  a.emplace_back("task", Value(p.task));
+  a.emplace_back("attempt", Value(static_cast<std::int64_t>(p.attempt)));
+  a.emplace_back("host", Value(p.host));
+  a.emplace_back("started", Value(iso_time(p.started_us)));
+  a.emplace_back("ended", Value(iso_time(p.ended_us)));
+  a.emplace_back("exit_status", Value(static_cast<std::int64_t>(p.exit_status)));
+  a.emplace_back("command", Value(p.command));
+  a.emplace_back("inputs", Value(std::move(inputs)));
+  return a;
+}
+
 }  // namespace
 
 std::optional<std::string> scalar_text(const Value& v) {
@@ -119,19 +138,38 @@ Expected<SealedArtifact> finalize_artifact(const std::string& path, const Proven
         return make_error(ErrorCode::kInvalidInput, "bad artifact: " + content.error().message);
       sealed.content_hash = std::move(*content);
     }
-    std::string inputs;
-    for (const auto& [in_path, sum] : p.inputs) inputs += sum + " " + in_path + "\n";
     const hid_t f = static_cast<hid_t>(file->hdf5_file());
-    bool ok = set_string_attr(f, "run_id", p.run_id) &&
-              set_string_attr(f, "workflow", p.workflow) && set_string_attr(f, "task", p.task) &&
-              set_int_attr(f, "attempt", p.attempt) && set_string_attr(f, "host", p.host) &&
-              set_string_attr(f, "started", iso_time(p.started_us)) &&
-              set_string_attr(f, "ended", iso_time(p.ended_us)) &&
-              set_int_attr(f, "exit_status", p.exit_status) &&
-              set_string_attr(f, "command", p.command) && set_string_attr(f, "inputs", inputs);
+    bool ok = true;
+    for (const auto& [name, value] : provenance_attributes(p)) {
+      ok = ok &&
+           (value.type() == Value::Type::kInt ? set_int_attr(f, name, value.get<std::int64_t>())
+                                              : set_string_attr(f, name, value.get<std::string>()));
+    }
     if (!ok || !file->close())
       return make_error(ErrorCode::kIo, "cannot record provenance in " + path + " (disk full?)");
   }
+  auto sum = file_checksum(path);
+  if (!sum) return tl::unexpected(sum.error());
+  sealed.checksum = std::move(*sum);
+  return sealed;
+}
+
+Expected<SealedArtifact> write_sealed_artifact(const std::string& path, const Map& values,
+                                               const Provenance& p, bool hash_content) {
+  auto writer = ArtifactWriter::create(path);
+  if (!writer) return tl::unexpected(writer.error());
+  for (const auto& [key, value] : values) {
+    if (auto r = writer->put(key, value); !r)
+      return make_error(r.error().code, "bad artifact: key '" + key + "': " + r.error().message);
+  }
+  for (const auto& [name, value] : provenance_attributes(p)) {
+    if (auto r = writer->set_attribute(name, value); !r)
+      return make_error(ErrorCode::kIo,
+                        "cannot record provenance in " + path + ": " + r.error().message);
+  }
+  if (auto r = writer->commit(); !r) return tl::unexpected(r.error());
+  SealedArtifact sealed;
+  if (hash_content) sealed.content_hash = values_content_hash(values);
   auto sum = file_checksum(path);
   if (!sum) return tl::unexpected(sum.error());
   sealed.checksum = std::move(*sum);

@@ -11,12 +11,14 @@
 #include "sluice/artifacts.hpp"
 #include "sluice/coordinator.hpp"
 #include "sluice/file_modes.hpp"
+#include "sluice/results_file.hpp"
 
 namespace sluice {
 namespace {
 
 // "/" + the artifact's file name, appended to an attempt directory's relative path.
 const std::string kArtifactLeaf = "/" + std::string(kArtifactFile);
+const std::string kResultsLeaf = "/" + std::string(kResultsFile);
 
 }  // namespace
 
@@ -28,6 +30,7 @@ std::string Coordinator::final_artifact(TaskId t) const {
 void Coordinator::add_artifact_env(const TaskSpec& spec, const std::string& dir,
                                    LaunchRequest& req) {
   req.env.emplace_back("SLUICE_OUTPUT", artifact_path(dir));
+  req.env.emplace_back("SLUICE_RESULTS", dir + kResultsLeaf);
   std::string inputs;
   for (TaskId p : spec.after) {
     if (!has_artifact_[p]) continue;
@@ -94,7 +97,29 @@ void Coordinator::seal_artifact(Completion& c) {
     c.failure = "bad artifact: the attempt directory " + dir + " was replaced (not a directory)";
     return;
   }
-  if (lstat_in(kArtifactLeaf.c_str(), path) != 0) return;  // no artifact: nothing to pass on
+  // Values the task appended to SLUICE_RESULTS go into its artifact.
+  Map results;
+  const std::string results_path = dir + kResultsLeaf;
+  if (lstat_in(kResultsLeaf.c_str(), results_path) == 0 && st.st_size > 0) {
+    auto read = read_results(results_path);
+    if (!read) {
+      c.failure = "bad results: " + read.error().message;
+      return;
+    }
+    results = std::move(*read);
+  }
+  if (lstat_in(kArtifactLeaf.c_str(), path) != 0) {
+    if (results.empty()) return;  // no artifact: nothing to pass on
+    // Only results: the artifact is written and sealed in one pass.
+    auto sealed = write_sealed_artifact(path, results, provenance_of(c),
+                                        c.content_hash.empty() && cache_parts_.count(c.task));
+    if (!sealed) {
+      c.failure = "bad results: " + sealed.error().message;
+      return;
+    }
+    record_sealed(c, path, std::move(*sealed));
+    return;
+  }
   if (S_ISLNK(st.st_mode)) {
     c.failure = "bad artifact: " + path +
                 " is a symbolic link (refused: an artifact must be a "
@@ -105,6 +130,31 @@ void Coordinator::seal_artifact(Completion& c) {
     c.failure = "bad artifact: " + path + " is not a regular file";
     return;
   }
+  if (!results.empty()) {
+    if (auto merged = merge_into_artifact(results, path); !merged) {
+      c.failure = "bad results: " + results_path + ": " + merged.error().message;
+      return;
+    }
+  }
+  // The cache keys dependents on the content hash: read it in the same open.
+  const bool hash_content = c.content_hash.empty() && cache_parts_.count(c.task) != 0;
+  auto sealed = finalize_artifact(path, provenance_of(c), hash_content);
+  if (!sealed) {
+    c.failure = sealed.error().message;
+    return;
+  }
+  record_sealed(c, path, std::move(*sealed));
+}
+
+void Coordinator::record_sealed(Completion& c, const std::string& path, SealedArtifact sealed) {
+  ::chmod(path.c_str(), file_modes().file);
+  has_artifact_[c.task] = 1;
+  checksums_[c.task] = std::move(sealed.checksum);
+  if (!sealed.content_hash.empty()) c.content_hash = std::move(sealed.content_hash);
+}
+
+Provenance Coordinator::provenance_of(const Completion& c) {
+  const TaskSpec& spec = workflow_.tasks[c.task];
   Provenance p;
   p.run_id = run_id_;
   p.workflow = workflow_id_;
@@ -129,17 +179,7 @@ void Coordinator::seal_artifact(Completion& c) {
     }
     p.inputs.emplace_back(std::move(in), sum->second);
   }
-  // The cache keys dependents on the content hash: read it in the same open.
-  const bool hash_content = c.content_hash.empty() && cache_parts_.count(c.task) != 0;
-  auto sealed = finalize_artifact(path, p, hash_content);
-  if (!sealed) {
-    c.failure = sealed.error().message;
-    return;
-  }
-  ::chmod(path.c_str(), file_modes().file);
-  has_artifact_[c.task] = 1;
-  checksums_[c.task] = std::move(sealed->checksum);
-  if (hash_content) c.content_hash = std::move(sealed->content_hash);
+  return p;
 }
 
 void Coordinator::write_run_view() {

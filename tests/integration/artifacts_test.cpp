@@ -219,6 +219,65 @@ shell = "sluice put total $(sluice inputs v | awk '{s += $1} END {print s}')"
   CHECK(results_json(run_id_of(r), dir.path())["results"]["sum"]["total"] == 30);
 }
 
+TEST_CASE("values appended to SLUICE_RESULTS reach dependents and h5dump as HDF5",
+          "[integration][artifacts][results]") {
+  ScratchDir dir;
+  auto r = run_sluice({"run", kExamples + "results_file.toml"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto id = run_id_of(r);
+  auto res = results_json(id, dir.path())["results"]["summary"];
+  CHECK(res["total"] == 30);  // 1 + 4 + 9 + 16, read by `sluice inputs square`
+  CHECK(res["best_size"] == 4);
+  auto one = run_sluice({"results", id, "measure.1", "--json"}, dir.path());
+  auto m1 = json::parse(one.out)["results"]["measure.1"];
+  CHECK(m1["size"] == 2);
+  CHECK(m1["samples"] == json::parse("[[1,2],[2,4],[3,6]]"));
+  CHECK(h5dump(dir.path(), id, "/measure.3/square").find("(0): 16") != std::string::npos);
+  // Sealed like any artifact: provenance on its root.
+  auto art = json::parse(run_sluice({"artifacts", id, "measure.0", "--json"}, dir.path()).out);
+  CHECK(art["provenance"]["task"] == "measure.0@1");
+  CHECK(art["provenance"]["run_id"] == id);
+}
+
+TEST_CASE("results and sluice put in one task merge; a malformed results file fails the task",
+          "[integration][artifacts][results]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"TOML(
+[workflow]
+name = "merge"
+[tasks.both]
+shell = '''
+sluice put kept 1 && sluice put replaced old
+printf 'replaced=new\nadded=x\n' >> "$SLUICE_RESULTS"
+'''
+[tasks.use]
+after = ["both"]
+command = ["sh", "-c", "sluice put got {inputs.both.kept}-{inputs.both.replaced}-{inputs.both.added}"]
+[tasks.broken]
+shell = 'printf "fine=1\nno equals sign here\n" >> "$SLUICE_RESULTS"'
+[tasks.after_broken]
+after = ["broken"]
+shell = "true"
+)TOML");
+  auto r = run_sluice({"run", "wf.toml"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 1);
+  const auto id = run_id_of(r);
+  auto run = get_json(id, dir.path());
+  CHECK(task_named(run, "use")["state"] == "succeeded");
+  auto used = run_sluice({"results", id, "use", "--json"}, dir.path());
+  CHECK(json::parse(used.out)["results"]["use"]["got"] == "1-new-x");
+  auto broken = task_named(run, "broken");
+  CHECK(broken["state"] == "failed");
+  const std::string reason = broken["reason"];
+  CHECK(reason.rfind("bad results: ", 0) == 0);
+  CHECK(reason.find("/results:2: expected KEY=VALUE") != std::string::npos);
+  CHECK(task_named(run, "after_broken")["state"] == "skipped");
+  // No half artifact: the failed attempt left none.
+  CHECK_FALSE(fs::exists(dir.path() / (".sluice/runs/" + id + "/tasks/broken/1/output.h5")));
+}
+
 TEST_CASE("a full disk fails the writing attempt with a clear reason and keeps the store sound",
           "[integration][artifacts][diskfull]") {
   ScratchDir dir;

@@ -58,6 +58,14 @@ struct SealedArtifact {
 Expected<SealedArtifact> finalize_artifact(const std::string& path, const Provenance& provenance,
                                            bool hash_content = false);
 
+// Creates the artifact at `path` holding `values`, with the provenance written in the
+// same pass: what writing the values and then finalize_artifact() gives, for half the
+// HDF5 work (the coordinator's path for a task that left only a results file).
+// kInvalidInput (message "bad artifact: …") for a value HDF5 cannot hold.
+Expected<SealedArtifact> write_sealed_artifact(const std::string& path, const Map& values,
+                                               const Provenance& provenance,
+                                               bool hash_content = false);
+
 // A scalar Value (bool, int64, float64, string) as command-line text: "true", "42",
 // "0.1" (shortest round-trip form), the string itself. nullopt for other types.
 std::optional<std::string> scalar_text(const class Value& value);

@@ -29,7 +29,9 @@
 
 namespace sluice {
 
-class StoreWriter;  // store_writer.hpp
+class StoreWriter;      // store_writer.hpp
+struct Provenance;      // artifacts.hpp
+struct SealedArtifact;  // artifacts.hpp
 
 struct CoordinatorOptions {
   // Called about every `progress_interval` and once at the end (final = true).
@@ -123,13 +125,16 @@ class Coordinator {
   // Removes what prepare_attempt() made for an attempt that was never launched (its
   // task was skipped or cancelled, or the run stopped first).
   void discard_prepared(TaskId task, PreparedAttempt& p);
-  // Adds SLUICE_OUTPUT, SLUICE_INPUTS and SLUICE_INPUT_<PARENT> to `req`.
+  // Adds SLUICE_OUTPUT, SLUICE_RESULTS, SLUICE_INPUTS and SLUICE_INPUT_<PARENT> to `req`.
   void add_artifact_env(const TaskSpec& spec, const std::string& dir, LaunchRequest& req);
   // Resolves {inputs.PARENT.KEY} in the command; false with `why` when it cannot.
   bool resolve_input_placeholders(const TaskSpec& spec, std::vector<std::string>& command,
                                   std::string& shell, std::string& why);
-  // After an attempt exited 0: seals its artifact, or sets c.failure.
+  // After an attempt exited 0: merges its results file (SLUICE_RESULTS) into its artifact
+  // and seals the artifact, or sets c.failure.
   void seal_artifact(Completion& c);
+  Provenance provenance_of(const Completion& c);
+  void record_sealed(Completion& c, const std::string& path, SealedArtifact sealed);
   std::string final_artifact(TaskId t) const;
   void write_run_view();
   // After SIGTERM: kills running attempts, leaves the run resumable. Returns kRunning.

@@ -1,13 +1,12 @@
-#include "value_json.hpp"
+#include "sluice/value_json.hpp"
 
 #include <charconv>
 #include <cstdlib>
 #include <sstream>
 
-#include "cli.hpp"
 #include "sluice/artifacts.hpp"
 
-namespace sluice::cli {
+namespace sluice {
 namespace {
 
 using nlohmann::json;
@@ -137,11 +136,11 @@ Value from_json(const json& j) {
   return Value(std::move(l));
 }
 
-Value parse_typed(const std::string& text, const std::string& type) {
+Expected<Value> parse_typed(const std::string& text, const std::string& type) {
   std::int64_t i = 0;
   double d = 0;
-  auto bad = [&](const char* what) -> Value {
-    throw CliError(kExitBadInput, "'" + text + "' is not " + what);
+  auto bad = [&](const char* what) -> Expected<Value> {
+    return make_error(ErrorCode::kInvalidInput, "'" + text + "' is not " + what);
   };
   if (type == "string") return Value(text);
   if (type == "int") return parse_int(text, i) ? Value(i) : bad("an integer");
@@ -153,11 +152,11 @@ Value parse_typed(const std::string& text, const std::string& type) {
   }
   if (type == "json") {
     auto j = json::parse(text, nullptr, false);
-    return j.is_discarded() ? bad("valid JSON") : from_json(j);
+    return j.is_discarded() ? bad("valid JSON") : Expected<Value>(from_json(j));
   }
   if (type != "auto")
-    throw CliError(kExitBadInput,
-                   "unknown --type '" + type + "' (auto, int, float, bool, string, json)");
+    return make_error(ErrorCode::kInvalidInput,
+                      "unknown --type '" + type + "' (auto, int, float, bool, string, json)");
   if (text == "true") return Value(true);
   if (text == "false") return Value(false);
   if (parse_int(text, i)) return Value(i);
@@ -239,4 +238,4 @@ std::string to_text(const Value& v) {
   return out;
 }
 
-}  // namespace sluice::cli
+}  // namespace sluice
