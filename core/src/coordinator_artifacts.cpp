@@ -76,31 +76,53 @@ void Coordinator::seal_artifact(Completion& c) {
   const TaskSpec& spec = workflow_.tasks[c.task];
   const std::string dir = store_.attempt_dir(run_id_, spec.name, c.attempt);
   const std::string path = artifact_path(dir);
-  struct stat st;
   has_artifact_[c.task] = 0;
+  // Relative to the run's tasks directory when it is open (a shorter path walk).
+  // 0 found, ENOENT or another errno.
+  auto lstat_in = [&](const std::string* leaf, const std::string& full, struct stat& st) {
+    int rc;
+    if (tasks_fd_ < 0) {
+      rc = ::lstat(full.c_str(), &st);
+    } else {
+      std::string& rel = relative_attempt_dir(spec.name, c.attempt);
+      if (leaf) rel.append(*leaf);
+      rc = ::fstatat(tasks_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+    }
+    return rc == 0 ? 0 : errno;
+  };
+  // Most attempts leave neither file: two lookups decide it.
+  const std::string results_path = dir + kResultsLeaf;
+  struct stat results_st, st;
+  const int results_err = lstat_in(&kResultsLeaf, results_path, results_st);
+  const int artifact_err = lstat_in(&kArtifactLeaf, path, st);
+  if (results_err == ENOENT && artifact_err == ENOENT) return;  // also: no directory made
   // The attempt owns its directory: a link there (to /etc/passwd, to another run) must
   // not make the coordinator open, seal or chmod a file outside it.
-  // Relative to the run's tasks directory when it is open (a shorter path walk).
-  auto lstat_in = [&](const char* leaf, const std::string& full) {
-    if (tasks_fd_ < 0) return ::lstat(full.c_str(), &st);
-    std::string& rel = relative_attempt_dir(spec.name, c.attempt);
-    if (leaf) rel.append(leaf);
-    return ::fstatat(tasks_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW);
-  };
-  if (lstat_in(nullptr, dir) != 0) {
-    if (errno == ENOENT) return;  // never made (inproc writes none for a null result)
+  struct stat dir_st;
+  if (const int err = lstat_in(nullptr, dir, dir_st); err != 0) {
+    if (err == ENOENT) return;  // removed meanwhile: nothing to pass on
     c.failure =
-        "bad artifact: cannot inspect the attempt directory " + dir + ": " + std::strerror(errno);
+        "bad artifact: cannot inspect the attempt directory " + dir + ": " + std::strerror(err);
     return;
   }
-  if (!S_ISDIR(st.st_mode)) {
+  if (!S_ISDIR(dir_st.st_mode)) {
     c.failure = "bad artifact: the attempt directory " + dir + " was replaced (not a directory)";
     return;
   }
+  for (const auto& [err, file] : {std::pair{results_err, &results_path}, {artifact_err, &path}}) {
+    if (err != 0 && err != ENOENT) {
+      c.failure = "bad artifact: cannot inspect " + *file + ": " + std::strerror(err);
+      return;
+    }
+  }
   // Values the task appended to SLUICE_RESULTS go into its artifact.
   Map results;
-  const std::string results_path = dir + kResultsLeaf;
-  if (lstat_in(kResultsLeaf.c_str(), results_path) == 0 && st.st_size > 0) {
+  if (results_err == 0 && !S_ISREG(results_st.st_mode)) {
+    c.failure = "bad results: " + results_path +
+                " is not a regular file (refused: a link could point outside the attempt)";
+    return;
+  }
+  if (results_err == 0 && results_st.st_size > 0) {
     auto read = read_results(results_path);
     if (!read) {
       c.failure = "bad results: " + read.error().message;
@@ -108,7 +130,7 @@ void Coordinator::seal_artifact(Completion& c) {
     }
     results = std::move(*read);
   }
-  if (lstat_in(kArtifactLeaf.c_str(), path) != 0) {
+  if (artifact_err != 0) {
     if (results.empty()) return;  // no artifact: nothing to pass on
     // Only results: the artifact is written and sealed in one pass.
     auto sealed = write_sealed_artifact(path, results, provenance_of(c),

@@ -120,6 +120,8 @@ shell = "ln -s $PWD/passwd $SLUICE_OUTPUT"
 shell = "ln -s /etc/passwd $SLUICE_OUTPUT"
 [tasks.to_hdf5]
 shell = "ln -s $PWD/outside.h5 $SLUICE_OUTPUT"
+[tasks.results_to_passwd]
+shell = "ln -s $PWD/passwd $SLUICE_RESULTS"
 [tasks.dir_swapped]
 shell = "mkdir -p swapped && cp outside.h5 swapped/output.h5 && rm -rf $SLUICE_ATTEMPT_DIR && ln -s $PWD/swapped $SLUICE_ATTEMPT_DIR"
 )TOML");
@@ -138,6 +140,10 @@ shell = "mkdir -p swapped && cp outside.h5 swapped/output.h5 && rm -rf $SLUICE_A
                              "/1/output.h5 is a symbolic link (refused: an artifact must be a "
                              "regular file inside the attempt directory)");
   }
+  CHECK(task_named(run, "results_to_passwd")["reason"] ==
+        "bad results: " + attempts +
+            "results_to_passwd/1/results is not a regular file (refused: a link could point "
+            "outside the attempt)");
   CHECK(task_named(run, "dir_swapped")["reason"] ==
         "bad artifact: the attempt directory " + attempts +
             "dir_swapped/1 was replaced (not a directory)");
