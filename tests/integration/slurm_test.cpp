@@ -101,7 +101,7 @@ std::string job_of(const std::string& handle) {
 
 void run_examples(const std::string& driver) {
   ScratchDir dir;
-  for (std::string ex : {"diamond.toml", "gen_sum.toml"}) {
+  for (std::string ex : {"diamond.toml", "gen_sum.toml", "results_file.toml"}) {
     auto r = run_sluice({"run", kExamples + ex, "--backend", "slurm", "-O", "driver=" + driver,
                          "-O", "poll_interval=200ms", "-q"},
                         dir.path());
@@ -113,6 +113,10 @@ void run_examples(const std::string& driver) {
     if (ex == "gen_sum.toml") {
       auto res = run_sluice({"results", run_id_of(r)}, dir.path());
       CHECK(res.out.find("sum_nums  sum  3") != std::string::npos);
+    }
+    if (ex == "results_file.toml") {  // values passed through $SLUICE_RESULTS from the jobs
+      auto res = results_json(run_id_of(r), dir.path());
+      CHECK(res["results"]["summary"]["total"] == 30);
     }
   }
   for (const auto& a : attempts(dir)) CHECK(a.handle.rfind("slurm:", 0) == 0);
@@ -165,7 +169,8 @@ TEST_CASE("a sub-workflow marked backend = mpi runs as one Slurm job", "[slurm][
   for (int i = 1; i <= 40; ++i) values += (i > 1 ? ", " : "") + std::to_string(i);
   write_file(dir / "inner.toml",
              "[workflow]\nname = \"inner\"\n[tasks.sq]\nmatrix = { i = [" + values +
-                 "] }\nshell = \"sluice put v {i}\"\n[tasks.sum]\nafter = [\"sq\"]\n"
+                 "] }\nshell = 'echo v={i} >> \"$SLUICE_RESULTS\"'\n[tasks.sum]\nafter = "
+                 "[\"sq\"]\n"
                  "shell = \"s=0; for v in $(sluice inputs v); do s=$((s + v)); done; sluice put "
                  "sum $s\"\n");
   write_file(dir / "outer.toml",
