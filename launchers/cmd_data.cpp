@@ -13,6 +13,7 @@
 #include "sluice/graph.hpp"
 #include "sluice/hdf5_codec.hpp"
 #include "sluice/loader.hpp"
+#include "sluice/results_file.hpp"
 #include "sluice/sdk_definition.hpp"
 #include "sluice/value_json.hpp"
 
@@ -37,8 +38,8 @@ struct PutArgs {
   std::string key, value, type = "auto", file, output;
 };
 
-// Rewrites the artifact with the new key added (or replaced). Each put is atomic: the
-// file is rebuilt beside the old one and renamed over it.
+// Rewrites the artifact with the new key added (or replaced), as the coordinator merges a
+// results file. Each put is atomic: the file is rebuilt beside the old one and renamed.
 int cmd_put(const PutArgs& a) {
   std::string path = a.output.empty() ? env_or_empty("SLUICE_OUTPUT") : a.output;
   if (path.empty())
@@ -54,23 +55,9 @@ int cmd_put(const PutArgs& a) {
   } else {
     value = typed(a.value, a.type);
   }
-  Map previous, attributes;
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-    auto reader = ArtifactReader::open(path);
-    if (!reader) fail(reader.error());
-    auto all = reader->get_all();
-    if (!all) fail(all.error());
-    previous = std::move(*all);
-    if (auto attrs = reader->attributes(); attrs) attributes = std::move(*attrs);
-  }
-  previous.insert_or_assign(a.key, std::move(value));
-  auto writer = ArtifactWriter::create(path);
-  if (!writer) fail(writer.error());
-  for (const auto& [k, v] : previous)
-    if (auto r = writer->put(k, v); !r) fail(r.error());
-  for (const auto& [k, v] : attributes) (void)writer->set_attribute(k, v);
-  if (auto r = writer->commit(); !r) fail(r.error());
+  Map one;
+  one.insert_or_assign(a.key, std::move(value));
+  if (auto r = merge_into_artifact(one, path); !r) fail(r.error());
   return kExitOk;
 }
 

@@ -122,7 +122,7 @@ Expected<Map> read_results(const std::string& path) {
 
 Expected<void> merge_into_artifact(const Map& results, const std::string& artifact_path) {
   Map values, attributes;
-  {
+  if (::access(artifact_path.c_str(), F_OK) == 0) {
     auto reader = ArtifactReader::open(artifact_path);
     if (!reader) return tl::unexpected(reader.error());
     auto all = reader->get_all();

@@ -39,11 +39,11 @@ Expected<Map> parse_results(std::string_view text, const std::string& name);
 // (links are not followed); kIo when it cannot be read.
 Expected<Map> read_results(const std::string& path);
 
-// Merges `results` into the existing artifact at `artifact_path`: its values are kept
-// unless a result replaces them, its root attributes are kept, and the file is replaced
-// atomically. kInvalidInput for an unreadable artifact or a value HDF5 cannot hold, kIo
-// when it cannot be written. (An attempt with results and no artifact gets a new one
-// from write_sealed_artifact() in artifacts.hpp.)
+// Merges `results` into the artifact at `artifact_path` (created when there is none; the
+// path of `sluice put` too): its values are kept unless a result replaces them, its root
+// attributes are kept, and the file is replaced atomically. kInvalidInput for an unreadable
+// artifact or a value HDF5 cannot hold, kIo when it cannot be written. (An attempt with results and
+// no artifact gets a new one from write_sealed_artifact() in artifacts.hpp.)
 Expected<void> merge_into_artifact(const Map& results, const std::string& artifact_path);
 
 }  // namespace sluice
