@@ -7,6 +7,9 @@
 //   sluice-codec   ArtifactWriter::create + put + commit, ArtifactReader::open + get
 //   sluice-sealed  the same plus finalize_artifact (provenance + xxh3 checksum), as the
 //                  coordinator seals an attempt's artifact before dependents read it
+//   sluice-results write_sealed_artifact: values, provenance and checksum in one pass, as
+//                  the coordinator writes the artifact of a task that left only a results
+//                  file ($SLUICE_RESULTS)
 //   hdf5-raw       bare HDF5 C API: H5Fcreate, scalar int64 dataset, close, H5Fopen, read
 //   posix          open/write 8 bytes/close, open/read/close: the floor
 // Bandwidth: one float64 array of G GiB (default 1; --quick: 256 MiB), produced in row
@@ -100,28 +103,43 @@ struct SmallTool {
       run;
 };
 
-bool codec_roundtrip(const std::string& path, std::int64_t v, bool seal, double& write_s,
+// What Coordinator::seal_artifact records for a cached task with one input.
+sluice::Provenance bench_provenance() {
+  sluice::Provenance p;
+  p.run_id = "20261126T120000-bench";
+  p.workflow = "bench:artifacts:1";
+  p.task = "t@1";
+  p.attempt = 1;
+  p.host = "localhost";
+  p.started_us = 1'700'000'000'000'000;
+  p.ended_us = p.started_us + 1000;
+  p.command = "sluice put v 42";
+  p.inputs.emplace_back("/tmp/run/tasks/parent/attempt-1/output.h5", "xxh3:0123456789abcdef");
+  return p;
+}
+
+bool is_sealed(const sluice::Expected<sluice::SealedArtifact>& sealed) {
+  return sealed && sealed->checksum.rfind("xxh3:", 0) == 0 &&
+         sealed->content_hash.rfind("xxh3:", 0) == 0;
+}
+
+enum class Seal { kNone, kFinalize, kOnePass };
+
+bool codec_roundtrip(const std::string& path, std::int64_t v, Seal seal, double& write_s,
                      double& read_s) {
   auto t0 = Clock::now();
-  {
-    auto w = ArtifactWriter::create(path);
-    if (!w || !w->put("v", Value(v)) || !w->commit()) return false;
-  }
-  if (seal) {
-    // What Coordinator::seal_artifact records for a cached task with one input.
-    sluice::Provenance p;
-    p.run_id = "20261126T120000-bench";
-    p.workflow = "bench:artifacts:1";
-    p.task = "t@1";
-    p.attempt = 1;
-    p.host = "localhost";
-    p.started_us = 1'700'000'000'000'000;
-    p.ended_us = p.started_us + 1000;
-    p.command = "sluice put v 42";
-    p.inputs.emplace_back("/tmp/run/tasks/parent/attempt-1/output.h5", "xxh3:0123456789abcdef");
-    auto sealed = sluice::finalize_artifact(path, p, /*hash_content=*/true);
-    if (!sealed || sealed->checksum.rfind("xxh3:", 0) != 0 ||
-        sealed->content_hash.rfind("xxh3:", 0) != 0)
+  if (seal == Seal::kOnePass) {
+    sluice::Map values;
+    values.insert_or_assign("v", Value(v));
+    if (!is_sealed(sluice::write_sealed_artifact(path, values, bench_provenance(), true)))
+      return false;
+  } else {
+    {
+      auto w = ArtifactWriter::create(path);
+      if (!w || !w->put("v", Value(v)) || !w->commit()) return false;
+    }
+    if (seal == Seal::kFinalize &&
+        !is_sealed(sluice::finalize_artifact(path, bench_provenance(), /*hash_content=*/true)))
       return false;
   }
   auto t1 = Clock::now();
@@ -183,9 +201,11 @@ bool posix_roundtrip(const std::string& path, std::int64_t v, double& write_s, d
 bool bench_small(int n, int reps) {
   const SmallTool tools[] = {
       {"sluice-codec", [](const std::string& p, std::int64_t v, double& w,
-                          double& r) { return codec_roundtrip(p, v, false, w, r); }},
+                          double& r) { return codec_roundtrip(p, v, Seal::kNone, w, r); }},
       {"sluice-sealed", [](const std::string& p, std::int64_t v, double& w,
-                           double& r) { return codec_roundtrip(p, v, true, w, r); }},
+                           double& r) { return codec_roundtrip(p, v, Seal::kFinalize, w, r); }},
+      {"sluice-results", [](const std::string& p, std::int64_t v, double& w,
+                            double& r) { return codec_roundtrip(p, v, Seal::kOnePass, w, r); }},
       {"hdf5-raw", hdf5_raw_roundtrip},
       {"posix", posix_roundtrip},
   };

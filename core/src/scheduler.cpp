@@ -33,7 +33,8 @@ Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capa
       retry_base_(workflow.tasks.size(), 0),
       unfinished_parents_(workflow.tasks.size(), 0),
       timing_out_(workflow.tasks.size(), 0),
-      lost_retries_(workflow.tasks.size(), 0) {
+      lost_retries_(workflow.tasks.size(), 0),
+      exited_(workflow.tasks.size(), 0) {
   counts_[static_cast<int>(TaskState::kWaiting)] = states_.size();
   for (std::size_t t = 0; t < needs_.size(); ++t) needs_[t] = needs_of(workflow.tasks[t]);
 }
@@ -67,6 +68,7 @@ void Scheduler::on_task_added(TaskId task) {
     unfinished_parents_.resize(n, 0);
     timing_out_.resize(n, 0);
     lost_retries_.resize(n, 0);
+    exited_.resize(n, 0);
     needs_.resize(n);
     counts_[static_cast<int>(TaskState::kWaiting)]++;
   }
@@ -185,6 +187,13 @@ void Scheduler::on_launch_failed(TaskId task, std::uint32_t attempt, const std::
   finish_attempt(task, false, -1, "launch failed: " + reason, now);
 }
 
+void Scheduler::on_attempt_exited(TaskId t, std::uint32_t attempt) {
+  if (t >= states_.size() || attempts_[t] != attempt || exited_[t]) return;
+  if (states_[t] != TaskState::kRunning && states_[t] != TaskState::kQueued) return;
+  exited_[t] = 1;
+  release(needs_[t]);
+}
+
 std::optional<AttemptOutcome> Scheduler::on_attempt_finished(const Completion& c, TimePoint now) {
   const TaskId t = c.task;
   if (t >= states_.size() || attempts_[t] != c.attempt) return std::nullopt;
@@ -215,7 +224,8 @@ std::optional<AttemptOutcome> Scheduler::on_attempt_finished(const Completion& c
 AttemptOutcome Scheduler::finish_attempt(TaskId t, bool ok, int exit_code, std::string reason,
                                          TimePoint now) {
   const Needs& spec = needs_[t];
-  release(spec);
+  if (!exited_[t]) release(spec);
+  exited_[t] = 0;
   timing_out_[t] = 0;
   if (cancelled_) {
     set_state(t, TaskState::kCancelled, attempts_[t], exit_code, "cancelled");
@@ -330,7 +340,7 @@ void Scheduler::check_invariants() const {
     const TaskState s = states_[t];
     counts[static_cast<int>(s)]++;
     if (is_terminal(s)) finished++;
-    if (s == TaskState::kRunning || s == TaskState::kQueued) {
+    if ((s == TaskState::kRunning || s == TaskState::kQueued) && !exited_[t]) {
       used_cpus += workflow_.tasks[t].cpus;
       used_gpus += workflow_.tasks[t].gpus;
     }
@@ -345,6 +355,8 @@ void Scheduler::check_invariants() const {
         if (is_terminal(states_[p]) && states_[p] != TaskState::kSucceeded) has_bad_parent = true;
       if (!has_bad_parent) invariant_failed("skipped without a failed parent", t);
     }
+    if (exited_[t] && s != TaskState::kRunning && s != TaskState::kQueued)
+      invariant_failed("exited mark on a task that is not running", t);
   }
   if (counts != counts_) invariant_failed("state counts out of sync", 0);
   if (finished != finished_) invariant_failed("finished count out of sync", 0);

@@ -20,6 +20,7 @@ struct Harness {
   Scheduler sched;
   TimePoint now{};
   std::vector<Launch> running;
+  std::vector<Launch> exited;
   std::vector<StateChange> log;
   std::size_t max_parallel_cpus = 0;
 
@@ -45,15 +46,34 @@ struct Harness {
   bool is_running(TaskId t) const {
     return std::any_of(running.begin(), running.end(), [&](auto& l) { return l.task == t; });
   }
-  void finish(TaskId t, int code, ExitKind kind = ExitKind::kExited) {
+  // The attempt's processes ended; the outcome comes later with finish(), as when the
+  // coordinator seals an artifact in between.
+  void exit(TaskId t) {
     auto it = std::find_if(running.begin(), running.end(), [&](auto& l) { return l.task == t; });
     REQUIRE(it != running.end());
+    exited.push_back(*it);
+    running.erase(it);
+    sched.on_attempt_exited(t, exited.back().attempt);
+    step();
+  }
+  void finish(TaskId t, int code, ExitKind kind = ExitKind::kExited, std::string failure = {}) {
+    Launch l;
+    auto it = std::find_if(running.begin(), running.end(), [&](auto& x) { return x.task == t; });
+    if (it != running.end()) {
+      l = *it;
+      running.erase(it);
+    } else {
+      auto ex = std::find_if(exited.begin(), exited.end(), [&](auto& x) { return x.task == t; });
+      REQUIRE(ex != exited.end());
+      l = *ex;
+      exited.erase(ex);
+    }
     Completion c;
     c.task = t;
-    c.attempt = it->attempt;
+    c.attempt = l.attempt;
     c.kind = kind;
     c.code = code;
-    running.erase(it);
+    c.failure = std::move(failure);
     sched.on_attempt_finished(c, now);
     step();
   }
@@ -179,6 +199,87 @@ TEST_CASE("parallelism never exceeds capacity on a random DAG", "[core][schedule
   REQUIRE(h.sched.done());
   REQUIRE(h.sched.run_state() == RunState::kSucceeded);
   REQUIRE(steps == static_cast<std::size_t>(n));
+  REQUIRE(h.max_parallel_cpus <= 3);
+  REQUIRE(h.max_parallel_cpus >= 2);
+}
+
+TEST_CASE("an exited attempt's slot takes the next ready task while its dependents wait",
+          "[core][scheduler]") {
+  // t0 -> t2; t1 independent; one slot.
+  Harness h(make_workflow({{}, {}, {0}}), Capacity{1, 0, {}});
+  h.start();
+  REQUIRE(h.is_running(0));
+  REQUIRE_FALSE(h.is_running(1));
+  h.exit(0);  // its artifact is being sealed
+  REQUIRE(h.is_running(1));
+  REQUIRE(h.sched.state(0) == TaskState::kRunning);
+  REQUIRE(h.sched.state(2) == TaskState::kWaiting);
+  h.sched.on_attempt_exited(0, 1);  // a second report changes nothing
+  h.step();
+  REQUIRE(h.running.size() == 1);
+  h.finish(0, 0);
+  REQUIRE(h.sched.state(0) == TaskState::kSucceeded);
+  REQUIRE(h.sched.state(2) == TaskState::kReady);  // the slot is t1's now
+  REQUIRE(h.running.size() == 1);
+  h.finish(1, 0);
+  REQUIRE(h.is_running(2));
+  h.finish(2, 0);
+  REQUIRE(h.sched.run_state() == RunState::kSucceeded);
+}
+
+TEST_CASE("a failure found after the exit retries the task in a free slot", "[core][scheduler]") {
+  auto wf = make_workflow({{}, {0}});
+  wf.tasks[0].retries = 1;
+  Harness h(std::move(wf), Capacity{1, 0, {}});
+  h.start();
+  h.exit(0);
+  REQUIRE(h.running.empty());  // nothing else is ready
+  h.finish(0, 0, ExitKind::kExited, "bad artifact: not HDF5");
+  REQUIRE(std::any_of(h.log.begin(), h.log.end(), [](const StateChange& c) {
+    return c.task == 0 && c.reason == "retrying after attempt 1: bad artifact: not HDF5";
+  }));
+  REQUIRE(h.is_running(0));
+  REQUIRE(h.running[0].attempt == 2);
+  REQUIRE(h.sched.state(1) == TaskState::kWaiting);
+  h.exit(0);
+  h.finish(0, 0);
+  REQUIRE(h.is_running(1));
+  h.finish(1, 0);
+  REQUIRE(h.sched.run_state() == RunState::kSucceeded);
+}
+
+TEST_CASE("exits reported before outcomes never exceed capacity on a random DAG",
+          "[core][scheduler]") {
+  std::mt19937 rng(7);
+  const int n = 2000;
+  std::vector<std::vector<TaskId>> parents(n);
+  for (int i = 1; i < n; ++i)
+    for (int k = 0; k < 2; ++k)
+      if (rng() % 2 == 0) parents[i].push_back(static_cast<TaskId>(rng() % i));
+  for (auto& p : parents) {
+    std::sort(p.begin(), p.end());
+    p.erase(std::unique(p.begin(), p.end()), p.end());
+  }
+  auto wf = make_workflow(parents);
+  for (auto& t : wf.tasks) {
+    t.cpus = 1 + static_cast<int>(rng() % 2);
+    t.retries = 1;
+  }
+  Harness h(std::move(wf), Capacity{3, 0, {}});
+  h.start();
+  std::size_t outcomes = 0;
+  while (!h.running.empty() || !h.exited.empty()) {
+    if (!h.running.empty() && (h.exited.empty() || rng() % 2 == 0)) {
+      h.exit(h.running[rng() % h.running.size()].task);
+    } else {
+      // One outcome in ten is a failure found after the exit (a bad artifact).
+      const TaskId t = h.exited[rng() % h.exited.size()].task;
+      h.finish(t, 0, ExitKind::kExited, rng() % 10 == 0 ? "bad artifact" : "");
+      ++outcomes;
+    }
+  }
+  REQUIRE(h.sched.done());
+  REQUIRE(outcomes >= static_cast<std::size_t>(n));
   REQUIRE(h.max_parallel_cpus <= 3);
   REQUIRE(h.max_parallel_cpus >= 2);
 }

@@ -92,8 +92,8 @@ class Coordinator {
   struct PreparedAttempt;
   struct LaunchPlan;
   void launch_all(const std::vector<Launch>& launches, TimePoint now);
-  // True when one of `launches` has parents and a task's success is not yet in the
-  // store: the commit must come first (see run()).
+  // True when the success of a parent of one of `launches` is not yet in the store: the
+  // commit must come first (see run()).
   bool success_pending_for(std::span<const Launch> launches) const;
   // "TASK/ATTEMPT", the attempt's directory relative to tasks_fd_, in the scratch
   // string rel_ (valid until the next call).
@@ -198,6 +198,8 @@ class Coordinator {
   // Commits pending_ on a thread of its own while run() goes on (null: no second
   // connection could be opened, so flush() commits on this thread).
   std::unique_ptr<StoreWriter> writer_;
+  std::vector<TaskId> successes_in_flight_;  // the successes of the batch writer_ commits
+  mutable std::vector<TaskId> parents_scratch_;
   bool cancelling_ = false;
 
   // How deeply nested each task is among dynamic children (declared tasks: 0).

@@ -94,6 +94,12 @@ class Scheduler {
   void on_launch_failed(TaskId task, std::uint32_t attempt, const std::string& reason,
                         TimePoint now);
 
+  // The attempt's processes are gone, and the coordinator checks what it left (its
+  // artifact) before on_attempt_finished(): its slots are free from now on, so the next
+  // ready task can start during that check. The task stays running until then, and its
+  // dependents still wait for the outcome. Optional; a stale attempt is ignored.
+  void on_attempt_exited(TaskId task, std::uint32_t attempt);
+
   // An attempt ended. Updates the task, releases its slots, readies children or skips
   // descendants, and schedules a retry if any are left. Returns how the attempt itself
   // ended (succeeded, failed or cancelled, with the reason), for the attempt record;
@@ -161,6 +167,7 @@ class Scheduler {
   std::vector<std::uint32_t> unfinished_parents_;
   std::vector<std::uint8_t> timing_out_;
   std::vector<std::uint8_t> lost_retries_;  // kLost attempts retried without using retries
+  std::vector<std::uint8_t> exited_;        // running, slots released by on_attempt_exited
   std::deque<TaskId> ready_;
   std::array<std::size_t, kTaskStateCount> counts_{};
   std::size_t finished_ = 0;
