@@ -124,8 +124,9 @@ if (( sanitize )); then
   (( asan_rc == 0 )) || failed=1
 
   # ThreadSanitizer: the tests that exercise threads and concurrent writers.
-  stage "ThreadSanitizer build (build-tsan/): scheduler, store, store writer, children unit tests"
-  tsan_targets=(unit_scheduler_test unit_store_test unit_store_writer_test unit_children_test)
+  stage "ThreadSanitizer build (build-tsan/): scheduler, store, store writer, children, coordinator unit tests"
+  tsan_targets=(unit_scheduler_test unit_store_test unit_store_writer_test unit_children_test
+                unit_coordinator_test)
   mkdir -p build-tsan
   if { [[ -f build-tsan/CMakeCache.txt ]] ||
        cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=OFF \
@@ -167,7 +168,7 @@ stage "test summary"
 if (( sanitize )); then
   echo "unit + integration tests under ASan + UBSan (build-asan/), exit $asan_rc:"
   summary_of "$logs/asan.log"
-  echo "scheduler, store, store writer, children unit tests under TSan (build-tsan/), exit $tsan_rc"
+  echo "scheduler, store, store writer, children, coordinator unit tests under TSan (build-tsan/), exit $tsan_rc"
   # Name what failed here too: CI's record keeps only the end of the output.
   (( tsan_rc == 0 )) ||
     grep -E -A 6 'FAILED:|WARNING: ThreadSanitizer|^test cases:' "$logs/tsan.log" | head -n 40 || true

@@ -3,7 +3,8 @@
 // on request and states its capacity. Backends are driven by one coordinator thread and
 // need not be thread-safe.
 //
-// Contract for every backend (checked by tests/unit/backend_conformance_test.cpp):
+// Contract for every backend (checked for local by tests/unit/local_backend_test.cpp,
+// for the others by their own tests under tests/):
 //  - launch() either starts the attempt and returns a handle, or returns an error and
 //    leaves nothing running; a launched attempt produces exactly one Completion.
 //  - poll() returns completions in the order the backend observed them and blocks at
