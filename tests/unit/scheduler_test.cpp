@@ -92,6 +92,21 @@ struct Harness {
   }
 };
 
+// Parents for a random DAG of n tasks: each task makes `tries` draws, and with
+// probability 1/one_in a draw adds an earlier task as a parent (duplicates dropped).
+std::vector<std::vector<TaskId>> random_parents(std::mt19937& rng, int n, int tries, int one_in) {
+  std::vector<std::vector<TaskId>> parents(n);
+  for (int i = 1; i < n; ++i)
+    for (int k = 0; k < tries; ++k)
+      if (rng() % static_cast<unsigned>(one_in) == 0)
+        parents[i].push_back(static_cast<TaskId>(rng() % i));
+  for (auto& p : parents) {
+    std::sort(p.begin(), p.end());
+    p.erase(std::unique(p.begin(), p.end()), p.end());
+  }
+  return parents;
+}
+
 }  // namespace
 
 // t0 -> {t1, t2} -> t3
@@ -175,15 +190,7 @@ TEST_CASE("a task that cannot start within max_wait_time fails with no slot", "[
 TEST_CASE("parallelism never exceeds capacity on a random DAG", "[core][scheduler]") {
   std::mt19937 rng(42);
   const int n = 2000;
-  std::vector<std::vector<TaskId>> parents(n);
-  for (int i = 1; i < n; ++i)
-    for (int k = 0; k < 3; ++k)
-      if (rng() % 3 == 0) parents[i].push_back(static_cast<TaskId>(rng() % i));
-  for (auto& p : parents) {
-    std::sort(p.begin(), p.end());
-    p.erase(std::unique(p.begin(), p.end()), p.end());
-  }
-  auto wf = make_workflow(parents);
+  auto wf = make_workflow(random_parents(rng, n, 3, 3));
   for (auto& t : wf.tasks) {
     t.cpus = 1 + static_cast<int>(rng() % 2);
     t.gpus = rng() % 5 == 0 ? 1 : 0;
@@ -252,15 +259,7 @@ TEST_CASE("exits reported before outcomes never exceed capacity on a random DAG"
           "[core][scheduler]") {
   std::mt19937 rng(7);
   const int n = 2000;
-  std::vector<std::vector<TaskId>> parents(n);
-  for (int i = 1; i < n; ++i)
-    for (int k = 0; k < 2; ++k)
-      if (rng() % 2 == 0) parents[i].push_back(static_cast<TaskId>(rng() % i));
-  for (auto& p : parents) {
-    std::sort(p.begin(), p.end());
-    p.erase(std::unique(p.begin(), p.end()), p.end());
-  }
-  auto wf = make_workflow(parents);
+  auto wf = make_workflow(random_parents(rng, n, 2, 2));
   for (auto& t : wf.tasks) {
     t.cpus = 1 + static_cast<int>(rng() % 2);
     t.retries = 1;
