@@ -208,7 +208,7 @@ shell = "true"
 )");
   pid_t pid = spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");
-  REQUIRE(eventually([&] { return fs::exists(dir / "long.pid"); }));
+  REQUIRE(eventually([&] { return pid_written(dir / "long.pid"); }));
   auto c = run_sluice({"cancel", id}, dir.path());
   CHECK(c.exit_code == 0);
   CHECK(wait_exit(pid) == 1);

@@ -216,8 +216,8 @@ shell = "echo ran >> executions/last"
   pid_t mpirun = spawn_argv(argv, dir.path(), dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");
   REQUIRE(eventually([&] {
-    return fs::exists(dir / "pids/long0") && fs::exists(dir / "pids/long1") &&
-           fs::exists(dir / "pids/long2");
+    return pid_written(dir / "pids/long0") && pid_written(dir / "pids/long1") &&
+           pid_written(dir / "pids/long2");
   }));
   std::vector<int> pids;
   for (int i = 0; i < 3; ++i)

@@ -185,7 +185,7 @@ shell = "sluice put ok $(sluice get work ok)"
 )TOML");
   pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");
-  REQUIRE(eventually([&] { return read_file(dir / "pid.1").size() > 1; }, std::chrono::seconds(60)));
+  REQUIRE(eventually([&] { return pid_written(dir / "pid.1"); }, std::chrono::seconds(60)));
   const pid_t task_pid = std::stoi(read_file(dir / "pid.1"));
   REQUIRE(::kill(task_pid, SIGKILL) == 0);
   CHECK(wait_exit(pid) == 0);

@@ -169,7 +169,7 @@ shell = "echo x >> executions/$SLUICE_TASK; sluice put v $(( $(sluice get long v
 )TOML");
   pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");
-  REQUIRE(eventually([&] { return read_file(dir / "long.pid").size() > 1; },
+  REQUIRE(eventually([&] { return pid_written(dir / "long.pid"); },
                      std::chrono::seconds(60)));
   const pid_t task_pid = std::stoi(read_file(dir / "long.pid"));
   ::kill(pid, SIGTERM);

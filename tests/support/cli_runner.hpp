@@ -34,6 +34,13 @@ inline std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// A task's `echo $$ > FILE` creates FILE before it writes the number, so a test that
+// saw the file may still read it empty: the pid is there once its line is complete.
+inline bool pid_written(const std::filesystem::path& p) {
+  const std::string text = read_file(p);
+  return !text.empty() && text.back() == '\n';
+}
+
 inline void write_file(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p, std::ios::binary) << text;
 }
