@@ -19,6 +19,13 @@ struct BadCase {
 
 const BadCase kCases[] = {
     {"syntax", "[workflow\nname = \"x\"\n", "wf.toml:1:", "syntax"},
+    // Errors inside a value: TOML++ throws them from deeper in its parser (once an abort).
+    {"unclosed array", "[workflow]\nname = \"x\"\n[tasks.a]\ncommand = [\"true\"\n",
+     "wf.toml:4:", "error while parsing array"},
+    {"unclosed string", "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\n",
+     "wf.toml:4:", "error while parsing string"},
+    {"integer out of range", "[workflow]\nname = \"x\"\n[tasks.a]\ncpus = 99999999999999999999\n",
+     "wf.toml:4:", "not representable"},
     {"unknown key", "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\"\nretires = 2\n",
      "wf.toml:5:1: error: ", "did you mean 'retries'"},
     {"unknown dependency",
