@@ -92,7 +92,8 @@ for target in loader_fuzz artifact_fuzz; do
         where="many inputs"
       else
         where="$(first_frame "$dir/$target.replay.log")"
-        grep -E '^==[0-9]+== ERROR|^ +#[0-9]+ ' "$dir/$target.replay.log" | head -n 12
+        # `|| true`: head closing the pipe early (SIGPIPE, 141) must not end the script.
+        grep -E '^==[0-9]+== ERROR|^ +#[0-9]+ ' "$dir/$target.replay.log" | head -n 12 || true
       fi
     fi
   fi

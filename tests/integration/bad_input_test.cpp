@@ -24,6 +24,11 @@ const BadCase kCases[] = {
      "wf.toml:4:", "error while parsing array"},
     {"unclosed string", "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\n",
      "wf.toml:4:", "error while parsing string"},
+    // Non-ASCII where TOML++ 3.3.0 asks whether a character is whitespace (its
+    // __builtin_unreachable for U+00A1..U+FEFF: see core/CMakeLists.txt).
+    {"non-ASCII at a line's start", "[workflow]\nname = \"x\"\n\xd1\xa1\n",
+     "wf.toml:3:1: error: ", "syntax"},
+    {"non-ASCII after a value", "[workflow]\nname = \"x\" \xc3\xa9\n", "wf.toml:2:", "syntax"},
     {"integer out of range", "[workflow]\nname = \"x\"\n[tasks.a]\ncpus = 99999999999999999999\n",
      "wf.toml:4:", "not representable"},
     {"unknown key", "[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\"\nretires = 2\n",
