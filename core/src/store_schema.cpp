@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include "sluice/file_modes.hpp"
 #include "store_internal.hpp"
@@ -48,6 +50,22 @@ using store_detail::Transaction;
 namespace {
 
 namespace fs = std::filesystem;
+
+// Two processes opening a new store at once (two `sluice run` in one directory) both read
+// it, then both want the exclusive lock that the switch to WAL takes: SQLite answers one
+// of them SQLITE_BUSY at once, without calling the busy handler (waiting could deadlock).
+// Once the other has switched, the pragma succeeds: try again for as long as the busy
+// timeout would have waited.
+Expected<void> enable_wal(sqlite3* db) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int wait_ms = 1;; wait_ms = std::min(2 * wait_ms, 50)) {
+    const int rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return {};
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= until)
+      return tl::unexpected(store_detail::store_error(db, "setting WAL mode"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
+  }
+}
 
 constexpr int kSchemaVersion = 3;  // 2: dynamic_tasks, 3: cache
 
@@ -282,9 +300,7 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
   }
   if (!read_only) {
     // Persistent in the file: readers inherit it.
-    if (auto r = impl.exec("PRAGMA journal_mode = WAL", "setting WAL mode"); !r) {
-      return tl::unexpected(r.error());
-    }
+    if (auto r = enable_wal(raw); !r) return tl::unexpected(r.error());
   }
   // A 64 MiB page cache (allocated as used): a run of 100,000 tasks stays in memory.
   // Statement journals in memory: a multi-row INSERT OR REPLACE inside a transaction
