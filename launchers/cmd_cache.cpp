@@ -6,11 +6,11 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "sluice/artifacts.hpp"
-#include "sluice/cache.hpp"
-#include "sluice/children.hpp"
 #include "sluice/duration.hpp"
-#include "sluice/loader.hpp"
+#include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/cache_key.hpp"
+#include "sluice/engine/child_request.hpp"
+#include "sluice/engine/loader.hpp"
 
 namespace sluice::cli {
 namespace {

@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "sluice/children.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/engine/child_request.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -96,7 +96,7 @@ std::string flags_text(const AddChildArgs& a) {
     s.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
   // Relative paths mean "relative to where add-child ran", as on any command line.
-  s.workdir = a.workdir.empty() ? current_dir()
+  s.workdir = a.workdir.empty()          ? current_dir()
               : a.workdir.front() == '/' ? a.workdir
                                          : current_dir() + "/" + a.workdir;
   std::string text = child_request_text(c);

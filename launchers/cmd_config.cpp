@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "sluice/backend_registry.hpp"
 #include "sluice/config.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice::cli {
 namespace {

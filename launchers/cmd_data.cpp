@@ -9,12 +9,12 @@
 #include <thread>
 
 #include "commands.hpp"
-#include "sluice/artifacts.hpp"
-#include "sluice/graph.hpp"
-#include "sluice/hdf5_codec.hpp"
-#include "sluice/loader.hpp"
-#include "sluice/results_file.hpp"
-#include "sluice/sdk_definition.hpp"
+#include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/graph.hpp"
+#include "sluice/engine/hdf5_codec.hpp"
+#include "sluice/engine/loader.hpp"
+#include "sluice/engine/results_file.hpp"
+#include "sluice/engine/sdk_definition.hpp"
 #include "sluice/value_json.hpp"
 
 namespace sluice::cli {

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "sluice/capture.hpp"
-#include "sluice/gpus.hpp"
-#include "sluice/host_info.hpp"
+#include "sluice/engine/capture.hpp"
+#include "sluice/engine/gpus.hpp"
+#include "sluice/engine/host_info.hpp"
 
 namespace sluice::cli {
 namespace {

@@ -7,9 +7,9 @@
 #include <thread>
 
 #include "commands.hpp"
-#include "sluice/backend_registry.hpp"
-#include "sluice/coordinator.hpp"
-#include "sluice/run_lock.hpp"
+#include "sluice/engine/backend_registry.hpp"
+#include "sluice/engine/coordinator.hpp"
+#include "sluice/engine/run_lock.hpp"
 
 namespace sluice::cli {
 namespace {

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "commands.hpp"
-#include "sluice/run_lock.hpp"
+#include "sluice/engine/run_lock.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -95,9 +95,9 @@ int cmd_get(const Globals& g, const std::string& id) {
       // Dynamic children name the task whose attempt added them; declared tasks: null.
       ts.back()["parent"] = t.parent >= 0 ? json((*tasks)[t.parent].name) : json(nullptr);
       const AttemptRecord* a = latest[t.index];
-      ts.back()["cached_from"] =
-          a && a->host == "cache" && t.state == TaskState::kSucceeded ? json(a->reason)
-                                                                      : json(nullptr);
+      ts.back()["cached_from"] = a && a->host == "cache" && t.state == TaskState::kSucceeded
+                                     ? json(a->reason)
+                                     : json(nullptr);
     }
     out["task_list"] = std::move(ts);
     std::printf("%s\n", out.dump(2).c_str());

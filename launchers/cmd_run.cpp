@@ -14,11 +14,11 @@
 #include "detach.hpp"
 #include "progress.hpp"
 #include "run_backend.hpp"
-#include "sluice/backend_registry.hpp"
-#include "sluice/coordinator.hpp"
-#include "sluice/loader.hpp"
-#include "sluice/run_id.hpp"
-#include "sluice/run_lock.hpp"
+#include "sluice/engine/backend_registry.hpp"
+#include "sluice/engine/coordinator.hpp"
+#include "sluice/engine/loader.hpp"
+#include "sluice/engine/run_id.hpp"
+#include "sluice/engine/run_lock.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -100,8 +100,8 @@ BackendOptions backend_options(const Globals& g, const RunArgs& a, std::string* 
     try {
       field = std::stoi(it->second);
     } catch (const std::exception&) {
-      throw CliError(kExitBadInput, std::string("backend option ") + key + "=" + it->second +
-                                        " is not a number");
+      throw CliError(kExitBadInput,
+                     std::string("backend option ") + key + "=" + it->second + " is not a number");
     }
   };
   take_int("cpus", opts.cpus, 0);
@@ -142,8 +142,8 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
-int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord& run,
-               bool resume, const RunArgs& a) {
+int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord& run, bool resume,
+               const RunArgs& a) {
   auto lock = RunLock::acquire(store.run_dir(run.id));
   if (!lock) fail(lock.error());
   Coordinator coord(store, backend, wf, run.id);
@@ -167,9 +167,10 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   auto state = coord.run(opts);
   if (!state) fail(state.error());
   if (*state == RunState::kRunning) {
-    std::printf("run %s stopped (SIGTERM): running attempts were killed; "
-                "continue it with `sluice resume %s`\n",
-                run.id.c_str(), run.id.c_str());
+    std::printf(
+        "run %s stopped (SIGTERM): running attempts were killed; "
+        "continue it with `sluice resume %s`\n",
+        run.id.c_str(), run.id.c_str());
     return kExitStopped;
   }
   std::printf("run %s %s\n", run.id.c_str(), std::string(to_string(*state)).c_str());
@@ -318,7 +319,8 @@ int cmd_resume(const Globals& g, RunArgs a) {
 }
 
 void add_backend_options(CLI::App* cmd, RunArgs& a) {
-  cmd->add_option("--backend", a.backend, "where attempts execute (local, slurm; mpi under mpirun)");
+  cmd->add_option("--backend", a.backend,
+                  "where attempts execute (local, slurm; mpi under mpirun)");
   cmd->add_option("-O,--backend-option", a.options,
                   "backend option KEY=VALUE, repeatable (slurm: driver=cli, partition=P, ...)");
   cmd->add_option("--config", a.config, "use a saved configuration (sluice config save)");

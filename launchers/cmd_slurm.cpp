@@ -8,9 +8,9 @@
 #include <fstream>
 
 #include "commands.hpp"
-#include "sluice/host_info.hpp"
-#include "sluice/loader.hpp"
-#include "sluice/run_id.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "sluice/engine/loader.hpp"
+#include "sluice/engine/run_id.hpp"
 
 namespace sluice::cli {
 namespace {

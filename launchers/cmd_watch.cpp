@@ -7,7 +7,7 @@
 
 #include "commands.hpp"
 #include "progress.hpp"
-#include "sluice/run_lock.hpp"
+#include "sluice/engine/run_lock.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -36,7 +36,8 @@ int cmd_watch(const Globals& g, const WatchArgs& a) {
     auto tasks = store->list_tasks(id);
     if (!tasks) fail(tasks.error());
     const std::int64_t start = run->started_us > 0 ? run->started_us : run->created_us;
-    const std::int64_t now = is_terminal(run->state) && run->ended_us > 0 ? run->ended_us : now_us();
+    const std::int64_t now =
+        is_terminal(run->state) && run->ended_us > 0 ? run->ended_us : now_us();
     const double elapsed = static_cast<double>(now - start) / 1e6;
     if (is_terminal(run->state)) {
       printer.update(count_states(*tasks), elapsed, true);

@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice::cli {
 

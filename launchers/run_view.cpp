@@ -1,6 +1,6 @@
 #include "run_view.hpp"
 
-#include "sluice/loader.hpp"
+#include "sluice/engine/loader.hpp"
 
 namespace sluice::cli {
 namespace {

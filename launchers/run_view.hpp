@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/engine/store.hpp"
 #include "sluice/error.hpp"
-#include "sluice/store.hpp"
 
 namespace sluice::cli {
 

@@ -14,12 +14,12 @@
 #include <thread>
 #include <unordered_set>
 
-#include "sluice/artifacts.hpp"
+#include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/hdf5_codec.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "sluice/engine/wall_clock.hpp"
 #include "sluice/function.hpp"
 #include "sluice/function_args.hpp"
-#include "sluice/hdf5_codec.hpp"
-#include "sluice/host_info.hpp"
-#include "sluice/wall_clock.hpp"
 
 namespace sluice {
 namespace {

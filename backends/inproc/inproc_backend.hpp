@@ -14,15 +14,15 @@
 // slots, so that many small functions wait in the pool's queue and their completions
 // reach the store in batches (one transaction per batch, not per task); set it to 1 for
 // slots that match the threads exactly. `gpus` (default 0) and `executors` are handed
-// out as given; the threads do not bind devices. kill() cancels an attempt that has not started; a running
-// function cannot be interrupted and completes (a timed-out one is then recorded as
-// timed out). Command tasks are refused at launch: run them with `local`.
+// out as given; the threads do not bind devices. kill() cancels an attempt that has not started; a
+// running function cannot be interrupted and completes (a timed-out one is then recorded as timed
+// out). Command tasks are refused at launch: run them with `local`.
 #pragma once
 
 #include <memory>
 
-#include "sluice/backend.hpp"
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice {
 

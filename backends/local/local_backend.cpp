@@ -27,9 +27,9 @@
 #include <utility>
 
 #include "process_spawner.hpp"
-#include "sluice/gpus.hpp"
-#include "sluice/host_info.hpp"
-#include "sluice/wall_clock.hpp"
+#include "sluice/engine/gpus.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "sluice/engine/wall_clock.hpp"
 
 extern char** environ;
 

@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "sluice/backend.hpp"
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice {
 

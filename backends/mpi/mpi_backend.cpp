@@ -10,7 +10,7 @@
 #include "mpi_session.hpp"
 #include "mpi_wire.hpp"
 #include "mpi_worker.hpp"
-#include "sluice/wall_clock.hpp"
+#include "sluice/engine/wall_clock.hpp"
 
 namespace sluice {
 namespace {

@@ -31,7 +31,7 @@
 
 #include <optional>
 
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice {
 

@@ -11,7 +11,7 @@
 #include <iterator>
 
 #include "mpi_backend.hpp"
-#include "sluice/host_info.hpp"
+#include "sluice/engine/host_info.hpp"
 
 namespace sluice {
 namespace {

@@ -21,8 +21,8 @@
 
 #include "local_backend.hpp"
 #include "mpi_session.hpp"
-#include "sluice/host_info.hpp"
-#include "sluice/wall_clock.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "sluice/engine/wall_clock.hpp"
 
 extern char** environ;
 

@@ -22,7 +22,7 @@
 #include <functional>
 
 #include "mpi_wire.hpp"
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice::mpi {
 

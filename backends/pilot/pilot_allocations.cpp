@@ -9,7 +9,7 @@
 #include "job_script.hpp"
 #include "pilot_coordinator.hpp"
 #include "pilot_policy.hpp"
-#include "sluice/host_info.hpp"
+#include "sluice/engine/host_info.hpp"
 
 namespace sluice::pilot {
 namespace {

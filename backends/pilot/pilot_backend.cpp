@@ -16,8 +16,8 @@
 #include "pilot_coordinator.hpp"
 #include "pilot_policy.hpp"
 #include "sluice/duration.hpp"
-#include "sluice/host_info.hpp"
-#include "sluice/wire_codec.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "wire_codec.hpp"
 
 namespace sluice {
 namespace pilot {

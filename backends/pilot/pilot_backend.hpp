@@ -60,8 +60,8 @@
 
 #include <memory>
 
-#include "sluice/backend.hpp"
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice {
 namespace slurm {

@@ -21,8 +21,8 @@
 #include "pilot_net.hpp"
 #include "pilot_options.hpp"
 #include "pilot_wire.hpp"
-#include "sluice/backend.hpp"
-#include "sluice/wall_clock.hpp"
+#include "sluice/engine/backend.hpp"
+#include "sluice/engine/wall_clock.hpp"
 #include "slurm_driver.hpp"
 
 namespace sluice::pilot {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "sluice/backend_registry.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/engine/backend_registry.hpp"
 #include "slurm_driver.hpp"
 
 namespace sluice::pilot {

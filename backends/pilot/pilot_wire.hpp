@@ -22,8 +22,8 @@
 #include <utility>
 #include <vector>
 
-#include "sluice/backend.hpp"
-#include "sluice/wire_codec.hpp"
+#include "sluice/engine/backend.hpp"
+#include "wire_codec.hpp"
 
 namespace sluice::pilot {
 

@@ -22,8 +22,8 @@
 #include "pilot_policy.hpp"
 #include "pilot_wire.hpp"
 #include "sluice/duration.hpp"
-#include "sluice/host_info.hpp"
-#include "sluice/wall_clock.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "sluice/engine/wall_clock.hpp"
 
 namespace sluice::pilot {
 namespace {

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "sluice/wire_codec.hpp"
+#include "wire_codec.hpp"
 
 namespace sluice::pilot {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "sluice/backend.hpp"
+#include "sluice/engine/backend.hpp"
 #include "slurm_driver.hpp"
 
 namespace sluice::slurm {

@@ -14,8 +14,8 @@
 
 #include "job_script.hpp"
 #include "sluice/duration.hpp"
-#include "sluice/host_info.hpp"
-#include "sluice/wall_clock.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "sluice/engine/wall_clock.hpp"
 #include "slurm_driver.hpp"
 
 namespace sluice {

@@ -25,8 +25,8 @@
 #include <memory>
 #include <string>
 
-#include "sluice/backend.hpp"
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 namespace sluice {
 namespace slurm {

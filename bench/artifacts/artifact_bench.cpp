@@ -40,8 +40,8 @@
 #include <string>
 #include <vector>
 
-#include "sluice/artifacts.hpp"
-#include "sluice/hdf5_codec.hpp"
+#include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/hdf5_codec.hpp"
 #include "sluice/value.hpp"
 
 namespace fs = std::filesystem;

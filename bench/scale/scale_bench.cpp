@@ -31,9 +31,9 @@
 #include <string>
 #include <vector>
 
-#include "sluice/graph.hpp"
-#include "sluice/loader.hpp"
-#include "sluice/scheduler.hpp"
+#include "sluice/engine/graph.hpp"
+#include "sluice/engine/loader.hpp"
+#include "sluice/engine/scheduler.hpp"
 
 namespace {
 

@@ -13,7 +13,7 @@
 
 #include <cstdio>
 
-#include "sluice/hdf5_codec.hpp"
+#include "sluice/engine/hdf5_codec.hpp"
 
 namespace {
 
@@ -28,9 +28,8 @@ void read_everything(const sluice::ArtifactReader& reader) {
   for (const auto& key : reader.keys()) {
     (void)reader.info(key);
     (void)reader.get(key);
-    (void)reader.read_array_blocks(key, 4096, [](std::uint64_t, const sluice::NdArray&) {
-      return sluice::Expected<void>{};
-    });
+    (void)reader.read_array_blocks(
+        key, 4096, [](std::uint64_t, const sluice::NdArray&) { return sluice::Expected<void>{}; });
   }
   (void)reader.get_all();
   (void)reader.attributes();

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "sluice/children.hpp"
-#include "sluice/loader.hpp"
+#include "sluice/engine/child_request.hpp"
+#include "sluice/engine/loader.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -10,7 +10,7 @@
 #include <set>
 #include <sstream>
 
-#include "sluice/capture.hpp"
+#include "sluice/engine/capture.hpp"
 #include "support/run_queries.hpp"
 
 using nlohmann::json;

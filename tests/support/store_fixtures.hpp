@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "sluice/run_id.hpp"
-#include "sluice/store.hpp"
+#include "sluice/engine/run_id.hpp"
+#include "sluice/engine/store.hpp"
 
 namespace sluice::testing {
 

@@ -10,9 +10,9 @@
 #include <random>
 #include <set>
 
-#include "sluice/children.hpp"
-#include "sluice/graph.hpp"
-#include "sluice/scheduler.hpp"
+#include "sluice/engine/child_request.hpp"
+#include "sluice/engine/graph.hpp"
+#include "sluice/engine/scheduler.hpp"
 #include "support/workflow_builder.hpp"
 
 using namespace sluice;
@@ -197,12 +197,9 @@ TEST_CASE("the graph grows: added tasks and edges show in both directions", "[ch
   g.add_edge(c, 2);
   CHECK(std::vector<TaskId>(g.children(1).begin(), g.children(1).end()) ==
         std::vector<TaskId>{2, 3});
-  CHECK(std::vector<TaskId>(g.parents(2).begin(), g.parents(2).end()) ==
-        std::vector<TaskId>{1, 3});
-  CHECK(std::vector<TaskId>(g.parents(3).begin(), g.parents(3).end()) ==
-        std::vector<TaskId>{1});
-  CHECK(std::vector<TaskId>(g.children(3).begin(), g.children(3).end()) ==
-        std::vector<TaskId>{2});
+  CHECK(std::vector<TaskId>(g.parents(2).begin(), g.parents(2).end()) == std::vector<TaskId>{1, 3});
+  CHECK(std::vector<TaskId>(g.parents(3).begin(), g.parents(3).end()) == std::vector<TaskId>{1});
+  CHECK(std::vector<TaskId>(g.children(3).begin(), g.children(3).end()) == std::vector<TaskId>{2});
   CHECK(g.children(0).size() == 1);  // untouched nodes keep their CSR lists
   CHECK_FALSE(g.find_cycle());
   CHECK(g.topological_order().size() == 4);

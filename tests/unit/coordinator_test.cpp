@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "sluice/coordinator.hpp"
+#include "sluice/engine/coordinator.hpp"
 #include "support/store_fixtures.hpp"
 #include "support/workflow_builder.hpp"
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "sluice/capture.hpp"
-#include "sluice/gpus.hpp"
+#include "sluice/engine/capture.hpp"
+#include "sluice/engine/gpus.hpp"
 
 using namespace sluice;
 namespace fs = std::filesystem;

@@ -12,8 +12,8 @@
 
 #include <hdf5.h>
 
-#include "sluice/artifacts.hpp"
-#include "sluice/hdf5_codec.hpp"
+#include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/hdf5_codec.hpp"
 #include "sluice/value.hpp"
 
 namespace fs = std::filesystem;

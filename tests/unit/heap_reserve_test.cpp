@@ -12,8 +12,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "heap_reserve.hpp"
-#include "sluice/loader.hpp"
+#include "loader/heap_reserve.hpp"
+#include "sluice/engine/loader.hpp"
 
 namespace {
 

@@ -8,7 +8,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sluice/loader.hpp"
+#include "sluice/engine/loader.hpp"
 
 namespace fs = std::filesystem;
 using sluice::Diagnostic;

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "local_backend.hpp"
-#include "sluice/backend_registry.hpp"
+#include "sluice/engine/backend_registry.hpp"
 
 using namespace sluice;
 using namespace std::chrono_literals;

@@ -8,9 +8,9 @@
 #include <fstream>
 #include <string>
 
-#include "sluice/artifacts.hpp"
-#include "sluice/hdf5_codec.hpp"
-#include "sluice/results_file.hpp"
+#include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/hdf5_codec.hpp"
+#include "sluice/engine/results_file.hpp"
 #include "sluice/value.hpp"
 
 namespace fs = std::filesystem;

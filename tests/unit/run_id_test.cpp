@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "sluice/run_id.hpp"
+#include "sluice/engine/run_id.hpp"
 
 using sluice::is_run_id;
 using sluice::new_run_id;

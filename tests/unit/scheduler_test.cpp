@@ -4,7 +4,7 @@
 #include <map>
 #include <random>
 
-#include "sluice/scheduler.hpp"
+#include "sluice/engine/scheduler.hpp"
 #include "support/workflow_builder.hpp"
 
 using namespace sluice;

@@ -5,10 +5,10 @@
 #include <random>
 
 #include "inproc_backend.hpp"
-#include "sluice/coordinator.hpp"
-#include "sluice/run_lock.hpp"
+#include "sluice/engine/coordinator.hpp"
+#include "sluice/engine/run_lock.hpp"
+#include "sluice/engine/sdk_definition.hpp"
 #include "sluice/sdk.hpp"
-#include "sluice/sdk_definition.hpp"
 
 namespace {
 

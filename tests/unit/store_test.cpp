@@ -13,8 +13,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "sluice/run_id.hpp"
-#include "sluice/store.hpp"
+#include "sluice/engine/run_id.hpp"
+#include "sluice/engine/store.hpp"
 #include "support/store_fixtures.hpp"
 
 namespace fs = std::filesystem;

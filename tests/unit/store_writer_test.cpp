@@ -10,9 +10,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "sluice/cache.hpp"
-#include "sluice/store.hpp"
-#include "store_writer.hpp"
+#include "sluice/engine/cache_key.hpp"
+#include "sluice/engine/store.hpp"
+#include "store/store_writer.hpp"
 #include "support/store_fixtures.hpp"
 
 namespace fs = std::filesystem;

@@ -19,10 +19,17 @@
 #include <string>
 #include <vector>
 
-#include "sluice/backend_registry.hpp"
 #include "sluice/error.hpp"
 
 namespace sluice {
+
+// Settings common to all backends; backend-specific ones travel in `extra`.
+struct BackendOptions {
+  int cpus = 0;                        // 0: the backend decides (local: all cores)
+  int gpus = -1;                       // -1: detect
+  std::vector<std::string> executors;  // empty: accept every label
+  std::map<std::string, std::string> extra;
+};
 
 struct Config {
   std::string name;

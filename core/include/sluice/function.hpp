@@ -41,7 +41,7 @@ struct ChildRequest;
 class TaskContext {
  public:
   std::string run_id;
-  std::string task;         // the task's full name ("pick_best.train_model.2")
+  std::string task;  // the task's full name ("pick_best.train_model.2")
   std::uint32_t attempt = 1;
   std::string attempt_dir;  // this attempt's directory (made on first use in-process)
   // Set by process workers, whose stdout already is the attempt's stdout file.
@@ -121,7 +121,8 @@ template <class R, class... Args>
 class Task<R(Args...)> {
  public:
   using Result = R;
-  Task(std::string name, std::string version) : name_(std::move(name)), version_(std::move(version)) {}
+  Task(std::string name, std::string version)
+      : name_(std::move(name)), version_(std::move(version)) {}
   const std::string& name() const { return name_; }
   const std::string& version() const { return version_; }
   std::string key() const { return name_ + "@" + version_; }
@@ -206,11 +207,16 @@ auto task(std::string name, std::string version, F f) {
   info.version = version;
   info.arity = std::tuple_size_v<typename Drop::Args>;
   info.returns_void = std::is_void_v<R>;
-  info.invoke =
-      detail::MakeInvoker<Drop::kHasContext, R, typename Drop::Args>::make(std::move(f));
+  info.invoke = detail::MakeInvoker<Drop::kHasContext, R, typename Drop::Args>::make(std::move(f));
   register_function(std::move(info));
   return typename detail::TaskOf<std::decay_t<R>, typename Drop::Args>::type(std::move(name),
                                                                              std::move(version));
 }
+
+// Runs one function task in this process as a worker: decodes `arguments`, reads the
+// parents' results from the artifacts named by SLUICE_INPUT_<NAME>, calls the function
+// registered as `function` and writes its result to $SLUICE_OUTPUT. Returns the exit
+// code (0 ok, 1 the function threw, 2 bad arguments or unknown function).
+int run_worker(const char* function, const char* arguments);
 
 }  // namespace sluice

@@ -6,7 +6,9 @@
 //   run:  submitted -> running -> succeeded | failed | cancelled
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace sluice {
@@ -37,5 +39,17 @@ inline bool is_terminal(TaskState s) {
 inline bool is_terminal(RunState s) {
   return s == RunState::kSucceeded || s == RunState::kFailed || s == RunState::kCancelled;
 }
+
+// Tasks are numbered densely from 0 in a run: definition order, then dynamic children.
+using TaskId = std::uint32_t;
+
+// One transition, in the order it happened; the store writes these in batches.
+struct StateChange {
+  TaskId task = 0;
+  TaskState state = TaskState::kWaiting;
+  std::uint32_t attempt = 0;  // the attempt concerned (0: none yet)
+  int exit_code = 0;
+  std::string reason;  // why it failed / was skipped ("timed out", "no slot", …)
+};
 
 }  // namespace sluice

@@ -9,10 +9,9 @@
 #include <vector>
 
 #include "sluice/duration.hpp"
+#include "sluice/state.hpp"
 
 namespace sluice {
-
-using TaskId = std::uint32_t;
 
 // Where something was written in the workflow file (1-based; 0 = unknown).
 struct SourcePos {

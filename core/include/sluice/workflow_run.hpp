@@ -24,8 +24,8 @@
 
 #include "sluice/config.hpp"
 #include "sluice/error.hpp"
+#include "sluice/records.hpp"
 #include "sluice/state.hpp"
-#include "sluice/store.hpp"
 #include "sluice/value.hpp"
 
 namespace sluice {

@@ -1,0 +1,172 @@
+#include "sluice/config.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace sluice {
+namespace {
+
+std::string config_dir(const std::string& home) {
+  return sluice_home(home) + "/configs";
+}
+
+bool read_text(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+std::string scalar(const toml::node& n) {
+  if (auto s = n.value<std::string>()) return *s;
+  if (auto i = n.value<std::int64_t>()) return std::to_string(*i);
+  if (auto b = n.value<bool>()) return *b ? "true" : "false";
+  if (auto d = n.value<double>()) {
+    std::ostringstream o;
+    o << *d;
+    return o.str();
+  }
+  if (auto a = n.as_array()) {
+    std::string joined;
+    for (const auto& e : *a) joined += (joined.empty() ? "" : ",") + scalar(e);
+    return joined;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string sluice_home(const std::string& flag) {
+  std::string h = flag;
+  if (h.empty())
+    if (const char* e = std::getenv("SLUICE_HOME"); e && *e) h = e;
+  if (h.empty()) h = ".sluice";
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(h, ec);
+  return ec ? h : abs.lexically_normal().string();
+}
+
+Expected<Config> Config::builtin(const std::string& name) {
+  if (name == "inproc" || name == "local") return Config{name, name, {}};
+  return make_error(ErrorCode::kNotFound, "no built-in configuration '" + name + "'");
+}
+
+Expected<Config> Config::parse(const std::string& name, const std::string& text) {
+  toml::table root;
+  try {
+    root = toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    return make_error(ErrorCode::kInvalidInput,
+                      "configuration '" + name + "': " + std::string(e.description()));
+  }
+  Config c;
+  c.name = name;
+  for (auto&& [k, v] : root) {
+    const std::string key(k.str());
+    if (key == "backend") {
+      c.backend = v.value_or(std::string());
+    } else if (key == "name") {
+      continue;
+    } else if (const toml::table* t = v.as_table()) {
+      for (auto&& [k2, v2] : *t) c.options[std::string(k2.str())] = scalar(v2);
+    } else {
+      c.options[key] = scalar(v);
+    }
+  }
+  if (c.backend.empty())
+    return make_error(ErrorCode::kInvalidInput, "configuration '" + name + "' names no backend");
+  return c;
+}
+
+Expected<Config> Config::find(const std::string& name, const std::string& home) {
+  std::vector<std::string> places = {config_dir(home) + "/" + name + ".toml"};
+  if (const char* h = std::getenv("HOME"); h && *h)
+    places.push_back(std::string(h) + "/.config/sluice/" + name + ".toml");
+  for (const auto& p : places) {
+    std::string text;
+    if (read_text(p, text)) return parse(name, text);
+  }
+  if (auto b = builtin(name)) return b;
+  std::string where;
+  for (const auto& p : places) where += (where.empty() ? "" : ", ") + p;
+  return make_error(
+      ErrorCode::kNotFound,
+      "no configuration '" + name + "' (built in: inproc, local; looked in " + where + ")");
+}
+
+Config Config::load(const std::string& name, const std::string& home) {
+  auto c = find(name, home);
+  if (!c) throw std::runtime_error(c.error().message);
+  return std::move(*c);
+}
+
+Expected<void> Config::save(const std::string& home) const {
+  const std::string dir = config_dir(home);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  toml::table root;
+  root.insert("backend", backend);
+  for (const auto& [k, v] : options) root.insert(k, v);
+  const std::string path = dir + "/" + name + ".toml";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << root << "\n";
+    if (!out) return make_error(ErrorCode::kIo, "cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return make_error(ErrorCode::kIo, "cannot write " + path + ": " + std::strerror(errno));
+  return {};
+}
+
+Expected<void> Config::remove(const std::string& name, const std::string& home) {
+  const std::string path = config_dir(home) + "/" + name + ".toml";
+  if (::unlink(path.c_str()) != 0)
+    return make_error(ErrorCode::kNotFound, "no saved configuration '" + name + "' (" + path + ")");
+  return {};
+}
+
+std::vector<std::string> Config::list(const std::string& home) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(config_dir(home), ec))
+    if (e.path().extension() == ".toml") names.push_back(e.path().stem().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Expected<BackendOptions> Config::backend_options() const {
+  BackendOptions o;
+  for (const auto& [k, v] : options) {
+    if (k == "cpus" || k == "gpus") {
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < (k == "gpus" ? -1 : 0))
+        return make_error(ErrorCode::kInvalidInput, "configuration '" + name + "': " + k +
+                                                        " must be a number, not '" + v + "'");
+      (k == "cpus" ? o.cpus : o.gpus) = static_cast<int>(n);
+    } else if (k == "executors") {
+      std::stringstream ss(v);
+      for (std::string label; std::getline(ss, label, ',');)
+        if (!label.empty()) o.executors.push_back(label);
+    } else {
+      o.extra[k] = v;
+    }
+  }
+  return o;
+}
+
+}  // namespace sluice

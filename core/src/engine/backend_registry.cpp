@@ -1,0 +1,68 @@
+#include "sluice/engine/backend_registry.hpp"
+
+#include <algorithm>
+
+namespace sluice {
+namespace {
+
+std::map<std::string, BackendFactory>& registry() {
+  static std::map<std::string, BackendFactory> factories;
+  return factories;
+}
+
+std::map<std::string, WorkerEntry>& worker_entries() {
+  static std::map<std::string, WorkerEntry> entries;
+  return entries;
+}
+
+}  // namespace
+
+bool Capacity::offers(const std::string& executor) const {
+  if (executors.empty() || executor.empty()) return true;
+  return std::find(executors.begin(), executors.end(), executor) != executors.end();
+}
+
+std::vector<Expected<std::string>> Backend::launch_batch(std::span<const LaunchRequest> requests) {
+  std::vector<Expected<std::string>> handles;
+  handles.reserve(requests.size());
+  for (const LaunchRequest& r : requests) handles.push_back(launch(r));
+  return handles;
+}
+
+bool Backend::reattach(const std::string&, TaskId, std::uint32_t) {
+  return false;
+}
+
+void register_backend(const std::string& name, BackendFactory factory) {
+  registry()[name] = std::move(factory);
+}
+
+Expected<std::unique_ptr<Backend>> create_backend(const std::string& name,
+                                                  const BackendOptions& options) {
+  auto it = registry().find(name);
+  if (it == registry().end()) {
+    std::string known;
+    for (auto& n : backend_names()) known += (known.empty() ? "" : ", ") + n;
+    return make_error(ErrorCode::kNotFound,
+                      "unknown backend '" + name + "' (available: " + known + ")");
+  }
+  return it->second(options);
+}
+
+void register_worker_entry(const std::string& name, WorkerEntry entry) {
+  worker_entries()[name] = std::move(entry);
+}
+
+std::optional<int> enter_worker(const std::string& name, const BackendOptions& options) {
+  auto it = worker_entries().find(name);
+  if (it == worker_entries().end()) return std::nullopt;
+  return it->second(options);
+}
+
+std::vector<std::string> backend_names() {
+  std::vector<std::string> names;
+  for (auto& [n, f] : registry()) names.push_back(n);
+  return names;
+}
+
+}  // namespace sluice

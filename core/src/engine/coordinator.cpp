@@ -1,0 +1,648 @@
+#include "engine/coordinator_impl.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/child_request.hpp"
+#include "sluice/engine/file_modes.hpp"
+#include "sluice/engine/host_info.hpp"
+#include "sluice/engine/wall_clock.hpp"
+#include "store/store_writer.hpp"
+
+namespace sluice {
+namespace {
+
+// How often the coordinator wakes without events: checks for a cancel request and
+// refreshes progress. Short enough to feel instant, long enough to cost nothing.
+constexpr Millis kIdleWake{100};
+
+// Group commit: how long state changes may wait for the store, and how many attempt
+// starts one transaction takes at most. Readers see a running run at most this late.
+constexpr Millis kCommitInterval{20};
+constexpr std::size_t kCommitBatch = 1024;
+// Cache entries land on random pages of the cache's B-tree (their keys are hashes): filed
+// with every 20 ms commit, 50 at a time in a 10,000-task sweep, each one rewrote a page
+// of its own, and filing cost the writer more than everything else it does. Held back
+// and filed in batches of this many or this old, pages are shared within a batch. The
+// run's end and a SIGTERM file the backlog too (~10 us per entry on the critical path,
+// hence the modest size); the commit of a parent's success before its dependent starts
+// does not (in a chain, the entry's pages doubled that commit). A crash loses at most
+// this backlog: those tasks run again in a later run instead of coming from the cache (a
+// resumed run never reruns them: it reads the tasks table, not the cache).
+constexpr std::size_t kCacheBatch = 1024;
+constexpr Millis kCacheBacklogAge{1000};
+
+}  // namespace
+
+namespace {
+
+// The umask open() applies, read without changing it (umask() would, for every thread).
+unsigned process_umask() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    unsigned mask = 022;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "Umask: %o", &mask) == 1) break;
+    std::fclose(f);
+    return mask;
+  }
+  return 022;
+}
+
+// A directory prepare_attempt() made ahead for an attempt that never launched: its
+// stdout still has mode 0 (see PreparedAttempt::ahead).
+bool never_launched(const std::string& dir) {
+  struct stat st;
+  return ::lstat((dir + "/stdout").c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+         (st.st_mode & 07777) == 0;
+}
+
+void remove_attempt_dir(int base, const std::string& dir) {
+  ::unlinkat(base, (dir + "/stdout").c_str(), 0);
+  ::unlinkat(base, (dir + "/stderr").c_str(), 0);
+  ::unlinkat(base, dir.c_str(), AT_REMOVEDIR);  // fails, as it should, if more is there
+}
+
+}  // namespace
+
+std::string Coordinator::cancel_request_path(const std::string& run_dir) {
+  return run_dir + "/cancel-requested";
+}
+
+Coordinator::Impl::Impl(RunStore& store, Backend& backend, Workflow& workflow, std::string run_id)
+    : store_(store),
+      backend_(backend),
+      workflow_(workflow),
+      run_id_(std::move(run_id)),
+      run_dir_(store.run_dir(run_id_)),
+      graph_(workflow),
+      scheduler_(workflow, graph_, backend.capacity()),
+      host_(host_name()),
+      task_dir_made_(workflow.tasks.size(), 0),
+      prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
+      launch_mode_(file_modes().file & ~process_umask()),
+      has_artifact_(workflow.tasks.size(), 0),
+      depth_(workflow.tasks.size(), 0),
+      result_hash_(workflow.tasks.size()) {}
+
+Expected<void> Coordinator::Impl::restore_from_store() {
+  auto tasks = store_.list_tasks(run_id_);
+  if (!tasks) return tl::unexpected(tasks.error());
+  auto attempts = store_.list_attempts(run_id_);
+  if (!attempts) return tl::unexpected(attempts.error());
+  auto dynamic = store_.list_dynamic_tasks(run_id_);
+  if (!dynamic) return tl::unexpected(dynamic.error());
+  if (tasks->size() != workflow_.tasks.size() + dynamic->size())
+    return make_error(ErrorCode::kConflict, "the stored run does not match its definition");
+  for (const DynamicTaskRecord& d : *dynamic) {
+    auto parsed = parse_child_requests(d.spec, "stored child '" + d.name + "'", workflow_.base_dir);
+    if (!parsed || parsed->size() != 1 || d.index != workflow_.tasks.size() ||
+        d.parent >= d.index || d.before >= static_cast<std::int64_t>(d.index))
+      return make_error(ErrorCode::kConflict, "the stored child task '" + d.name + "' is damaged");
+    TaskSpec spec = std::move(parsed->front().spec);
+    spec.name = d.name;
+    spec.group = d.group;
+    add_dynamic_task(
+        std::move(spec), d.parent,
+        d.before >= 0 ? std::optional<TaskId>(static_cast<TaskId>(d.before)) : std::nullopt);
+  }
+
+  RunUpdate update;
+  update.now_us = wall_us();
+  // Attempts the backend still watches (a queued or running Slurm job) keep running.
+  std::unordered_map<TaskId, std::uint32_t> reattached;
+  for (const AttemptRecord& a : *attempts) {
+    if (a.state != TaskState::kRunning && a.state != TaskState::kQueued) continue;
+    if (!a.handle.empty() && backend_.reattach(a.handle, a.task, a.attempt)) {
+      reattached[a.task] = a.attempt;
+      continue;
+    }
+    if (!a.handle.empty()) backend_.abandon(a.handle);
+    AttemptRecord end = a;
+    end.state = TaskState::kFailed;
+    end.reason = "lost: the coordinator stopped while it ran";
+    end.ended_us = update.now_us;
+    end.exit_code = -1;
+    update.attempt_ends.push_back(std::move(end));
+  }
+  for (const TaskRecord& t : *tasks) {
+    if (t.state == TaskState::kSucceeded) {
+      scheduler_.restore(t.index, TaskState::kSucceeded, t.attempts);
+      struct stat st;
+      const std::string dir = store_.attempt_dir(run_id_, t.name, t.attempts);
+      has_artifact_[t.index] = ::stat(artifact_path(dir).c_str(), &st) == 0;
+      continue;
+    }
+    if (auto r = reattached.find(t.index); r != reattached.end()) {
+      scheduler_.restore_running(t.index, r->second, std::chrono::steady_clock::now());
+      continue;
+    }
+    // Group commit lets an attempt start before its record: one whose directory exists
+    // past the recorded attempts was launched (or prepared) but never recorded. Its
+    // number is used up (its process may still write there): record it as lost.
+    std::uint32_t used = t.attempts;
+    for (struct stat st;;) {
+      const std::string dir = store_.attempt_dir(run_id_, t.name, used + 1);
+      if (::lstat(dir.c_str(), &st) != 0) break;
+      if (never_launched(dir)) {
+        remove_attempt_dir(AT_FDCWD, dir);
+        break;
+      }
+      ++used;
+      AttemptRecord lost;
+      lost.task = t.index;
+      lost.attempt = used;
+      lost.state = TaskState::kFailed;
+      lost.reason = "lost: the coordinator stopped before recording its launch";
+      lost.started_us = lost.ended_us = update.now_us;
+      lost.exit_code = -1;
+      lost.host = host_;
+      update.attempt_ends.push_back(std::move(lost));
+    }
+    scheduler_.restore(t.index, TaskState::kWaiting, used);
+    if (t.state != TaskState::kWaiting || used != t.attempts)
+      update.changes.push_back({t.index, TaskState::kWaiting, used, 0, "resumed"});
+  }
+  std::remove(cancel_request_path(run_dir_).c_str());
+  return store_.apply(run_id_, update);
+}
+
+bool Coordinator::Impl::gather_changes(bool all_cache) {
+  if (!cache_backlog_.empty() &&
+      (all_cache || cache_backlog_.size() >= kCacheBatch ||
+       std::chrono::steady_clock::now() - cache_backlog_since_ >= kCacheBacklogAge)) {
+    auto& out = pending_.cache_entries;
+    out.insert(out.end(), std::make_move_iterator(cache_backlog_.begin()),
+               std::make_move_iterator(cache_backlog_.end()));
+    cache_backlog_.clear();
+  }
+  auto changes = scheduler_.drain_changes();
+  if (pending_.changes.empty()) {
+    pending_.changes = std::move(changes);
+  } else {  // a batch the writer could not take yet
+    pending_.changes.insert(pending_.changes.end(), std::make_move_iterator(changes.begin()),
+                            std::make_move_iterator(changes.end()));
+  }
+  return !pending_.empty();
+}
+
+Expected<void> Coordinator::Impl::flush(std::optional<RunState> run_state, bool file_cache) {
+  if (!gather_changes(file_cache) && !run_state)
+    return writer_ ? writer_->wait() : Expected<void>{};
+  pending_.run_state = run_state;
+  pending_.now_us = wall_us();
+  auto r = commit_now(pending_);
+  pending_.clear();
+  return r;
+}
+
+Expected<void> Coordinator::Impl::commit_now(const RunUpdate& update) {
+  return writer_ ? writer_->commit_now(update) : store_.apply(run_id_, update);
+}
+
+Expected<bool> Coordinator::Impl::flush_in_background() {
+  if (!writer_) {
+    if (auto r = flush(std::nullopt); !r) return tl::unexpected(r.error());
+    return true;
+  }
+  if (!gather_changes(false)) return true;
+  pending_.now_us = wall_us();
+  std::vector<TaskId> successes;
+  for (const StateChange& c : pending_.changes)
+    if (c.state == TaskState::kSucceeded) successes.push_back(c.task);
+  auto taken = writer_->try_submit(pending_);
+  if (taken && *taken) successes_in_flight_ = std::move(successes);
+  return taken;
+}
+
+Coordinator::Impl::~Impl() {
+  for (auto& [task, p] : prepared_) discard_prepared(task, p);
+  if (tasks_fd_ >= 0) ::close(tasks_fd_);
+}
+
+void Coordinator::Impl::close_fds(PreparedAttempt& p) {
+  if (p.out_fd >= 0) ::close(p.out_fd);
+  if (p.err_fd >= 0) ::close(p.err_fd);
+  p.out_fd = p.err_fd = -1;
+}
+
+std::string& Coordinator::Impl::relative_attempt_dir(const std::string& task,
+                                                     std::uint32_t attempt) {
+  rel_.assign(task).push_back('/');
+  rel_.append(std::to_string(attempt));
+  return rel_;
+}
+
+bool Coordinator::Impl::prepare_attempt(const Launch& l, const std::string& dir,
+                                        PreparedAttempt& out, bool ahead) {
+  const FileModes& modes = file_modes();
+  // Relative to the run's tasks directory when it is open: the kernel walks three path
+  // components instead of the whole home path, four times per attempt.
+  int base = AT_FDCWD;
+  const std::string* path = &dir;
+  if (tasks_fd_ >= 0) {
+    base = tasks_fd_;
+    const std::string& task = workflow_.tasks[l.task].name;
+    if (!task_dir_made_[l.task]) {
+      ::mkdirat(base, task.c_str(), modes.dir);
+      task_dir_made_[l.task] = 1;
+    }
+    path = &relative_attempt_dir(task, l.attempt);
+  } else if (!task_dir_made_[l.task]) {
+    ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), modes.dir);
+    task_dir_made_[l.task] = 1;
+  }
+  if (::mkdirat(base, path->c_str(), modes.dir) != 0) {
+    // An existing path must be a real directory: an earlier attempt may have planted a
+    // symbolic link where this attempt's directory goes.
+    struct stat st;
+    if (errno != EEXIST) return false;
+    if (::fstatat(base, path->c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+      errno = ENOTDIR;
+      return false;
+    }
+  }
+  // O_NOFOLLOW: never truncate a file that a link in the attempt directory points at.
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+  out.attempt = l.attempt;
+  out.ahead = ahead;
+  const std::size_t len = path->size();
+  std::string& file = file_path_;
+  file.assign(*path).append("/stdout");
+  out.out_fd = ::openat(base, file.c_str(), kFlags, ahead ? 0 : modes.file);
+  file.resize(len);
+  file.append("/stderr");
+  out.err_fd = out.out_fd < 0 ? -1 : ::openat(base, file.c_str(), kFlags, modes.file);
+  if (out.err_fd < 0) {
+    close_fds(out);
+    return false;
+  }
+  return true;
+}
+
+void Coordinator::Impl::discard_prepared(TaskId task, PreparedAttempt& p) {
+  close_fds(p);
+  const std::string& name = workflow_.tasks[task].name;
+  const int base = tasks_fd_ >= 0 ? tasks_fd_ : AT_FDCWD;
+  std::string dir = tasks_fd_ >= 0 ? relative_attempt_dir(name, p.attempt)
+                                   : store_.attempt_dir(run_id_, name, p.attempt);
+  remove_attempt_dir(base, dir);
+  if (::unlinkat(base, dir.substr(0, dir.rfind('/')).c_str(), AT_REMOVEDIR) == 0)
+    task_dir_made_[task] = 0;
+}
+
+// Creating a directory and two files costs ~100 us on ext4 (far more just after a mass
+// deletion): do it ahead, one attempt at a time between checks for completions, so a
+// freed slot is refilled without waiting on the disk. First the ready tasks while every
+// slot is busy, then the tasks that the running ones release when they succeed (the
+// next link of a chain, the next layer), which are discarded if they never launch.
+// Returns false when nothing was left.
+bool Coordinator::Impl::prepare_next_upcoming() {
+  if (!backend_.wants_attempt_dir()) return false;
+  upcoming_.clear();
+  scheduler_.peek_ready(prefetch_, upcoming_);
+  const std::size_t limit = 2 * prefetch_;
+  if (upcoming_.size() < limit && prepared_.size() < limit)
+    for (TaskId t : last_launched_) scheduler_.peek_released_by(t, limit, upcoming_);
+  for (const Launch& l : upcoming_) {
+    auto it = prepared_.find(l.task);
+    if (it != prepared_.end()) {
+      if (it->second.attempt == l.attempt) continue;
+      discard_prepared(it->first, it->second);
+      prepared_.erase(it);
+    }
+    PreparedAttempt p;
+    if (prepare_attempt(l, store_.attempt_dir(run_id_, workflow_.tasks[l.task].name, l.attempt), p,
+                        true))
+      prepared_.emplace(l.task, p);
+    return true;
+  }
+  return false;
+}
+
+void Coordinator::Impl::refuse_launch(const Launch& l, const std::string& why, TimePoint now) {
+  scheduler_.on_launch_failed(l.task, l.attempt, why, now);
+  AttemptRecord a;
+  a.task = l.task;
+  a.attempt = l.attempt;
+  a.state = TaskState::kFailed;
+  a.exit_code = -1;
+  a.reason = "launch failed: " + why;
+  a.started_us = a.ended_us = wall_us();
+  a.host = host_;
+  pending_.attempt_starts.push_back(std::move(a));
+}
+
+bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan) {
+  const TaskSpec& spec = workflow_.tasks[l.task];
+  std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
+  PreparedAttempt& prepared = plan.prepared;
+  if (!backend_.wants_attempt_dir()) {
+    // In-process attempts: no directory or log files up front (they cost ~100 us).
+  } else if (auto it = prepared_.find(l.task);
+             it != prepared_.end() && it->second.attempt == l.attempt) {
+    prepared = it->second;
+    prepared_.erase(it);
+  } else {
+    if (it != prepared_.end()) {
+      discard_prepared(it->first, it->second);
+      prepared_.erase(it);
+    }
+    if (!prepare_attempt(l, dir, prepared)) {
+      refuse_launch(l, "cannot create " + dir + ": " + std::strerror(errno), now);
+      return false;
+    }
+  }
+  // This attempt is used from here on (launched, refused or served from the cache): a
+  // restarted coordinator must count it, not take it for a directory made ahead.
+  if (prepared.ahead) ::fchmod(prepared.out_fd, launch_mode_);
+  LaunchRequest& req = plan.request;
+  req.task = l.task;
+  req.attempt = l.attempt;
+  req.spec = &spec;
+  req.env = {{"SLUICE_RUN_ID", run_id_},
+             {"SLUICE_TASK", spec.name},
+             {"SLUICE_ATTEMPT", std::to_string(l.attempt)},
+             {"SLUICE_ATTEMPT_DIR", dir},
+             {"SLUICE_HOME", store_.home()}};
+  add_artifact_env(spec, dir, req);
+  if (!resolve_input_placeholders(spec, plan.command, plan.shell, why_)) {
+    close_fds(prepared);
+    refuse_launch(l, why_, now);
+    return false;
+  }
+  // req.command / req.shell point into `plan`: set once the plans stopped moving.
+  if (use_cache_ && spec.cache && try_cache(l, dir, plan.command, plan.shell, now)) {
+    close_fds(prepared);
+    return false;  // completed from the cache: nothing to launch
+  }
+  req.attempt_dir = std::move(dir);
+  req.stdout_fd = prepared.out_fd;
+  req.stderr_fd = prepared.err_fd;
+  return true;
+}
+
+void Coordinator::Impl::record_launch(const Launch& l, Expected<std::string> handle,
+                                      TimePoint now) {
+  if (!handle) {
+    refuse_launch(l, handle.error().message, now);
+    return;
+  }
+  scheduler_.on_attempt_started(l.task, l.attempt, now);
+  AttemptRecord a;
+  a.task = l.task;
+  a.attempt = l.attempt;
+  a.state = TaskState::kRunning;
+  a.started_us = wall_us();
+  a.host = host_;
+  a.handle = std::move(*handle);
+  pending_.attempt_starts.push_back(std::move(a));
+}
+
+// One launch_batch() per scheduling step, so a backend can group the requests (Slurm:
+// one job array for a sweep).
+void Coordinator::Impl::launch_all(const std::vector<Launch>& launches, TimePoint now) {
+  if (launches.empty()) return;
+  std::vector<LaunchPlan> plans(launches.size());
+  std::vector<std::uint8_t> ok(launches.size(), 0);
+  std::vector<const Launch*> planned;
+  std::vector<LaunchRequest> requests;
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    ok[i] = prepare_launch(launches[i], now, plans[i]);
+    if (ok[i]) planned.push_back(&launches[i]);
+  }
+  for (std::size_t i = 0; i < launches.size(); ++i) {
+    LaunchPlan& p = plans[i];
+    if (!ok[i]) continue;
+    if (!p.command.empty()) p.request.command = &p.command;
+    if (!p.shell.empty()) p.request.shell = &p.shell;
+    requests.push_back(std::move(p.request));
+  }
+  last_launched_.clear();
+  for (const Launch* l : planned) last_launched_.push_back(l->task);
+  auto handles = backend_.launch_batch(requests);
+  for (std::size_t i = 0; i < launches.size(); ++i) close_fds(plans[i].prepared);
+  for (std::size_t i = 0; i < planned.size(); ++i)
+    record_launch(*planned[i], std::move(handles[i]), now);
+}
+
+// SIGTERM (a Slurm time limit): the run is not cancelled. What was decided is committed,
+// running attempts get SIGTERM (SIGKILL after the backend's grace) and are waited for,
+// and their records stay "running" so that `sluice resume` treats them as lost and runs
+// them again, exactly as after a crash.
+Expected<RunState> Coordinator::Impl::stop_attempts() {
+  if (auto r = flush(std::nullopt); !r) return tl::unexpected(r.error());
+  for (TaskId t = 0; t < workflow_.tasks.size(); ++t)
+    if (scheduler_.state(t) == TaskState::kRunning) backend_.kill(t, scheduler_.attempts(t));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::vector<Completion> ignored;
+  while (backend_.in_flight() > 0 && std::chrono::steady_clock::now() < until) {
+    ignored.clear();
+    backend_.poll(ignored, kIdleWake);
+  }
+  return RunState::kRunning;
+}
+
+bool Coordinator::Impl::success_pending_for(std::span<const Launch> launches) const {
+  std::vector<TaskId>& parents = parents_scratch_;
+  parents.clear();
+  for (const Launch& l : launches)
+    parents.insert(parents.end(), graph_.parents(l.task).begin(), graph_.parents(l.task).end());
+  if (parents.empty()) return false;
+  std::sort(parents.begin(), parents.end());
+  auto is_parent = [&](TaskId t) { return std::binary_search(parents.begin(), parents.end(), t); };
+  // Only the launches' own parents count: in a map-reduce, the children's siblings
+  // succeed all the time, and waiting for their commit made nearly every launch commit
+  // on this thread (908 of 1,000), on the path from a freed slot to its next task.
+  auto parent_succeeded = [&](const StateChange& c) {
+    return c.state == TaskState::kSucceeded && is_parent(c.task);
+  };
+  const auto& fresh = scheduler_.pending_changes();
+  return std::any_of(fresh.begin(), fresh.end(), parent_succeeded) ||
+         std::any_of(pending_.changes.begin(), pending_.changes.end(), parent_succeeded) ||
+         (writer_ && writer_->success_in_flight() &&
+          std::any_of(successes_in_flight_.begin(), successes_in_flight_.end(), is_parent));
+}
+
+Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const std::string tasks_dir = run_dir_ + "/tasks";
+  ::mkdir(run_dir_.c_str(), file_modes().dir);
+  ::chmod(run_dir_.c_str(), file_modes().dir);  // the store created it with the umask's mode
+  ::mkdir(tasks_dir.c_str(), file_modes().dir);
+  if (tasks_fd_ < 0) tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const std::string cancel_path = cancel_request_path(run_dir_);
+
+  if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
+  if (!writer_) {  // without a second connection, every commit is made on this thread
+    if (auto conn = RunStore::open(store_.home(), RunStore::Mode::kReadWrite); conn)
+      writer_ = std::make_unique<StoreWriter>(std::move(*conn), run_id_);
+  }
+  use_cache_ = options.use_cache;
+  if (use_cache_) {
+    auto filter = CacheKeyFilter::load(store_, workflow_.project);
+    if (filter) cache_filter_ = std::move(*filter);  // unreadable: look each key up
+  }
+  TimePoint now = Clock::now();
+  scheduler_.start(now);
+  // The run's start is durable before anything launches. The tasks' first moves (every
+  // root to ready: 10,000 rows and events for a sweep, ~50 ms) ride on the first group
+  // commit instead of delaying the first launch: a resumed run recomputes readiness.
+  {
+    RunUpdate start;
+    start.run_state = RunState::kRunning;
+    start.now_us = wall_us();
+    if (auto r = commit_now(start); !r) return tl::unexpected(r.error());
+  }
+
+  std::vector<Completion> completions;
+  TimePoint next_progress = now;
+  TimePoint next_cancel_check = now;
+  bool cancelling = false;
+  auto cancel = [&] {
+    if (cancelling) return;
+    cancelling = cancelling_ = true;
+    for (const Kill& k : scheduler_.on_cancel_requested()) backend_.kill(k.task, k.attempt);
+  };
+
+  // Group commit: state changes go to the store in one transaction at most every
+  // kCommitInterval (or kCommitBatch attempts), not once per scheduling step. Launches
+  // therefore may precede their record by up to that long; after a crash,
+  // restore_from_store() finds such an attempt by its directory and never reuses it.
+  TimePoint last_commit = Clock::now();
+  bool uncommitted = false;
+  auto commit = [&](TimePoint t) -> Expected<void> {
+    last_commit = t;
+    uncommitted = false;
+    return flush(std::nullopt, /*file_cache=*/false);
+  };
+  // The periodic commit goes to the writer thread. While that still commits the last
+  // batch, the changes wait here and the handoff is tried again shortly.
+  constexpr Millis kHandoffRetry{2};
+  auto commit_in_background = [&](TimePoint t) -> Expected<void> {
+    auto taken = flush_in_background();
+    if (!taken) return tl::unexpected(taken.error());
+    last_commit = *taken ? t : t - kCommitInterval + kHandoffRetry;
+    uncommitted = !*taken;
+    return {};
+  };
+
+  // Starts what the scheduler can start now.
+  auto launch_ready = [&](std::vector<Launch>& launches) -> Expected<void> {
+    launches = scheduler_.take_launches();
+    // Children join the store before any of them runs: a resume must know every task
+    // whose attempt directory exists. And no task starts before its parents' success is
+    // recorded: after a crash a task whose dependents had started never runs again.
+    // (Independent tasks, a sweep, still share one commit per interval.)
+    if (!pending_.new_tasks.empty() || success_pending_for(launches)) {
+      if (auto r = commit(Clock::now()); !r) {
+        cancel();
+        return tl::unexpected(r.error());
+      }
+    }
+    launch_all(launches, now);
+    return {};
+  };
+
+  std::vector<Launch> launches;
+  while (!scheduler_.done()) {
+    if (auto r = launch_ready(launches); !r) return tl::unexpected(r.error());
+    const TimePoint t = Clock::now();
+    if (t - last_commit >= kCommitInterval || pending_.attempt_starts.size() >= kCommitBatch) {
+      if (auto r = commit_in_background(t); !r) {
+        cancel();
+        return tl::unexpected(r.error());
+      }
+    } else {
+      uncommitted = true;
+    }
+    if (!cached_.empty()) {
+      finish_cached(now);  // their dependents may be ready now: schedule again at once
+      continue;
+    }
+
+    if (scheduler_.done()) break;
+    auto wait = kIdleWake;
+    const TimePoint deadline = scheduler_.next_deadline();
+    if (deadline != TimePoint::max()) {
+      auto until = std::chrono::duration_cast<Millis>(deadline - Clock::now()) + Millis(1);
+      wait = std::clamp(until, Millis(0), wait);
+    }
+    if (uncommitted) {  // wake in time to commit what is pending
+      auto until = std::chrono::duration_cast<Millis>(last_commit + kCommitInterval - Clock::now());
+      wait = std::clamp(until + Millis(1), Millis(0), wait);
+    }
+    if (!launches.empty() && backend_.in_flight() == 0) wait = Millis(0);
+    completions.clear();
+    backend_.poll(completions, Millis(0));
+    while (completions.empty() && wait.count() > 0 && prepare_next_upcoming())
+      backend_.poll(completions, Millis(0));
+    if (completions.empty()) backend_.poll(completions, wait);
+    now = Clock::now();
+    // The attempts' processes are gone: their slots take the next ready tasks before
+    // the artifacts are sealed (~0.3-0.7 ms each here), which would otherwise leave a
+    // slot idle for that long after every task that passes data.
+    if (!completions.empty()) {
+      for (const Completion& c : completions) scheduler_.on_attempt_exited(c.task, c.attempt);
+      std::vector<Launch> early;
+      if (auto r = launch_ready(early); !r) return tl::unexpected(r.error());
+    }
+    for (Completion& c : completions) {
+      if (c.ok()) seal_artifact(c);
+      if (c.ok()) keep_outputs(c);
+      if (c.ok()) ingest_children(c);
+      auto outcome = scheduler_.on_attempt_finished(c, now);
+      if (!outcome) continue;
+      if (outcome->state == TaskState::kSucceeded) file_in_cache(c.task, c.attempt, c.content_hash);
+      AttemptRecord a;
+      a.task = c.task;
+      a.attempt = c.attempt;
+      a.state = outcome->state;
+      a.exit_code = c.kind == ExitKind::kExited ? c.code : -1;
+      a.reason = std::move(outcome->reason);
+      a.ended_us = c.ended_us ? c.ended_us : wall_us();
+      pending_.attempt_ends.push_back(std::move(a));
+    }
+    for (const Kill& k : scheduler_.on_tick(now)) backend_.kill(k.task, k.attempt);
+
+    if (now >= next_cancel_check) {
+      if (options.stop && options.stop->load()) return stop_attempts();
+      next_cancel_check = now + kIdleWake;
+      struct stat st;
+      if ((options.interrupt && options.interrupt->load()) || ::stat(cancel_path.c_str(), &st) == 0)
+        cancel();
+    }
+    if (options.on_progress && now >= next_progress) {
+      next_progress = now + options.progress_interval;
+      options.on_progress(scheduler_, false);
+    }
+  }
+  write_run_view();
+  const RunState final_state = scheduler_.run_state();
+  if (auto r = flush(final_state); !r) return tl::unexpected(r.error());
+  writer_.reset();
+  if (options.on_progress) options.on_progress(scheduler_, true);
+  return final_state;
+}
+
+Coordinator::Coordinator(RunStore& store, Backend& backend, Workflow& workflow, std::string run_id)
+    : impl_(std::make_unique<Impl>(store, backend, workflow, std::move(run_id))) {}
+Coordinator::~Coordinator() = default;
+Expected<void> Coordinator::restore_from_store() {
+  return impl_->restore_from_store();
+}
+Expected<RunState> Coordinator::run(const CoordinatorOptions& options) {
+  return impl_->run(options);
+}
+const Scheduler& Coordinator::scheduler() const {
+  return impl_->scheduler();
+}
+
+}  // namespace sluice

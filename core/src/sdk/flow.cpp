@@ -1,0 +1,131 @@
+#include "sluice/flow.hpp"
+
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include "sluice/engine/sdk_definition.hpp"
+
+namespace sluice {
+
+struct Flow::Node {
+  std::string name, function, version;
+  CallOptions opts;
+  Bound bound;
+};
+
+struct Flow::State {
+  std::string name, project;
+  std::vector<Node> nodes;
+  std::unordered_map<std::string, std::uint32_t> used;  // name -> calls so far
+};
+
+namespace {
+
+bool safe_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  return true;
+}
+
+std::string cwd() {
+  char buf[4096];
+  return ::getcwd(buf, sizeof(buf)) ? std::string(buf) : std::string(".");
+}
+
+}  // namespace
+
+Flow::Flow(std::string name, std::string project) : state_(std::make_shared<State>()) {
+  if (!safe_name(name)) throw std::invalid_argument("workflow name '" + name + "' is not safe");
+  if (!safe_name(project)) throw std::invalid_argument("project '" + project + "' is not safe");
+  state_->name = std::move(name);
+  state_->project = std::move(project);
+}
+
+Flow::Flow(std::shared_ptr<State> state, std::string prefix)
+    : state_(std::move(state)), prefix_(std::move(prefix)) {}
+
+const std::string& Flow::name() const {
+  return state_->name;
+}
+const std::string& Flow::project() const {
+  return state_->project;
+}
+std::size_t Flow::size() const {
+  return state_->nodes.size();
+}
+
+std::string Flow::unique_name(const std::string& base) {
+  auto [it, fresh] = state_->used.try_emplace(base, 0);
+  if (fresh) return base;
+  while (true) {
+    std::string candidate = base + "." + std::to_string(++it->second);
+    if (state_->used.try_emplace(candidate, 0).second) return candidate;
+  }
+}
+
+std::uint32_t Flow::position(Bound& b, TaskId parent) {
+  for (std::uint32_t i = 0; i < b.after.size(); ++i)
+    if (b.after[i] == parent) return i;
+  b.after.push_back(parent);
+  return static_cast<std::uint32_t>(b.after.size() - 1);
+}
+
+std::string Flow::task_name(TaskId t) const {
+  if (t >= state_->nodes.size()) throw std::invalid_argument("a Future of another Flow");
+  return state_->nodes[t].name;
+}
+
+TaskId Flow::add(const std::string& fn, const std::string& version, const CallOptions& o, Bound b) {
+  if (!o.name.empty() && !safe_name(o.name))
+    throw std::invalid_argument("task name '" + o.name + "' is not safe");
+  if (o.cpus < 0 || o.gpus < 0 || o.retries < 0 || o.memory_mib < 0)
+    throw std::invalid_argument("negative resources for a call of '" + fn + "'");
+  for (TaskId p : o.after) {
+    if (p >= state_->nodes.size())
+      throw std::invalid_argument("'after' names a task of another Flow");
+    position(b, p);
+  }
+  Node n;
+  n.name = unique_name(prefix_ + (o.name.empty() ? fn : o.name));
+  n.function = fn + "@" + version;
+  n.version = version;
+  n.opts = o;
+  n.bound = std::move(b);
+  state_->nodes.push_back(std::move(n));
+  return static_cast<TaskId>(state_->nodes.size() - 1);
+}
+
+Workflow Flow::build() const {
+  Workflow wf;
+  wf.name = state_->name;
+  wf.project = state_->project;
+  wf.base_dir = cwd();
+  const std::string program = this_program_name();
+  for (const Node& n : state_->nodes) {
+    TaskSpec t;
+    t.name = n.name;
+    t.group = n.name.substr(0, n.name.find('.'));
+    t.version = n.version;
+    t.function = n.function;
+    t.arguments = encode_arguments(n.bound.args);
+    t.command = worker_command(program, t.function, t.arguments);
+    t.after = n.bound.after;
+    t.cpus = n.opts.cpus;
+    t.gpus = n.opts.gpus;
+    t.memory_mib = n.opts.memory_mib;
+    t.executor = n.opts.executor;
+    t.retries = n.opts.retries;
+    t.max_exec_time = n.opts.max_exec_time;
+    t.max_wait_time = n.opts.max_wait_time;
+    t.workdir = wf.base_dir;
+    wf.index.emplace(t.name, static_cast<TaskId>(wf.tasks.size()));
+    wf.tasks.push_back(std::move(t));
+  }
+  wf.content_hash = sdk_content_hash(wf);
+  wf.text = sdk_definition_text(wf);
+  return wf;
+}
+
+}  // namespace sluice
