@@ -11,6 +11,7 @@
 #   backends/B/    core's public headers, its own files and backends/common/; another
 #                  backend's headers or libraries only along an edge of ALLOWED_EDGES
 #   launchers/     anything
+#   no include climbs out of its folder with "../" (in core/, backends/, launchers/sdk/)
 #
 # Quoted includes are resolved as the compiler would (the including file's folder, then the
 # folders on the include path); a bare name such as "local_backend.hpp", which the build
@@ -68,6 +69,14 @@ while IFS= read -r path; do
   rest="${path#backends/}"
   header_owner["${rest#*/}"]="${rest%%/*}"
 done < <(find backends -mindepth 2 -type f \( -name '*.hpp' -o -name '*.h' \) | sort -r)
+
+# 0. No "../" in an include anywhere below: it would step around every rule that follows.
+while IFS= read -r file; do
+  while IFS=$'\t' read -r line name; do
+    [[ "$name" == *../* ]] &&
+      violation "$file:$line: includes '$name' through '../' (use the include folders of core or of a linked library)"
+  done < <(includes_of "$file")
+done < <(find core backends launchers/sdk -type f \( -name '*.hpp' -o -name '*.cpp' -o -name '*.h' -o -name '*.cu' \) | sort)
 
 # 1. SDK headers: SDK headers and non-Sluice headers only.
 for file in core/include/sluice/*.hpp launchers/sdk/include/sluice/*.hpp; do
