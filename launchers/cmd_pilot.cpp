@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "pilot_worker.hpp"
 #include "sluice/duration.hpp"
+#include "worker_runtime.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -38,7 +39,7 @@ int cmd_worker(WorkerArgs& a) {
       throw CliError(kExitBadInput, "--alloc-end " + a.alloc_end + ": not epoch seconds");
   }
   const int status = pilot::serve_worker(a.o);
-  if (pilot::function_tasks_running()) {
+  if (worker::function_tasks_running()) {
     // Function threads cannot be stopped, and must not see static destructors run.
     std::fflush(nullptr);
     std::_Exit(status);
@@ -124,8 +125,9 @@ void add_pilot_commands(CLI::App& app, Globals& g) {
   worker->add_option("--memory", w.o.memory_mib, "memory offered, MiB (informative)");
   worker->add_option("--executors", w.o.executors, "executor labels offered (default: any)")
       ->delimiter(',');
-  worker->add_option("--workers-per-node", w.o.workers_per_node,
-                     "workers on this node, one per GPU set (this one: SLURM_LOCALID)")
+  worker
+      ->add_option("--workers-per-node", w.o.workers_per_node,
+                   "workers on this node, one per GPU set (this one: SLURM_LOCALID)")
       ->check(CLI::Range(1, 4096));
   worker->add_option("--alloc-end", w.alloc_end, "epoch seconds at which the allocation ends");
   worker->add_option("--idle-timeout", w.idle_timeout, "ask to be released after this long idle");

@@ -2,7 +2,6 @@
 
 #include <sched.h>
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +14,7 @@
 #include <unordered_set>
 
 #include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/file_modes.hpp"
 #include "sluice/engine/hdf5_codec.hpp"
 #include "sluice/engine/host_info.hpp"
 #include "sluice/engine/wall_clock.hpp"
@@ -23,12 +23,6 @@
 
 namespace sluice {
 namespace {
-
-// ATTEMPT_DIR's parent (the task directory) and ATTEMPT_DIR itself.
-bool make_attempt_dir(const std::string& dir) {
-  ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
-  return ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
-}
 
 struct Job {
   TaskId task = 0;

@@ -128,7 +128,7 @@ long long parse_count(std::string_view s) {
 
 class LocalBackend final : public Backend {
  public:
-  explicit LocalBackend(const BackendOptions& options);
+  explicit LocalBackend(const LocalBackendOptions& local);
   ~LocalBackend() override;
 
   std::string name() const override { return "local"; }
@@ -238,9 +238,13 @@ class LocalBackend final : public Backend {
   epoll_event events_[kMaxEvents];
 };
 
-LocalBackend::LocalBackend(const BackendOptions& options) : host_(host_name()) {
+LocalBackend::LocalBackend(const LocalBackendOptions& local) : host_(host_name()) {
+  const BackendOptions& options = local.backend;
   capacity_.cpus = options.cpus > 0 ? options.cpus : usable_cpus();
-  gpu_ids_ = options.gpus >= 0 ? local_gpu_ids(options.gpus) : detect_local_gpus();
+  if (local.gpu_ids)
+    gpu_ids_ = *local.gpu_ids;
+  else
+    gpu_ids_ = options.gpus >= 0 ? local_gpu_ids(options.gpus) : detect_local_gpus();
   gpu_busy_.assign(gpu_ids_.size(), false);
   capacity_.gpus = static_cast<int>(gpu_ids_.size());
   capacity_.executors = options.executors;
@@ -274,8 +278,13 @@ LocalBackend::LocalBackend(const BackendOptions& options) : host_(host_name()) {
 
   // Base environment, computed once.
   exe_dir_ = self_directory();
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view entry(*e);
+  std::vector<std::string_view> entries;
+  if (local.environment) {
+    entries.assign(local.environment->begin(), local.environment->end());
+  } else {
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) entries.emplace_back(*e);
+  }
+  for (std::string_view entry : entries) {
     std::size_t eq = entry.find('=');
     if (eq == std::string_view::npos || eq == 0) continue;
     std::string_view name = entry.substr(0, eq);
@@ -815,6 +824,12 @@ std::vector<std::string> detect_local_gpus() {
 }
 
 std::unique_ptr<Backend> make_local_backend(const BackendOptions& options) {
+  LocalBackendOptions local;
+  local.backend = options;
+  return std::make_unique<LocalBackend>(local);
+}
+
+std::unique_ptr<Backend> make_local_backend(const LocalBackendOptions& options) {
   return std::make_unique<LocalBackend>(options);
 }
 

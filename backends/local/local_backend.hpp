@@ -10,10 +10,10 @@
 // Completion and never shared with another running attempt; when the backend has GPUs,
 // a task without any sees CUDA_VISIBLE_DEVICES="".
 //
-// Environment of an attempt: the coordinator's environment (captured when the backend
-// is created), then the task's `env`, then LaunchRequest::env; later entries override
-// earlier ones. The directory of the running executable is put first on PATH so that
-// every attempt finds the same `sluice` binary.
+// Environment of an attempt: the base environment (LocalBackendOptions::environment, else
+// the coordinator's, captured when the backend is created), then the task's `env`, then
+// LaunchRequest::env; later entries override earlier ones. The directory of the running executable
+// is put first on PATH so that every attempt finds the same `sluice` binary.
 //
 // BackendOptions::extra: "kill_grace_ms" (default 2000: time between SIGTERM and SIGKILL
 // after kill()), "pidfd" = "off" (watch processes by polling waitid, as on kernels
@@ -24,6 +24,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,19 @@
 
 namespace sluice {
 
+// What a process that hosts a local backend for someone else (an mpi or pilot worker)
+// decides for it, instead of the process-global state a backend of its own would read.
+struct LocalBackendOptions {
+  BackendOptions backend;
+  // The devices to hand out; unset: BackendOptions::gpus as a count, else detection.
+  std::optional<std::vector<std::string>> gpu_ids;
+  // The attempts' base environment, "NAME=value" entries (the first of a name wins);
+  // unset: this process's environment when the backend is created.
+  std::optional<std::vector<std::string>> environment;
+};
+
 std::unique_ptr<Backend> make_local_backend(const BackendOptions& options);
+std::unique_ptr<Backend> make_local_backend(const LocalBackendOptions& options);
 
 // Registers make_local_backend under the name "local".
 void register_local_backend();

@@ -10,6 +10,7 @@
 #include "mpi_session.hpp"
 #include "mpi_wire.hpp"
 #include "mpi_worker.hpp"
+#include "placement.hpp"
 #include "sluice/engine/wall_clock.hpp"
 
 namespace sluice {
@@ -21,9 +22,7 @@ using mpi::SendQueue;
 
 constexpr auto kHelloTimeout = std::chrono::seconds(120);
 
-std::uint64_t key_of(TaskId task, std::uint32_t attempt) {
-  return (static_cast<std::uint64_t>(task) << 32) | attempt;
-}
+using worker::attempt_key;
 
 class MpiBackend final : public Backend {
  public:
@@ -59,8 +58,7 @@ class MpiBackend final : public Backend {
     std::string host;
     int cpus = 0;
     int gpus = 0;
-    int free_cpus = 0;
-    int free_gpus = 0;
+    worker::FreeSlots free;
     int functions = 0;  // function tasks sent and not yet completed
   };
   struct Placed {
@@ -77,7 +75,7 @@ class MpiBackend final : public Backend {
     std::vector<char> bytes;
   };
 
-  // The worker with the most free cores that can hold cpus/gpus now, or -1.
+  // The worker with the most free cores that can hold cpus/gpus now (placement.hpp), or -1.
   int pick(int cpus, int gpus) const;
   // The worker with the fewest function tasks queued, if it has room for one more, or -1.
   int pick_for_function() const;
@@ -130,8 +128,9 @@ Expected<void> MpiBackend::connect() {
     Worker w;
     w.rank = from;
     w.host = hello->host;
-    w.cpus = w.free_cpus = std::max(0, hello->cpus);
-    w.gpus = w.free_gpus = static_cast<int>(hello->gpu_ids.size());
+    w.cpus = std::max(0, hello->cpus);
+    w.gpus = static_cast<int>(hello->gpu_ids.size());
+    w.free = {w.cpus, w.gpus};
     worker_of_rank_[static_cast<std::size_t>(from)] = static_cast<int>(workers_.size());
     workers_.push_back(w);
   }
@@ -149,14 +148,9 @@ Expected<void> MpiBackend::connect() {
 }
 
 int MpiBackend::pick(int cpus, int gpus) const {
-  int best = -1;
-  for (std::size_t i = 0; i < workers_.size(); ++i) {
-    const Worker& w = workers_[i];
-    if (w.free_cpus < cpus || w.free_gpus < gpus) continue;
-    if (best < 0 || w.free_cpus > workers_[static_cast<std::size_t>(best)].free_cpus)
-      best = static_cast<int>(i);
-  }
-  return best;
+  auto it = worker::most_free_cores(workers_.begin(), workers_.end(), cpus, gpus,
+                                    [](const Worker& w) { return &w.free; });
+  return it == workers_.end() ? -1 : static_cast<int>(it - workers_.begin());
 }
 
 int MpiBackend::pick_for_function() const {
@@ -173,9 +167,8 @@ int MpiBackend::pick_for_function() const {
 void MpiBackend::send_to(int worker, TaskId task, std::uint32_t attempt, int cpus, int gpus,
                          std::vector<char> bytes) {
   Worker& w = workers_[static_cast<std::size_t>(worker)];
-  w.free_cpus -= cpus;
-  w.free_gpus -= gpus;
-  placed_[key_of(task, attempt)] = Placed{worker, cpus, gpus};
+  w.free.take(cpus, gpus);
+  placed_[attempt_key(task, attempt)] = Placed{worker, cpus, gpus};
   sends_.send(w.rank, mpi::kTagLaunch, std::move(bytes));
 }
 
@@ -196,7 +189,7 @@ Expected<std::string> MpiBackend::launch(const LaunchRequest& request) {
     if (const int worker = pick_for_function(); worker >= 0) {
       Worker& w = workers_[static_cast<std::size_t>(worker)];
       ++w.functions;
-      placed_[key_of(request.task, request.attempt)] = Placed{worker, 0, 0, true};
+      placed_[attempt_key(request.task, request.attempt)] = Placed{worker, 0, 0, true};
       sends_.send(w.rank, mpi::kTagLaunch, std::move(bytes));
       return "mpi:" + w.host + ":" + request.attempt_dir;
     }
@@ -242,12 +235,11 @@ bool MpiBackend::receive(std::vector<Completion>& out) {
     for (std::size_t i = before; i < out.size(); ++i) {
       Completion& c = out[i];
       c.host = workers_[static_cast<std::size_t>(wi)].host;
-      auto it = placed_.find(key_of(c.task, c.attempt));
+      auto it = placed_.find(attempt_key(c.task, c.attempt));
       if (it == placed_.end()) continue;
       Worker& w = workers_[static_cast<std::size_t>(it->second.worker)];
-      w.free_cpus += it->second.cpus;
+      w.free.give_back(it->second.cpus, it->second.gpus);
       if (it->second.function) --w.functions;
-      w.free_gpus += it->second.gpus;
       placed_.erase(it);
     }
   }
@@ -278,7 +270,7 @@ void MpiBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds ti
 }
 
 void MpiBackend::kill(TaskId task, std::uint32_t attempt) {
-  if (auto it = placed_.find(key_of(task, attempt)); it != placed_.end()) {
+  if (auto it = placed_.find(attempt_key(task, attempt)); it != placed_.end()) {
     sends_.send(workers_[static_cast<std::size_t>(it->second.worker)].rank, mpi::kTagKill,
                 mpi::encode_kill(task, attempt));
     return;

@@ -2,103 +2,51 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <memory>
 #include <set>
 #include <string_view>
 #include <thread>
 
 #include "local_backend.hpp"
 #include "mpi_session.hpp"
+#include "mpi_wire.hpp"
 #include "sluice/engine/host_info.hpp"
-#include "sluice/engine/wall_clock.hpp"
-
-extern char** environ;
+#include "worker_runtime.hpp"
+#include "worker_share.hpp"
 
 namespace sluice::mpi {
 namespace {
 
-FunctionTaskRunner& function_runner() {
-  static FunctionTaskRunner runner;
-  return runner;
-}
-
-std::atomic<int> g_stop_signal{0};
-
 constexpr int kMaxBatch = 256;  // messages handled between two reports to rank 0
 
-void on_stop_signal(int sig) {
-  g_stop_signal.store(sig);
-}
+// Open MPI's and PMIx's variables: an attempt that itself calls mpirun starts a job of
+// its own.
+constexpr std::string_view kMpiVariables[] = {"OMPI_", "PMIX_",  "OPAL_", "PRTE_",
+                                              "ORTE_", "HYDRA_", "PMI_"};
 
-int worker_cpus(const BackendOptions& options, const MpiSession& s) {
-  if (options.cpus > 0) return options.cpus;
+// This rank's share of its node: cores (its affinity mask, whole when mpirun/srun bound
+// it to its own) and a contiguous block of the node's GPUs; its attempts' environment
+// without the MPI runtime's variables and narrowed to that block.
+worker::RuntimeOptions runtime_options(const BackendOptions& options, const MpiSession& s) {
+  worker::RuntimeOptions r;
   const int mine = usable_cpus();
-  const int node = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (mine < node) return mine;  // bound by mpirun/srun to its own cores
-  return std::max(1, mine / std::max(1, s.node_workers()));
-}
-
-std::vector<std::string> worker_gpus(const BackendOptions& options, const MpiSession& s) {
-  std::vector<std::string> node =
+  const int node_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  r.cpus = worker::cpu_share(options.cpus, mine, s.node_workers(), mine < node_cores);
+  const std::vector<std::string> node =
       options.gpus >= 0 ? local_gpu_ids(options.gpus) : detect_local_gpus();
-  const int n = static_cast<int>(node.size());
-  const int m = std::max(1, s.node_workers());
-  const int i = std::max(0, s.node_worker_index());
-  const int chunk = n / m, extra = n % m;
-  const int first = i * chunk + std::min(i, extra);
-  const int count = chunk + (i < extra ? 1 : 0);
-  return std::vector<std::string>(node.begin() + first, node.begin() + first + count);
+  r.gpu_ids = worker::gpu_block(node, s.node_workers(), s.node_worker_index());
+  r.environment = worker::process_environment();
+  worker::drop_variables(r.environment, kMpiVariables);
+  worker::narrow_gpus(r.environment, r.gpu_ids, !node.empty());
+  r.functions = worker::RuntimeOptions::Functions::kInline;
+  r.make_attempt_dirs = true;  // rank 0 leaves them to the workers (mpi_backend.hpp)
+  return r;
 }
-
-// ATTEMPT_DIR's parent (the task directory) and ATTEMPT_DIR itself.
-bool make_attempt_dir(const std::string& dir) {
-  ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), 0755);
-  return ::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST;
-}
-
-bool is_mpi_variable(std::string_view entry) {
-  for (std::string_view prefix : {"OMPI_", "PMIX_", "OPAL_", "PRTE_", "ORTE_", "HYDRA_", "PMI_"}) {
-    if (entry.starts_with(prefix)) return true;
-  }
-  return false;
-}
-
-// The local backend captures the environment when it is created: create it with the
-// MPI runtime's variables hidden and CUDA_VISIBLE_DEVICES naming this worker's GPUs.
-std::unique_ptr<Backend> make_worker_backend(int cpus, const std::vector<std::string>& gpus,
-                                             bool node_has_gpus) {
-  if (node_has_gpus) {
-    std::string cvd;
-    for (const auto& g : gpus) cvd += (cvd.empty() ? "" : ",") + g;
-    ::setenv("CUDA_VISIBLE_DEVICES", cvd.c_str(), 1);
-  }
-  ::unsetenv("SLUICE_GPUS");
-  std::vector<char*> filtered;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e)
-    if (!is_mpi_variable(*e)) filtered.push_back(*e);
-  filtered.push_back(nullptr);
-  char** saved = environ;
-  environ = filtered.data();
-  BackendOptions opts;
-  opts.cpus = cpus;
-  opts.gpus = static_cast<int>(gpus.size());
-  auto backend = make_local_backend(opts);
-  environ = saved;
-  return backend;
-}
-
 // Kills what attempts of an earlier job left running on this node: every process whose
 // environment names one of `dirs` as its SLUICE_ATTEMPT_DIR, with its process group.
 void kill_attempts_in(const std::set<std::string>& dirs) {
@@ -140,16 +88,13 @@ void kill_attempts_in(const std::set<std::string>& dirs) {
 
 class Worker {
  public:
-  explicit Worker(const BackendOptions& options) : session_(MpiSession::get()) {
-    const int cpus = worker_cpus(options, session_);
-    std::vector<std::string> node_gpus =
-        options.gpus >= 0 ? local_gpu_ids(options.gpus) : detect_local_gpus();
-    std::vector<std::string> gpus = worker_gpus(options, session_);
-    local_ = make_worker_backend(cpus, gpus, !node_gpus.empty());
+  // Says what this worker offers: rank 0 waits for every worker's hello.
+  Worker(const worker::RuntimeOptions& share, MpiSession& session)
+      : session_(session), runtime_(share) {
     WireHello hello;
     hello.host = session_.host();
-    hello.cpus = cpus;
-    hello.gpu_ids = gpus;
+    hello.cpus = share.cpus;
+    hello.gpu_ids = share.gpu_ids;
     hello.node_rank = session_.node_rank();
     sends_.send(0, kTagHello, encode_hello(hello));
   }
@@ -174,14 +119,9 @@ class Worker {
 
       // Function tasks that ran while draining the messages go back with the processes'
       // completions: one message for the batch.
-      done_.swap(functions_done_);
-      functions_done_.clear();
-      local_->poll(done_, std::chrono::milliseconds(0));
-      if (!done_.empty()) {
-        sends_.send(0, kTagCompletions, encode_completions(done_));
-        busy = true;
-      }
-      if (int sig = g_stop_signal.load(); sig != 0) return 128 + sig;
+      runtime_.collect(done_, std::chrono::milliseconds(0));
+      if (report()) busy = true;
+      if (int sig = worker::stop_signal(); sig != 0) return 128 + sig;
       if (::getppid() != parent) return 128 + SIGHUP;  // mpirun is gone
       if (busy) {
         backoff.reset();
@@ -189,22 +129,24 @@ class Worker {
       }
       // Idle: wait for a child to end (epoll) or, with nothing running, just sleep;
       // either way at most ~1 ms before looking for messages again.
-      if (local_->in_flight() > 0 && backoff.next() >= std::chrono::microseconds(1000)) {
-        local_->poll(done_, std::chrono::milliseconds(1));
-        if (!done_.empty()) {
-          sends_.send(0, kTagCompletions, encode_completions(done_));
-          backoff.reset();
-        }
+      if (runtime_.processes_running() > 0 && backoff.next() >= std::chrono::microseconds(1000)) {
+        runtime_.collect(done_, std::chrono::milliseconds(1));
+        if (report()) backoff.reset();
       } else {
         backoff.pause();
       }
     }
   }
 
-  // Kills every attempt still running (the local backend's destructor does).
-  ~Worker() { local_.reset(); }
-
  private:
+  // Sends done_ to rank 0 as one message; false when there was nothing to send.
+  bool report() {
+    if (done_.empty()) return false;
+    sends_.send(0, kTagCompletions, encode_completions(done_));
+    done_.clear();
+    return true;
+  }
+
   void handle(int tag, const std::vector<char>& bytes) {
     if (tag == kTagLaunch) {
       auto launch = decode_launch(bytes);
@@ -213,78 +155,30 @@ class Worker {
                      launch.error().message.c_str());
         return;  // cannot even say which attempt: rank 0 sees no completion
       }
-      start(*launch);
+      runtime_.start(*launch);
     } else if (tag == kTagKill) {
-      if (auto k = decode_kill(bytes)) local_->kill(k->first, k->second);
+      if (auto k = decode_kill(bytes)) runtime_.kill(k->first, k->second);
     } else if (tag == kTagAbandon) {
       abandoned_.emplace(bytes.begin(), bytes.end());
     }
   }
 
-  void start(const WireLaunch& l) {
-    Completion failed;
-    failed.task = l.task;
-    failed.attempt = l.attempt;
-    failed.started_us = wall_us();
-    if (!l.function.empty()) {
-      if (!function_runner()) {
-        failed.kind = ExitKind::kLaunchFailed;
-        failed.code = -1;
-        failed.reason = "function task '" + l.function + "': no function runner in this worker";
-        failed.ended_us = wall_us();
-        sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
-        return;
-      }
-      failed.code = function_runner()(l, failed.content_hash);
-      failed.ended_us = wall_us();
-      functions_done_.push_back(std::move(failed));
-      return;
-    }
-    // Rank 0 leaves making attempt directories to the workers (mpi_backend.hpp).
-    if (!make_attempt_dir(l.attempt_dir)) {
-      failed.kind = ExitKind::kLaunchFailed;
-      failed.code = -1;
-      failed.reason = "cannot create " + l.attempt_dir + ": " + std::strerror(errno);
-      failed.ended_us = wall_us();
-      sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
-      return;
-    }
-    auto handle = local_->launch(wire::to_launch_request(l, spec_));
-    if (handle) return;
-    failed.kind = ExitKind::kLaunchFailed;
-    failed.code = -1;
-    failed.reason = handle.error().message;
-    failed.ended_us = wall_us();
-    sends_.send(0, kTagCompletions, encode_completions({&failed, 1}));
-  }
-
   MpiSession& session_;
-  std::unique_ptr<Backend> local_;
+  worker::Runtime runtime_;  // its destructor kills every attempt still running
   SendQueue sends_;
-  TaskSpec spec_;  // scratch: the local backend reads it only during launch()
   std::vector<Completion> done_;
-  std::vector<Completion> functions_done_;  // reported after the current batch of messages
   std::set<std::string> abandoned_;
 };
 
 }  // namespace
 
-void set_function_task_runner(FunctionTaskRunner runner) {
-  function_runner() = std::move(runner);
-}
-
 int serve_as_worker(const BackendOptions& options) {
   MpiSession& session = MpiSession::get();
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  ::sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-  (void)session;
+  worker::install_stop_handlers();
   int status;
   {
-    Worker worker(options);
+    Worker worker(runtime_options(options, session), session);
     status = worker.serve();
   }
   if (status != 0) {

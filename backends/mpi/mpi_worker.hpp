@@ -1,8 +1,10 @@
 // The worker side of the `mpi` backend: every rank but 0 runs serve_as_worker() in
-// place of a coordinator. A worker owns a `local` backend sized to its share of the
-// node (cores, GPUs), starts the attempts rank 0 sends it as child processes (own
-// process group, as on `local`), so a crashing task fails its attempt and never the
-// rank, and sends their completions back in batches.
+// place of a coordinator. It is the transport around the worker runtime the pilot
+// backend shares (worker_runtime.hpp): a `local` backend sized to its share of the node
+// (cores, GPUs) starts the attempts rank 0 sends as child processes (own process group,
+// as on `local`), so a crashing task fails its attempt and never the rank; it makes
+// their attempt directories, runs SDK function tasks back to back on its MPI thread
+// (worker::set_function_task_runner), and sends completions back in batches.
 //
 // Slots: BackendOptions::cpus per worker when given; else the cores this rank may use
 // (its affinity mask) split evenly among the node's workers, at least 1; a rank that
@@ -19,20 +21,9 @@
 // attempt that itself calls mpirun starts a job of its own.
 #pragma once
 
-#include <functional>
-
-#include "mpi_wire.hpp"
 #include "sluice/engine/backend_registry.hpp"
 
 namespace sluice::mpi {
-
-// Runs a function task in the worker process (SDK function tasks). Returns the
-// attempt's exit status (0 = success) and, when it wrote a result artifact, sets
-// `content_hash` to its content hash (see Completion). It runs on the worker's MPI
-// thread, so it should be short or hand the work to a thread of its own. Set before
-// serving.
-using FunctionTaskRunner = std::function<int(const WireLaunch&, std::string& content_hash)>;
-void set_function_task_runner(FunctionTaskRunner runner);
 
 // Serves attempts until rank 0 sends kTagShutdown. Returns the process exit status.
 // REQUIRES: MpiSession::get().rank() > 0.

@@ -184,7 +184,7 @@ nlohmann::json PilotBackend::worker_json(const Worker& w, const char* state) con
           {"executors", w.info.executors},
           {"alloc_end_s", w.info.alloc_end_s},
           {"running", w.running},
-          {"free_cpus", w.free_cpus},
+          {"free_cpus", w.free.cpus},
           {"completed", w.completed},
           {"connected_us", w.connected_us},
           {"state", state},

@@ -11,7 +11,7 @@
 namespace sluice {
 namespace {
 
-using pilot::key_of;
+using pilot::attempt_key;
 
 // mode = "auto": tasks that declare a long max_exec_time become Slurm jobs of their own,
 // the rest go to pilot workers.
@@ -38,7 +38,7 @@ class AutoBackend final : public Backend {
       if (reqs.empty()) return;
       auto res = b.launch_batch(reqs);
       for (std::size_t k = 0; k < res.size(); ++k) {
-        if (res[k]) on_jobs_[key_of(reqs[k].task, reqs[k].attempt)] = jobs;
+        if (res[k]) on_jobs_[attempt_key(reqs[k].task, reqs[k].attempt)] = jobs;
         out[idx[k]] = std::move(res[k]);
       }
     };
@@ -55,10 +55,10 @@ class AutoBackend final : public Backend {
       jobs_->poll(out, std::chrono::milliseconds(0));
     }
     for (std::size_t i = before; i < out.size(); ++i)
-      on_jobs_.erase(key_of(out[i].task, out[i].attempt));
+      on_jobs_.erase(attempt_key(out[i].task, out[i].attempt));
   }
   void kill(TaskId task, std::uint32_t attempt) override {
-    auto it = on_jobs_.find(key_of(task, attempt));
+    auto it = on_jobs_.find(attempt_key(task, attempt));
     (it != on_jobs_.end() && it->second ? jobs_ : pilot_)->kill(task, attempt);
   }
   std::size_t in_flight() const override { return pilot_->in_flight() + jobs_->in_flight(); }
@@ -68,7 +68,7 @@ class AutoBackend final : public Backend {
   bool reattach(const std::string& handle, TaskId task, std::uint32_t attempt) override {
     if (handle.rfind("pilot:", 0) == 0) return false;
     if (!jobs_->reattach(handle, task, attempt)) return false;
-    on_jobs_[key_of(task, attempt)] = true;
+    on_jobs_[attempt_key(task, attempt)] = true;
     return true;
   }
 

@@ -22,10 +22,6 @@
 namespace sluice {
 namespace pilot {
 
-std::uint64_t key_of(TaskId task, std::uint32_t attempt) {
-  return (static_cast<std::uint64_t>(task) << 32) | attempt;
-}
-
 namespace {
 
 std::string run_dir_of(const std::string& attempt_dir) {
@@ -231,7 +227,7 @@ void PilotBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds 
 }
 
 void PilotBackend::kill(TaskId task, std::uint32_t attempt) {
-  if (auto it = placed_.find(key_of(task, attempt)); it != placed_.end()) {
+  if (auto it = placed_.find(attempt_key(task, attempt)); it != placed_.end()) {
     if (auto w = workers_.find(it->second.worker); w != workers_.end())
       w->second.conn->send(MsgType::kKill, pilot::encode_kill(task, attempt));
     return;

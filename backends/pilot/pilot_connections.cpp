@@ -25,7 +25,7 @@ bool same_secret(const std::string& a, const std::string& b) {
 }  // namespace
 
 bool PilotBackend::can_take(const Worker& w, const Queued& q, std::int64_t now_s) const {
-  if (!w.welcomed || w.retiring || w.free_cpus < q.cpus || w.free_gpus < q.gpus) return false;
+  if (!w.welcomed || w.retiring || !w.free.holds(q.cpus, q.gpus)) return false;
   if (!q.executor.empty() && !w.info.executors.empty() &&
       std::find(w.info.executors.begin(), w.info.executors.end(), q.executor) ==
           w.info.executors.end())
@@ -34,10 +34,11 @@ bool PilotBackend::can_take(const Worker& w, const Queued& q, std::int64_t now_s
 }
 
 PilotBackend::Worker* PilotBackend::pick(const Queued& q, std::int64_t now_s) {
-  Worker* best = nullptr;
-  for (auto& [id, w] : workers_)
-    if (can_take(w, q, now_s) && (best == nullptr || w.free_cpus > best->free_cpus)) best = &w;
-  return best;
+  auto it = worker::most_free_cores(
+      workers_.begin(), workers_.end(), q.cpus, q.gpus, [&](const auto& entry) {
+        return can_take(entry.second, q, now_s) ? &entry.second.free : nullptr;
+      });
+  return it == workers_.end() ? nullptr : &it->second;
 }
 
 void PilotBackend::dispatch() {
@@ -53,10 +54,9 @@ void PilotBackend::dispatch() {
       ++it;
       continue;
     }
-    w->free_cpus -= it->cpus;
-    w->free_gpus -= it->gpus;
+    w->free.take(it->cpus, it->gpus);
     w->running++;
-    placed_[key_of(it->task, it->attempt)] = Placed{w->id, it->cpus, it->gpus};
+    placed_[attempt_key(it->task, it->attempt)] = Placed{w->id, it->cpus, it->gpus};
     w->conn->send(MsgType::kLaunch, it->bytes);
     it = queue_.erase(it);
     dirty_ = true;
@@ -88,8 +88,7 @@ bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
   w.info = std::move(*hello);
   w.info.secret.clear();
   w.welcomed = true;
-  w.free_cpus = std::max(0, w.info.cpus);
-  w.free_gpus = static_cast<int>(w.info.gpu_ids.size());
+  w.free = {std::max(0, w.info.cpus), static_cast<int>(w.info.gpu_ids.size())};
   w.connected_us = wall_us();
   if (Allocation* a = allocation_of(w.info.job_id)) {
     a->workers++;
@@ -124,10 +123,9 @@ bool PilotBackend::serve(Worker& w, std::vector<Completion>& out) {
       for (std::size_t i = before; i < out.size(); ++i) {
         Completion& c = out[i];
         c.host = w.info.host;
-        auto it = placed_.find(key_of(c.task, c.attempt));
+        auto it = placed_.find(attempt_key(c.task, c.attempt));
         if (it == placed_.end()) continue;
-        w.free_cpus += it->second.cpus;
-        w.free_gpus += it->second.gpus;
+        w.free.give_back(it->second.cpus, it->second.gpus);
         w.running--;
         w.completed++;
         placed_.erase(it);
@@ -162,8 +160,8 @@ void PilotBackend::drop(std::uint32_t id, const std::string& why, std::vector<Co
         continue;
       }
       Completion c;
-      c.task = static_cast<TaskId>(it->first >> 32);
-      c.attempt = static_cast<std::uint32_t>(it->first & 0xffffffffu);
+      c.task = worker::task_of_key(it->first);
+      c.attempt = worker::attempt_of_key(it->first);
       c.kind = ExitKind::kLost;
       c.code = -1;
       c.reason = "pilot worker on " + w.info.host +

@@ -21,6 +21,7 @@
 #include "pilot_net.hpp"
 #include "pilot_options.hpp"
 #include "pilot_wire.hpp"
+#include "placement.hpp"
 #include "sluice/engine/backend.hpp"
 #include "sluice/engine/wall_clock.hpp"
 #include "slurm_driver.hpp"
@@ -29,7 +30,7 @@ namespace sluice::pilot {
 
 using Clock = std::chrono::steady_clock;
 
-std::uint64_t key_of(TaskId task, std::uint32_t attempt);
+using worker::attempt_key;
 // Writes `text` to a temporary file and renames it over `path`.
 bool write_atomically(const std::string& path, const std::string& text, mode_t mode);
 
@@ -66,8 +67,7 @@ class PilotBackend final : public Backend {
     Clock::time_point accepted;
     Clock::time_point heard;  // when it last sent anything
     pilot::Hello info;
-    int free_cpus = 0;
-    int free_gpus = 0;
+    worker::FreeSlots free;
     int running = 0;
     std::uint64_t completed = 0;
     std::int64_t connected_us = 0;
@@ -101,7 +101,7 @@ class PilotBackend final : public Backend {
 
   Expected<void> start(const std::string& run_dir);
   bool can_take(const Worker& w, const Queued& q, std::int64_t now_s) const;
-  // The worker with the most free cores that can start `q` now, or nullptr.
+  // The worker with the most free cores that can start `q` now (placement.hpp), or nullptr.
   Worker* pick(const Queued& q, std::int64_t now_s);
   void dispatch();
   void accept_all();

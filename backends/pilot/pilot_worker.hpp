@@ -1,14 +1,15 @@
 // `sluice worker`: the process a pilot allocation runs on each of its nodes. It connects
 // to the run's coordinator (pilot_backend.hpp), says what it offers, starts the attempts
-// it is sent as child processes through a `local` backend of its own (same environment,
-// PATH, process groups, logs and CUDA_VISIBLE_DEVICES handling as `--backend local`),
-// and sends their completions back in batches.
+// it is sent through the worker runtime the mpi backend shares (worker_runtime.hpp: child
+// processes of a `local` backend of its own, with the same environment, PATH, process
+// groups, logs and CUDA_VISIBLE_DEVICES handling as `--backend local`), and sends their
+// completions back in batches. Only the transport, TCP, is its own.
 //
 // SDK function tasks: in a program built with the SDK (sluice::main offers the same
 // `worker` verb, and an allocation started by that program's coordinator runs that
 // program), a function task is called in the worker's own process, on a thread of its
-// own, through the FunctionTaskRunner the program sets; no process starts per task. The
-// coordinator gives it `cpus` of the worker's slots like any task. A running function
+// own, through the runner the program sets (worker::set_function_task_runner); no process starts
+// per task. The coordinator gives it `cpus` of the worker's slots like any task. A running function
 // cannot be interrupted: a kill or max_exec_time takes effect when it returns (then
 // reported "timed out"), as on `inproc`. Function tasks that ask for GPUs, and every
 // function task in a worker without a runner (`sluice worker`), run as processes
@@ -26,11 +27,9 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
+#include <cstdint>
 #include <string>
 #include <vector>
-
-#include "wire_codec.hpp"
 
 namespace sluice::pilot {
 
@@ -51,18 +50,10 @@ struct WorkerOptions {
   std::chrono::milliseconds reconnect_timeout{60'000};
 };
 
-// Runs function task `l` in this process and returns its exit status (0 = success),
-// having written why it failed to the attempt's stderr. Called on worker threads, several
-// at once. Set before serve_worker().
-using FunctionTaskRunner = std::function<int(const wire::Launch& l, std::string& content_hash)>;
-void set_function_task_runner(FunctionTaskRunner runner);
-
-// True while function tasks started in this process still run (their threads cannot be
-// stopped: a caller about to exit must leave with _Exit, not return from main).
-bool function_tasks_running();
-
-// Serves until released. Exit status: 0 released or no coordinator to reconnect to,
-// 3 refused (wrong secret) or unusable options, 128+signal when stopped by a signal.
+// Serves until released. Function tasks still running on threads when it returns
+// cannot be stopped: see worker::function_tasks_running(). Exit status: 0 released or no
+// coordinator to reconnect to, 3 refused (wrong secret) or unusable options, 128+signal when
+// stopped by a signal.
 int serve_worker(const WorkerOptions& options);
 
 }  // namespace sluice::pilot

@@ -24,6 +24,7 @@
 #include "sluice/value_json.hpp"
 #include "sluice/workflow_run.hpp"
 #include "wire_codec.hpp"
+#include "worker_runtime.hpp"
 #ifdef SLUICE_WITH_MPI
 #include "mpi_backend.hpp"
 #include "mpi_worker.hpp"
@@ -246,14 +247,14 @@ int main(int argc, char** argv, const Flow& flow) {
   register_inproc_backend();
 #ifdef SLUICE_WITH_MPI
   register_mpi_backend();
-  mpi::set_function_task_runner(run_function_in_process);
 #endif
 #ifdef SLUICE_HAVE_SLURM_BACKEND
   // Allocations started by this program run `APP worker`: function tasks in-process.
   register_slurm_backend();
   register_pilot_backend();
-  pilot::set_function_task_runner(run_function_in_process);
 #endif
+  // mpi ranks and pilot workers of this program call its function tasks in-process.
+  worker::set_function_task_runner(run_function_in_process);
   const std::string program = argc > 0 ? argv[0] : "app";
   CLI::App app{"workflow " + flow.project() + ":" + flow.name() + " (built with the Sluice SDK)",
                program};

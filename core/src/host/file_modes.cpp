@@ -1,5 +1,8 @@
 #include "sluice/engine/file_modes.hpp"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdlib>
 
 namespace sluice {
@@ -23,6 +26,13 @@ FileModes compute() {
 const FileModes& file_modes() {
   static const FileModes modes = compute();
   return modes;
+}
+
+bool make_attempt_dir(const std::string& dir) {
+  const mode_t mode = file_modes().dir;
+  const std::size_t slash = dir.rfind('/');
+  if (slash != std::string::npos && slash > 0) ::mkdir(dir.substr(0, slash).c_str(), mode);
+  return ::mkdir(dir.c_str(), mode) == 0 || errno == EEXIST;
 }
 
 }  // namespace sluice

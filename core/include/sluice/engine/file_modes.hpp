@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <string>
+
 namespace sluice {
 
 struct FileModes {
@@ -16,5 +18,11 @@ struct FileModes {
 // 0777 & ~mask for directories, 0666 & ~mask for files, mask = SLUICE_UMASK or 077.
 // A malformed SLUICE_UMASK is ignored (the private default applies).
 const FileModes& file_modes();
+
+// Makes an attempt directory, ".../TASK/ATTEMPT", and its parent (the task's directory)
+// with file_modes().dir, for backends whose workers make them (the coordinator makes the
+// others itself). True when `dir` exists afterwards, made now or before; false with
+// errno set otherwise.
+bool make_attempt_dir(const std::string& dir);
 
 }  // namespace sluice
