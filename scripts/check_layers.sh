@@ -26,6 +26,8 @@ ALLOWED_EDGES=(
                  # mode=auto wraps the slurm backend
   "pilot local"  # a pilot worker starts attempts through the local backend
   "mpi local"    # an MPI worker rank starts command attempts through the local backend
+  "common local" # the worker runtime of mpi and pilot (worker_runtime.cpp) runs its attempts
+                 # in a local backend it owns
 )
 
 root="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
