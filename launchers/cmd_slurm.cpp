@@ -3,14 +3,17 @@
 // is known (printed) before the job even starts.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "commands.hpp"
+#include "sluice/engine/capture.hpp"
 #include "sluice/engine/host_info.hpp"
 #include "sluice/engine/loader.hpp"
 #include "sluice/engine/run_id.hpp"
+#include "slurm_parse.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -64,16 +67,19 @@ int cmd_sbatch(const Globals& g, const SbatchArgs& a) {
   fs::create_directories(log_dir, ec);
   const std::string path = log_dir + "/" + run_id + ".sh";
   std::ofstream(path) << s;
-  const std::string cmd = "sbatch --parsable " + quote(path);
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) throw CliError(kExitInternal, "cannot run sbatch");
-  char buf[256] = {};
-  std::string out;
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = ::pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  if (rc != 0 || out.empty()) throw CliError(kExitInternal, "sbatch failed (script: " + path + ")");
-  std::printf("job %s\nrun %s\n", out.substr(0, out.find(';')).c_str(), run_id.c_str());
+  // One try: a submission that timed out may have gone through (see cli_driver.cpp).
+  const std::vector<std::string> argv{"sbatch", "--parsable", path};
+  const auto timeout = std::chrono::seconds(60);
+  auto r = capture_output(argv, timeout);
+  if (!r) throw CliError(kExitInternal, r.error().message + " (script: " + path + ")");
+  if (!r->ok()) {
+    std::string why = describe_outcome(argv, *r, timeout) + " (script: " + path + ")";
+    if (r->timed_out) why += "; check squeue before submitting again";
+    throw CliError(kExitInternal, why);
+  }
+  auto job = slurm::parse_sbatch_output(r->out);
+  if (!job) throw CliError(kExitInternal, job.error().message + " (script: " + path + ")");
+  std::printf("job %s\nrun %s\n", job->c_str(), run_id.c_str());
   return kExitOk;
 }
 

@@ -79,10 +79,13 @@ class AutoBackend final : public Backend {
 };
 
 std::unique_ptr<slurm::SlurmDriver> driver_for(const BackendOptions& options) {
+  slurm::CommandPolicy policy;
+  if (auto t = options.extra.find("command_timeout"); t != options.extra.end())
+    if (auto d = parse_duration(t->second); d && d->count() > 0) policy.timeout = *d;
   auto it = options.extra.find("driver");
-  if (it != options.extra.end() && it->second == "cli") return slurm::make_cli_driver();
-  auto d = slurm::make_libslurm_driver();
-  return d ? std::move(d) : slurm::make_cli_driver();
+  if (it != options.extra.end() && it->second == "cli") return slurm::make_cli_driver(policy);
+  auto d = slurm::make_libslurm_driver(policy);
+  return d ? std::move(d) : slurm::make_cli_driver(policy);
 }
 
 BackendOptions without(const BackendOptions& in, std::initializer_list<const char*> keys) {

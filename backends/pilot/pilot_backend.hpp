@@ -54,7 +54,8 @@
 // once, in cores; default max(1024, 2 x max_allocations x nodes x max(cpus, 64)): each
 // holds two open log files), auto_threshold (auto mode: tasks with a longer
 // max_exec_time become jobs; default half the time_limit), poll_interval (2s),
-// heartbeat_timeout (30s, at least 1s), driver, partition, account, qos, constraint,
+// heartbeat_timeout (30s, at least 1s), driver, command_timeout (30s: the CLI driver's
+// deadline per Slurm command), partition, account, qos, constraint,
 // reservation, sbatch.
 #pragma once
 

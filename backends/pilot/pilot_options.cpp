@@ -53,6 +53,9 @@ Expected<Options> parse_options(const BackendOptions& in) {
       o.memory_mib = mib;
     } else if (parse_placement_option(k, v, o.placement)) {
       // partition, account, qos, constraint, reservation, sbatch
+    } else if (k == "command_timeout") {
+      Millis checked{0};  // read by the factory (pilot_auto.cpp) for the driver
+      r = duration(k, v, checked);
     } else if (k == "mode" || k == "driver" || k == "auto_threshold" || k == "cpus" ||
                k == "gpus" || k == "executors") {
       // Read by the factory or through BackendOptions.
@@ -61,7 +64,7 @@ Expected<Options> parse_options(const BackendOptions& in) {
                         "unknown pilot option '" + k +
                             "' (known: mode, max_allocations, nodes, time_limit, idle_timeout, "
                             "gpus_per_worker, max_queued, memory, poll_interval, "
-                            "heartbeat_timeout, auto_threshold, driver, "
+                            "heartbeat_timeout, auto_threshold, driver, command_timeout, "
                             "partition, account, qos, constraint, reservation, sbatch)");
     }
     if (!r) return tl::unexpected(r.error());

@@ -1,18 +1,15 @@
 // The CLI driver: sbatch, squeue, scancel and scontrol, as a user would type them.
-// Needs nothing at build time, so it is always available.
-#include <charconv>
-#include <sstream>
+// Needs nothing at build time, so it is always available. Every command runs through
+// run_command with the policy's deadline; what they print is read by slurm_parse.
+#include <cstdio>
+#include <thread>
 
+#include "sluice/engine/capture.hpp"
 #include "slurm_driver.hpp"
-#include "subprocess.hpp"
+#include "slurm_parse.hpp"
 
 namespace sluice::slurm {
 namespace {
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  return s;
-}
 
 std::string join(const std::vector<std::string>& v, char sep) {
   std::string out;
@@ -23,32 +20,73 @@ std::string join(const std::vector<std::string>& v, char sep) {
   return out;
 }
 
-// "3:0" (exit code : signal) as scontrol and sacct print it.
-void parse_exit(const std::string& text, JobStatus& st) {
-  const auto colon = text.find(':');
-  if (colon == std::string::npos) return;
-  int code = 0, sig = 0;
-  std::from_chars(text.data(), text.data() + colon, code);
-  std::from_chars(text.data() + colon + 1, text.data() + text.size(), sig);
-  st.exit_code = code;
-  st.signal = sig;
+// When a failed try may be repeated.
+enum class Retry {
+  kReadOnly,    // squeue, scontrol show, sacct: asking again changes nothing
+  kIdempotent,  // scancel: cancelling twice is cancelling once
+  kSubmission,  // sbatch: only when the request never reached slurmctld
+};
+
+// How one command went after all its tries: the last try's output, and a message naming
+// the command and what happened when it did not succeed.
+struct Ran {
+  CapturedOutput result;
+  std::string failure;  // empty: exited 0
+  bool ok() const { return failure.empty(); }
+};
+
+Ran run_slurm_command(const std::vector<std::string>& argv, const CommandPolicy& policy,
+                      Retry retry) {
+  CommandOptions options;
+  options.timeout = policy.timeout;
+  options.max_bytes = 64 << 20;  // squeue of a large array
+  auto backoff = policy.backoff;
+  const int tries = std::max(1, policy.tries);
+  Ran ran;
+  for (int attempt = 1;; ++attempt) {
+    auto r = run_command(argv, options);
+    if (!r) {  // not on PATH, or cannot start: asking again will not help
+      ran.failure = r.error().message;
+      return ran;
+    }
+    ran.result = std::move(*r);
+    if (ran.result.ok()) {
+      ran.failure.clear();
+      return ran;
+    }
+    ran.failure = describe_outcome(argv, ran.result, policy.timeout);
+    if (attempt > 1) ran.failure += " (tried " + std::to_string(attempt) + " times)";
+    // sbatch that timed out, or failed on a socket, may have reached slurmctld and
+    // submitted the job with only the answer lost: trying again could run the attempt
+    // twice, so it is reported instead (the scheduler then decides, as for any failed
+    // launch). A connection that was never made submitted nothing.
+    const bool again = retry == Retry::kSubmission
+                           ? !ran.result.timed_out && is_connect_failure(ran.result.err)
+                           : ran.result.timed_out || is_transient_error(ran.result.err);
+    if (!again || attempt >= tries) return ran;
+    std::this_thread::sleep_for(backoff);
+    backoff *= 2;
+  }
 }
 
 class CliDriver final : public SlurmDriver {
  public:
+  explicit CliDriver(const CommandPolicy& policy) : policy_(policy) {}
+
   std::string name() const override { return "cli"; }
 
   Expected<std::string> submit(const SubmitRequest& request) override {
     // Every option is an #SBATCH line of the script: what runs is what a user would
     // resubmit by hand.
-    auto r = run_process({"sbatch", "--parsable", request.script_path});
-    if (r.status != 0)
-      return make_error(ErrorCode::kBackend,
-                        "sbatch failed: " + trim(r.err.empty() ? r.out : r.err));
-    std::string id = trim(r.out);
-    if (auto semi = id.find(';'); semi != std::string::npos) id.resize(semi);  // "id;cluster"
-    if (id.empty()) return make_error(ErrorCode::kBackend, "sbatch printed no job id");
-    return id;
+    auto r = run_slurm_command({"sbatch", "--parsable", request.script_path}, policy_,
+                               Retry::kSubmission);
+    if (!r.ok()) {
+      std::string why = "sbatch " + request.script_path + ": " + r.failure;
+      if (r.result.timed_out)
+        why += "; the job may have been submitted all the same, so it was not submitted again";
+      return make_error(ErrorCode::kBackend, why);
+    }
+    return parse_sbatch_output(r.result.out);
   }
 
   Expected<std::map<std::string, JobStatus>> query(
@@ -57,33 +95,21 @@ class CliDriver final : public SlurmDriver {
     if (base_ids.empty()) return out;
     // -r: one line per array element, also for pending ones; -t all: finished jobs too
     // (until MinJobAge).
-    auto r = run_process(
-        {"squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%A", "-j", join(base_ids, ',')});
-    if (r.status != 0) {
+    auto r = run_slurm_command(
+        {"squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r|%A", "-j", join(base_ids, ',')},
+        policy_, Retry::kReadOnly);
+    if (!r.ok()) {
       // squeue fails when *every* id is unknown (all purged): that is an empty answer.
-      if (r.err.find("Invalid job id") != std::string::npos) return out;
-      return make_error(ErrorCode::kBackend, "squeue failed: " + trim(r.err));
+      if (!r.result.timed_out && is_unknown_job_error(r.result.err)) return out;
+      return make_error(ErrorCode::kBackend, r.failure);
     }
-    std::istringstream in(r.out);
-    std::string line;
-    while (std::getline(in, line)) {
-      const auto a = line.find('|');
-      const auto b = line.find('|', a + 1);
-      if (a == std::string::npos || b == std::string::npos) continue;
-      JobStatus st;
-      st.state = line.substr(a + 1, b - a - 1);
-      const auto c = line.find('|', b + 1);
-      st.reason = line.substr(b + 1, c == std::string::npos ? c : c - b - 1);
-      if (c != std::string::npos) st.raw_id = line.substr(c + 1);
-      out[line.substr(0, a)] = std::move(st);
-    }
-    // squeue shows no exit codes: ask scontrol for the few failed ones.
+    out = parse_squeue(r.result.out);
+    // squeue shows no exit codes: ask scontrol for the few failed ones. Without an
+    // answer the code stays unknown (the job's exit_status file usually has it).
     for (auto& [key, st] : out) {
       if (st.state != "FAILED" && st.state != "OUT_OF_MEMORY") continue;
-      auto s = run_process({"scontrol", "show", "job", "-o", key});
-      const auto pos = s.out.find(" ExitCode=");
-      if (pos != std::string::npos)
-        parse_exit(s.out.substr(pos + 10, s.out.find(' ', pos + 10) - pos - 10), st);
+      auto s = run_slurm_command({"scontrol", "show", "job", "-o", key}, policy_, Retry::kReadOnly);
+      if (s.ok()) apply_scontrol_exit_code(s.result.out, st);
     }
     return out;
   }
@@ -92,72 +118,45 @@ class CliDriver final : public SlurmDriver {
     if (keys.empty()) return;
     std::vector<std::string> argv{"scancel", "--quiet"};
     argv.insert(argv.end(), keys.begin(), keys.end());
-    run_process(argv);
+    auto r = run_slurm_command(argv, policy_, Retry::kIdempotent);
+    if (!r.ok())
+      std::fprintf(stderr, "sluice: slurm: cancelling %s: %s\n", join(keys, ',').c_str(),
+                   r.failure.c_str());
   }
 
   int max_array_size() override {
     if (max_array_ > 0) return max_array_;
-    auto r = run_process({"scontrol", "show", "config"});
-    std::istringstream in(r.out);
-    std::string line;
-    max_array_ = 1001;  // Slurm's default
-    while (std::getline(in, line)) {
-      if (line.rfind("MaxArraySize", 0) != 0) continue;
-      const auto eq = line.find('=');
-      if (eq != std::string::npos) max_array_ = std::atoi(line.c_str() + eq + 1);
+    constexpr int kSlurmDefault = 1001;
+    auto r = run_slurm_command({"scontrol", "show", "config"}, policy_, Retry::kReadOnly);
+    if (!r.ok()) {
+      // Not remembered: the next batch asks again.
+      std::fprintf(stderr, "sluice: slurm: %s; assuming MaxArraySize=%d\n", r.failure.c_str(),
+                   kSlurmDefault);
+      return kSlurmDefault;
     }
+    max_array_ = parse_max_array_size(r.result.out, kSlurmDefault);
     return max_array_;
   }
 
  private:
+  CommandPolicy policy_;
   int max_array_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<SlurmDriver> make_cli_driver() {
-  return std::make_unique<CliDriver>();
+std::unique_ptr<SlurmDriver> make_cli_driver(const CommandPolicy& policy) {
+  return std::make_unique<CliDriver>(policy);
 }
 
-std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids) {
-  std::map<std::string, JobStatus> out;
-  if (ids.empty()) return out;
-  auto r =
-      run_process({"sacct", "-c", "-n", "-P", "-o", "jobid,state,exitcode", "-j", join(ids, ',')});
-  std::istringstream in(r.out);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto a = line.find('|');
-    const auto b = line.find('|', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    JobStatus st;
-    st.state = line.substr(a + 1, b - a - 1);
-    if (auto sp = st.state.find(' '); sp != std::string::npos)
-      st.state.resize(sp);  // "CANCELLED by 0"
-    parse_exit(line.substr(b + 1), st);
-    out[line.substr(0, a)] = std::move(st);  // a later line (a requeue) wins
-  }
-  return out;
-}
-
-std::vector<std::uint32_t> expand_array_indexes(const std::string& expr) {
-  std::vector<std::uint32_t> out;
-  std::string body = expr.substr(0, expr.find('%'));
-  if (!body.empty() && body.front() == '[') body = body.substr(1, body.find(']') - 1);
-  std::istringstream in(body);
-  std::string part;
-  while (std::getline(in, part, ',')) {
-    std::uint32_t lo = 0, hi = 0, step = 1;
-    const char* p = part.data();
-    const char* end = p + part.size();
-    auto r = std::from_chars(p, end, lo);
-    hi = lo;
-    if (r.ptr < end && *r.ptr == '-') r = std::from_chars(r.ptr + 1, end, hi);
-    if (r.ptr < end && *r.ptr == ':') std::from_chars(r.ptr + 1, end, step);
-    if (step == 0) step = 1;
-    for (std::uint32_t i = lo; i <= hi && out.size() < 10'000'000; i += step) out.push_back(i);
-  }
-  return out;
+std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids,
+                                                           const CommandPolicy& policy) {
+  if (ids.empty()) return {};
+  auto r = run_slurm_command(
+      {"sacct", "-c", "-n", "-P", "-o", "jobid,state,exitcode", "-j", join(ids, ',')}, policy,
+      Retry::kReadOnly);
+  // sacct without a jobcomp log also fails; either way there is nothing to learn now.
+  return r.ok() ? parse_sacct(r.result.out) : std::map<std::string, JobStatus>{};
 }
 
 }  // namespace sluice::slurm

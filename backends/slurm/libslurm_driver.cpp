@@ -114,7 +114,9 @@ char* c(const std::string& s) {
 
 class LibslurmDriver final : public SlurmDriver {
  public:
-  LibslurmDriver() : cli_(make_cli_driver()) { init_once(); }
+  explicit LibslurmDriver(const CommandPolicy& policy) : cli_(make_cli_driver(policy)) {
+    init_once();
+  }
 
   std::string name() const override { return "libslurm"; }
 
@@ -213,9 +215,9 @@ class LibslurmDriver final : public SlurmDriver {
 
 }  // namespace
 
-std::unique_ptr<SlurmDriver> make_libslurm_driver() {
+std::unique_ptr<SlurmDriver> make_libslurm_driver(const CommandPolicy& policy) {
   if (api() == nullptr) return nullptr;
-  return std::make_unique<LibslurmDriver>();
+  return std::make_unique<LibslurmDriver>(policy);
 }
 
 }  // namespace sluice::slurm

@@ -3,7 +3,7 @@
 
 namespace sluice::slurm {
 
-std::unique_ptr<SlurmDriver> make_libslurm_driver() {
+std::unique_ptr<SlurmDriver> make_libslurm_driver(const CommandPolicy&) {
   return nullptr;
 }
 

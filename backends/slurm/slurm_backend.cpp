@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -66,6 +67,7 @@ struct Options {
   std::map<std::string, std::string> executor_partition;
   std::size_t max_queued = 1000;
   Millis poll_interval{1000};
+  slurm::CommandPolicy commands;  // the CLI tools' deadline and retries
   bool arrays = true;
   int array_throttle = 0;
   int cpus = 1 << 20;  // the cluster decides; the scheduler only needs an upper bound
@@ -99,12 +101,16 @@ Expected<Options> parse_options(const BackendOptions& in) {
       auto d = parse_duration(v);
       if (!d || d->count() <= 0) return bad(k, v, "not a duration (use 500ms, 2s)");
       o.poll_interval = *d;
+    } else if (k == "command_timeout") {
+      auto d = parse_duration(v);
+      if (!d || d->count() <= 0) return bad(k, v, "not a duration (use 30s, 2m)");
+      o.commands.timeout = *d;
     } else {
       return make_error(ErrorCode::kInvalidInput,
                         "unknown slurm backend option '" + k +
                             "' (known: driver, partition, account, qos, constraint, "
                             "reservation, sbatch, executor.LABEL, max_queued, poll_interval, "
-                            "arrays, array_throttle)");
+                            "command_timeout, arrays, array_throttle)");
     }
   }
   return o;
@@ -162,6 +168,8 @@ class SlurmBackend final : public Backend {
   void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override {
     if (!to_cancel_.empty()) {
       driver_->cancel(to_cancel_);
+      for (const auto& key : to_cancel_)
+        if (auto it = live_.find(key); it != live_.end()) it->second.cancel_requested = true;
       to_cancel_.clear();
     }
     if (done_.empty()) {
@@ -248,7 +256,8 @@ class SlurmBackend final : public Backend {
     std::int64_t started_us = 0;
     std::string pending_reason = "None";
     bool wait_expired = false;
-    int missing = 0;  // polls in a row in which the cluster did not list it
+    bool cancel_requested = false;  // kill() was sent on as scancel
+    int missing = 0;                // polls in a row in which the cluster did not list it
   };
 
   // "slurm:KEY:DIR" -> {KEY, DIR}; "slurm:held:DIR" -> the key the attempt was submitted
@@ -420,7 +429,14 @@ class SlurmBackend final : public Backend {
     std::set<std::string> bases;
     for (const auto& [key, j] : live_) bases.insert(base_of(key));
     auto status = driver_->query({bases.begin(), bases.end()});
-    if (!status) return;  // slurmctld unreachable for now: ask again next time
+    if (!status) {
+      unanswered(status.error().message);
+      return;
+    }
+    if (failed_queries_ > 0)
+      std::fprintf(stderr, "sluice: slurm: the cluster answers again (after %d failed queries)\n",
+                   failed_queries_);
+    failed_queries_ = 0;
     std::vector<std::string> finished;
     std::vector<std::string> ask_sacct;
     for (auto& [key, j] : live_) {
@@ -445,7 +461,7 @@ class SlurmBackend final : public Backend {
       }
     }
     if (!ask_sacct.empty()) {
-      auto old = slurm::completed_jobs_from_sacct(ask_sacct);
+      auto old = slurm::completed_jobs_from_sacct(ask_sacct, o_.commands);
       for (auto& [key, j] : live_) {
         if (j.missing < 2) continue;
         auto it = old.find(j.raw_id.empty() ? key : j.raw_id);
@@ -460,6 +476,41 @@ class SlurmBackend final : public Backend {
     for (const auto& key : finished) {
       auto it = live_.find(key);
       if (it == live_.end()) continue;
+      by_attempt_.erase({it->second.task, it->second.attempt});
+      live_.erase(it);
+    }
+  }
+
+  // The cluster did not answer this poll (the driver already retried): ask again at the
+  // next one, and meanwhile end what can be ended without it, so that a run neither
+  // hangs nor loses track of anything for long. A job that recorded its exit status has
+  // finished; one the run cancelled is over as far as the run is concerned (SIGINT
+  // must end the run even while slurmctld is away); after kGiveUpAfterFailedQueries
+  // polls in a row without an answer the rest are cancelled (best effort) and lost.
+  void unanswered(const std::string& why) {
+    if (++failed_queries_ == 1)
+      std::fprintf(stderr, "sluice: slurm: asking about %zu jobs failed: %s; asking again\n",
+                   live_.size(), why.c_str());
+    const bool give_up = failed_queries_ >= kGiveUpAfterFailedQueries;
+    std::vector<std::string> finished, abandoned;
+    for (auto& [key, j] : live_) {
+      if (int code = read_exit_status(j.dir); code >= 0) {
+        finish(j, ExitKind::kExited, code, {});
+      } else if (j.cancel_requested) {
+        finish(j, ExitKind::kSignaled, 15, "cancelled; Slurm did not confirm it: " + why);
+      } else if (give_up) {
+        finish(j, ExitKind::kLost, -1,
+               "Slurm: no answer about job " + key + " in " + std::to_string(failed_queries_) +
+                   " polls in a row: " + why);
+        abandoned.push_back(key);
+      } else {
+        continue;
+      }
+      finished.push_back(key);
+    }
+    if (!abandoned.empty()) driver_->cancel(abandoned);
+    for (const auto& key : finished) {
+      auto it = live_.find(key);
       by_attempt_.erase({it->second.task, it->second.attempt});
       live_.erase(it);
     }
@@ -517,6 +568,9 @@ class SlurmBackend final : public Backend {
   // A job neither slurmctld, nor sacct, nor its exit_status file knows about for this
   // many polls in a row is reported lost.
   static constexpr int kLostAfterPolls = 60;
+  // Polls in a row whose query failed (each after the driver's retries, so at least
+  // ~10 x command_timeout x tries when squeue hangs) before the live jobs are given up.
+  static constexpr int kGiveUpAfterFailedQueries = 10;
 
   Options o_;
   std::unique_ptr<slurm::SlurmDriver> driver_;
@@ -528,6 +582,7 @@ class SlurmBackend final : public Backend {
   std::vector<Completion> done_;
   Clock::time_point next_query_{};
   int arrays_written_ = 0;
+  int failed_queries_ = 0;  // polls in a row whose query failed
 };
 
 }  // namespace
@@ -535,7 +590,8 @@ class SlurmBackend final : public Backend {
 Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& options) {
   auto o = parse_options(options);
   if (!o) return tl::unexpected(o.error());
-  auto driver = o->driver == "libslurm" ? slurm::make_libslurm_driver() : slurm::make_cli_driver();
+  auto driver = o->driver == "libslurm" ? slurm::make_libslurm_driver(o->commands)
+                                        : slurm::make_cli_driver(o->commands);
   if (!driver)
     return make_error(ErrorCode::kInvalidInput,
                       "driver=libslurm: libslurm is not available (this sluice was built "

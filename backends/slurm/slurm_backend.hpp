@@ -18,8 +18,13 @@
 // BackendOptions::extra: driver (libslurm | cli; default libslurm when built),
 // partition, account, qos, constraint, reservation, sbatch (free-form options separated by
 // spaces), executor.LABEL (the partition for tasks with executor LABEL), max_queued
-// (default 1000), poll_interval (default 1s), arrays (on | off), array_throttle (N: at
-// most N elements of an array run at once).
+// (default 1000), poll_interval (default 1s), command_timeout (default 30s: how long one
+// sbatch, squeue, scontrol, sacct or scancel of the CLI driver may take before it is
+// killed; read-only and cancel commands are tried 3 times, with backoff), arrays (on |
+// off), array_throttle (N: at most N elements of an array run at once).
+//
+// When the cluster does not answer a poll, jobs that wrote their exit status finish,
+// cancelled ones end as signaled, and after 10 such polls in a row the rest are lost.
 #pragma once
 
 #include <memory>

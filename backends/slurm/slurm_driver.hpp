@@ -7,6 +7,7 @@
 // every job of interest at once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -61,14 +62,30 @@ class SlurmDriver {
   virtual int max_array_size() = 0;
 };
 
-// sbatch / squeue / scancel / scontrol.
-std::unique_ptr<SlurmDriver> make_cli_driver();
-// libslurm; nullptr when this build has no libslurm.
-std::unique_ptr<SlurmDriver> make_libslurm_driver();
+// How the CLI driver runs each sbatch, squeue, scontrol, sacct and scancel: none may
+// block the coordinator for longer than `tries` x `timeout` plus the backoffs.
+struct CommandPolicy {
+  // Per try. Past it the command's process group is killed: a busy or restarting
+  // slurmctld can leave squeue waiting for minutes.
+  std::chrono::milliseconds timeout{30'000};
+  // A command that timed out, or failed with a transient error (slurmctld unreachable
+  // or busy), is tried again this many times in all, where asking again is safe.
+  int tries = 3;
+  // Before the second try; doubled before each next one.
+  std::chrono::milliseconds backoff{500};
+};
+
+// sbatch / squeue / scancel / scontrol, each run under `policy`.
+std::unique_ptr<SlurmDriver> make_cli_driver(const CommandPolicy& policy = {});
+// libslurm; nullptr when this build has no libslurm. It hands submissions with free-form
+// sbatch options to a CLI driver run under `policy`.
+std::unique_ptr<SlurmDriver> make_libslurm_driver(const CommandPolicy& policy = {});
 
 // Finished jobs that slurmctld already forgot, from the jobcomp log (`sacct -c`): keyed
-// by raw job id. Works without slurmdbd; empty when the cluster keeps no such log.
-std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids);
+// by raw job id. Works without slurmdbd; empty when the cluster keeps no such log, or
+// when sacct fails or times out under `policy` (the caller asks again later).
+std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids,
+                                                           const CommandPolicy& policy = {});
 
 // Expands an array index expression ("0-5,7,9-11:2%4") into its indexes.
 std::vector<std::uint32_t> expand_array_indexes(const std::string& expr);

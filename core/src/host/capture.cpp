@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,12 +15,14 @@
 #include <cstring>
 #include <string_view>
 
+#include "sluice/duration.hpp"
+
 extern char** environ;
 
 namespace sluice {
 namespace {
 
-// Closes both ends it still holds on every path out.
+// Closes both ends it still holds on every path out (a pipe, or a socket pair).
 struct Pipe {
   int fd[2] = {-1, -1};
   ~Pipe() {
@@ -27,10 +30,11 @@ struct Pipe {
       if (f >= 0) ::close(f);
   }
   bool open() { return ::pipe2(fd, O_CLOEXEC) == 0; }
-  void close_write() {
-    ::close(fd[1]);
-    fd[1] = -1;
+  void close_end(int i) {
+    if (fd[i] >= 0) ::close(fd[i]);
+    fd[i] = -1;
   }
+  void close_write() { close_end(1); }
 };
 
 bool is_executable_file(const std::string& path) {
@@ -56,14 +60,20 @@ std::string find_on_path(const std::string& program) {
   }
 }
 
-Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
-                                        std::chrono::milliseconds timeout, std::size_t max_bytes) {
+Expected<CapturedOutput> run_command(const std::vector<std::string>& argv,
+                                     const CommandOptions& options) {
+  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   const std::string program = find_on_path(argv.at(0));
   if (program.empty()) return make_error(ErrorCode::kNotFound, argv[0] + ": not found on PATH");
 
   Pipe out, err;
   if (!out.open() || !err.open())
     return make_error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
+  // stdin is a socket, not a pipe: send(MSG_NOSIGNAL) to a program that exits without
+  // reading it is EPIPE here, never a SIGPIPE that would end the caller.
+  Pipe in;
+  if (options.input && ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in.fd) != 0)
+    return make_error(ErrorCode::kIo, std::string("socketpair: ") + std::strerror(errno));
 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -71,13 +81,24 @@ Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
 
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  if (options.input)
+    posix_spawn_file_actions_adddup2(&fa, in.fd[1], 0);
+  else
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&fa, out.fd[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err.fd[1], 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Its own process group: a helper that forks (mpirun, wrapper scripts) dies whole.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  // The caller's blocked or ignored signals (SIGPIPE, often) are not the program's.
+  sigset_t none, defaults;
+  ::sigemptyset(&none);
+  ::sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) ::sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, program.c_str(), &fa, &attr, args.data(), environ);
@@ -87,22 +108,37 @@ Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
   out.close_write();
   err.close_write();
 
+  std::string_view input;
+  if (options.input) {
+    in.close_end(1);  // the program's end; ours is fd[0]
+    input = *options.input;
+    ::fcntl(in.fd[0], F_SETFL, ::fcntl(in.fd[0], F_GETFL) | O_NONBLOCK);
+    if (input.empty()) in.close_end(0);
+  }
+
   CapturedOutput result;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  pollfd fds[2] = {{out.fd[0], POLLIN, 0}, {err.fd[0], POLLIN, 0}};
+  pollfd fds[3] = {{out.fd[0], POLLIN, 0}, {err.fd[0], POLLIN, 0}, {in.fd[0], POLLOUT, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
   char buf[4096];
   while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
       break;
     }
-    const int n = ::poll(fds, 2, static_cast<int>(left.count()));
+    fds[2].fd = in.fd[0];
+    const int n = ::poll(fds, 3, static_cast<int>(left.count()));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) continue;  // deadline checked at the top
+    if (fds[2].fd >= 0 && fds[2].revents != 0) {
+      const ssize_t sent =
+          ::send(fds[2].fd, input.data(), input.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent > 0) input.remove_prefix(static_cast<std::size_t>(sent));
+      if (input.empty() || (sent < 0 && errno != EAGAIN && errno != EINTR))
+        in.close_end(0);  // all of it, or the program stopped reading: EOF for it
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       const ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
@@ -113,11 +149,12 @@ Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
         continue;
       }
       std::string& sink = *sinks[i];
-      if (sink.size() < max_bytes)
-        sink.append(buf,
-                    std::min<std::size_t>(static_cast<std::size_t>(got), max_bytes - sink.size()));
+      if (sink.size() < options.max_bytes)
+        sink.append(buf, std::min<std::size_t>(static_cast<std::size_t>(got),
+                                               options.max_bytes - sink.size()));
     }
   }
+  in.close_end(0);
   // Its output is closed; it may still be running (closed its fds, or left a child
   // holding them): the same deadline applies to its exit.
   int status = 0;
@@ -142,6 +179,37 @@ Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
   else if (WIFSIGNALED(status))
     result.exit_code = 128 + WTERMSIG(status);
   return result;
+}
+
+Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
+                                        std::chrono::milliseconds timeout, std::size_t max_bytes) {
+  CommandOptions options;
+  options.timeout = timeout;
+  options.max_bytes = max_bytes;
+  return run_command(argv, options);
+}
+
+std::string describe_outcome(const std::vector<std::string>& argv, const CapturedOutput& result,
+                             std::chrono::milliseconds timeout) {
+  const std::string& name = argv.at(0);
+  if (result.timed_out) return name + " timed out after " + format_duration(timeout) + " (killed)";
+  if (result.exit_code == 0) return name + " succeeded";
+  std::string text = name + (result.exit_code > 128
+                                 ? " was killed by signal " + std::to_string(result.exit_code - 128)
+                                 : " exited with status " + std::to_string(result.exit_code));
+  // Its first line that says something, stderr first (where the tools explain).
+  for (const std::string* s : {&result.err, &result.out}) {
+    std::string_view rest = *s;
+    while (!rest.empty()) {
+      const std::size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+      if (!line.empty()) return text + ": " + std::string(line.substr(0, 300));
+      if (nl == std::string_view::npos) break;
+      rest.remove_prefix(nl + 1);
+    }
+  }
+  return text;
 }
 
 }  // namespace sluice

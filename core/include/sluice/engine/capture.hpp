@@ -1,9 +1,12 @@
 // Running a helper program and capturing what it prints, with a deadline. Used to ask
 // the outside world about itself (`nvidia-smi -L`, `sinfo --version`, `mpirun
-// --version`), never to run tasks (backends do that). Thread-safe: no shared state.
+// --version`) and to drive command-line tools (`sbatch`, `squeue`, `scancel`), never to
+// run tasks (backends do that). This is the one place that starts such a program: a
+// caller never waits on one without a deadline. Thread-safe: no shared state.
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,21 +15,44 @@
 namespace sluice {
 
 struct CapturedOutput {
-  int exit_code = -1;  // the program's exit status; 128 + N when killed by signal N
-  bool timed_out = false;
-  std::string out;  // stdout
-  std::string err;  // stderr
+  int exit_code = -1;      // the program's exit status; 128 + N when killed by signal N
+  bool timed_out = false;  // killed (with its process group) at the deadline
+  std::string out;         // stdout
+  std::string err;         // stderr
+
+  // Ran to the end by itself and exited 0.
+  bool ok() const { return !timed_out && exit_code == 0; }
 };
 
-// Starts argv[0] (looked up on PATH) with stdin from /dev/null, collects its stdout and
-// stderr (each capped at `max_bytes`), and waits up to `timeout`. Past the deadline the
-// program is killed (SIGKILL) and `timed_out` set. Returns kNotFound when the program
-// does not exist, kIo when it cannot be started; a program that runs and fails is a
-// value with a non-zero exit_code.
+struct CommandOptions {
+  // Past it the program's whole process group is killed (SIGKILL) and `timed_out` set.
+  std::chrono::milliseconds timeout{30'000};
+  // Written to the program's stdin, which is then closed; nullopt: stdin is /dev/null.
+  std::optional<std::string> input;
+  // stdout and stderr are each kept up to this size; the rest is read and dropped.
+  std::size_t max_bytes = 1 << 20;
+};
+
+// Starts argv[0] (looked up on PATH) in a process group of its own, feeds it
+// `options.input`, collects its stdout and stderr, and waits for it to exit, at most
+// until `options.timeout` has passed since the start. At the deadline the process group
+// is killed with SIGKILL (a wrapper script's children die with it), the program reaped
+// and `timed_out` set. Returns kNotFound when the program does not exist, kIo when it
+// cannot be started; a program that runs and fails, or times out, is a value.
+// Signals that interrupt the wait (EINTR) do not end it: the deadline bounds it.
 // REQUIRES: !argv.empty()
+Expected<CapturedOutput> run_command(const std::vector<std::string>& argv,
+                                     const CommandOptions& options);
+
+// run_command with stdin from /dev/null.
 Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
                                         std::chrono::milliseconds timeout,
                                         std::size_t max_bytes = 1 << 20);
+
+// One line about how a finished run_command went, for error messages: "squeue timed out
+// after 30s", "sbatch exited with status 1: <first line of stderr>", "killed by signal 9".
+std::string describe_outcome(const std::vector<std::string>& argv, const CapturedOutput& result,
+                             std::chrono::milliseconds timeout);
 
 // The absolute path of `program` as a PATH search finds it, or "" when absent.
 std::string find_on_path(const std::string& program);
