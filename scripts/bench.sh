@@ -16,7 +16,7 @@
 #             (LocalCluster, 2 worker processes), all from the same graph file
 #             (bench/peers/convert.py); plus functions (inproc vs Dask) and scale
 #   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling, mapreduce,
-#             children, artifacts, functions, scale
+#             children, artifacts, functions, scale, local_launch
 #   --tools   a subset of: sluice, make, floor, parallel, snakemake, dask
 #             (default sluice,make; with --compare every one installed)
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
@@ -33,6 +33,8 @@
 # and 10000 without --quick.
 # artifacts: bench/artifacts/artifact_bench's own lines (small HDF5 artifacts and
 # bandwidth, with HDF5-raw, POSIX and dd beside them); only with --tools sluice.
+# local_launch: the local backend alone launching 2,000 `true` processes, 2 in flight
+# (bench/local_launch/local_launch_bench.cpp); only with --tools sluice.
 #
 # Every task is an OS process (`true`, `sleep 0.05` for sleeps, sh for mapreduce); both
 # tools get 2 slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0
@@ -82,7 +84,9 @@ for t in ${tools//,/ }; do
     *) echo "bench.sh: unknown tool: $t" >&2; exit 2 ;; esac
 done
 for w in ${only//,/ }; do
-  case "$w" in sweep|chain|layered|sleeps|sweep_scaling|mapreduce|children|artifacts|functions|scale) ;;
+  case "$w" in
+    sweep|chain|layered|sleeps|sweep_scaling|mapreduce|children|artifacts|functions|scale) ;;
+    local_launch) ;;
     *) echo "bench.sh: unknown workload: $w" >&2; exit 2 ;; esac
 done
 
@@ -394,6 +398,18 @@ bench_scale() {
   return 0
 }
 wanted scale && use_tool sluice && bench_scale
+
+# local_launch: launch throughput of the local backend without the engine around it.
+bench_local_launch() {
+  local bin="${LOCAL_LAUNCH_BENCH:-$root/build/bench/local_launch_bench}" line
+  [[ -x "$bin" ]] || "$root/scripts/build.sh" --quiet --targets '^local_launch_bench$'
+  line="$(cd "$tmp" && timeout "$per_run_timeout" "$bin" 2000 2 2>"$tmp/local_launch.err" ||
+          echo "workload=local_launch n=2000 in_flight=2 ok=0")"
+  echo "$line" | tee -a "$results"
+  [[ "$line" == *" ok=1"* ]] || { failures=$((failures + 1)); tail -n 5 "$tmp/local_launch.err" >&2; }
+  return 0
+}
+wanted local_launch && use_tool sluice && bench_local_launch
 
 echo "# results in $results" >&2
 if (( failures )); then

@@ -12,7 +12,7 @@
 
 #include "placement.hpp"
 #include "sluice/engine/file_modes.hpp"
-#include "support/cli_runner.hpp"
+#include "support/scratch_dir.hpp"
 #include "worker_runtime.hpp"
 #include "worker_share.hpp"
 

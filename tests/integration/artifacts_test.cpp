@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/run_queries.hpp"
+#include "support/skip.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
@@ -286,8 +287,7 @@ TEST_CASE("a full disk fails the writing attempt with a clear reason and keeps t
   // A 4 MiB filesystem for the home: needs root (CI runs as root); skipped otherwise.
   const std::string mount = "mount -t tmpfs -o size=4m tmpfs '" + home.string() + "' 2>/dev/null";
   if (std::system(mount.c_str()) != 0) {
-    WARN("cannot mount a small tmpfs here (not root?): skipped");
-    return;
+    SLUICE_SKIP("cannot mount a small tmpfs here (not root?)");
   }
   struct Unmount {
     fs::path p;

@@ -8,23 +8,15 @@
 #include <nlohmann/json.hpp>
 
 #include "support/run_queries.hpp"
+#include "support/skip.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
 
-namespace {
-
-void skip(const std::string& why) {
-  std::printf("SLUICE-SKIP: %s\n", why.c_str());
-  std::fflush(stdout);
-}
-
-}  // namespace
-
 TEST_CASE("the CUDA pi sweep runs on GPUs, or fails clearly without one",
           "[integration][gpus][examples]") {
 #ifndef SLUICE_GPU_EXAMPLE
-  skip("built without CUDA (SLUICE_WITH_CUDA=OFF): no GPU example to run");
+  SLUICE_SKIP("built without CUDA (SLUICE_WITH_CUDA=OFF): no GPU example to run");
 #else
   for (const char* n : {"SLUICE_GPUS", "GPU_DEVICE_ORDINAL", "SLURM_JOB_GPUS"}) ::unsetenv(n);
   ScratchDir dir;
@@ -49,8 +41,7 @@ TEST_CASE("the CUDA pi sweep runs on GPUs, or fails clearly without one",
     if (gpus == 0) {
       REQUIRE(r.exit_code == 1);
       REQUIRE(at != std::string::npos);
-      skip(text.substr(at, text.find('\n', at) - at));
-      return;
+      SLUICE_SKIP(text.substr(at, text.find('\n', at) - at));
     }
     FAIL("the sweep failed on a machine with " << gpus << " GPU(s)");
   }

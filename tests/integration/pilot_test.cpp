@@ -2,7 +2,7 @@
 // scripts/slurm-up.sh: a big sweep through at most two allocations, an allocation
 // scancelled mid-run, a worker with the wrong secret, idle workers leaving.
 //
-// Without a cluster every test prints SKIP and passes, except under CI=true.
+// Without a cluster every test is reported as skipped (SLUICE-SKIP), except under CI=true.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -15,52 +15,12 @@
 #include <sstream>
 
 #include "support/run_queries.hpp"
+#include "support/slurm.hpp"
 
 using namespace sluice::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string shell_output(const std::string& cmd) {
-  std::string out;
-  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  return out;
-}
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci && (std::string(ci) == "true" || std::string(ci) == "1");
-}
-
-bool cluster_up() {
-  static const bool up = [] {
-    std::istringstream states(shell_output("sinfo -h -N -o %T 2>/dev/null"));
-    for (std::string st; std::getline(states, st);) {
-      const bool bad =
-          st.find("down") != std::string::npos || st.find("drain") != std::string::npos ||
-          st.find("fail") != std::string::npos || st.find("unk") != std::string::npos ||
-          st.find("inval") != std::string::npos || st.find("maint") != std::string::npos ||
-          st.find('*') != std::string::npos;
-      if (!st.empty() && !bad) return true;
-    }
-    return false;
-  }();
-  return up;
-}
-
-#define REQUIRE_SLURM()                                                                    \
-  do {                                                                                     \
-    if (!cluster_up()) {                                                                   \
-      if (in_ci()) FAIL("CI=true but no Slurm cluster is up (run scripts/slurm-up.sh)");   \
-      std::printf("SKIP: no Slurm cluster is up (sudo scripts/slurm-up.sh starts one)\n"); \
-      return;                                                                              \
-    }                                                                                      \
-  } while (0)
 
 std::vector<std::string> pilot_args(std::vector<std::string> extra) {
   std::vector<std::string> a{

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "support/run_queries.hpp"
+#include "support/skip.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
@@ -49,11 +50,6 @@ std::string find_chromium() {
     if (std::system(cmd.c_str()) == 0) return name;
   }
   return "";
-}
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci && std::string(ci) == "true";
 }
 
 // Runs headless Chromium on `page`: writes a screenshot and returns the DOM after scripts ran.
@@ -161,10 +157,7 @@ TEST_CASE("the report draws itself in headless Chromium", "[integration][report]
   const std::string chromium = find_chromium();
   if (chromium.empty()) {
     if (in_ci()) FAIL("CI=true but chromium is not installed (scripts/deps.sh installs it)");
-    std::printf("SKIP: headless report test: chromium is not installed "
-                "(apt-get install chromium)\n");
-    WARN("SKIP: chromium is not installed");
-    return;
+    SLUICE_SKIP("headless report test: chromium is not installed (apt-get install chromium)");
   }
   ScratchDir dir;
   write_file(dir / "wf.toml", kDiamondWithFailure);

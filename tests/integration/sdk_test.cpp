@@ -17,14 +17,8 @@ using sluice::testing::ScratchDir;
 CliResult run_program(const std::string& program, const std::vector<std::string>& args,
                       const std::filesystem::path& cwd,
                       const std::vector<std::string>& extra_env = {}) {
-  static int counter = 0;
-  auto out = cwd / (".prog-out-" + std::to_string(++counter));
-  auto err = cwd / (".prog-err-" + std::to_string(counter));
-  std::vector<std::string> argv_s{program};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> argv{program};
+  argv.insert(argv.end(), args.begin(), args.end());
   std::vector<std::string> env_s;
   for (char** e = environ; *e; ++e)
     if (std::string(*e).rfind("SLUICE_HOME=", 0) != 0) env_s.push_back(*e);
@@ -32,21 +26,7 @@ CliResult run_program(const std::string& program, const std::vector<std::string>
   std::vector<char*> envp;
   for (auto& s : env_s) envp.push_back(s.data());
   envp.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, program.c_str(), &fa, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error("cannot start " + program);
-  CliResult r;
-  r.exit_code = sluice::testing::wait_exit(pid);
-  r.out = sluice::testing::read_file(out);
-  r.err = sluice::testing::read_file(err);
-  return r;
+  return sluice::testing::run_process(argv, cwd, envp.data());
 }
 
 std::string example(const std::string& name) {

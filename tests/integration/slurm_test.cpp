@@ -3,7 +3,7 @@
 // Slurm's own time limit, fake GPUs, cancel, and resume after kill -9 re-attaching to
 // live jobs instead of submitting them again.
 //
-// Without a cluster every test prints SKIP and passes, except under CI=true, where a
+// Without a cluster every test is reported as skipped (SLUICE-SKIP), except under CI=true, where a
 // missing cluster fails them.
 #include <catch2/catch.hpp>
 
@@ -14,55 +14,12 @@
 #include <sstream>
 
 #include "support/run_queries.hpp"
+#include "support/slurm.hpp"
 
 using namespace sluice::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string shell_output(const std::string& cmd) {
-  std::string out;
-  if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    std::size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  return out;
-}
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci && (std::string(ci) == "true" || std::string(ci) == "1");
-}
-
-bool cluster_up() {
-  static const bool up = [] {
-    // Up: some node takes jobs (idle, mixed, allocated, completing, ...), not only
-    // down, drained, failed or not responding ones.
-    std::istringstream states(shell_output("sinfo -h -N -o %T 2>/dev/null"));
-    for (std::string st; std::getline(states, st);) {
-      const bool bad =
-          st.find("down") != std::string::npos || st.find("drain") != std::string::npos ||
-          st.find("fail") != std::string::npos || st.find("unk") != std::string::npos ||
-          st.find("inval") != std::string::npos || st.find("maint") != std::string::npos ||
-          st.find('*') != std::string::npos;
-      if (!st.empty() && !bad) return true;
-    }
-    return false;
-  }();
-  return up;
-}
-
-// Catch2 v2 has no SKIP: say so and leave the test.
-#define REQUIRE_SLURM()                                                                    \
-  do {                                                                                     \
-    if (!cluster_up()) {                                                                   \
-      if (in_ci()) FAIL("CI=true but no Slurm cluster is up (run scripts/slurm-up.sh)");   \
-      std::printf("SKIP: no Slurm cluster is up (sudo scripts/slurm-up.sh starts one)\n"); \
-      return;                                                                              \
-    }                                                                                      \
-  } while (0)
 
 struct AttemptRow {
   std::string task;
@@ -127,8 +84,7 @@ void run_examples(const std::string& driver) {
 TEST_CASE("examples run to correct results on Slurm through libslurm", "[slurm]") {
   REQUIRE_SLURM();
 #ifndef SLUICE_WITH_LIBSLURM
-  std::printf("SKIP: this sluice was built without libslurm\n");
-  return;
+  SLUICE_SKIP("this sluice was built without libslurm");
 #endif
   // libslurm is opened on first use, never linked: no other command pays for loading it.
   CHECK(shell_output("ldd " SLUICE_BINARY).find("libslurm") == std::string::npos);

@@ -4,6 +4,7 @@
 
 #include "support/reliability.hpp"
 #include "support/run_queries.hpp"
+#include "support/skip.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
@@ -22,8 +23,7 @@ std::string attempt_reasons(const fs::path& db, const std::string& task) {
 TEST_CASE("a full disk fails the attempt writing its artifact, resume finishes once space is back",
           "[reliability][fault][disk]") {
   if (!running_as_root()) {
-    WARN("skipped: mounting a small tmpfs needs root");
-    return;
+    SLUICE_SKIP("mounting a small tmpfs needs root");
   }
   ScratchDir dir;
   Tmpfs disk(dir / "disk", "2m");
@@ -73,8 +73,7 @@ shell = "sluice put n $(sluice get small v)"
 TEST_CASE("a full disk under the store stops the coordinator with the reason, resume finishes",
           "[reliability][fault][disk]") {
   if (!running_as_root()) {
-    WARN("skipped: mounting a small tmpfs needs root");
-    return;
+    SLUICE_SKIP("mounting a small tmpfs needs root");
   }
   ScratchDir dir;
   Tmpfs disk(dir / "disk", "4m");

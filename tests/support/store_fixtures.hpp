@@ -11,19 +11,16 @@
 
 #include "sluice/engine/run_id.hpp"
 #include "sluice/engine/store.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace sluice::testing {
 
 namespace fs = std::filesystem;
 
-// A fresh, empty Sluice home under the temp directory, removed afterwards.
+// A fresh Sluice home in a scratch directory, not yet created.
 struct TempHome {
-  fs::path path;
-  TempHome() { path = fs::temp_directory_path() / ("sluice-store-test-" + sluice::new_run_id()); }
-  ~TempHome() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+  ScratchDir scratch;
+  fs::path path = scratch / "home";  // not made: opening the store makes it
   std::string str() const { return path.string(); }
 };
 

@@ -13,24 +13,11 @@
 #include "sluice/engine/child_request.hpp"
 #include "sluice/engine/graph.hpp"
 #include "sluice/engine/scheduler.hpp"
+#include "support/scratch_dir.hpp"
 #include "support/workflow_builder.hpp"
 
 using namespace sluice;
 namespace fs = std::filesystem;
-
-namespace {
-
-struct TempDir {
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("sluice-children-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path path;
-};
-
-}  // namespace
 
 TEST_CASE("a child request survives the round trip through its TOML text", "[children]") {
   ChildRequest c;
@@ -117,33 +104,33 @@ TEST_CASE("bad child requests are reported at their line and column", "[children
 }
 
 TEST_CASE("request files are listed in the order they were written", "[children]") {
-  TempDir dir;
-  auto none = list_child_requests(dir.path.string());
+  sluice::testing::ScratchDir dir;
+  auto none = list_child_requests(dir.path().string());
   REQUIRE(none);
   CHECK(none->empty());
   std::vector<std::string> written;
   for (int i = 0; i < 12; ++i) {
-    auto path = write_child_request(dir.path.string(), "# " + std::to_string(i) + "\n");
+    auto path = write_child_request(dir.path().string(), "# " + std::to_string(i) + "\n");
     REQUIRE(path);
     written.push_back(*path);
   }
-  auto listed = list_child_requests(dir.path.string());
+  auto listed = list_child_requests(dir.path().string());
   REQUIRE(listed);
   CHECK(*listed == written);
   // Temporary files never show up; only the numbered requests do.
-  for (const auto& e : fs::directory_iterator(dir.path / "children"))
+  for (const auto& e : fs::directory_iterator(dir.path() / "children"))
     CHECK(e.path().filename().string().rfind(".tmp.", 0) != 0);
 }
 
 TEST_CASE("several processes writing requests at once lose none", "[children]") {
-  TempDir dir;
+  sluice::testing::ScratchDir dir;
   constexpr int kWriters = 4, kEach = 40;
   std::vector<pid_t> pids;
   for (int w = 0; w < kWriters; ++w) {
     pid_t pid = ::fork();
     if (pid == 0) {
       for (int i = 0; i < kEach; ++i)
-        if (!write_child_request(dir.path.string(), std::to_string(w * 1000 + i))) _exit(1);
+        if (!write_child_request(dir.path().string(), std::to_string(w * 1000 + i))) _exit(1);
       _exit(0);
     }
     pids.push_back(pid);
@@ -154,7 +141,7 @@ TEST_CASE("several processes writing requests at once lose none", "[children]") 
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
   }
-  auto listed = list_child_requests(dir.path.string());
+  auto listed = list_child_requests(dir.path().string());
   REQUIRE(listed);
   CHECK(listed->size() == kWriters * kEach);
   std::set<std::string> contents;
@@ -176,8 +163,8 @@ TEST_CASE("add_child outside an attempt is refused", "[children]") {
   REQUIRE_FALSE(r);
   CHECK(r.error().message.find("SLUICE_ATTEMPT_DIR") != std::string::npos);
 
-  TempDir dir;
-  ::setenv("SLUICE_ATTEMPT_DIR", dir.path.c_str(), 1);
+  sluice::testing::ScratchDir dir;
+  ::setenv("SLUICE_ATTEMPT_DIR", dir.path().c_str(), 1);
   ChildRequest bad;
   bad.spec.name = "has space";
   bad.spec.command = {"true"};

@@ -13,6 +13,7 @@
 
 #include "sluice/engine/capture.hpp"
 #include "sluice/engine/gpus.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace sluice;
 namespace fs = std::filesystem;
@@ -65,18 +66,11 @@ GpuDetectOptions env_only() {
 
 // A fake `nvidia-smi` printing `text` (or exiting with `rc`), in a temporary directory.
 struct FakeSmi {
-  fs::path dir;
-  std::string path;
+  sluice::testing::ScratchDir dir;
+  std::string path = (dir / "nvidia-smi").string();
   FakeSmi(const std::string& text, int rc = 0) {
-    dir = fs::temp_directory_path() / ("sluice-smi-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-    path = (dir / "nvidia-smi").string();
     std::ofstream(path) << "#!/bin/sh\ncat <<'END'\n" << text << "END\nexit " << rc << "\n";
     ::chmod(path.c_str(), 0755);
-  }
-  ~FakeSmi() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
   }
   GpuDetectOptions options() const {
     GpuDetectOptions o;

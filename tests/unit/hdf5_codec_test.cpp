@@ -15,6 +15,7 @@
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/hdf5_codec.hpp"
 #include "sluice/value.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using sluice::ArtifactReader;
@@ -28,19 +29,10 @@ using sluice::Value;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it.
+// A scratch directory, with the paths of files in it and a count of its entries.
 struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() /
-           ("sluice-h5-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+  sluice::testing::ScratchDir scratch;
+  fs::path path = scratch.path();
   std::string file(const std::string& name) const { return (path / name).string(); }
   std::size_t entries() const {
     return static_cast<std::size_t>(std::distance(fs::directory_iterator(path), {}));

@@ -14,6 +14,7 @@
 
 #include "loader/heap_reserve.hpp"
 #include "sluice/engine/loader.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace {
 
@@ -82,15 +83,13 @@ TEST_CASE("a file large enough to reserve for loads like the same text without i
   }
   const std::string text = toml.str();
   REQUIRE(text.size() > (std::size_t{32} << 20) / 24);
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("sluice-heap-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  sluice::testing::ScratchDir scratch;
+  const auto& dir = scratch.path();
   const auto path = dir / "big.toml";
   std::ofstream(path) << text;
 
   auto from_file = sluice::load_workflow_file(path.string());
   auto from_text = sluice::load_workflow_text(text, path.string(), dir.string());
-  std::filesystem::remove_all(dir);
   REQUIRE(from_file);
   REQUIRE(from_text);
   REQUIRE(from_file->tasks.size() == static_cast<std::size_t>(n));

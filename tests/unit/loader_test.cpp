@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "sluice/engine/loader.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using sluice::Diagnostic;
@@ -19,20 +20,10 @@ using sluice::Workflow;
 
 namespace {
 
-// A fresh directory under /tmp, removed when the test ends.
+// A scratch directory, with workflow files written into it.
 struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/sluice-loader-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+  sluice::testing::ScratchDir scratch;
+  fs::path path = scratch.path();
 
   std::string str() const { return path.string(); }
 

@@ -12,6 +12,7 @@
 #include "sluice/engine/hdf5_codec.hpp"
 #include "sluice/engine/results_file.hpp"
 #include "sluice/value.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using sluice::ErrorCode;
@@ -20,21 +21,6 @@ using sluice::NdArray;
 using sluice::Value;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() /
-           ("sluice-results-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& leaf) const { return (path / leaf).string(); }
-};
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -110,7 +96,7 @@ TEST_CASE("malformed results name the line and what is wrong", "[results]") {
 }
 
 TEST_CASE("read_results refuses links, oversized files and reports missing ones", "[results]") {
-  TempDir dir;
+  sluice::testing::ScratchDir dir;
   write(dir / "results", "a=1\n");
   auto ok = sluice::read_results(dir / "results");
   REQUIRE(ok);
@@ -134,7 +120,7 @@ TEST_CASE("read_results refuses links, oversized files and reports missing ones"
 
 TEST_CASE("results merge into an artifact: its values stay unless replaced, attributes stay",
           "[results]") {
-  TempDir dir;
+  sluice::testing::ScratchDir dir;
   const std::string path = dir / "output.h5";
   {
     auto w = sluice::ArtifactWriter::create(path);
@@ -169,7 +155,7 @@ TEST_CASE("results merge into an artifact: its values stay unless replaced, attr
 }
 
 TEST_CASE("an artifact sealed in one pass equals one written and then finalized", "[results]") {
-  TempDir dir;
+  sluice::testing::ScratchDir dir;
   Map values = parse_ok("n=3\nlabel=x\nt<<E\n1 2\nE\n");
   sluice::Provenance p;
   p.run_id = "r1";

@@ -9,6 +9,7 @@
 #include "sluice/engine/run_lock.hpp"
 #include "sluice/engine/sdk_definition.hpp"
 #include "sluice/sdk.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace {
 
@@ -29,20 +30,6 @@ struct sluice::Codec<Point> {
 };
 
 namespace {
-
-struct TempHome {
-  TempHome() {
-    std::random_device rd;
-    path =
-        (std::filesystem::temp_directory_path() / ("sluice-sdk-" + std::to_string(rd()))).string();
-    std::filesystem::create_directories(path);
-  }
-  ~TempHome() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
 
 double add(double a, double b) {
   return a + b;
@@ -141,14 +128,14 @@ TEST_CASE("a flow becomes a workflow with named tasks, edges and a stable hash",
 }
 
 TEST_CASE("configurations: built-ins, saved TOML files, backend options", "[sdk]") {
-  TempHome home;
-  CHECK(sluice::Config::find("inproc", home.path)->backend == "inproc");
-  CHECK(sluice::Config::find("local", home.path)->backend == "local");
-  CHECK_FALSE(sluice::Config::find("nope", home.path));
+  sluice::testing::ScratchDir home;
+  CHECK(sluice::Config::find("inproc", home.str())->backend == "inproc");
+  CHECK(sluice::Config::find("local", home.str())->backend == "local");
+  CHECK_FALSE(sluice::Config::find("nope", home.str()));
   sluice::Config c{
       "big", "local", {{"cpus", "3"}, {"executors", "cpu,gpu"}, {"kill_grace_ms", "5"}}};
-  REQUIRE(c.save(home.path));
-  auto back = sluice::Config::find("big", home.path);
+  REQUIRE(c.save(home.str()));
+  auto back = sluice::Config::find("big", home.str());
   REQUIRE(back);
   CHECK(back->backend == "local");
   auto o = back->backend_options();
@@ -156,9 +143,9 @@ TEST_CASE("configurations: built-ins, saved TOML files, backend options", "[sdk]
   CHECK(o->cpus == 3);
   CHECK(o->executors == std::vector<std::string>{"cpu", "gpu"});
   CHECK(o->extra.at("kill_grace_ms") == "5");
-  CHECK(sluice::Config::list(home.path) == std::vector<std::string>{"big"});
-  CHECK(sluice::Config::remove("big", home.path));
-  CHECK_FALSE(sluice::Config::remove("big", home.path));
+  CHECK(sluice::Config::list(home.str()) == std::vector<std::string>{"big"});
+  CHECK(sluice::Config::remove("big", home.str()));
+  CHECK_FALSE(sluice::Config::remove("big", home.str()));
   auto table = sluice::Config::parse("t", "backend = \"slurm\"\n[options]\npartition = \"gpu\"\n");
   REQUIRE(table);
   CHECK(table->options.at("partition") == "gpu");
@@ -166,7 +153,7 @@ TEST_CASE("configurations: built-ins, saved TOML files, backend options", "[sdk]
 
 TEST_CASE("an inproc run passes results in memory and keeps them readable by id", "[sdk]") {
   sluice::register_inproc_backend();
-  TempHome home;
+  sluice::testing::ScratchDir home;
   sluice::Flow flow("points", "tests");
   auto a = flow.call(mid_t, Point{0, 0}, Point{2, 2});
   auto b = flow.call(mid_t, a, Point{3, 1});
@@ -176,12 +163,12 @@ TEST_CASE("an inproc run passes results in memory and keeps them readable by id"
   flow.call(noop_t);
   (void)b;
   sluice::RunOptions ro;
-  ro.home = home.path;
-  auto run = sluice::WorkflowRun::prepare(flow, sluice::Config::load("inproc", home.path), ro);
+  ro.home = home.str();
+  auto run = sluice::WorkflowRun::prepare(flow, sluice::Config::load("inproc", home.str()), ro);
   CHECK(run.get_status() == sluice::RunState::kSubmitted);
   CHECK(run.run() == sluice::RunState::kSucceeded);
 
-  auto other = sluice::WorkflowRun::by_id(run.id(), home.path);
+  auto other = sluice::WorkflowRun::by_id(run.id(), home.str());
   CHECK(other.get_status() == sluice::RunState::kSucceeded);
   auto results = other.get_results(false);
   REQUIRE(results.size() == 3);  // midpoint.1, total, noop
@@ -194,13 +181,13 @@ TEST_CASE("an inproc run passes results in memory and keeps them readable by id"
 
 TEST_CASE("an inproc function that throws fails its attempt with the message", "[sdk]") {
   sluice::register_inproc_backend();
-  TempHome home;
+  sluice::testing::ScratchDir home;
   sluice::Flow flow("failing", "tests");
   auto f = flow.call(sluice::opts{.retries = 1}, fails_t, 1);
   flow.call(add_t, f, 1.0);
   sluice::RunOptions ro;
-  ro.home = home.path;
-  auto run = sluice::WorkflowRun::prepare(flow, sluice::Config::load("inproc", home.path), ro);
+  ro.home = home.str();
+  auto run = sluice::WorkflowRun::prepare(flow, sluice::Config::load("inproc", home.str()), ro);
   CHECK(run.run() == sluice::RunState::kFailed);
   auto tasks = run.tasks();
   REQUIRE(tasks.size() == 2);
@@ -213,14 +200,14 @@ TEST_CASE("an inproc function that throws fails its attempt with the message", "
 
 TEST_CASE("a prepared run executes later from its stored definition", "[sdk]") {
   sluice::register_inproc_backend();
-  TempHome home;
+  sluice::testing::ScratchDir home;
   sluice::Flow flow("later", "tests");
   flow.call(add_t, flow.call(add_t, 1.0, 2.0), 3.0);
   sluice::RunOptions ro;
-  ro.home = home.path;
+  ro.home = home.str();
   std::string id =
-      sluice::WorkflowRun::prepare(flow, sluice::Config::load("inproc", home.path), ro).id();
-  auto run = sluice::WorkflowRun::by_id(id, home.path);
+      sluice::WorkflowRun::prepare(flow, sluice::Config::load("inproc", home.str()), ro).id();
+  auto run = sluice::WorkflowRun::by_id(id, home.str());
   CHECK(run.run() == sluice::RunState::kSucceeded);
   CHECK(run.get_result("add.1").get<double>() == 6.0);
 }

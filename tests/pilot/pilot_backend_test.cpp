@@ -18,6 +18,7 @@
 #include "pilot_policy.hpp"
 #include "pilot_wire.hpp"
 #include "slurm_driver.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace sluice;
 using namespace sluice::pilot;
@@ -52,18 +53,11 @@ class FakeDriver final : public slurm::SlurmDriver {
   std::map<std::string, std::string>* states_;
 };
 
+// A home with one run directory in it.
 struct Scratch {
-  Scratch() {
-    std::random_device rd;
-    root = fs::temp_directory_path() / ("sluice-pilot-" + std::to_string(rd()));
-    run_dir = root / "runs" / "run1";
-    fs::create_directories(run_dir / "tasks");
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  fs::path root, run_dir;
+  sluice::testing::ScratchDir root;
+  fs::path run_dir = root / "runs" / "run1";
+  Scratch() { fs::create_directories(run_dir / "tasks"); }
 };
 
 std::string read_word(const fs::path& p) {
