@@ -29,11 +29,10 @@ struct CliError : std::runtime_error {
 [[noreturn]] void fail(const Error& e);
 
 struct Globals {
-  std::string home;  // --home, else $SLUICE_HOME, else ./.sluice (made absolute)
+  std::string home;  // sluice_home(--home): else $SLUICE_HOME, else ./.sluice, absolute
   bool json = false;
 };
 
-std::string resolve_home(const std::string& flag);
 std::unique_ptr<RunStore> open_store(const Globals& g, RunStore::Mode mode);
 // Resolves a (prefix of a) run id to the run's record.
 RunRecord find_run(RunStore& store, const std::string& id_or_prefix);

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <ctime>
-#include <filesystem>
 
 #include "cli.hpp"
 #include "sluice/duration.hpp"
@@ -20,14 +18,6 @@ void fail(const Error& e) {
     default:
       throw CliError(kExitInternal, e.message);
   }
-}
-
-std::string resolve_home(const std::string& flag) {
-  std::string home = flag;
-  if (home.empty())
-    if (const char* env = std::getenv("SLUICE_HOME"); env && *env) home = env;
-  if (home.empty()) home = ".sluice";
-  return std::filesystem::absolute(home).lexically_normal().string();
 }
 
 std::unique_ptr<RunStore> open_store(const Globals& g, RunStore::Mode mode) {

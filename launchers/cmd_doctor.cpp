@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "sluice/engine/backend_registry.hpp"
 #include "sluice/engine/capture.hpp"
 #include "sluice/engine/gpus.hpp"
 #include "sluice/engine/host_info.hpp"
@@ -291,6 +292,31 @@ Check check_store(const Globals& g) {
   return c;
 }
 
+// Every backend this program has, with the keys its options table documents: what
+// -O KEY=VALUE and `sluice config save NAME --backend B KEY=VALUE` accept.
+void print_backend_options() {
+  std::printf(
+      "\nbackend options (-O KEY=VALUE, or sluice config save NAME --backend B KEY=VALUE):\n");
+  for (const auto& name : backend_names()) {
+    auto table = backend_option_table(name);
+    if (!table) continue;
+    std::printf("  %s\n%s", name.c_str(), format_option_table(*table, "    ").c_str());
+  }
+}
+
+json backend_options_json() {
+  json out = json::object();
+  for (const auto& name : backend_names()) {
+    auto table = backend_option_table(name);
+    if (!table) continue;
+    json keys = json::array();
+    for (const auto& spec : *table)
+      keys.push_back({{"key", spec.key}, {"default", spec.default_value}, {"doc", spec.doc}});
+    out[name] = std::move(keys);
+  }
+  return out;
+}
+
 int cmd_doctor(const Globals& g, const DoctorArgs& a) {
   const HostInfo host = probe_host();
   std::vector<Check> checks;
@@ -311,6 +337,7 @@ int cmd_doctor(const Globals& g, const DoctorArgs& a) {
       j["hint"] = c.hint;
       out[c.name] = std::move(j);
     }
+    out["backends"] = backend_options_json();
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
@@ -319,6 +346,7 @@ int cmd_doctor(const Globals& g, const DoctorArgs& a) {
     std::printf("  %-8s %-7s %s\n", c.ok ? "ok" : "missing", c.name.c_str(), c.summary.c_str());
     if (!c.hint.empty()) std::printf("  %-8s %-7s hint: %s\n", "", "", c.hint.c_str());
   }
+  print_backend_options();
   return kExitOk;
 }
 

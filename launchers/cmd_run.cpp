@@ -73,49 +73,39 @@ Workflow load_or_reject(const std::string& file) {
 }
 
 // The options a resumed run was started with, then a saved configuration, then
-// --backend-option on top. `name` gets the backend to use: the configuration's when
-// --backend was left at its default.
+// --backend-option on top, checked against the backend's options table (exit 2 with
+// its valid keys) before any rank serves, anything is saved or a run is made. `name`
+// gets the backend to use: the configuration's when --backend was left at its default.
 BackendOptions backend_options(const Globals& g, const RunArgs& a, std::string* name = nullptr) {
-  BackendOptions opts;
-  opts.cpus = a.cpus;
-  opts.gpus = a.gpus;
-  opts.executors = a.executors;
-  opts.extra = a.restored;
   std::string backend = a.backend;
+  // An unknown backend is reported when it is made, with the names there are.
+  auto check = [&](const std::map<std::string, std::string>& strings, const std::string& where) {
+    if (auto checked = check_backend_options(backend, strings);
+        !checked && checked.error().code != ErrorCode::kNotFound)
+      throw CliError(kExitBadInput, where + checked.error().message);
+  };
+  std::map<std::string, std::string> strings = a.restored;
   if (!a.config.empty()) {
-    SavedConfig c = load_config(g, a.config);
+    Config c = load_config(g, a.config);
     if (backend == "local") backend = c.backend;
-    for (const auto& [k, v] : c.options) opts.extra[k] = v;
+    check(c.options, "configuration '" + a.config + "': ");
+    for (const auto& [k, v] : c.options) strings[k] = v;
   }
   for (const auto& kv : a.options) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0)
       throw CliError(kExitBadInput, "backend option '" + kv + "' is not KEY=VALUE");
-    opts.extra[kv.substr(0, eq)] = kv.substr(eq + 1);
+    strings[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  // What every backend understands may come from the configuration or -O too; flags win.
-  auto take_int = [&](const char* key, int& field, int unset) {
-    auto it = opts.extra.find(key);
-    if (it == opts.extra.end() || field != unset) return;
-    try {
-      field = std::stoi(it->second);
-    } catch (const std::exception&) {
-      throw CliError(kExitBadInput,
-                     std::string("backend option ") + key + "=" + it->second + " is not a number");
-    }
-  };
-  take_int("cpus", opts.cpus, 0);
-  take_int("gpus", opts.gpus, -1);
-  if (auto it = opts.extra.find("executors"); it != opts.extra.end() && opts.executors.empty()) {
-    std::string list = it->second;
-    for (std::size_t pos = 0; pos <= list.size();) {
-      const std::size_t comma = std::min(list.find(',', pos), list.size());
-      if (comma > pos) opts.executors.push_back(list.substr(pos, comma - pos));
-      pos = comma + 1;
-    }
-  }
+  check(strings, "");
+  auto opts = parse_backend_options(strings);
+  if (!opts) throw CliError(kExitBadInput, "backend option " + opts.error().message);
+  // Flags win over what the configuration or -O says.
+  if (a.cpus > 0) opts->cpus = a.cpus;
+  if (a.gpus >= 0) opts->gpus = a.gpus;
+  if (!a.executors.empty()) opts->executors = a.executors;
   if (name) *name = backend;
-  return opts;
+  return std::move(*opts);
 }
 
 std::unique_ptr<Backend> make_backend(const Globals& g, const RunArgs& a) {

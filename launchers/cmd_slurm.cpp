@@ -44,7 +44,10 @@ int cmd_sbatch(const Globals& g, const SbatchArgs& a) {
     for (const auto& d : wf.error()) std::fprintf(stderr, "%s\n", d.format().c_str());
     throw CliError(kExitBadInput, "the workflow has errors, nothing was submitted");
   }
-  if (!a.config.empty()) load_config(g, a.config);  // exists
+  // The configuration exists and its options are valid: checked here, not in the job.
+  if (!a.config.empty())
+    if (auto options = load_config(g, a.config).backend_options(); !options)
+      throw CliError(kExitBadInput, options.error().message);
   const std::string run_id = new_run_id();
   const std::string file = fs::absolute(a.file).lexically_normal().string();
   const std::string log_dir = g.home + "/coordinators";

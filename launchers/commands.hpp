@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "sluice/config.hpp"
 
 namespace sluice::cli {
 
@@ -28,13 +29,9 @@ void add_config_commands(CLI::App& app, Globals& g);  // config save, list, show
 void add_slurm_commands(CLI::App& app, Globals& g);   // sbatch
 void add_pilot_commands(CLI::App& app, Globals& g);   // worker, workers
 
-// A saved configuration: SLUICE_HOME/configs/NAME.toml.
-struct SavedConfig {
-  std::string backend = "local";
-  std::map<std::string, std::string> options;  // BackendOptions::extra
-};
-// Loads configuration `name`; throws CliError when it does not exist or is malformed.
-SavedConfig load_config(const Globals& g, const std::string& name);
+// Configuration `name` as Config::find() gives it (sluice/config.hpp); throws CliError
+// (exit 2) for an unsafe name, one that does not exist or a malformed file.
+Config load_config(const Globals& g, const std::string& name);
 void add_workflows_commands(CLI::App& app, Globals& g);  // workflows
 
 // `sluice get PARENT KEY` inside a task: prints a parent's value.

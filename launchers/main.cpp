@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "commands.hpp"
+#include "inproc_options.hpp"
 #include "local_backend.hpp"
 #ifdef SLUICE_WITH_MPI
 #include "mpi_backend.hpp"
@@ -42,6 +43,7 @@ AddCommands helper_group(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace sluice::cli;
   sluice::register_local_backend();
+  sluice::register_inproc_elsewhere();  // its configurations are checked, not run
 #ifdef SLUICE_WITH_MPI
   sluice::register_mpi_backend();  // in `sluice`: re-executes as `sluice-mpi`
 #endif
@@ -57,7 +59,7 @@ int main(int argc, char** argv) {
   std::string home_flag;
   app.add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)")
       ->envname("SLUICE_HOME");
-  app.parse_complete_callback([&] { g.home = resolve_home(home_flag); });
+  app.parse_complete_callback([&] { g.home = sluice::sluice_home(home_flag); });
 
   if (auto* group = helper_group(argc, argv)) {
     group(app, g);

@@ -19,18 +19,6 @@ bool save_run_backend(const std::string& run_dir, const RunBackend& saved) {
   return std::rename((path + ".tmp").c_str(), path.c_str()) == 0;
 }
 
-std::map<std::string, std::string> option_strings(const BackendOptions& options) {
-  std::map<std::string, std::string> out(options.extra.begin(), options.extra.end());
-  if (options.cpus > 0) out["cpus"] = std::to_string(options.cpus);
-  if (options.gpus >= 0) out["gpus"] = std::to_string(options.gpus);
-  if (!options.executors.empty()) {
-    std::string joined;
-    for (const auto& e : options.executors) joined += (joined.empty() ? "" : ",") + e;
-    out["executors"] = joined;
-  }
-  return out;
-}
-
 bool save_run_backend(const std::string& run_dir, const std::string& backend,
                       const BackendOptions& options) {
   return save_run_backend(run_dir, RunBackend{backend, option_strings(options)});

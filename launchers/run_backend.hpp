@@ -5,7 +5,8 @@
 //   {"backend": "slurm", "options": {"mode": "pilot", "cpus": "2", "time_limit": "10m"}}
 //
 // `options` holds BackendOptions::extra plus cpus, gpus and executors when they were set,
-// all as the strings a configuration file or -O would give.
+// all as the strings a configuration file or -O would give (option_strings(),
+// sluice/config.hpp).
 #pragma once
 
 #include <map>
@@ -20,10 +21,6 @@ struct RunBackend {
   std::string backend;
   std::map<std::string, std::string> options;
 };
-
-// BackendOptions as the strings a configuration file or -O gives: `extra`, plus cpus,
-// gpus and executors (comma-separated) when they are set.
-std::map<std::string, std::string> option_strings(const BackendOptions& options);
 
 // Writes RUN_DIR/backend.json (atomically). Returns false when it could not.
 bool save_run_backend(const std::string& run_dir, const RunBackend& saved);

@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "inproc_options.hpp"
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/file_modes.hpp"
 #include "sluice/engine/hdf5_codec.hpp"
@@ -40,7 +41,8 @@ class InprocBackend final : public Backend {
     const int threads = o.cpus > 0 ? o.cpus : usable_cpus();
     int depth = 256;
     if (auto it = o.extra.find("queue_per_thread"); it != o.extra.end())
-      depth = std::clamp(std::atoi(it->second.c_str()), 1, 1 << 16);
+      if (auto n = parse_option_int(it->second))  // checked against inproc_option_table()
+        depth = static_cast<int>(std::clamp<std::int64_t>(*n, 1, 1 << 16));
     capacity_.cpus = threads * depth;
     capacity_.gpus = std::max(o.gpus, 0);
     capacity_.executors = o.executors;
@@ -270,9 +272,12 @@ std::unique_ptr<Backend> make_inproc_backend(const BackendOptions& options) {
 }
 
 void register_inproc_backend() {
-  register_backend("inproc", [](const BackendOptions& o) -> Expected<std::unique_ptr<Backend>> {
-    return make_inproc_backend(o);
-  });
+  register_backend(
+      "inproc",
+      [](const BackendOptions& o) -> Expected<std::unique_ptr<Backend>> {
+        return make_inproc_backend(o);
+      },
+      inproc_option_table());
 }
 
 }  // namespace sluice

@@ -28,7 +28,7 @@ namespace sluice {
 
 std::unique_ptr<Backend> make_inproc_backend(const BackendOptions& options);
 
-// Registers make_inproc_backend under the name "inproc".
+// Registers make_inproc_backend under the name "inproc", with inproc_option_table().
 void register_inproc_backend();
 
 }  // namespace sluice

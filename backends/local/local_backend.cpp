@@ -833,11 +833,27 @@ std::unique_ptr<Backend> make_local_backend(const LocalBackendOptions& options) 
   return std::make_unique<LocalBackend>(options);
 }
 
+const OptionTable& local_option_table() {
+  static const OptionTable table = {
+      {"kill_grace_ms", std::to_string(kDefaultKillGrace.count()),
+       "milliseconds between SIGTERM and SIGKILL when an attempt is killed",
+       check_count(0, 24 * 3'600'000)},
+      {"pidfd", "on", "off: watch processes by polling waitid, as on kernels without pidfd_open",
+       check_one_of({"on", "off"})},
+      {"spawn", kFastSpawnByDefault ? "fast" : "posix",
+       "how attempts start: fast (clone + execve) or posix (posix_spawn)",
+       check_one_of({"fast", "posix"})},
+  };
+  return table;
+}
+
 void register_local_backend() {
-  register_backend("local",
-                   [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
-                     return make_local_backend(options);
-                   });
+  register_backend(
+      "local",
+      [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
+        return make_local_backend(options);
+      },
+      local_option_table());
 }
 
 }  // namespace sluice

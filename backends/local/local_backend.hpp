@@ -47,7 +47,10 @@ struct LocalBackendOptions {
 std::unique_ptr<Backend> make_local_backend(const BackendOptions& options);
 std::unique_ptr<Backend> make_local_backend(const LocalBackendOptions& options);
 
-// Registers make_local_backend under the name "local".
+// The options "local" takes besides cpus, gpus and executors: kill_grace_ms, pidfd, spawn.
+const OptionTable& local_option_table();
+
+// Registers make_local_backend under the name "local", with local_option_table().
 void register_local_backend();
 
 // GPU device ids this machine offers to the local backend when not told: the ids of

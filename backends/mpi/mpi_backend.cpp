@@ -29,7 +29,8 @@ class MpiBackend final : public Backend {
   explicit MpiBackend(const BackendOptions& options) : session_(MpiSession::get()) {
     capacity_.executors = options.executors;
     if (auto it = options.extra.find("queue_per_slot"); it != options.extra.end())
-      depth_ = std::clamp(std::atoi(it->second.c_str()), 1, 1 << 12);
+      if (auto n = parse_option_int(it->second))  // checked against mpi_option_table()
+        depth_ = static_cast<int>(std::clamp<std::int64_t>(*n, 1, 1 << 12));
   }
 
   // Collects every worker's hello; fails when a worker does not answer in time.
@@ -305,14 +306,18 @@ void register_mpi_backend() {
     if (MpiSession::get().rank() == 0) return std::nullopt;
     return mpi::serve_as_worker(options);
   });
-  register_backend("mpi", [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
-    MpiSession& session = MpiSession::get();
-    if (session.rank() != 0)
-      return make_error(ErrorCode::kBackend, "the mpi backend's coordinator runs on rank 0 only");
-    auto backend = std::make_unique<MpiBackend>(options);
-    if (auto r = backend->connect(); !r) return tl::unexpected(r.error());
-    return std::unique_ptr<Backend>(std::move(backend));
-  });
+  register_backend(
+      "mpi",
+      [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
+        MpiSession& session = MpiSession::get();
+        if (session.rank() != 0)
+          return make_error(ErrorCode::kBackend,
+                            "the mpi backend's coordinator runs on rank 0 only");
+        auto backend = std::make_unique<MpiBackend>(options);
+        if (auto r = backend->connect(); !r) return tl::unexpected(r.error());
+        return std::unique_ptr<Backend>(std::move(backend));
+      },
+      mpi_option_table());
 }
 
 }  // namespace sluice

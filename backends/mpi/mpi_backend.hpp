@@ -35,10 +35,15 @@
 
 namespace sluice {
 
-// Registers the backend "mpi" and its worker entry (see backend_registry.hpp). In
-// `sluice` both re-execute the process as `sluice-mpi`; in `sluice-mpi` they join the
-// MPI job: the worker entry serves on ranks > 0 and returns their exit status, and
-// the factory (rank 0) waits for every worker's hello and returns the backend.
+// The options "mpi" takes besides cpus, gpus and executors: queue_per_slot. One table
+// for `sluice` and `sluice-mpi`, so both refuse the same keys before any rank starts.
+const OptionTable& mpi_option_table();
+
+// Registers the backend "mpi" (with mpi_option_table()) and its worker entry (see
+// backend_registry.hpp). In `sluice` both re-execute the process as `sluice-mpi`; in
+// `sluice-mpi` they join the MPI job: the worker entry serves on ranks > 0 and returns
+// their exit status, and the factory (rank 0) waits for every worker's hello and returns the
+// backend.
 void register_mpi_backend();
 
 }  // namespace sluice

@@ -51,9 +51,12 @@ void register_mpi_backend() {
     std::fprintf(stderr, "sluice: %s\n", exec_mpi_binary().c_str());
     return 3;
   });
-  register_backend("mpi", [](const BackendOptions&) -> Expected<std::unique_ptr<Backend>> {
-    return make_error(ErrorCode::kBackend, exec_mpi_binary());
-  });
+  register_backend(
+      "mpi",
+      [](const BackendOptions&) -> Expected<std::unique_ptr<Backend>> {
+        return make_error(ErrorCode::kBackend, exec_mpi_binary());
+      },
+      mpi_option_table());
 }
 
 }  // namespace sluice

@@ -4,6 +4,7 @@
 
 #include "pilot_backend.hpp"
 #include "pilot_coordinator.hpp"
+#include "pilot_options.hpp"
 #include "sluice/duration.hpp"
 #include "slurm_backend.hpp"
 #include "slurm_driver.hpp"
@@ -97,11 +98,15 @@ BackendOptions without(const BackendOptions& in, std::initializer_list<const cha
 }  // namespace
 
 void register_pilot_backend() {
-  register_backend("pilot", [](const BackendOptions& options) {
-    return make_pilot_backend(options, driver_for(options));
-  });
   register_backend(
-      "slurm", [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
+      "pilot",
+      [](const BackendOptions& options) {
+        return make_pilot_backend(options, driver_for(options));
+      },
+      pilot::option_table());
+  register_backend(
+      "slurm",
+      [](const BackendOptions& options) -> Expected<std::unique_ptr<Backend>> {
         auto it = options.extra.find("mode");
         const std::string mode = it == options.extra.end() ? "jobs" : it->second;
         if (mode == "jobs")
@@ -131,7 +136,8 @@ void register_pilot_backend() {
         }
         return std::unique_ptr<Backend>(
             std::make_unique<AutoBackend>(std::move(*pilot), std::move(*jobs), threshold));
-      });
+      },
+      pilot::slurm_modes_option_table());
 }
 
 }  // namespace sluice

@@ -78,4 +78,51 @@ Expected<Options> parse_options(const BackendOptions& in) {
   return o;
 }
 
+const OptionTable& option_table() {
+  static const OptionTable table = merge_option_tables(
+      {
+          {"max_allocations", "4", "Slurm allocations of workers at once", check_count(1, 100000)},
+          {"nodes", "1", "nodes per allocation", check_count(1, 100000)},
+          {"time_limit", "1h", "each allocation's time limit", check_duration()},
+          {"idle_timeout", "1m", "an allocation with nothing to run ends after this",
+           check_duration()},
+          {"memory", "", "MiB of memory per node (default: Slurm's)", check_count(1, 100000)},
+          {"gpus_per_worker", "",
+           "G dividing gpus: one worker per G GPUs on each node (default: one worker per node)",
+           check_count(1, 100000)},
+          {"max_queued", "max(1024, 2 x max_allocations x nodes x max(cpus, 64))",
+           "launches handed to the workers at once, in cores", check_count(1, 100000)},
+          {"poll_interval", "2s", "how often Slurm is asked about the allocations",
+           check_duration()},
+          {"heartbeat_timeout", "30s", "a worker silent this long (at least 1s) is lost",
+           check_duration()},
+          {"driver", "libslurm when built, else cli", "how Slurm is asked: libslurm or cli",
+           check_one_of({"libslurm", "cli"})},
+      },
+      placement_option_table());
+  return table;
+}
+
+const OptionTable& slurm_modes_option_table() {
+  static const OptionTable table = merge_option_tables(
+      merge_option_tables(
+          {
+              {"mode", "jobs",
+               "jobs: one Slurm job per attempt; pilot: workers in allocations run them; auto: "
+               "both, by max_exec_time",
+               check_one_of({"jobs", "pilot", "auto"})},
+              {"auto_threshold", "time_limit / 2",
+               "auto mode: tasks with a longer max_exec_time become jobs", check_duration()},
+              {"max_queued",
+               "jobs: 1000; pilot: max(1024, 2 x max_allocations x nodes x max(cpus, 64))",
+               "jobs: jobs in Slurm's queue at once; pilot: launches handed to workers at once",
+               check_count(1, 10'000'000)},
+              {"poll_interval", "jobs: 1s; pilot: 2s", "how often Slurm is asked",
+               check_duration()},
+          },
+          slurm_option_table()),
+      option_table());
+  return table;
+}
+
 }  // namespace sluice::pilot

@@ -38,4 +38,11 @@ struct Options {
 // kInvalidInput for an unknown key or a bad value.
 Expected<Options> parse_options(const BackendOptions& in);
 
+// The keys of backend "pilot" besides cpus, gpus and executors, documented.
+const OptionTable& option_table();
+
+// The keys of backend "slurm" once pilot mode is linked in: mode and auto_threshold,
+// the jobs mode's keys (slurm_option_table()) and option_table()'s.
+const OptionTable& slurm_modes_option_table();
+
 }  // namespace sluice::pilot

@@ -91,9 +91,13 @@ Expected<Options> parse_options(const BackendOptions& in) {
     } else if (k.rfind("executor.", 0) == 0) {
       o.executor_partition[k.substr(9)] = v;
     } else if (k == "max_queued") {
-      o.max_queued = static_cast<std::size_t>(std::max(1L, std::atol(v.c_str())));
+      auto n = parse_option_int(v);
+      if (!n || *n < 1) return bad(k, v, "not a positive number");
+      o.max_queued = static_cast<std::size_t>(*n);
     } else if (k == "array_throttle") {
-      o.array_throttle = std::max(0, std::atoi(v.c_str()));
+      auto n = parse_option_int(v);
+      if (!n || *n < 0 || *n > (1 << 30)) return bad(k, v, "not a number");
+      o.array_throttle = static_cast<int>(*n);
     } else if (k == "arrays") {
       if (v != "on" && v != "off") return bad(k, v, "use on or off");
       o.arrays = v == "on";
@@ -620,8 +624,42 @@ bool parse_placement_option(const std::string& key, const std::string& value,
   return true;
 }
 
+const OptionTable& placement_option_table() {
+  static const OptionTable table = {
+      {"partition", "", "the Slurm partition jobs go to (default: the cluster's)", {}},
+      {"account", "", "the account jobs are charged to", {}},
+      {"qos", "", "the quality of service jobs ask for", {}},
+      {"constraint", "", "node features jobs need (sbatch --constraint)", {}},
+      {"reservation", "", "the reservation jobs run in", {}},
+      {"sbatch", "", "more sbatch options, separated by spaces (\"--exclusive --mem=4G\")", {}},
+  };
+  return table;
+}
+
+const OptionTable& slurm_option_table() {
+  static const OptionTable table = merge_option_tables(
+      {
+          {"driver", "libslurm when built, else cli", "how Slurm is asked: libslurm or cli",
+           check_one_of({"libslurm", "cli"})},
+      },
+      merge_option_tables(
+          placement_option_table(),
+          {
+              {"executor.*", "", "executor.LABEL=P: partition P for tasks with executor LABEL", {}},
+              {"max_queued", "1000", "jobs in Slurm's queue at once; the rest wait here",
+               check_count(1, 10'000'000)},
+              {"poll_interval", "1s", "how often Slurm is asked about every live job",
+               check_duration()},
+              {"arrays", "on", "on: identical launches of one batch become a job array",
+               check_one_of({"on", "off"})},
+              {"array_throttle", "0", "N > 0: at most N elements of an array run at once",
+               check_count(0, 1 << 30)},
+          }));
+  return table;
+}
+
 void register_slurm_backend() {
-  register_backend("slurm", make_slurm_backend);
+  register_backend("slurm", make_slurm_backend, slurm_option_table());
 }
 
 }  // namespace sluice

@@ -47,7 +47,14 @@ Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& opti
 bool parse_placement_option(const std::string& key, const std::string& value,
                             slurm::SubmitRequest& placement);
 
-// Registers make_slurm_backend under the name "slurm".
+// The keys parse_placement_option() takes, documented, for every Slurm-submitting
+// backend's options table.
+const OptionTable& placement_option_table();
+
+// The options "slurm" takes (jobs mode) besides cpus, gpus and executors.
+const OptionTable& slurm_option_table();
+
+// Registers make_slurm_backend under the name "slurm", with slurm_option_table().
 void register_slurm_backend();
 
 }  // namespace sluice

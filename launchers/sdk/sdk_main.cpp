@@ -78,7 +78,9 @@ Config pick_config(const cli::Globals& g, const RunVerbArgs& a) {
   flags.cpus = a.cpus;
   flags.gpus = a.gpus;
   flags.executors = a.executors;
-  for (auto& [k, v] : cli::option_strings(flags)) c.options[k] = std::move(v);
+  for (auto& [k, v] : option_strings(flags)) c.options[k] = std::move(v);
+  // An unknown key or a malformed value is refused before any run is prepared.
+  if (auto checked = c.backend_options(); !checked) cli::fail(checked.error());
   return c;
 }
 
@@ -263,7 +265,7 @@ int main(int argc, char** argv, const Flow& flow) {
   std::string home_flag;
   app.add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)")
       ->envname("SLUICE_HOME");
-  app.parse_complete_callback([&] { g.home = resolve_home(home_flag); });
+  app.parse_complete_callback([&] { g.home = sluice_home(home_flag); });
 
   static RunVerbArgs a;
   auto add_run_options = [&](CLI::App* cmd) {

@@ -275,3 +275,26 @@ TEST_CASE("an SDK program submits its workflow and another process waits for it"
   auto unknown = run_program(example("nested"), {"submit", "--config", "no-such"}, dir.path());
   CHECK(unknown.exit_code == 2);
 }
+
+TEST_CASE("an SDK program refuses a configuration with an unknown or malformed option",
+          "[integration][sdk][options]") {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / ".sluice/configs");
+  sluice::testing::write_file(dir / ".sluice/configs/typo.toml",
+                              "backend = \"local\"\nbogus = \"1\"\n");
+  sluice::testing::write_file(dir / ".sluice/configs/slow.toml",
+                              "backend = \"inproc\"\nqueue_per_thread = \"lots\"\n");
+  for (const std::string verb : {"run", "prepare", "submit"}) {
+    auto typo = run_program(example("nested"), {verb, "--config", "typo"}, dir.path());
+    INFO(verb << ": " << typo.out << typo.err);
+    CHECK(typo.exit_code == 2);
+    CHECK(typo.err.find("configuration 'typo': unknown option 'bogus' for backend local") !=
+          std::string::npos);
+    CHECK(typo.err.find("kill_grace_ms") != std::string::npos);
+    auto slow = run_program(example("nested"), {verb, "--config", "slow"}, dir.path());
+    INFO(slow.out << slow.err);
+    CHECK(slow.exit_code == 2);
+    CHECK(slow.err.find("queue_per_thread=lots for backend inproc") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / ".sluice/store.db"));
+}

@@ -12,7 +12,12 @@
 //   executors = "cpu,gpu"
 //
 // Options every backend understands: cpus, gpus, executors (comma-separated labels);
-// the rest go to the backend in BackendOptions::extra.
+// the rest go to the backend in BackendOptions::extra. Each backend documents its keys
+// in an options table (`sluice config show NAME`, `sluice doctor`); an unknown key or a
+// malformed value is an error when the configuration is used.
+//
+// This is the one place that knows where configurations and the home live: the `sluice`
+// command line and programs built with the SDK both use it.
 #pragma once
 
 #include <map>
@@ -53,12 +58,31 @@ struct Config {
   // The saved configurations' names in HOME/configs, sorted.
   static std::vector<std::string> list(const std::string& home = "");
 
-  // cpus, gpus and executors parsed; other options in `extra`. kInvalidInput for a
-  // non-numeric cpus/gpus.
+  // `options` checked against the backend's options table (when that backend is
+  // registered in this program) and parsed: cpus, gpus and executors in their fields,
+  // the rest in `extra`. kInvalidInput for an unknown key or a malformed value, naming
+  // the configuration and listing the backend's valid keys.
   Expected<BackendOptions> backend_options() const;
 };
 
 // The Sluice home: `flag` if set, else $SLUICE_HOME, else ./.sluice; made absolute.
 std::string sluice_home(const std::string& flag = "");
+
+// Where saved configurations live: HOME/configs (HOME resolved as sluice_home()).
+std::string config_dir(const std::string& home = "");
+
+// Whether `name` may name a saved configuration: letters, digits, '_', '-' and '.', not
+// starting with '.' (it becomes a file name).
+bool is_config_name(const std::string& name);
+
+// Options as a configuration file or -O gives them, parsed: cpus, gpus (whole numbers)
+// and executors (comma-separated) into their fields, every other key into `extra`.
+// kInvalidInput for a cpus or gpus that is not a number. The keys are not checked
+// here: that is the backend's options table (Config::backend_options()).
+Expected<BackendOptions> parse_backend_options(const std::map<std::string, std::string>& options);
+
+// The reverse of parse_backend_options(): `extra`, plus cpus, gpus and executors when
+// they are set (cpus > 0, gpus >= 0, executors not empty).
+std::map<std::string, std::string> option_strings(const BackendOptions& options);
 
 }  // namespace sluice

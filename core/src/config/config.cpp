@@ -17,10 +17,6 @@
 namespace sluice {
 namespace {
 
-std::string config_dir(const std::string& home) {
-  return sluice_home(home) + "/configs";
-}
-
 bool read_text(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -57,6 +53,18 @@ std::string sluice_home(const std::string& flag) {
   std::error_code ec;
   auto abs = std::filesystem::absolute(h, ec);
   return ec ? h : abs.lexically_normal().string();
+}
+
+std::string config_dir(const std::string& home) {
+  return sluice_home(home) + "/configs";
+}
+
+bool is_config_name(const std::string& name) {
+  return !name.empty() && name[0] != '.' &&
+         name.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyz"
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+             "0123456789_-.") == std::string::npos;
 }
 
 Expected<Config> Config::builtin(const std::string& name) {
@@ -146,27 +154,6 @@ std::vector<std::string> Config::list(const std::string& home) {
     if (e.path().extension() == ".toml") names.push_back(e.path().stem().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-Expected<BackendOptions> Config::backend_options() const {
-  BackendOptions o;
-  for (const auto& [k, v] : options) {
-    if (k == "cpus" || k == "gpus") {
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n < (k == "gpus" ? -1 : 0))
-        return make_error(ErrorCode::kInvalidInput, "configuration '" + name + "': " + k +
-                                                        " must be a number, not '" + v + "'");
-      (k == "cpus" ? o.cpus : o.gpus) = static_cast<int>(n);
-    } else if (k == "executors") {
-      std::stringstream ss(v);
-      for (std::string label; std::getline(ss, label, ',');)
-        if (!label.empty()) o.executors.push_back(label);
-    } else {
-      o.extra[k] = v;
-    }
-  }
-  return o;
 }
 
 }  // namespace sluice

@@ -5,9 +5,20 @@
 namespace sluice {
 namespace {
 
-std::map<std::string, BackendFactory>& registry() {
-  static std::map<std::string, BackendFactory> factories;
-  return factories;
+struct Registered {
+  BackendFactory factory;
+  OptionTable options;
+};
+
+std::map<std::string, Registered>& registry() {
+  static std::map<std::string, Registered> backends;
+  return backends;
+}
+
+Error unknown_backend(const std::string& name) {
+  std::string known;
+  for (auto& n : backend_names()) known += (known.empty() ? "" : ", ") + n;
+  return Error{ErrorCode::kNotFound, "unknown backend '" + name + "' (available: " + known + ")"};
 }
 
 std::map<std::string, WorkerEntry>& worker_entries() {
@@ -33,20 +44,31 @@ bool Backend::reattach(const std::string&, TaskId, std::uint32_t) {
   return false;
 }
 
-void register_backend(const std::string& name, BackendFactory factory) {
-  registry()[name] = std::move(factory);
+void register_backend(const std::string& name, BackendFactory factory, OptionTable options) {
+  registry()[name] =
+      Registered{std::move(factory), merge_option_tables(common_option_table(), options)};
 }
 
 Expected<std::unique_ptr<Backend>> create_backend(const std::string& name,
                                                   const BackendOptions& options) {
   auto it = registry().find(name);
-  if (it == registry().end()) {
-    std::string known;
-    for (auto& n : backend_names()) known += (known.empty() ? "" : ", ") + n;
-    return make_error(ErrorCode::kNotFound,
-                      "unknown backend '" + name + "' (available: " + known + ")");
-  }
-  return it->second(options);
+  if (it == registry().end()) return tl::unexpected(unknown_backend(name));
+  if (auto checked = check_options(name, it->second.options, option_strings(options)); !checked)
+    return tl::unexpected(checked.error());
+  return it->second.factory(options);
+}
+
+Expected<OptionTable> backend_option_table(const std::string& name) {
+  auto it = registry().find(name);
+  if (it == registry().end()) return tl::unexpected(unknown_backend(name));
+  return it->second.options;
+}
+
+Expected<void> check_backend_options(const std::string& name,
+                                     const std::map<std::string, std::string>& options) {
+  auto it = registry().find(name);
+  if (it == registry().end()) return tl::unexpected(unknown_backend(name));
+  return check_options(name, it->second.options, options);
 }
 
 void register_worker_entry(const std::string& name, WorkerEntry entry) {
@@ -61,7 +83,7 @@ std::optional<int> enter_worker(const std::string& name, const BackendOptions& o
 
 std::vector<std::string> backend_names() {
   std::vector<std::string> names;
-  for (auto& [n, f] : registry()) names.push_back(n);
+  for (auto& [n, r] : registry()) names.push_back(n);
   return names;
 }
 
