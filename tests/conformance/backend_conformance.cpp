@@ -262,6 +262,7 @@ void check_backend_contract(const Target& target) {
   }
 
   SECTION("after a restart, reattach takes an attempt back or abandon lets it go") {
+    if (!target.restarts) return;
     auto handle = s.launch(Behaviour::kRunsUntilKilled, 0);
     REQUIRE(handle);
     s.settle(b, settle);

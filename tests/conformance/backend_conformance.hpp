@@ -52,6 +52,9 @@ struct Target {
   // Ends attempts the backend cannot kill once running (inproc's functions). Optional.
   std::function<void()> release;
   bool kills_running = true;
+  // False when make() cannot give a second, independent backend (mpi: one per MPI job,
+  // shared by every check): the restart check is then left out.
+  bool restarts = true;
   // How long an attempt may take from launch to its Completion.
   std::chrono::milliseconds patience{30'000};
   // Slack allowed past poll()'s timeout (a loaded machine, a slow fake world).

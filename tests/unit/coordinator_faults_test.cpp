@@ -87,7 +87,10 @@ std::vector<TaskId> tasks_whose_first_attempt_failed(FaultRun& r, const std::str
 TEST_CASE("a refused launch uses up an attempt and is retried; nothing of it runs",
           "[core][coordinator][faults]") {
   FaultRun r({{}, {}, {}}, /*retries=*/1);
-  FakeBackend fake;
+  // Also with attempt directories made (and logs opened) by the coordinator before launch.
+  FakeBackend::Options options;
+  options.wants_attempt_dir = GENERATE(false, true);
+  FakeBackend fake(options);
   FaultBackend faulty(fake);
   faulty.refuse_launch(2);
   REQUIRE(r.run(faulty) == RunState::kSucceeded);
@@ -139,6 +142,24 @@ TEST_CASE("a lost attempt is run again without using up a retry", "[core][coordi
   CHECK(fake.launch_count(1) == 2);
   CHECK(fake.launch_count(0) == 1);
   CHECK(fake.launch_count(2) == 1);  // its dependent ran once, after the second attempt
+  require_each_attempt_launched_once(fake);
+}
+
+TEST_CASE("an attempt lost again and again is retried for free only so often",
+          "[core][coordinator][faults]") {
+  FaultRun r({{}}, /*retries=*/0);
+  FakeBackend fake;
+  FaultBackend faulty(fake);
+  for (std::uint32_t a = 1; a <= 10; ++a) faulty.lose(0, a);
+  REQUIRE(r.run(faulty) == RunState::kFailed);
+  // Five losses are free (the scheduler's kMaxLostRetries); the sixth uses the task's
+  // only attempt.
+  CHECK(faulty.lost() == 6);
+  CHECK(fake.launch_count(0) == 6);
+  auto tasks = r.tasks();
+  CHECK(tasks[0].state == TaskState::kFailed);
+  CHECK(tasks[0].attempts == 6);
+  CHECK(tasks[0].reason == "injected: lost");
   require_each_attempt_launched_once(fake);
 }
 
