@@ -603,6 +603,14 @@ Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& opti
   return std::unique_ptr<Backend>(std::make_unique<SlurmBackend>(std::move(*o), std::move(driver)));
 }
 
+Expected<std::unique_ptr<Backend>> make_slurm_backend_with(
+    const BackendOptions& options, std::unique_ptr<slurm::SlurmDriver> driver) {
+  auto o = parse_options(options);
+  if (!o) return tl::unexpected(o.error());
+  if (!driver) return make_error(ErrorCode::kInvalidInput, "slurm backend without a driver");
+  return std::unique_ptr<Backend>(std::make_unique<SlurmBackend>(std::move(*o), std::move(driver)));
+}
+
 bool parse_placement_option(const std::string& key, const std::string& value,
                             slurm::SubmitRequest& placement) {
   if (key == "partition") {

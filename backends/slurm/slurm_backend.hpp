@@ -36,9 +36,15 @@
 namespace sluice {
 namespace slurm {
 struct SubmitRequest;
-}
+class SlurmDriver;
+}  // namespace slurm
 
 Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& options);
+
+// The same backend talking to the cluster through `driver` (tests pass a fake cluster);
+// the option `driver` is still checked but no driver is made from it.
+Expected<std::unique_ptr<Backend>> make_slurm_backend_with(
+    const BackendOptions& options, std::unique_ptr<slurm::SlurmDriver> driver);
 
 // Where jobs go, as every Slurm-submitting backend (this one, `pilot`) reads it: applies
 // option `key` (partition, account, qos, constraint, reservation, or sbatch: free-form

@@ -3,13 +3,16 @@
 // on request and states its capacity. Backends are driven by one coordinator thread and
 // need not be thread-safe.
 //
-// Contract for every backend (checked for local by tests/unit/local_backend_test.cpp,
-// for the others by their own tests under tests/):
+// Contract for every backend, checked for each one by the conformance suite
+// (tests/conformance/backend_conformance.hpp: fake, local, inproc, slurm and pilot with
+// fake clusters in the unit tier, slurm on the real cluster under label `slurm`):
 //  - launch() either starts the attempt and returns a handle, or returns an error and
 //    leaves nothing running; a launched attempt produces exactly one Completion.
+//  - launch_batch() returns one result per request, in order.
 //  - poll() returns completions in the order the backend observed them and blocks at
 //    most `timeout` when there are none.
 //  - kill() of an attempt that already finished is a no-op.
+//  - in_flight() counts attempts launched (or re-attached) and not yet reported.
 #pragma once
 
 #include <chrono>

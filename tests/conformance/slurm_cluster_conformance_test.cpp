@@ -1,0 +1,27 @@
+// The `slurm` backend keeps the Backend contract on the real cluster, when one answers
+// (`scontrol ping` says UP); otherwise the test is skipped.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <string>
+
+#include "conformance/backend_conformance.hpp"
+#include "slurm_backend.hpp"
+#include "support/slurm.hpp"
+
+using namespace sluice;
+
+TEST_CASE("the slurm backend keeps the Backend contract on the real cluster", "[conformance]") {
+  REQUIRE_SLURM();
+  conformance::Target t;
+  t.name = "slurm (real cluster)";
+  t.make = []() -> std::unique_ptr<Backend> {
+    BackendOptions o;
+    o.extra = {{"poll_interval", "200ms"}};
+    auto b = make_slurm_backend(o);
+    REQUIRE(b);
+    return std::move(*b);
+  };
+  t.patience = std::chrono::seconds(120);
+  conformance::check_backend_contract(t);
+}

@@ -1,0 +1,160 @@
+// The `slurm` backend keeps the Backend contract against a fake cluster: jobs go
+// PENDING, RUNNING, then end as their task's name says (ok*: COMPLETED, fail*: FAILED
+// with exit code 3, hang*: RUNNING until scancel). The cluster outlives the backends
+// over it, as a real one outlives a coordinator, so re-attach is checked too.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <regex>
+
+#include "conformance/backend_conformance.hpp"
+#include "slurm_backend.hpp"
+#include "slurm_driver.hpp"
+#include "support/scratch_dir.hpp"
+
+using namespace sluice;
+
+namespace {
+
+struct FakeCluster {
+  struct Job {
+    std::string task;  // the task's name, from its attempt directory
+    std::string state = "PENDING";
+    int exit_code = 0;
+    int queries = 0;
+  };
+  std::map<std::string, Job> jobs;  // "123" or "123_4"
+  std::vector<slurm::SubmitRequest> submitted;
+  int next_id = 100;
+
+  // ".../tasks/NAME/ATTEMPT[/stdout]" -> NAME
+  static std::string task_of(std::string dir) {
+    if (dir.size() > 7 && dir.compare(dir.size() - 7, 7, "/stdout") == 0)
+      dir.resize(dir.size() - 7);
+    dir = dir.substr(0, dir.rfind('/'));
+    return dir.substr(dir.rfind('/') + 1);
+  }
+
+  std::string submit(const slurm::SubmitRequest& r) {
+    submitted.push_back(r);
+    const std::string id = std::to_string(++next_id);
+    if (r.array.empty()) {
+      jobs[id].task = task_of(r.output);
+      return id;
+    }
+    // Elements from the array script's "N) d='DIR' ;;" lines.
+    static const std::regex element(R"((\d+)\) d='([^']*)' ;;)");
+    for (std::sregex_iterator it(r.script.begin(), r.script.end(), element), end; it != end; ++it)
+      jobs[id + "_" + (*it)[1].str()].task = task_of((*it)[2].str() + "/stdout");
+    return id;
+  }
+
+  void advance(Job& j) {
+    if (j.state == "CANCELLED" || j.state == "COMPLETED" || j.state == "FAILED") return;
+    ++j.queries;
+    if (j.queries == 1) return;  // pending once
+    j.state = "RUNNING";
+    if (j.queries < 3 || j.task.rfind("hang", 0) == 0) return;
+    if (j.task.rfind("fail", 0) == 0) {
+      j.state = "FAILED";
+      j.exit_code = 3;
+    } else {
+      j.state = "COMPLETED";
+    }
+  }
+};
+
+class FakeClusterDriver final : public slurm::SlurmDriver {
+ public:
+  explicit FakeClusterDriver(std::shared_ptr<FakeCluster> c) : c_(std::move(c)) {}
+  std::string name() const override { return "fake"; }
+  Expected<std::string> submit(const slurm::SubmitRequest& r) override { return c_->submit(r); }
+  Expected<std::map<std::string, slurm::JobStatus>> query(
+      const std::vector<std::string>& base_ids) override {
+    std::map<std::string, slurm::JobStatus> out;
+    for (auto& [key, job] : c_->jobs) {
+      const std::string base = key.substr(0, key.find('_'));
+      if (std::find(base_ids.begin(), base_ids.end(), base) == base_ids.end()) continue;
+      c_->advance(job);
+      slurm::JobStatus& s = out[key];
+      s.state = job.state;
+      s.reason = job.state == "PENDING" ? "Priority" : "None";
+      s.exit_code = job.exit_code;
+    }
+    return out;
+  }
+  void cancel(const std::vector<std::string>& keys) override {
+    for (const auto& k : keys)
+      for (auto& [key, job] : c_->jobs)
+        if ((key == k || key.substr(0, key.find('_')) == k) && job.state != "COMPLETED" &&
+            job.state != "FAILED")
+          job.state = "CANCELLED";
+  }
+  int max_array_size() override { return 1001; }
+
+ private:
+  std::shared_ptr<FakeCluster> c_;
+};
+
+}  // namespace
+
+TEST_CASE("the slurm backend keeps the Backend contract on a fake cluster", "[conformance]") {
+  auto cluster = std::make_shared<FakeCluster>();
+  const auto arrays = GENERATE(std::string("on"), std::string("off"));
+  conformance::Target t;
+  t.name = "slurm (fake cluster, arrays=" + arrays + ")";
+  t.make = [cluster, arrays]() -> std::unique_ptr<Backend> {
+    BackendOptions o;
+    o.extra = {{"poll_interval", "5ms"}, {"arrays", arrays}};
+    auto b = make_slurm_backend_with(o, std::make_unique<FakeClusterDriver>(cluster));
+    REQUIRE(b);
+    return std::move(*b);
+  };
+  conformance::check_backend_contract(t);
+}
+
+TEST_CASE("the slurm backend makes one array of a batch with identical resources", "[slurm-fake]") {
+  auto cluster = std::make_shared<FakeCluster>();
+  BackendOptions o;
+  o.extra = {{"poll_interval", "5ms"}, {"max_queued", "3"}};
+  auto made = make_slurm_backend_with(o, std::make_unique<FakeClusterDriver>(cluster));
+  REQUIRE(made);
+  Backend& b = **made;
+  const testing::ScratchDir scratch;
+  const auto& root = scratch.path();
+  std::deque<TaskSpec> specs;
+  std::vector<LaunchRequest> batch;
+  for (TaskId t = 0; t < 5; ++t) {
+    TaskSpec& s = specs.emplace_back();
+    s.name = s.group = "ok" + std::to_string(t);
+    s.command = {"true"};
+    s.workdir = "/tmp";
+    LaunchRequest r;
+    r.task = t;
+    r.spec = &s;
+    r.attempt_dir = (root / "runs" / "r1" / "tasks" / s.name / "1").string();
+    std::filesystem::create_directories(r.attempt_dir);
+    batch.push_back(r);
+  }
+  auto handles = b.launch_batch(batch);
+  REQUIRE(handles.size() == 5);
+  // max_queued = 3: one array of three, two held in the backend.
+  REQUIRE(cluster->submitted.size() == 1);
+  CHECK(cluster->submitted[0].array == "0-2");
+  for (int i = 0; i < 3; ++i)
+    CHECK(*handles[i] == "slurm:101_" + std::to_string(i) + ":" + batch[i].attempt_dir);
+  for (int i = 3; i < 5; ++i) CHECK(handles[i]->rfind("slurm:held:", 0) == 0);
+  CHECK(b.in_flight() == 5);
+  std::vector<Completion> out;
+  for (int i = 0; i < 2000 && out.size() < 5; ++i) b.poll(out, std::chrono::milliseconds(5));
+  REQUIRE(out.size() == 5);
+  for (const auto& c : out) CHECK(c.ok());
+  CHECK(cluster->submitted.size() == 2);  // the held two, once the first three ended
+  CHECK(b.in_flight() == 0);
+}
