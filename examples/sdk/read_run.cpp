@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
       std::printf("result %s %s\n", task.c_str(), sluice::describe(value).c_str());
     if (argc > 2) std::printf("stdout of %s:\n%s", argv[2], run.logs(argv[2]).c_str());
     return run.get_status() == sluice::RunState::kSucceeded ? 0 : 1;
-  } catch (const sluice::RunError& e) {
+  } catch (const sluice::Error& e) {  // e.code: kNotFound for an unknown run, ...
     std::fprintf(stderr, "read_run: %s\n", e.what());
     return 2;
   }

@@ -149,12 +149,13 @@ Config config_of(const WorkflowRun& run, const std::string& backend) {
   return c;
 }
 
+// The SDK calls throw sluice::Error; its code picks the exit status (cli::fail).
 template <class F>
 int guarded(F f) {
   try {
     return f();
-  } catch (const RunError& e) {
-    cli::fail(Error{e.code, e.what()});
+  } catch (const Error& e) {
+    cli::fail(e);
   }
 }
 
@@ -201,12 +202,7 @@ int submit(const cli::Globals& g, const RunVerbArgs& a, const Flow& flow) {
                    "the mpi backend's coordinator is rank 0 of an MPI job: start it with "
                    "`mpirun -n N APP run --backend mpi`, not submit");
   {
-    Workflow wf;
-    try {
-      wf = flow.build();
-    } catch (const std::invalid_argument& e) {
-      throw CliError(kExitBadInput, e.what());
-    }
+    const Workflow wf = flow.build();
     auto options = config.backend_options();
     if (!options) fail(options.error());
     // Only to check capacity: the daemon makes its own (no threads may cross the fork).
@@ -344,6 +340,10 @@ int main(int argc, char** argv, const Flow& flow) {
     std::fflush(stdout);
     std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
     return e.code;
+  } catch (const std::exception& e) {  // a bug or exhausted memory, not the caller's fault
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: internal error: %s\n", program.c_str(), e.what());
+    return kExitInternal;
   }
   return g_exit_code;
 }

@@ -298,3 +298,26 @@ TEST_CASE("an SDK program refuses a configuration with an unknown or malformed o
   }
   CHECK_FALSE(std::filesystem::exists(dir / ".sluice/store.db"));
 }
+
+TEST_CASE("sluice::main turns an SDK error's code into its exit status", "[integration][sdk]") {
+  ScratchDir dir;
+  REQUIRE(run_program(example("nested"), {"prepare"}, dir.path()).exit_code == 0);
+  // kNotFound (the caller can fix it): 2.
+  auto start = run_program(example("nested"), {"start", "zzzznotarun"}, dir.path());
+  INFO(start.out << start.err);
+  CHECK(start.exit_code == 2);
+  CHECK(start.err.find("no run matches 'zzzznotarun'") != std::string::npos);
+  // A program of its own catches the same sluice::Error.
+  auto read = run_program(example("read_run"), {"zzzznotarun"}, dir.path(),
+                          {"SLUICE_HOME=" + (dir.path() / ".sluice").string()});
+  INFO(read.out << read.err);
+  CHECK(read.exit_code == 2);
+  CHECK(read.err.find("read_run: ") != std::string::npos);
+  // kIo (a home that cannot be made): 3.
+  std::ofstream(dir.path() / "a-file") << "not a directory";
+  auto prep =
+      run_program(example("nested"),
+                  {"prepare", "--home", (dir.path() / "a-file" / "home").string()}, dir.path());
+  INFO(prep.out << prep.err);
+  CHECK(prep.exit_code == 3);
+}

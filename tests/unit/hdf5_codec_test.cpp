@@ -76,7 +76,7 @@ TEST_CASE("values describe themselves briefly", "[hdf5][value]") {
   CHECK(describe(Value(NdArray(DType::kInt32, {}))) == "int32[]");
   CHECK(describe(Value(List{1, 2, 3, 4})) == "list[4]");
   CHECK(describe(Value(Map{{"a", 1}, {"b", 2}, {"c", 3}})) == "map{3}");
-  CHECK_THROWS_AS(NdArray(std::vector<double>{1, 2, 3}, {2, 2}), std::invalid_argument);
+  CHECK_THROWS_AS(NdArray(std::vector<double>{1, 2, 3}, {2, 2}), sluice::Error);
 }
 
 TEST_CASE("maps keep their keys sorted and unique", "[hdf5][value]") {

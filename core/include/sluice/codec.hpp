@@ -7,8 +7,8 @@
 // A vector parameter also accepts a List (what flow.gather() produces).
 //
 // User types: specialize sluice::Codec with two static functions. decode() throws
-// (std::invalid_argument, std::bad_variant_access) when the Value has the wrong shape;
-// the task's attempt then fails with that message.
+// sluice::Error kInvalidInput when the Value has the wrong shape (Value::get does so on a
+// type mismatch); the task's attempt then fails with that message.
 //
 //   struct Model { std::string name; double score; };
 //   template <> struct sluice::Codec<Model> {

@@ -46,7 +46,7 @@ struct Config {
   // A saved configuration (see above) or a built-in one. `home` "" means $SLUICE_HOME,
   // else ./.sluice. kNotFound lists the places searched; kInvalidInput for a bad file.
   static Expected<Config> find(const std::string& name, const std::string& home = "");
-  // Same, throwing std::runtime_error with the message (for programs).
+  // Same, throwing the error as sluice::Error (for programs).
   static Config load(const std::string& name, const std::string& home = "");
   // Parses a configuration file's text.
   static Expected<Config> parse(const std::string& name, const std::string& toml_text);

@@ -87,14 +87,17 @@ SubWorkflow<Body> workflow(std::string name, Body body) {
 
 class Flow {
  public:
-  // `name` and `project` must be safe names (letters, digits, '_', '-').
+  // `name` and `project` must be safe names (letters, digits, '_', '-'); throws
+  // sluice::Error kInvalidInput otherwise.
   explicit Flow(std::string name, std::string project = "default");
 
   const std::string& name() const;
   const std::string& project() const;
   std::size_t size() const;  // tasks so far
 
-  // Adds a call of `t` with `args` (literal values, Futures or Gathered lists).
+  // Adds a call of `t` with `args` (literal values, Futures or Gathered lists). Throws
+  // sluice::Error kInvalidInput for an unsafe opts.name, a negative resource, or a
+  // Future or `after` task of another Flow.
   template <class R, class... P, class... A>
   Future<R> call(const Task<R(P...)>& t, A&&... args) {
     return call(CallOptions{}, t, std::forward<A>(args)...);
@@ -123,7 +126,7 @@ class Flow {
 
   // The definition as a Workflow: function tasks whose `command` runs them in a worker
   // process of this program, content hash over names, versions, arguments, resources
-  // and edges. Throws std::invalid_argument for an invalid name.
+  // and edges.
   Workflow build() const;
 
  private:

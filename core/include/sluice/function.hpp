@@ -53,7 +53,7 @@ class TaskContext {
   ~TaskContext();
 
   // Asks for a dynamic child task (children.hpp); it runs after this attempt succeeds.
-  // Returns the request file's path. Throws std::runtime_error when it cannot be written.
+  // Returns the request file's path. Throws sluice::Error (kIo) when it cannot be written.
   std::string add_child(const ChildRequest& child);
 
   // This attempt's log: its stdout file, what `sluice logs RUN TASK` prints. Use it
@@ -185,8 +185,8 @@ struct MakeInvoker<kCtx, R, std::tuple<A...>> {
   static Invoker make(F f) {
     return [f = std::move(f)](TaskContext& ctx, std::vector<Value>& in) mutable -> Value {
       if (in.size() != sizeof...(A))
-        throw std::invalid_argument("expected " + std::to_string(sizeof...(A)) +
-                                    " arguments, got " + std::to_string(in.size()));
+        throw Error(ErrorCode::kInvalidInput, "expected " + std::to_string(sizeof...(A)) +
+                                                  " arguments, got " + std::to_string(in.size()));
       return call_decoded<kCtx, R, A...>(f, ctx, in, std::index_sequence_for<A...>{});
     };
   }

@@ -22,6 +22,8 @@
 #include <variant>
 #include <vector>
 
+#include "sluice/error.hpp"
+
 namespace sluice {
 
 // Element type of an NdArray. The enumerator order is part of NdArray's storage.
@@ -71,7 +73,7 @@ class NdArray {
   // A zero-filled array. Throws std::bad_alloc if the shape is too big for memory.
   NdArray(DType dtype, std::vector<std::uint64_t> shape);
   // Takes ownership of `values` (no copy) as an array of this shape.
-  // Throws std::invalid_argument if values.size() != shape_elements(shape).
+  // Throws sluice::Error kInvalidInput if values.size() != shape_elements(shape).
   template <ArrayElement T>
   NdArray(std::vector<T> values, std::vector<std::uint64_t> shape);
   // A 1-D array of `values`.
@@ -85,14 +87,18 @@ class NdArray {
   std::uint64_t size() const { return shape_elements(shape_); }  // elements
   std::size_t nbytes() const { return size() * dtype_size(dtype()); }
 
-  // The elements, typed. REQUIRES: dtype() == dtype_of<T>() (else std::bad_variant_access).
+  // The elements, typed. Throws sluice::Error kInvalidInput unless dtype() == dtype_of<T>().
   template <ArrayElement T>
   std::span<T> values() {
-    return std::get<std::vector<T>>(storage_);
+    if (auto* v = std::get_if<std::vector<T>>(&storage_)) [[likely]]
+      return *v;
+    throw_dtype_mismatch(dtype_of<T>());
   }
   template <ArrayElement T>
   std::span<const T> values() const {
-    return std::get<std::vector<T>>(storage_);
+    if (const auto* v = std::get_if<std::vector<T>>(&storage_)) [[likely]]
+      return *v;
+    throw_dtype_mismatch(dtype_of<T>());
   }
   // The elements as raw bytes (nbytes() of them), whatever the dtype.
   void* data() {
@@ -108,6 +114,11 @@ class NdArray {
   // Alternative index == DType enumerator.
   using Storage = std::variant<std::vector<std::uint8_t>, std::vector<std::int32_t>,
                                std::vector<std::int64_t>, std::vector<float>, std::vector<double>>;
+  [[noreturn]] void throw_dtype_mismatch(DType wanted) const {
+    throw Error(ErrorCode::kInvalidInput, std::string("an array of ") + dtype_name(dtype()) +
+                                              ", not of " + dtype_name(wanted));
+  }
+
   std::vector<std::uint64_t> shape_;
   Storage storage_{std::in_place_type<std::vector<double>>};
 };
@@ -178,7 +189,7 @@ class Value {
   bool is_null() const { return type() == Type::kNull; }
 
   // Typed access: T is one of bool, std::int64_t, double, std::string, NdArray, List, Map.
-  // get_if returns nullptr on a type mismatch; get throws std::bad_variant_access.
+  // get_if returns nullptr on a type mismatch; get throws sluice::Error kInvalidInput.
   template <class T>
   bool is() const {
     return std::holds_alternative<T>(v_);
@@ -193,11 +204,15 @@ class Value {
   }
   template <class T>
   const T& get() const {
-    return std::get<T>(v_);
+    if (const T* p = std::get_if<T>(&v_)) [[likely]]
+      return *p;
+    throw_type_mismatch(index_of<T>());
   }
   template <class T>
   T& get() {
-    return std::get<T>(v_);
+    if (T* p = std::get_if<T>(&v_)) [[likely]]
+      return *p;
+    throw_type_mismatch(index_of<T>());
   }
 
   // For std::visit.
@@ -207,6 +222,21 @@ class Value {
   friend bool operator==(const Value& a, const Value& b) { return a.v_ == b.v_; }
 
  private:
+  // The alternative index of T in Storage (a compile error for a T it cannot hold).
+  template <class T>
+  static constexpr Type index_of() {
+    return index_in<T>(static_cast<Storage*>(nullptr));
+  }
+  template <class T, class... Ts>
+  static constexpr Type index_in(std::variant<Ts...>*) {
+    static_assert((std::same_as<T, Ts> || ...), "a Value cannot hold this type");
+    std::size_t i = 0;
+    bool found = false;
+    ((found = found || std::same_as<T, Ts>, i += found ? 0 : 1), ...);
+    return static_cast<Type>(i);
+  }
+  [[noreturn]] void throw_type_mismatch(Type wanted) const;
+
   Storage v_;
 };
 
@@ -227,6 +257,11 @@ constexpr const char* type_name(Value::Type t) {
 std::string describe(const Value& v);
 
 // ---- Implementation details below ----
+
+inline void Value::throw_type_mismatch(Type wanted) const {
+  throw Error(ErrorCode::kInvalidInput,
+              std::string("a Value of type ") + type_name(type()) + ", not " + type_name(wanted));
+}
 
 inline NdArray::NdArray(DType dtype, std::vector<std::uint64_t> shape) : shape_(std::move(shape)) {
   const std::uint64_t n = shape_elements(shape_);
@@ -254,7 +289,7 @@ template <ArrayElement T>
 NdArray::NdArray(std::vector<T> values, std::vector<std::uint64_t> shape)
     : shape_(std::move(shape)), storage_(std::in_place_type<std::vector<T>>, std::move(values)) {
   if (std::get<std::vector<T>>(storage_).size() != shape_elements(shape_)) {
-    throw std::invalid_argument("NdArray: number of values does not match the shape");
+    throw Error(ErrorCode::kInvalidInput, "NdArray: number of values does not match the shape");
   }
 }
 

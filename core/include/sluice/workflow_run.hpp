@@ -9,7 +9,7 @@
 //   sluice::RunState s = other.get_status();
 //   sluice::Map results = other.get_results(/*wait=*/true);
 //
-// Errors are thrown as sluice::RunError (this is an edge of the engine). Not
+// Errors are thrown as sluice::Error (error.hpp: this is an edge of the engine). Not
 // thread-safe; distinct WorkflowRun objects may be used from distinct threads.
 #pragma once
 
@@ -18,7 +18,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -31,12 +30,6 @@
 namespace sluice {
 
 class Flow;
-
-struct RunError : std::runtime_error {
-  RunError(ErrorCode c, const std::string& m) : std::runtime_error(m), code(c) {}
-  explicit RunError(const Error& e) : RunError(e.code, e.message) {}
-  ErrorCode code;
-};
 
 struct RunOptions {
   std::string home;  // "" : $SLUICE_HOME, else ./.sluice
@@ -69,7 +62,8 @@ class WorkflowRun {
 
   // Executes a prepared run (or resumes one whose coordinator stopped) in this
   // process with the backend it was prepared for; blocks until it ends and returns the
-  // final state. Throws RunError kConflict when another process coordinates it.
+  // final state. Throws kConflict when another process coordinates it,
+  // kInvalidInput when a task fits no slot of the backend.
   RunState run();
 
   RunState get_status();

@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <stdexcept>
 
 namespace sluice {
 namespace {
@@ -117,7 +116,7 @@ Expected<Config> Config::find(const std::string& name, const std::string& home) 
 
 Config Config::load(const std::string& name, const std::string& home) {
   auto c = find(name, home);
-  if (!c) throw std::runtime_error(c.error().message);
+  if (!c) throw std::move(c).error();
   return std::move(*c);
 }
 

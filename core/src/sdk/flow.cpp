@@ -2,9 +2,8 @@
 
 #include <unistd.h>
 
-#include <stdexcept>
-
 #include "sluice/engine/sdk_definition.hpp"
+#include "sluice/error.hpp"
 
 namespace sluice {
 
@@ -37,8 +36,10 @@ std::string cwd() {
 }  // namespace
 
 Flow::Flow(std::string name, std::string project) : state_(std::make_shared<State>()) {
-  if (!safe_name(name)) throw std::invalid_argument("workflow name '" + name + "' is not safe");
-  if (!safe_name(project)) throw std::invalid_argument("project '" + project + "' is not safe");
+  if (!safe_name(name))
+    throw Error(ErrorCode::kInvalidInput, "workflow name '" + name + "' is not safe");
+  if (!safe_name(project))
+    throw Error(ErrorCode::kInvalidInput, "project '" + project + "' is not safe");
   state_->name = std::move(name);
   state_->project = std::move(project);
 }
@@ -73,18 +74,18 @@ std::uint32_t Flow::position(Bound& b, TaskId parent) {
 }
 
 std::string Flow::task_name(TaskId t) const {
-  if (t >= state_->nodes.size()) throw std::invalid_argument("a Future of another Flow");
+  if (t >= state_->nodes.size()) throw Error(ErrorCode::kInvalidInput, "a Future of another Flow");
   return state_->nodes[t].name;
 }
 
 TaskId Flow::add(const std::string& fn, const std::string& version, const CallOptions& o, Bound b) {
   if (!o.name.empty() && !safe_name(o.name))
-    throw std::invalid_argument("task name '" + o.name + "' is not safe");
+    throw Error(ErrorCode::kInvalidInput, "task name '" + o.name + "' is not safe");
   if (o.cpus < 0 || o.gpus < 0 || o.retries < 0 || o.memory_mib < 0)
-    throw std::invalid_argument("negative resources for a call of '" + fn + "'");
+    throw Error(ErrorCode::kInvalidInput, "negative resources for a call of '" + fn + "'");
   for (TaskId p : o.after) {
     if (p >= state_->nodes.size())
-      throw std::invalid_argument("'after' names a task of another Flow");
+      throw Error(ErrorCode::kInvalidInput, "'after' names a task of another Flow");
     position(b, p);
   }
   Node n;

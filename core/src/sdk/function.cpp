@@ -91,7 +91,7 @@ std::string TaskContext::add_child(const ChildRequest& child) {
   std::filesystem::create_directories(attempt_dir, ec);
   auto text = child_request_text(child);
   auto path = write_child_request(attempt_dir, text);
-  if (!path) throw std::runtime_error(path.error().message);
+  if (!path) throw std::move(path).error();
   return *path;
 }
 

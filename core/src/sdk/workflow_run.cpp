@@ -25,11 +25,11 @@ namespace {
 
 template <class T>
 T check(Expected<T> e) {
-  if (!e) throw RunError(e.error());
+  if (!e) throw std::move(e).error();
   return std::move(*e);
 }
 inline void check(Expected<void> e) {
-  if (!e) throw RunError(e.error());
+  if (!e) throw std::move(e).error();
 }
 
 bool exists(const std::string& path) {
@@ -77,7 +77,7 @@ struct WorkflowRun::Impl {
   const TaskRecord task(const std::string& name) {
     for (TaskRecord& t : check(store->list_tasks(run.id)))
       if (t.name == name) return t;
-    throw RunError(ErrorCode::kNotFound, "run " + run.id + " has no task '" + name + "'");
+    throw Error(ErrorCode::kNotFound, "run " + run.id + " has no task '" + name + "'");
   }
   std::string attempt_dir(const TaskRecord& t) {
     return store->attempt_dir(run.id, t.name, t.attempts);
@@ -94,12 +94,7 @@ WorkflowRun WorkflowRun::prepare(const Flow& flow, const Config& config, RunOpti
   impl->home = sluice_home(options.home);
   impl->store = check(RunStore::open(impl->home, RunStore::Mode::kReadWrite));
   impl->writable = true;
-  Workflow wf;
-  try {
-    wf = flow.build();
-  } catch (const std::invalid_argument& e) {
-    throw RunError(ErrorCode::kInvalidInput, e.what());
-  }
+  Workflow wf = flow.build();
   const int revision = check(impl->store->register_workflow(wf));
   impl->run = check(impl->store->create_run(wf, revision, new_run_id(), config.backend));
   impl->workflow = std::move(wf);
@@ -153,7 +148,7 @@ RunState WorkflowRun::run() {
   if (auto d = check_against_capacity(*m.workflow, backend->capacity()); !d.empty()) {
     std::string why;
     for (const auto& x : d) why += (why.empty() ? "" : "; ") + x.format();
-    throw RunError(ErrorCode::kInvalidInput, why);
+    throw Error(ErrorCode::kInvalidInput, why);
   }
   auto lock = check(RunLock::acquire(m.store->run_dir(m.run.id)));
   Coordinator coord(*m.store, *backend, *m.workflow, m.run.id);
@@ -188,8 +183,8 @@ Value WorkflowRun::get_result(const std::string& task) {
   Impl& m = *impl_;
   const TaskRecord t = m.task(task);
   if (t.state != TaskState::kSucceeded)
-    throw RunError(ErrorCode::kConflict,
-                   "task '" + task + "' is " + std::string(to_string(t.state)) + ", not succeeded");
+    throw Error(ErrorCode::kConflict,
+                "task '" + task + "' is " + std::string(to_string(t.state)) + ", not succeeded");
   const std::string path = artifact_path(m.attempt_dir(t));
   if (!exists(path)) return Value();
   auto reader = check(ArtifactReader::open(path));
@@ -202,8 +197,8 @@ Map WorkflowRun::get_results(bool wait, std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (!is_terminal(m.refresh().state)) {
     if (!wait || (timeout.count() > 0 && std::chrono::steady_clock::now() > until))
-      throw RunError(ErrorCode::kConflict,
-                     "run " + m.run.id + " is still " + std::string(to_string(m.run.state)));
+      throw Error(ErrorCode::kConflict,
+                  "run " + m.run.id + " is still " + std::string(to_string(m.run.state)));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   const Workflow wf = check(stored_workflow(*m.store, m.run, ""));
