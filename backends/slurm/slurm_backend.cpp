@@ -649,6 +649,10 @@ const OptionTable& slurm_option_table() {
       {
           {"driver", "libslurm when built, else cli", "how Slurm is asked: libslurm or cli",
            check_one_of({"libslurm", "cli"})},
+          {"command_timeout", "30s",
+           "an sbatch, squeue, scontrol, sacct or scancel that runs longer is killed (and, "
+           "but for sbatch, tried again up to 3 times)",
+           check_duration()},
       },
       merge_option_tables(
           placement_option_table(),
