@@ -86,9 +86,12 @@ int cmd_get_input(const std::string& parent, const std::string& key, bool as_jso
 int cmd_inputs(const std::string& key, bool as_json) {
   std::string list = env_or_empty("SLUICE_INPUTS");
   if (!list.empty() && list[0] == '@') {
+    // An unreadable list is an error, never an empty one: a reduce would sum nothing.
     std::ifstream in(list.substr(1));
     std::stringstream ss;
-    ss << in.rdbuf();
+    if (!in || !(ss << in.rdbuf()))
+      throw CliError(kExitInternal,
+                     "sluice inputs: cannot read the list of inputs in " + list.substr(1));
     list = ss.str();
   }
   json out = json::array();

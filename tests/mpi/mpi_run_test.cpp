@@ -36,8 +36,8 @@ const bool kMpiEnv = [] {
   } while (0)
 
 std::vector<std::string> mpirun_argv(int ranks, const std::vector<std::string>& args) {
-  std::vector<std::string> argv{SLUICE_MPIRUN, "--oversubscribe", "--bind-to", "none", "-n",
-                                std::to_string(ranks), SLUICE_BINARY};
+  std::vector<std::string> argv{SLUICE_MPIRUN, "--oversubscribe",     "--bind-to",  "none",
+                                "-n",          std::to_string(ranks), SLUICE_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;
 }
@@ -123,15 +123,13 @@ shell = "echo fine"
   auto run = get_json(run_id_of(r), dir.path());
   CHECK(task_named(run, "slow")["reason"] == "timed out after 1.0s");
   CHECK(task_named(run, "crash")["state"] == "failed");
-  CHECK(task_named(run, "crash")["reason"].get<std::string>().find("SIGSEGV") !=
-        std::string::npos);
+  CHECK(task_named(run, "crash")["reason"].get<std::string>().find("SIGSEGV") != std::string::npos);
   CHECK(task_named(run, "fine")["state"] == "succeeded");
   const int child = std::stoi(read_file(dir / "child.pid"));
   CHECK(eventually([&] { return ::kill(child, 0) != 0; }, std::chrono::seconds(5)));
 }
 
-TEST_CASE("a 1,000-point sweep and its reduce run under mpirun -n 4",
-          "[integration][mpi][sweep]") {
+TEST_CASE("a 1,000-point sweep and its reduce run under mpirun -n 4", "[integration][mpi][sweep]") {
   REQUIRE_MPIRUN();
   ScratchDir dir;
   auto r = run_on("mpi", {"run", "-q", kExamples + "mpi/sweep1000.toml"}, dir.path());
@@ -139,6 +137,25 @@ TEST_CASE("a 1,000-point sweep and its reduce run under mpirun -n 4",
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("(1001 tasks, backend mpi, ") != std::string::npos);
   CHECK(result_of(results_json(run_id_of(r), dir.path()), "total", "sum") == 332833500);
+}
+
+// 1,000 artifact paths under a home this deep make SLUICE_INPUTS longer than one
+// environment string may be (> 100 KB): the list goes to the attempt's `inputs` file, which
+// the coordinator must write even where the worker, not it, makes the attempt directory.
+TEST_CASE("a reduce over 1,000 inputs whose list is too long for the environment sums them all",
+          "[integration][mpi][sweep]") {
+  REQUIRE_MPIRUN();
+  ScratchDir dir;
+  const fs::path deep = dir / std::string(120, 'd');
+  fs::create_directories(deep);
+  for (const std::string backend : {"mpi", "local"}) {
+    auto r = run_on(backend, {"run", "-q", kExamples + "mpi/sweep1000.toml"}, deep);
+    INFO(backend << "\n" << r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    const std::string run = run_id_of(r);
+    CHECK(fs::file_size(deep / ".sluice/runs" / run / "tasks/total/1/inputs") > 100'000);
+    CHECK(result_of(results_json(run, deep), "total", "sum") == 332833500);
+  }
 }
 
 TEST_CASE("GPU tasks on different workers get distinct devices of their node",

@@ -372,8 +372,8 @@ bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPla
              {"SLUICE_ATTEMPT", std::to_string(l.attempt)},
              {"SLUICE_ATTEMPT_DIR", dir},
              {"SLUICE_HOME", store_.home()}};
-  add_artifact_env(spec, dir, req);
-  if (!resolve_input_placeholders(spec, plan.command, plan.shell, why_)) {
+  if (!add_artifact_env(spec, dir, req) ||
+      !resolve_input_placeholders(spec, plan.command, plan.shell, why_)) {
     close_fds(prepared);
     refuse_launch(l, why_, now);
     return false;

@@ -27,7 +27,7 @@ std::string Coordinator::Impl::final_artifact(TaskId t) const {
       store_.attempt_dir(run_id_, workflow_.tasks[t].name, scheduler_.attempts(t)));
 }
 
-void Coordinator::Impl::add_artifact_env(const TaskSpec& spec, const std::string& dir,
+bool Coordinator::Impl::add_artifact_env(const TaskSpec& spec, const std::string& dir,
                                          LaunchRequest& req) {
   req.env.emplace_back("SLUICE_OUTPUT", artifact_path(dir));
   req.env.emplace_back("SLUICE_RESULTS", dir + kResultsLeaf);
@@ -41,16 +41,26 @@ void Coordinator::Impl::add_artifact_env(const TaskSpec& spec, const std::string
   }
   // One environment string may hold at most 128 KiB (MAX_ARG_STRLEN): a reduce over
   // thousands of parents gets the list in a file instead.
+  // Backends whose workers make the attempt directory (mpi, pilot) have not made it yet:
+  // without it the list was lost and a reduce saw no inputs at all.
   if (inputs.size() > 100'000) {
     const std::string file = dir + "/inputs";
-    if (std::FILE* f = std::fopen(file.c_str(), "w")) {
-      std::fputs(inputs.c_str(), f);
-      std::fclose(f);
+    bool written = false;
+    if (make_attempt_dir(dir)) {
+      if (std::FILE* f = std::fopen(file.c_str(), "w")) {
+        written = std::fputs(inputs.c_str(), f) >= 0;
+        written = std::fclose(f) == 0 && written;
+      }
+    }
+    if (!written) {
+      why_ = "cannot write the list of inputs to " + file + ": " + std::strerror(errno);
+      return false;
     }
     req.env.emplace_back("SLUICE_INPUTS_FILE", file);
     inputs = "@" + file;
   }
   req.env.emplace_back("SLUICE_INPUTS", std::move(inputs));
+  return true;
 }
 
 bool Coordinator::Impl::resolve_input_placeholders(const TaskSpec& spec,

@@ -97,7 +97,9 @@ class Coordinator::Impl {
   // task was skipped or cancelled, or the run stopped first).
   void discard_prepared(TaskId task, PreparedAttempt& p);
   // Adds SLUICE_OUTPUT, SLUICE_RESULTS, SLUICE_INPUTS and SLUICE_INPUT_<PARENT> to `req`.
-  void add_artifact_env(const TaskSpec& spec, const std::string& dir, LaunchRequest& req);
+  // False (why_ says why) when a list too long for the environment cannot be written to
+  // the attempt's `inputs` file.
+  bool add_artifact_env(const TaskSpec& spec, const std::string& dir, LaunchRequest& req);
   // Resolves {inputs.PARENT.KEY} in the command; false with `why` when it cannot.
   bool resolve_input_placeholders(const TaskSpec& spec, std::vector<std::string>& command,
                                   std::string& shell, std::string& why);
