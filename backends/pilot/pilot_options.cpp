@@ -96,14 +96,8 @@ const OptionTable& option_table() {
            check_duration()},
           {"heartbeat_timeout", "30s", "a worker silent this long (at least 1s) is lost",
            check_duration()},
-          {"driver", "libslurm when built, else cli", "how Slurm is asked: libslurm or cli",
-           check_one_of({"libslurm", "cli"})},
-          {"command_timeout", "30s",
-           "an sbatch, squeue, scontrol, sacct or scancel that runs longer is killed (and, "
-           "but for sbatch, tried again up to 3 times)",
-           check_duration()},
       },
-      placement_option_table());
+      merge_option_tables(placement_option_table(), slurm_command_option_table()));
   return table;
 }
 

@@ -644,16 +644,21 @@ const OptionTable& placement_option_table() {
   return table;
 }
 
+const OptionTable& slurm_command_option_table() {
+  static const OptionTable table = {
+      {"driver", "libslurm when built, else cli", "how Slurm is asked: libslurm or cli",
+       check_one_of({"libslurm", "cli"})},
+      {"command_timeout", "30s",
+       "an sbatch, squeue, scontrol, sacct or scancel that runs longer is killed (and, "
+       "but for sbatch, tried again up to 3 times)",
+       check_duration()},
+  };
+  return table;
+}
+
 const OptionTable& slurm_option_table() {
   static const OptionTable table = merge_option_tables(
-      {
-          {"driver", "libslurm when built, else cli", "how Slurm is asked: libslurm or cli",
-           check_one_of({"libslurm", "cli"})},
-          {"command_timeout", "30s",
-           "an sbatch, squeue, scontrol, sacct or scancel that runs longer is killed (and, "
-           "but for sbatch, tried again up to 3 times)",
-           check_duration()},
-      },
+      slurm_command_option_table(),
       merge_option_tables(
           placement_option_table(),
           {

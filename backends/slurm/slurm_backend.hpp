@@ -57,6 +57,10 @@ bool parse_placement_option(const std::string& key, const std::string& value,
 // backend's options table.
 const OptionTable& placement_option_table();
 
+// How Slurm is asked (driver, command_timeout): the keys of every backend that talks to
+// Slurm, jobs and pilot mode alike.
+const OptionTable& slurm_command_option_table();
+
 // The options "slurm" takes (jobs mode) besides cpus, gpus and executors.
 const OptionTable& slurm_option_table();
 
