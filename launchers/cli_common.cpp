@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "cli.hpp"
+#include "printable.hpp"
 #include "sluice/duration.hpp"
 
 namespace sluice::cli {
@@ -42,12 +43,19 @@ const TaskRecord& find_task(const std::vector<TaskRecord>& tasks, const RunRecor
 }
 
 void Table::print(std::FILE* out) const {
-  std::vector<std::size_t> width;
+  // Cells hold what tasks and files wrote (reasons, names): made printable first.
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(rows_.size());
   for (const auto& row : rows_) {
+    auto& r = rows.emplace_back();
+    for (const auto& cell : row) r.push_back(printable(cell));
+  }
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
     if (width.size() < row.size()) width.resize(row.size(), 0);
     for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
   }
-  for (const auto& row : rows_) {
+  for (const auto& row : rows) {
     std::string line;
     for (std::size_t i = 0; i < row.size(); ++i) {
       line += row[i];

@@ -12,6 +12,7 @@
 
 #include "commands.hpp"
 #include "detach.hpp"
+#include "printable.hpp"
 #include "progress.hpp"
 #include "run_backend.hpp"
 #include "sluice/engine/backend_registry.hpp"
@@ -60,7 +61,7 @@ struct RunArgs {
 };
 
 [[noreturn]] void reject(const Diagnostics& diags) {
-  for (const auto& d : diags) std::fprintf(stderr, "%s\n", d.format().c_str());
+  for (const auto& d : diags) std::fprintf(stderr, "%s\n", printable(d.format(), true).c_str());
   throw CliError(kExitBadInput, diags.size() == 1
                                     ? "1 error, nothing was run"
                                     : std::to_string(diags.size()) + " errors, nothing was run");
@@ -263,8 +264,8 @@ int cmd_validate(const Globals& g, const RunArgs& a) {
   if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
   auto backend = make_backend(g, a);
   if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
-  std::printf("%s: ok, workflow %s:%s with %zu tasks\n", a.file.c_str(), wf.project.c_str(),
-              wf.name.c_str(), wf.tasks.size());
+  std::printf("%s: ok, workflow %s:%s with %zu tasks\n", printable(a.file).c_str(),
+              printable(wf.project).c_str(), printable(wf.name).c_str(), wf.tasks.size());
   return kExitOk;
 }
 

@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "inproc_options.hpp"
 #include "local_backend.hpp"
+#include "printable.hpp"
 #ifdef SLUICE_WITH_MPI
 #include "mpi_backend.hpp"
 #endif
@@ -90,7 +91,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitBadInput;
   } catch (const CliError& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "sluice: %s\n", e.what());
+    std::fprintf(stderr, "sluice: %s\n", sluice::cli::printable(e.what(), true).c_str());
     return e.code;
   }
   return g_exit_code;

@@ -285,7 +285,8 @@ TEST_CASE("a full disk fails the writing attempt with a clear reason and keeps t
   const fs::path home = dir / "small-home";
   fs::create_directories(home);
   // A 4 MiB filesystem for the home: needs root (CI runs as root); skipped otherwise.
-  const std::string mount = "mount -t tmpfs -o size=4m tmpfs '" + home.string() + "' 2>/dev/null";
+  // Private (a tmpfs is 1777 by default, a home Sluice refuses).
+  const std::string mount = "mount -t tmpfs -o size=4m,mode=0700 tmpfs '" + home.string() + "' 2>/dev/null";
   if (std::system(mount.c_str()) != 0) {
     SLUICE_SKIP("cannot mount a small tmpfs here (not root?)");
   }

@@ -1,5 +1,6 @@
 #include "sluice/config.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "sluice/engine/file_modes.hpp"
+#include "store/home_check.hpp"
 
 namespace sluice {
 namespace {
@@ -121,19 +125,28 @@ Config Config::load(const std::string& name, const std::string& home) {
 }
 
 Expected<void> Config::save(const std::string& home) const {
+  // The same checks as a run's: a configuration written through a link another user
+  // planted in the home would land where they chose.
+  auto safe = store_detail::prepare_safe_home(sluice_home(home));
+  if (!safe) return tl::unexpected(safe.error());
   const std::string dir = config_dir(home);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  if (::mkdir(dir.c_str(), file_modes().dir) != 0 && errno != EEXIST)
+    return make_error(ErrorCode::kIo, "cannot create " + dir + ": " + std::strerror(errno));
   toml::table root;
   root.insert("backend", backend);
   for (const auto& [k, v] : options) root.insert(k, v);
+  std::ostringstream text;
+  text << root << "\n";
   const std::string path = dir + "/" + name + ".toml";
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << root << "\n";
-    if (!out) return make_error(ErrorCode::kIo, "cannot write " + tmp);
-  }
+  ::unlink(tmp.c_str());  // a stale one, or a link: unlink never follows it
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd < 0)
+    return make_error(ErrorCode::kIo, "cannot write " + tmp + ": " + std::strerror(errno));
+  const std::string body = text.str();
+  const bool written = ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size());
+  ::close(fd);
+  if (!written) return make_error(ErrorCode::kIo, "cannot write " + tmp);
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     return make_error(ErrorCode::kIo, "cannot write " + path + ": " + std::strerror(errno));
   return {};

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include "engine/reason_limit.hpp"
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/child_request.hpp"
 #include "sluice/engine/file_modes.hpp"
@@ -327,7 +328,8 @@ bool Coordinator::Impl::prepare_next_upcoming() {
   return false;
 }
 
-void Coordinator::Impl::refuse_launch(const Launch& l, const std::string& why, TimePoint now) {
+void Coordinator::Impl::refuse_launch(const Launch& l, std::string why, TimePoint now) {
+  bound_reason(why, attempt_dir_if_any(l.task, l.attempt));
   scheduler_.on_launch_failed(l.task, l.attempt, why, now);
   AttemptRecord a;
   a.task = l.task;
@@ -338,6 +340,11 @@ void Coordinator::Impl::refuse_launch(const Launch& l, const std::string& why, T
   a.started_us = a.ended_us = wall_us();
   a.host = host_;
   pending_.attempt_starts.push_back(std::move(a));
+}
+
+std::string Coordinator::Impl::attempt_dir_if_any(TaskId task, std::uint32_t attempt) const {
+  if (!backend_.wants_attempt_dir()) return {};
+  return store_.attempt_dir(run_id_, workflow_.tasks[task].name, attempt);
 }
 
 bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan) {
@@ -598,6 +605,11 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
       if (c.ok()) seal_artifact(c);
       if (c.ok()) keep_outputs(c);
       if (c.ok()) ingest_children(c);
+      if (c.failure.size() > kMaxReasonBytes || c.reason.size() > kMaxReasonBytes) {
+        const std::string dir = attempt_dir_if_any(c.task, c.attempt);
+        bound_reason(c.failure, dir);
+        bound_reason(c.reason, dir);
+      }
       auto outcome = scheduler_.on_attempt_finished(c, now);
       if (!outcome) continue;
       if (outcome->state == TaskState::kSucceeded) file_in_cache(c.task, c.attempt, c.content_hash);

@@ -72,7 +72,10 @@ class Coordinator::Impl {
   // Makes the attempt directory and the request; false (refusal recorded) on failure.
   bool prepare_launch(const Launch& l, TimePoint now, LaunchPlan& plan);
   void record_launch(const Launch& l, Expected<std::string> handle, TimePoint now);
-  void refuse_launch(const Launch& l, const std::string& why, TimePoint now);
+  // `why` is cut to kMaxReasonBytes (reason_limit.hpp) before it is recorded.
+  void refuse_launch(const Launch& l, std::string why, TimePoint now);
+  // The attempt's directory when the backend uses one, else "".
+  std::string attempt_dir_if_any(TaskId task, std::uint32_t attempt) const;
   // An attempt's directory, made and with its stdout/stderr open, ready to launch.
   struct PreparedAttempt {
     std::uint32_t attempt = 0;

@@ -323,6 +323,10 @@ class FieldReader {
     auto s = v.as_string();
     if (!s) return error(v, "'" + name + "' must be a string");
     if (!allow_empty && s->get().empty()) return error(v, "'" + name + "' must not be empty");
+    // Every string the loader keeps reaches a C API (exec, a path, an environment
+    // variable), which would silently cut it at a NUL.
+    if (s->get().find('\0') != std::string::npos)
+      return error(v, "'" + name + "' must not contain a NUL character (\\u0000)");
     f.value = s->get();
   }
 
@@ -345,6 +349,9 @@ class FieldReader {
     for (const toml::node& e : *arr) {
       auto s = e.as_string();
       if (!s) return error(e, "'command' must be an array of strings");
+      // An argument is a C string: exec would silently cut it at the NUL.
+      if (s->get().find('\0') != std::string::npos)
+        return error(e, "'command' arguments must not contain a NUL character (\\u0000)");
       argv.push_back(s->get());
       f.command_elem_pos.push_back(pos_of(e));
     }

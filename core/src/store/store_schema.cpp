@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "sluice/engine/file_modes.hpp"
+#include "store/home_check.hpp"
 #include "store/store_internal.hpp"
 
 namespace sluice {
@@ -233,32 +235,69 @@ Expected<std::int64_t> RunStore::Impl::run_rowid(const std::string& run_id) {
 
 // ---- open -----------------------------------------------------------------------------
 
+namespace {
+
+// Why a home whose runs/ holds run directories has no usable store.db (missing or
+// empty, schema version 0), or "" when runs/ is empty: runs are created only in a store
+// that has its schema, so such a store was lost (truncated, deleted, a full disk).
+std::string lost_store(const std::string& home) {
+  std::error_code ec;
+  fs::directory_iterator it(fs::path(home) / "runs", ec);
+  if (ec || it == fs::directory_iterator()) return {};
+  return "the store " + (fs::path(home) / "store.db").string() + " is missing or empty, but " +
+         (fs::path(home) / "runs").string() + " holds run directories (" +
+         it->path().filename().string() +
+         "...): the store was lost; Sluice will not start a new one over those runs (restore "
+         "store.db, or move store.db and runs/ aside to start afresh)";
+}
+
+}  // namespace
+
 int RunStore::schema_version() {
   return kSchemaVersion;
 }
 
 Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode mode) {
   const bool read_only = mode == Mode::kReadOnly;
-  const fs::path db_path = fs::path(home) / "store.db";
   const std::string nothing_here = "no Sluice store in " + home + " (nothing has run here yet)";
   std::error_code ec;
+  // SQLite opens the canonical path with SQLITE_OPEN_NOFOLLOW, which refuses a link
+  // anywhere in it: a store.db that is a link is refused, while a home reached through a
+  // link of the user's own still opens.
+  std::string real_home;
   if (read_only) {
-    if (!fs::exists(db_path, ec)) return make_error(ErrorCode::kNotFound, nothing_here);
-  } else {
-    fs::create_directories(fs::path(home) / "runs", ec);
-    if (ec) {
-      return make_error(ErrorCode::kIo,
-                        "cannot create the Sluice home " + home + ": " + ec.message());
+    char buf[PATH_MAX];
+    if (::realpath(home.c_str(), buf) == nullptr)
+      return make_error(ErrorCode::kNotFound, nothing_here);
+    real_home = buf;
+    struct stat st;
+    if (::lstat((fs::path(real_home) / "store.db").c_str(), &st) != 0) {
+      if (auto lost = lost_store(home); !lost.empty()) return make_error(ErrorCode::kStore, lost);
+      return make_error(ErrorCode::kNotFound, nothing_here);
     }
+    if (S_ISLNK(st.st_mode))
+      return make_error(ErrorCode::kIo, "the store " + home +
+                                            "/store.db is a symbolic link; Sluice does not "
+                                            "follow links in its home");
+  } else {
+    auto safe = store_detail::prepare_safe_home(home);
+    if (!safe) return tl::unexpected(safe.error());
+    real_home = std::move(*safe);
     // Checked before anything runs: SQLite would open a read-only store silently and
     // fail at the first write, and attempts could not create their directories.
-    for (const fs::path& p : {fs::path(home), fs::path(home) / "runs"}) {
+    for (const fs::path& p : {fs::path(real_home), fs::path(real_home) / "runs"}) {
       if (::access(p.c_str(), W_OK) != 0) {
         return make_error(ErrorCode::kIo, "the Sluice home " + home + " is not writable (" +
                                               p.string() + ": " + std::strerror(errno) + ")");
       }
     }
-    ::chmod((fs::path(home) / "runs").c_str(), file_modes().dir);
+    ::chmod((fs::path(real_home) / "runs").c_str(), file_modes().dir);
+  }
+  const fs::path db_path = fs::path(real_home) / "store.db";
+  if (!read_only) {
+    // A store lost beside the runs it recorded is never replaced by a new, empty one.
+    if (!fs::exists(db_path, ec))
+      if (auto lost = lost_store(home); !lost.empty()) return make_error(ErrorCode::kStore, lost);
     // The store is private (SQLite gives its -wal and -shm files the same mode). Only a
     // new file is created here: closing a descriptor of an existing store would drop
     // every POSIX lock this process holds on it, those of its other connections too (the
@@ -274,6 +313,10 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
     }
   }
 
+  // Before SQLite touches it: a writer's first PRAGMA would give an empty file a header.
+  if (struct stat st; ::stat(db_path.c_str(), &st) == 0 && st.st_size == 0)
+    if (auto lost = lost_store(home); !lost.empty()) return make_error(ErrorCode::kStore, lost);
+
   std::unique_ptr<RunStore> store(new RunStore());
   store->home_ = home;
   store->impl_ = std::make_unique<Impl>();
@@ -281,7 +324,7 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
   impl.read_only = read_only;
 
   // One RunStore per thread, so the connection needs no mutex of its own.
-  int flags = SQLITE_OPEN_NOMUTEX |
+  int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW |
               (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(db_path.c_str(), &raw, flags, nullptr);
@@ -327,6 +370,9 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
                                              std::to_string(kSchemaVersion) + ")");
   }
   if (version < kSchemaVersion) {
+    // An empty file beside recorded runs is a lost store, not a new one.
+    if (version == 0)
+      if (auto lost = lost_store(home); !lost.empty()) return make_error(ErrorCode::kStore, lost);
     // A reader finding an empty file: its first writer is still creating it.
     if (read_only) return make_error(ErrorCode::kNotFound, nothing_here);
     Transaction txn(impl.db.get());
