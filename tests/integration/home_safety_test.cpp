@@ -115,7 +115,7 @@ TEST_CASE("links planted by another user in a shared home are refused and never 
   }
 }
 
-TEST_CASE("a home writable by others is refused with the reason; a private one runs",
+TEST_CASE("a home writable by others is refused with the reason, and a private one runs",
           "[integration][home]") {
   ScratchDir dir;
   write_file(dir / "wf.toml", kWorkflow);
