@@ -11,7 +11,7 @@
 namespace sluice::cli {
 
 Expected<DetachedSide> detach(const std::string& log_path) {
-  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (log < 0)
     return make_error(ErrorCode::kIo, "cannot open " + log_path + ": " + std::strerror(errno));
   const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);

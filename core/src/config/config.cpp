@@ -127,7 +127,7 @@ Config Config::load(const std::string& name, const std::string& home) {
 Expected<void> Config::save(const std::string& home) const {
   // The same checks as a run's: a configuration written through a link another user
   // planted in the home would land where they chose.
-  auto safe = store_detail::prepare_safe_home(sluice_home(home));
+  auto safe = store_detail::prepare_safe_home(sluice_home(home), /*make_runs=*/false);
   if (!safe) return tl::unexpected(safe.error());
   const std::string dir = config_dir(home);
   if (::mkdir(dir.c_str(), file_modes().dir) != 0 && errno != EEXIST)

@@ -484,7 +484,7 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
   ::mkdir(run_dir_.c_str(), file_modes().dir);
   ::chmod(run_dir_.c_str(), file_modes().dir);  // the store created it with the umask's mode
   ::mkdir(tasks_dir.c_str(), file_modes().dir);
-  if (tasks_fd_ < 0) tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (tasks_fd_ < 0) tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   const std::string cancel_path = cancel_request_path(run_dir_);
 
   if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();

@@ -17,7 +17,7 @@ std::string lock_path(const std::string& run_dir) {
 }  // namespace
 
 Expected<RunLock> RunLock::acquire(const std::string& run_dir) {
-  int fd = ::open(lock_path(run_dir).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = ::open(lock_path(run_dir).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0)
     return make_error(ErrorCode::kIo,
                       "cannot open " + lock_path(run_dir) + ": " + std::strerror(errno));
@@ -29,7 +29,7 @@ Expected<RunLock> RunLock::acquire(const std::string& run_dir) {
 }
 
 bool RunLock::is_held(const std::string& run_dir) {
-  int fd = ::open(lock_path(run_dir).c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(lock_path(run_dir).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return false;
   const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);

@@ -97,7 +97,7 @@ std::string real_path(const fs::path& p) {
 
 }  // namespace
 
-Expected<std::string> prepare_safe_home(const std::string& home) {
+Expected<std::string> prepare_safe_home(const std::string& home, bool make_runs) {
   std::error_code ec;
   fs::path abs = fs::absolute(fs::path(home), ec).lexically_normal();
   if (ec) return make_error(ErrorCode::kIo, "cannot resolve the Sluice home " + home);
@@ -143,6 +143,8 @@ Expected<std::string> prepare_safe_home(const std::string& home) {
     if (auto r = check_entry(home, root / name, false); !r) return tl::unexpected(r.error());
   if (auto r = check_entry(home, root / "configs", true); !r) return tl::unexpected(r.error());
   const fs::path runs = root / "runs";
+  struct stat runs_st;
+  if (!make_runs && ::lstat(runs.c_str(), &runs_st) != 0 && errno == ENOENT) return real_home;
   if (::mkdir(runs.c_str(), file_modes().dir) != 0) {
     if (errno != EEXIST)
       return make_error(ErrorCode::kIo, "cannot create the Sluice home " + home + ": " +

@@ -12,8 +12,8 @@
 
 namespace sluice::store_detail {
 
-// Makes `home` (and its missing parents) and HOME/runs unless they exist, after checking
-// that nobody but this user (and root) can change them:
+// Makes `home` (and its missing parents) and, when `make_runs`, HOME/runs unless they
+// exist, after checking that nobody but this user (and root) can change them:
 //   - HOME and HOME/runs are real directories (not links), owned by this user or root,
 //     not writable by every user, nor by the group unless SLUICE_UMASK shares with it;
 //   - no directory above HOME is writable by every user unless it is sticky (like /tmp);
@@ -24,6 +24,6 @@ namespace sluice::store_detail {
 // Returns the home's canonical path (no symbolic link in it), for SQLite's
 // SQLITE_OPEN_NOFOLLOW, which refuses a link anywhere in the path it opens.
 // kIo with the reason otherwise; nothing is created in a home that is refused.
-Expected<std::string> prepare_safe_home(const std::string& home);
+Expected<std::string> prepare_safe_home(const std::string& home, bool make_runs = true);
 
 }  // namespace sluice::store_detail
