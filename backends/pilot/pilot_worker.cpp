@@ -61,7 +61,7 @@ worker::RuntimeOptions runtime_options(const WorkerOptions& o) {
   return r;
 }
 
-enum class End { kReleased, kLost, kSignaled, kRefused };
+enum class End { kReleased, kLost, kSignaled };
 
 class Worker {
  public:
@@ -290,10 +290,9 @@ int serve_worker(const WorkerOptions& o) {
     }
     if (greeting == Greeting::kWelcomed) {
       impostor.clear();
-      End end;
       if (!announced) std::fprintf(stderr, "sluice worker: connected to %s\n", address.c_str());
       announced = true;
-      end = worker.serve(conn, Millis(welcome.heartbeat_timeout_ms));
+      const End end = worker.serve(conn, Millis(welcome.heartbeat_timeout_ms));
       if (end == End::kReleased) return 0;
       if (end == End::kSignaled) return 128 + worker::stop_signal();
       std::fprintf(stderr, "sluice worker: lost the coordinator at %s; killing its attempts\n",
