@@ -13,6 +13,7 @@ PACKAGES=(
   build-essential make cmake ccache pkg-config
   libtomlplusplus-dev catch2 libsqlite3-dev sqlite3 libcli11-dev libfmt-dev
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
+  libsodium-dev  # pilot connections: authenticated, encrypted (backends/pilot/pilot_crypto.cpp)
   libopenmpi-dev openmpi-bin  # the mpi backend (sluice-mpi) and its tests
   time  # /usr/bin/time: peak memory in scripts/bench.sh
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh); the runtime is its own package

@@ -7,8 +7,10 @@
 #   FUZZ_RSS_MB=N                 resident memory limit of a fuzzing process (default 2048)
 #
 # Targets (tests/fuzz/): loader_fuzz (TOML text -> workflow or diagnostics, and the
-# add-child request parser) and artifact_fuzz (bytes -> HDF5 file -> ArtifactReader).
-# Seeds: examples/**/*.toml, and artifacts written by `sluice put` (every value type).
+# add-child request parser), artifact_fuzz (bytes -> HDF5 file -> ArtifactReader) and
+# pilot_fuzz (bytes on the pilot port -> frames, handshake, sealed frames, messages).
+# Seeds: examples/**/*.toml, artifacts written by `sluice put` (every value type), and
+# handshake frames.
 # Corpora grow in build-fuzz/corpus/<target>/; crashes land in build-fuzz/findings/.
 # Exit status is non-zero when a target found a crash (or did not build).
 set -euo pipefail
@@ -30,12 +32,13 @@ if [[ ! -f "$dir/CMakeCache.txt" ]]; then
 fi
 # The seeds are written by `sluice put`: the normal build's, else one built here.
 sluice_bin=build/launchers/sluice
-targets=(loader_fuzz artifact_fuzz)
+targets=(loader_fuzz artifact_fuzz pilot_fuzz)
 [[ -x "$sluice_bin" ]] || { sluice_bin="$dir/launchers/sluice"; targets+=(sluice); }
 cmake --build "$dir" -j "$(nproc 2>/dev/null || echo 2)" $(printf -- '--target %s ' "${targets[@]}")
 
 # Seeds.
-mkdir -p "$dir/corpus/loader_fuzz" "$dir/corpus/artifact_fuzz" "$dir/findings" "$dir/seeds"
+mkdir -p "$dir/corpus/loader_fuzz" "$dir/corpus/artifact_fuzz" "$dir/corpus/pilot_fuzz" \
+  "$dir/findings" "$dir/seeds"
 find examples tests -name '*.toml' -exec cp {} "$dir/corpus/loader_fuzz/" \; 2>/dev/null || true
 seed() {  # seed NAME ARGS...: one artifact written by `sluice put`
   local out="$dir/corpus/artifact_fuzz/$1.h5"; shift
@@ -50,6 +53,14 @@ seed bool b true
 seed list l '[1, 2, 3]'
 seed map m '{"a": 1, "b": [1.5, 2.5], "c": {"d": "e"}}'
 seed table t --file "$dir/seeds/table.txt"
+# Pilot frames (u32 length, type, payload; backends/pilot/pilot_handshake.hpp): an
+# auth hello, a challenge, a proof, and a hello followed by a frame of the largest size.
+nonce="$(printf 'n%.0s' {1..32})"
+printf '\x29\x00\x00\x00\x14SLPILOT1%s' "$nonce" >"$dir/corpus/pilot_fuzz/auth_hello"
+printf '\x41\x00\x00\x00\x15%s%s' "$nonce" "$nonce" >"$dir/corpus/pilot_fuzz/challenge"
+printf '\x21\x00\x00\x00\x16%s' "$nonce" >"$dir/corpus/pilot_fuzz/proof"
+printf '\x29\x00\x00\x00\x14SLPILOT1%s\x00\x00\x00\x04\x01xyz' "$nonce" \
+  >"$dir/corpus/pilot_fuzz/hello_then_huge"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/fuzz/lsan.supp:print_suppressions=0}"
@@ -63,7 +74,7 @@ first_frame() {
 }
 rss_mb="${FUZZ_RSS_MB:-2048}"
 failed=0
-for target in loader_fuzz artifact_fuzz; do
+for target in loader_fuzz artifact_fuzz pilot_fuzz; do
   echo "== $target for ${seconds}s"
   set +e
   jobs=()

@@ -1,4 +1,4 @@
-// The Backend verbs of the pilot backend (pilot_backend.hpp): start-up (secret, listening
+// The Backend verbs of the pilot backend (pilot_backend.hpp): start-up (key, listening
 // socket, address file), launch (queued until a worker takes it), poll (one turn of the
 // event loop over the listener and every worker), kill, abandon.
 #include "pilot_backend.hpp"
@@ -45,24 +45,6 @@ bool write_atomically(const std::string& path, const std::string& text, mode_t m
   return ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-namespace {
-
-std::string random_secret() {
-  unsigned char bytes[32] = {};
-  pilot::Fd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
-  if (!fd.valid() || ::read(fd.get(), bytes, sizeof bytes) != static_cast<ssize_t>(sizeof bytes))
-    return {};
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char b : bytes) {
-    s += hex[b >> 4];
-    s += hex[b & 15];
-  }
-  return s;
-}
-
-}  // namespace
-
 PilotBackend::PilotBackend(Options o, std::unique_ptr<slurm::SlurmDriver> driver)
     : o_(std::move(o)), driver_(std::move(driver)), host_(host_name()) {
   // Two log files per launch in the window, one socket per worker: the common soft
@@ -108,17 +90,22 @@ Expected<void> PilotBackend::start(const std::string& run_dir) {
   run_id_ = run_dir.substr(run_dir.rfind('/') + 1);
   pilot_dir_ = run_dir + "/pilot";
   ::mkdir(pilot_dir_.c_str(), 0700);
-  // A resumed run keeps its secret: workers of the crashed coordinator may reconnect.
-  const std::string secret_path = pilot_dir_ + "/secret";
+  if (auto r = pilot::init_crypto(); !r) return failed(r.error().message);
+  // A resumed run keeps its key: workers of the crashed coordinator may reconnect, and
+  // prove it again in the handshake.
+  const std::string key_path = pilot_dir_ + "/secret";
+  std::string word;
   {
-    std::ifstream in(secret_path);
-    in >> secret_;
+    std::ifstream in(key_path);
+    in >> word;
   }
-  if (secret_.size() < 32) {
-    secret_ = random_secret();
-    if (secret_.empty()) return failed("cannot read /dev/urandom");
-    if (!write_atomically(secret_path, secret_ + "\n", 0600))
-      return failed("cannot write " + secret_path);
+  if (auto k = pilot::Key::from_hex(word)) {
+    key_ = *k;
+    ::chmod(key_path.c_str(), 0600);
+  } else {
+    key_ = pilot::Key::random();
+    if (!write_atomically(key_path, key_.hex() + "\n", 0600))
+      return failed("cannot write " + key_path);
   }
   int port = 0;
   auto l = pilot::listen_tcp(0, port);

@@ -5,12 +5,14 @@
 //
 //   sluice run wf.toml --backend slurm -O mode=pilot        (or a saved configuration)
 //
-// Transport: plain TCP (compute nodes reach the login node; no library beyond POSIX).
-// On its first launch the backend listens on an ephemeral port on every address, writes
-// RUN_DIR/pilot/address ("HOST:PORT") and RUN_DIR/pilot/secret (32 random bytes in hex,
-// mode 0600; kept across `resume`, so workers of a crashed coordinator reconnect). Every
-// worker's first message carries the secret; a connection with another secret is
-// refused and closed. Messages: pilot_wire.hpp.
+// Transport: TCP (compute nodes reach the login node), authenticated both ways and
+// encrypted with libsodium. On its first launch the backend listens on an ephemeral port
+// on every address, writes RUN_DIR/pilot/address ("HOST:PORT") and RUN_DIR/pilot/secret
+// (the run's key: 32 random bytes in hex, mode 0600; kept across `resume`, so workers of
+// a crashed coordinator reconnect). The key never crosses the wire: each connection
+// opens with a handshake in which both sides prove they hold it (pilot_handshake.hpp),
+// then every frame is sealed; a worker refuses a coordinator that cannot prove it, and a
+// connection that does not prove it in 5 s is closed. Messages: pilot_wire.hpp.
 //
 // Allocations: when launches wait that no connected worker can start (no free slot, no
 // worker whose allocation has time left for the task's max_exec_time, no matching

@@ -1,5 +1,11 @@
-// Workers: accepting connections, the hello and its secret, their messages, placing
+// Workers: accepting connections, the handshake and the hello, their messages, placing
 // queued launches on them, and dropping the ones that left or went silent.
+//
+// Strangers can reach the port (it listens on every address of a login node everyone
+// shares), so what a connection costs before it proves the run's key is bounded: at most
+// kMaxHandshakeBuffer bytes read ahead (pilot_net.hpp), kHandshakeTimeout to be welcomed,
+// kMaxStrangers such connections at once (the oldest makes way), and kAcceptsPerTurn
+// accepted per turn of the loop.
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -12,15 +18,10 @@
 namespace sluice::pilot {
 namespace {
 
-constexpr auto kHelloTimeout = std::chrono::seconds(10);
-
-// Compares without an early exit, so the time taken says nothing about the secret.
-bool same_secret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size() || a.empty()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
+// A worker on a loaded node answers in milliseconds; a stranger holds a slot no longer.
+constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
+constexpr std::size_t kMaxStrangers = 64;
+constexpr int kAcceptsPerTurn = 64;
 
 }  // namespace
 
@@ -64,29 +65,57 @@ void PilotBackend::dispatch() {
 }
 
 void PilotBackend::accept_all() {
-  for (;;) {
+  std::size_t strangers = 0;
+  for (const auto& [id, w] : workers_) strangers += !w.welcomed;
+  for (int i = 0; i < kAcceptsPerTurn; ++i) {
     const int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
+    if (strangers >= kMaxStrangers) {
+      // Ids grow with each accept: the first one not welcomed is the oldest.
+      for (auto it = workers_.begin(); it != workers_.end(); ++it)
+        if (!it->second.welcomed) {
+          workers_.erase(it);
+          --strangers;
+          break;
+        }
+    }
     Worker w;
     w.id = next_worker_++;
     w.conn = std::make_unique<Connection>(pilot::Fd(fd));
+    w.handshake = std::make_unique<ServerHandshake>(key_);
     w.accepted = w.heard = Clock::now();
     workers_.emplace(w.id, std::move(w));
+    ++strangers;
   }
+}
+
+bool PilotBackend::on_handshake(Worker& w, MsgType type, std::string_view payload) {
+  std::string reply, why;
+  const bool spoke = type == MsgType::kAuthProof || type == MsgType::kAuthFailed;
+  const AuthStep step = w.handshake->on_frame(type, payload, reply, why);
+  if (!reply.empty()) w.conn->send_raw(reply);
+  if (step == AuthStep::kAccepted) {
+    w.conn->seal(w.handshake->sender(), w.handshake->receiver());
+    w.handshake.reset();
+  } else if (step == AuthStep::kRefused) {
+    w.conn->flush();
+    // Only peers that got as far as a proof are worth a line: port scanners are not.
+    if (spoke)
+      std::fprintf(stderr, "sluice: pilot: refused a worker connection (%s)\n", why.c_str());
+    return false;
+  }
+  return true;
 }
 
 bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
   auto hello = pilot::decode_hello(payload);
-  if (!hello || !same_secret(hello->secret, secret_)) {
-    w.conn->send(MsgType::kRefused,
-                 pilot::encode_text(hello ? "wrong secret" : hello.error().message));
+  if (!hello) {
+    w.conn->send(MsgType::kRefused, pilot::encode_text(hello.error().message));
     w.conn->flush();
-    std::fprintf(stderr, "sluice: pilot: refused a worker connection (%s)\n",
-                 hello ? "wrong secret" : "malformed hello");
+    std::fprintf(stderr, "sluice: pilot: refused a worker connection (malformed hello)\n");
     return false;
   }
   w.info = std::move(*hello);
-  w.info.secret.clear();
   w.welcomed = true;
   w.free = {std::max(0, w.info.cpus), static_cast<int>(w.info.gpu_ids.size())};
   w.connected_us = wall_us();
@@ -109,6 +138,10 @@ bool PilotBackend::serve(Worker& w, std::vector<Completion>& out) {
   std::string_view payload;
   bool bad = false;
   while (w.conn->next(type, payload, bad)) {
+    if (!w.conn->sealed()) {
+      if (!on_handshake(w, type, payload)) return false;
+      continue;
+    }
     if (!w.welcomed) {
       if (type != MsgType::kHello || !on_hello(w, payload)) return false;
       continue;
@@ -188,10 +221,10 @@ void PilotBackend::check_liveness(std::vector<Completion>& out) {
     if (w.welcomed && now - w.heard > o_.heartbeat_timeout) silent.push_back(id);
   for (auto id : silent)
     drop(id, "sent nothing for " + format_duration(o_.heartbeat_timeout) + " (no heartbeat)", out);
-  // Connections that never said hello (a port scanner, a stuck client) are dropped.
+  // Connections not welcomed in time (a port scanner, a stuck client) are dropped.
   std::vector<std::uint32_t> stale;
   for (const auto& [id, w] : workers_)
-    if (!w.welcomed && now - w.accepted > kHelloTimeout) stale.push_back(id);
+    if (!w.welcomed && now - w.accepted > kHandshakeTimeout) stale.push_back(id);
   for (auto id : stale) workers_.erase(id);
   if (now < next_heartbeat_) return;
   next_heartbeat_ = now + o_.heartbeat_timeout / 6;

@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pilot_crypto.hpp"
+#include "pilot_handshake.hpp"
 #include "pilot_net.hpp"
 #include "pilot_options.hpp"
 #include "pilot_wire.hpp"
@@ -62,7 +64,8 @@ class PilotBackend final : public Backend {
   struct Worker {
     std::uint32_t id = 0;
     std::unique_ptr<Connection> conn;
-    bool welcomed = false;
+    std::unique_ptr<ServerHandshake> handshake;  // until the connection is sealed
+    bool welcomed = false;                       // sealed, and its hello accepted
     bool retiring = false;
     Clock::time_point accepted;
     Clock::time_point heard;  // when it last sent anything
@@ -107,13 +110,14 @@ class PilotBackend final : public Backend {
   void accept_all();
   // Reads and handles what `w` sent; false when it must be dropped.
   bool serve(Worker& w, std::vector<Completion>& out);
+  bool on_handshake(Worker& w, MsgType type, std::string_view payload);
   bool on_hello(Worker& w, std::string_view payload);
   void drop(std::uint32_t id, const std::string& why, std::vector<Completion>& out);
   // Watches allocations (one batched query), drops workers of ended ones (their attempts
   // go to `out` as lost) and submits a new one when the policy says so.
   void manage_allocations(std::vector<Completion>& out);
   // Sends heartbeats that are due, drops workers silent for heartbeat_timeout (their
-  // attempts go to `out` as lost) and connections that never said hello.
+  // attempts go to `out` as lost) and connections not welcomed within kHandshakeTimeout.
   void check_liveness(std::vector<Completion>& out);
   void submit_allocation();
   Allocation* allocation_of(const std::string& job);
@@ -127,7 +131,8 @@ class PilotBackend final : public Backend {
   bool started_ = false;
   std::string start_error_;
   std::string run_dir_, pilot_dir_, run_id_;
-  std::string secret_, address_;
+  Key key_;
+  std::string address_;
   pilot::Fd listener_;
   std::map<std::uint32_t, Worker> workers_;
   std::uint32_t next_worker_ = 1;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -109,25 +110,61 @@ Connection::Connection(Fd fd) : fd_(std::move(fd)) {
 
 bool Connection::read_some() {
   char buf[65536];
-  for (;;) {
-    const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+  std::size_t budget = sealed() ? kReadBudget : kMaxHandshakeBuffer;
+  while (budget > 0) {
+    // What is left in the socket stays there (the kernel's buffer, not ours) until the
+    // frames read are taken out, or the connection is dropped.
+    std::size_t room = std::min(budget, sizeof buf);
+    if (!sealed()) {
+      if (in_.buffered() >= kMaxHandshakeBuffer) return true;
+      room = std::min(room, kMaxHandshakeBuffer - in_.buffered());
+    }
+    if (in_.header_bad()) return true;  // next() says so; the body is never read
+    const ssize_t n = ::recv(fd_.get(), buf, room, 0);
     if (n > 0) {
       in_.append(buf, static_cast<std::size_t>(n));
-      if (static_cast<std::size_t>(n) < sizeof buf) return true;
+      budget -= static_cast<std::size_t>(n);
+      if (static_cast<std::size_t>(n) < room) return true;
       continue;
     }
     if (n == 0) return false;
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK;
   }
+  return true;
 }
 
-void Connection::send(MsgType type, std::string_view payload) {
+bool Connection::next(MsgType& type, std::string_view& payload, bool& bad) {
+  if (!sealed()) return in_.next(type, payload, bad);
+  std::string_view body;
+  if (!in_.next_body(body, bad)) return false;
+  std::uint8_t t = 0;
+  if (!receiver_->open(body, t, opened_)) {
+    bad = true;
+    return false;
+  }
+  type = static_cast<MsgType>(t);
+  payload = opened_;
+  return true;
+}
+
+void Connection::send_raw(std::string_view bytes) {
   if (out_pos_ > 0 && out_pos_ == out_.size()) {
     out_.clear();
     out_pos_ = 0;
   }
-  out_ += frame(type, payload);
+  out_ += bytes;
+}
+
+void Connection::send(MsgType type, std::string_view payload) {
+  send_raw(sealed() ? sender_->seal(static_cast<std::uint8_t>(type), payload)
+                    : frame(type, payload));
+}
+
+void Connection::seal(std::unique_ptr<FrameCipher> sender, std::unique_ptr<FrameCipher> receiver) {
+  sender_ = std::move(sender);
+  receiver_ = std::move(receiver);
+  in_.set_max_frame(kMaxFrame);
 }
 
 bool Connection::flush() {

@@ -27,7 +27,6 @@ std::string frame(MsgType type, std::string_view payload) {
 
 std::string encode_hello(const Hello& h) {
   Writer w;
-  w.str(h.secret);
   w.str(h.job_id);
   w.str(h.host);
   w.i32(h.pid);
@@ -42,7 +41,6 @@ std::string encode_hello(const Hello& h) {
 Expected<Hello> decode_hello(std::string_view payload) {
   Reader r(payload);
   Hello h;
-  h.secret = r.str();
   h.job_id = r.str();
   h.host = r.str();
   h.pid = r.i32();
@@ -108,24 +106,38 @@ Expected<void> decode_completions(std::string_view payload, std::vector<Completi
   return wire::decode_completions(payload, out, kProtocol);
 }
 
-bool FrameBuffer::next(MsgType& type, std::string_view& payload, bool& bad) {
+bool FrameBuffer::header_bad() const {
+  if (buf_.size() - pos_ < 4) return false;
+  std::uint32_t len = 0;
+  std::memcpy(&len, buf_.data() + pos_, sizeof len);
+  return len == 0 || len > max_frame_;
+}
+
+bool FrameBuffer::next_body(std::string_view& body, bool& bad) {
   bad = false;
   // Compact now and then so the buffer does not grow with the whole stream.
   if (pos_ > 0 && (pos_ == buf_.size() || pos_ > (1u << 16))) {
     buf_.erase(0, pos_);
     pos_ = 0;
   }
-  if (buf_.size() - pos_ < 5) return false;
-  std::uint32_t len = 0;
-  std::memcpy(&len, buf_.data() + pos_, sizeof len);
-  if (len == 0 || len > kMaxFrame) {
+  if (buf_.size() - pos_ < 4) return false;
+  if (header_bad()) {
     bad = true;
     return false;
   }
+  std::uint32_t len = 0;
+  std::memcpy(&len, buf_.data() + pos_, sizeof len);
   if (buf_.size() - pos_ - 4 < len) return false;
-  type = static_cast<MsgType>(static_cast<std::uint8_t>(buf_[pos_ + 4]));
-  payload = std::string_view(buf_).substr(pos_ + 5, len - 1);
+  body = std::string_view(buf_).substr(pos_ + 4, len);
   pos_ += 4 + len;
+  return true;
+}
+
+bool FrameBuffer::next(MsgType& type, std::string_view& payload, bool& bad) {
+  std::string_view body;
+  if (!next_body(body, bad)) return false;
+  type = static_cast<MsgType>(static_cast<std::uint8_t>(body[0]));
+  payload = body.substr(1);
   return true;
 }
 

@@ -2,14 +2,16 @@
 // their framing on a TCP byte stream. Encoding and decoding touch no socket, so they are
 // unit-tested without a network.
 //
-// Frame: u32 length (of what follows), u8 type, payload. Payloads are encoded with the
-// codec the MPI backend shares (sluice/wire_codec.hpp): a decoder given a truncated or
+// Frame: u32 length (of what follows), u8 type, payload; after the handshake
+// (pilot_handshake.hpp) type and payload are sealed (pilot_crypto.hpp). Payloads are encoded with
+// the codec the MPI backend shares (sluice/wire_codec.hpp): a decoder given a truncated or
 // malformed payload returns an error; it never reads past the end.
 //
-//   worker -> coordinator: kHello (once, first), kCompletions (a batch), kIdle (asks to
-//                          be released: nothing ran for idle_timeout)
+//   worker -> coordinator: kHello (once, first after the handshake), kCompletions (a
+//                          batch), kIdle (asks to be released: nothing ran for idle_timeout)
 //   coordinator -> worker: kWelcome (hello accepted; the worker's id and the heartbeat
-//                          timeout), kRefused (wrong secret; the connection closes),
+//                          timeout), kRefused (a failed handshake or a malformed hello; the
+//                          connection closes),
 //                          kLaunch, kKill, kShutdown (exit now)
 //   both ways:             kHeartbeat (empty), every heartbeat timeout / 6; a side that
 //                          hears nothing for the timeout takes the other for gone
@@ -37,14 +39,22 @@ enum class MsgType : std::uint8_t {
   kLaunch = 12,
   kKill = 13,
   kShutdown = 14,
+  // The handshake (pilot_handshake.hpp), in plain frames.
+  kAuthHello = 20,
+  kAuthChallenge = 21,
+  kAuthProof = 22,
+  kAuthOk = 23,
+  kAuthFailed = 24,
 };
 
 // Larger frames are a protocol error (a stranger talking to the port, or corruption).
+// Sealed frames come from a peer that proved the key: the largest launch or batch of
+// completions. Before that only handshake frames, which are small.
 constexpr std::uint32_t kMaxFrame = 64u << 20;
+constexpr std::uint32_t kMaxHandshakeFrame = 256;
 
 // What a worker offers, sent once after connecting.
 struct Hello {
-  std::string secret;
   std::string job_id;  // the Slurm allocation it runs in; empty outside Slurm
   std::string host;
   std::int32_t pid = 0;
@@ -90,14 +100,24 @@ Expected<void> decode_completions(std::string_view payload, std::vector<Completi
 // Splits a byte stream into frames. Feed it what arrived; take whole frames out.
 class FrameBuffer {
  public:
+  explicit FrameBuffer(std::uint32_t max_frame = kMaxFrame) : max_frame_(max_frame) {}
+  void set_max_frame(std::uint32_t max_frame) { max_frame_ = max_frame; }
   void append(const char* data, std::size_t n) { buf_.append(data, n); }
+  // Bytes appended and not yet taken out.
+  std::size_t buffered() const { return buf_.size() - pos_; }
+  // True when the frame begun in the buffer declares a length of 0 or above the maximum:
+  // its body need not be read.
+  bool header_bad() const;
   // The next whole frame: true with type and payload (valid until the next call), false
-  // when none is complete yet. Sets `bad` on an oversized frame.
+  // when none is complete yet. Sets `bad` on a frame of length 0 or above the maximum.
   bool next(MsgType& type, std::string_view& payload, bool& bad);
+  // The same, for a frame whose body (what follows its length) is sealed.
+  bool next_body(std::string_view& body, bool& bad);
 
  private:
   std::string buf_;
   std::size_t pos_ = 0;
+  std::uint32_t max_frame_;
 };
 
 }  // namespace sluice::pilot

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "local_backend.hpp"
+#include "pilot_handshake.hpp"
 #include "pilot_net.hpp"
 #include "pilot_policy.hpp"
 #include "pilot_wire.hpp"
@@ -60,16 +61,15 @@ worker::RuntimeOptions runtime_options(const WorkerOptions& o) {
   return r;
 }
 
-enum class End { kReleased, kLost, kSignaled, kRefused };
+enum class End { kReleased, kLost, kSignaled };
 
 class Worker {
  public:
   Worker(const WorkerOptions& o, const worker::RuntimeOptions& share)
       : o_(o), cpus_(share.cpus), gpu_ids_(share.gpu_ids), runtime_(share) {}
 
-  Hello hello(const std::string& secret) const {
+  Hello hello() const {
     Hello h;
-    h.secret = secret;
     if (const char* j = std::getenv("SLURM_JOB_ID")) h.job_id = j;
     h.host = host_name();
     h.pid = static_cast<std::int32_t>(::getpid());
@@ -182,37 +182,48 @@ class Worker {
   std::vector<Completion> done_;
 };
 
-// Sends the hello and waits for the answer: kWelcome, kRefused or nothing (lost).
-End handshake(Connection& conn, const Hello& hello, Welcome& welcome) {
+bool stopping() {
+  return worker::stop_signal() != 0;
+}
+
+// Proves the key (pilot_handshake.hpp), sends the hello and waits for the answer:
+// kWelcome, kRefused, or nothing (lost). kImpostor: the peer could not prove the key.
+enum class Greeting { kWelcomed, kImpostor, kRefused, kLost, kSignaled };
+Greeting greet(Connection& conn, const Key& key, const Hello& hello, Welcome& welcome,
+               std::string& why) {
+  const AuthResult auth = authenticate(conn, key, 10'000, why, stopping);
+  if (stopping()) return Greeting::kSignaled;
+  if (auth == AuthResult::kImpostor) return Greeting::kImpostor;
+  if (auth == AuthResult::kRefused) return Greeting::kRefused;
+  if (auth != AuthResult::kAccepted) return Greeting::kLost;
   conn.send(MsgType::kHello, encode_hello(hello));
-  if (!conn.flush_blocking(10'000)) return End::kLost;
+  if (!conn.flush_blocking(10'000)) return Greeting::kLost;
   const auto until = Clock::now() + std::chrono::seconds(30);
   while (Clock::now() < until) {
-    if (worker::stop_signal() != 0) return End::kSignaled;
-    pollfd p{conn.fd(), POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    if (!conn.read_some()) return End::kLost;
+    if (stopping()) return Greeting::kSignaled;
     MsgType type;
     std::string_view payload;
     bool bad = false;
     if (conn.next(type, payload, bad)) {
       if (type == MsgType::kWelcome) {
         auto w = decode_welcome(payload);
-        if (!w) return End::kLost;
+        if (!w) return Greeting::kLost;
         welcome = *w;
-        return End::kReleased;  // = accepted
+        return Greeting::kWelcomed;
       }
       if (type == MsgType::kRefused) {
-        auto why = decode_text(payload);
-        std::fprintf(stderr, "sluice worker: the coordinator refused the connection: %s\n",
-                     why ? why->c_str() : "?");
-        return End::kRefused;
+        auto text = decode_text(payload);
+        why = text ? *text : "?";
+        return Greeting::kRefused;
       }
-      return End::kLost;
+      return Greeting::kLost;
     }
-    if (bad) return End::kLost;
+    if (bad) return Greeting::kLost;
+    pollfd p{conn.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    if (!conn.read_some()) return Greeting::kLost;
   }
-  return End::kLost;
+  return Greeting::kLost;
 }
 
 }  // namespace
@@ -223,20 +234,36 @@ int serve_worker(const WorkerOptions& o) {
     std::fprintf(stderr, "sluice worker: give --connect HOST:PORT or --pilot-dir DIR\n");
     return 3;
   }
-  const std::string secret_path = o.secret_file.empty() ? o.pilot_dir + "/secret" : o.secret_file;
-  const std::string secret = read_word(secret_path);
-  if (secret.empty()) {
-    std::fprintf(stderr, "sluice worker: no secret in %s\n", secret_path.c_str());
+  if (auto r = init_crypto(); !r) {
+    std::fprintf(stderr, "sluice worker: %s\n", r.error().message.c_str());
+    return 3;
+  }
+  const std::string key_path = o.secret_file.empty() ? o.pilot_dir + "/secret" : o.secret_file;
+  const auto key = Key::from_hex(read_word(key_path));
+  if (!key) {
+    std::fprintf(stderr, "sluice worker: no run key in %s (%s)\n", key_path.c_str(),
+                 key.error().message.c_str());
     return 3;
   }
   Worker worker(o, runtime_options(o));
   auto give_up = Clock::now() + o.reconnect_timeout;
   bool announced = false;
+  // A coordinator that cannot prove the key is refused and never told anything; the
+  // worker goes on looking for the real one (a resumed coordinator writes a new address)
+  // and exits 3 if none shows up in time.
+  std::string impostor;
   for (;;) {
     if (int sig = worker::stop_signal()) return 128 + sig;
     const std::string address = o.connect.empty() ? read_word(o.pilot_dir + "/address") : o.connect;
     auto fd = address.empty() ? Expected<Fd>(make_error(ErrorCode::kNotFound, "no address yet"))
                               : connect_tcp(address, 5'000);
+    if (Clock::now() >= give_up && !impostor.empty()) {
+      std::fprintf(stderr,
+                   "sluice worker: refused the coordinator at %s: %s; no other one came, "
+                   "leaving\n",
+                   impostor.c_str(), "it did not prove the run's key");
+      return 3;
+    }
     if (!fd) {
       if (Clock::now() >= give_up) {
         std::fprintf(stderr, "sluice worker: no coordinator at %s (%s); leaving\n",
@@ -248,13 +275,24 @@ int serve_worker(const WorkerOptions& o) {
     }
     Connection conn(std::move(*fd));
     Welcome welcome;
-    End end = handshake(conn, worker.hello(secret), welcome);
-    if (end == End::kRefused) return 3;
-    if (end == End::kSignaled) return 128 + worker::stop_signal();
-    if (end == End::kReleased) {
+    std::string why;
+    const Greeting greeting = greet(conn, *key, worker.hello(), welcome, why);
+    if (greeting == Greeting::kRefused) {
+      std::fprintf(stderr, "sluice worker: the coordinator refused the connection: %s\n",
+                   why.c_str());
+      return 3;
+    }
+    if (greeting == Greeting::kSignaled) return 128 + worker::stop_signal();
+    if (greeting == Greeting::kImpostor && impostor != address) {
+      std::fprintf(stderr, "sluice worker: refused the coordinator at %s: %s\n", address.c_str(),
+                   why.c_str());
+      impostor = address;
+    }
+    if (greeting == Greeting::kWelcomed) {
+      impostor.clear();
       if (!announced) std::fprintf(stderr, "sluice worker: connected to %s\n", address.c_str());
       announced = true;
-      end = worker.serve(conn, Millis(welcome.heartbeat_timeout_ms));
+      const End end = worker.serve(conn, Millis(welcome.heartbeat_timeout_ms));
       if (end == End::kReleased) return 0;
       if (end == End::kSignaled) return 128 + worker::stop_signal();
       std::fprintf(stderr, "sluice worker: lost the coordinator at %s; killing its attempts\n",

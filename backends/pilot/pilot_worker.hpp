@@ -3,7 +3,9 @@
 // it is sent through the worker runtime the mpi backend shares (worker_runtime.hpp: child
 // processes of a `local` backend of its own, with the same environment, PATH, process
 // groups, logs and CUDA_VISIBLE_DEVICES handling as `--backend local`), and sends their
-// completions back in batches. Only the transport, TCP, is its own.
+// completions back in batches. Only the transport, TCP with a handshake that proves the
+// run's key both ways and sealed frames after it (pilot_handshake.hpp), is its own. A
+// coordinator that cannot prove the key is sent nothing and given nothing to run.
 //
 // SDK function tasks: in a program built with the SDK (sluice::main offers the same
 // `worker` verb, and an allocation started by that program's coordinator runs that
@@ -35,7 +37,7 @@ namespace sluice::pilot {
 
 struct WorkerOptions {
   std::string connect;      // HOST:PORT; empty: read pilot_dir/address
-  std::string secret_file;  // empty: pilot_dir/secret
+  std::string secret_file;  // the run's key; empty: pilot_dir/secret
   std::string pilot_dir;
   int cpus = 0;   // 0: SLURM_CPUS_ON_NODE, else the cores it may use
   int gpus = -1;  // -1: detect (CUDA_VISIBLE_DEVICES of the allocation, ...)
@@ -52,7 +54,8 @@ struct WorkerOptions {
 
 // Serves until released. Function tasks still running on threads when it returns
 // cannot be stopped: see worker::function_tasks_running(). Exit status: 0 released or no
-// coordinator to reconnect to, 3 refused (wrong secret) or unusable options, 128+signal when
+// coordinator to reconnect to, 3 refused (by the coordinator, or every coordinator found
+// until reconnect_timeout could not prove the key) or unusable options, 128+signal when
 // stopped by a signal.
 int serve_worker(const WorkerOptions& options);
 

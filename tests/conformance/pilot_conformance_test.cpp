@@ -13,6 +13,7 @@
 
 #include "conformance/backend_conformance.hpp"
 #include "pilot_backend.hpp"
+#include "pilot_handshake.hpp"
 #include "pilot_net.hpp"
 #include "pilot_wire.hpp"
 #include "slurm_driver.hpp"
@@ -49,7 +50,8 @@ std::string read_word(const std::string& path) {
   return s;
 }
 
-// The worker: connects once the backend published its address, then answers.
+// The worker: connects once the backend published its address, proves the key a step per
+// pump (the backend's loop turns between pumps), then answers.
 struct PlayedWorker {
   void pump(const std::string& run_dir) {
     const std::string address = read_word(run_dir + "/pilot/address");
@@ -59,12 +61,9 @@ struct PlayedWorker {
       if (!fd) return;
       conn.emplace(std::move(*fd));
       connected_to = address;
-      Hello h;
-      h.secret = read_word(run_dir + "/pilot/secret");
-      h.job_id = "101";
-      h.host = "node1";
-      h.cpus = 4;
-      conn->send(MsgType::kHello, encode_hello(h));
+      handshake =
+          std::make_unique<ClientHandshake>(*Key::from_hex(read_word(run_dir + "/pilot/secret")));
+      conn->send_raw(handshake->start());
       conn->flush_blocking(1000);
     }
     pollfd p{conn->fd(), POLLIN, 0};
@@ -78,6 +77,23 @@ struct PlayedWorker {
     bool bad = false;
     std::vector<Completion> done;
     while (conn->next(type, payload, bad)) {
+      if (!conn->sealed()) {
+        std::string reply, why;
+        bool impostor = false;
+        const AuthStep step = handshake->on_frame(type, payload, reply, why, impostor);
+        REQUIRE(step != AuthStep::kRefused);
+        conn->send_raw(reply);
+        if (step == AuthStep::kAccepted) {
+          conn->seal(handshake->sender(), handshake->receiver());
+          Hello h;
+          h.job_id = "101";
+          h.host = "node1";
+          h.cpus = 4;
+          conn->send(MsgType::kHello, encode_hello(h));
+        }
+        conn->flush_blocking(1000);
+        continue;
+      }
       if (type == MsgType::kLaunch) {
         auto l = decode_launch(payload);
         if (!l) continue;
@@ -108,6 +124,7 @@ struct PlayedWorker {
   }
 
   std::optional<Connection> conn;
+  std::unique_ptr<ClientHandshake> handshake;
   std::string connected_to;
   std::set<std::pair<TaskId, std::uint32_t>> running;
 };

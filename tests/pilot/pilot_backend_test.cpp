@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,70 +15,49 @@
 #include <thread>
 
 #include "pilot_backend.hpp"
+#include "pilot_fakes.hpp"
+#include "pilot_handshake.hpp"
 #include "pilot_net.hpp"
 #include "pilot_policy.hpp"
 #include "pilot_wire.hpp"
-#include "slurm_driver.hpp"
-#include "support/scratch_dir.hpp"
 
 using namespace sluice;
 using namespace sluice::pilot;
+using namespace sluice::pilot::testing;
 namespace fs = std::filesystem;
 
 namespace {
 
-class FakeDriver final : public slurm::SlurmDriver {
- public:
-  FakeDriver(std::vector<slurm::SubmitRequest>* submitted,
-             std::map<std::string, std::string>* states)
-      : submitted_(submitted), states_(states) {}
-  std::string name() const override { return "fake"; }
-  Expected<std::string> submit(const slurm::SubmitRequest& r) override {
-    submitted_->push_back(r);
-    return std::to_string(100 + submitted_->size());
-  }
-  Expected<std::map<std::string, slurm::JobStatus>> query(
-      const std::vector<std::string>& ids) override {
-    std::map<std::string, slurm::JobStatus> out;
-    for (const auto& id : ids) {
-      auto it = states_->find(id);
-      out[id].state = it == states_->end() ? "RUNNING" : it->second;
-    }
-    return out;
-  }
-  void cancel(const std::vector<std::string>&) override {}
-  int max_array_size() override { return 1001; }
-
- private:
-  std::vector<slurm::SubmitRequest>* submitted_;
-  std::map<std::string, std::string>* states_;
-};
-
-// A home with one run directory in it.
-struct Scratch {
-  sluice::testing::ScratchDir root;
-  fs::path run_dir = root / "runs" / "run1";
-  Scratch() { fs::create_directories(run_dir / "tasks"); }
-};
-
-std::string read_word(const fs::path& p) {
-  std::ifstream in(p);
-  std::string s;
-  in >> s;
-  return s;
+// Proves the key over `conn` while the coordinator's loop turns on another thread (the
+// handshake blocks; nothing else touches the backend meanwhile).
+AuthResult handshake_with(Backend& b, Connection& conn, const std::string& key_hex) {
+  std::atomic<bool> done{false};
+  std::thread loop([&] {
+    std::vector<Completion> none;
+    while (!done) b.poll(none, std::chrono::milliseconds(5));
+  });
+  std::string why;
+  const AuthResult auth = authenticate(conn, *Key::from_hex(key_hex), 2000, why);
+  done = true;
+  loop.join();
+  return auth;
 }
 
-// A worker played by hand: connects, says hello, collects what the coordinator sends.
+// A worker played by hand: connects, proves the key, says hello, collects what the
+// coordinator sends.
 struct FakeWorker {
   FakeWorker(const std::string& address) : conn(std::move(*connect_tcp(address, 2000))) {}
-  void hello(const std::string& secret, int cpus, std::string job = "101") {
+  // Proves the key, then (when the coordinator accepted) says hello.
+  AuthResult hello(Backend& b, const std::string& key_hex, int cpus, std::string job = "101") {
+    const AuthResult auth = handshake_with(b, conn, key_hex);
+    if (auth != AuthResult::kAccepted) return auth;
     Hello h;
-    h.secret = secret;
     h.job_id = std::move(job);
     h.host = "node1";
     h.cpus = cpus;
     conn.send(MsgType::kHello, encode_hello(h));
     conn.flush_blocking(1000);
+    return auth;
   }
   // Reads what arrived; false once the coordinator closed the connection.
   bool receive() {
@@ -119,7 +99,6 @@ LaunchRequest request(const TaskSpec& spec, const fs::path& run_dir, TaskId task
 
 TEST_CASE("pilot messages survive encoding, split frames and truncation", "[pilot]") {
   Hello h;
-  h.secret = "s3cret";
   h.job_id = "42";
   h.host = "n1";
   h.cpus = 8;
@@ -149,7 +128,7 @@ TEST_CASE("pilot messages survive encoding, split frames and truncation", "[pilo
       if (type == MsgType::kHello) {
         auto back = decode_hello(payload);
         REQUIRE(back);
-        CHECK(back->secret == "s3cret");
+        CHECK(back->job_id == "42");
         CHECK(back->gpu_ids == std::vector<std::string>{"0", "1"});
         CHECK(back->alloc_end_s == 1234567890);
       } else {
@@ -241,8 +220,34 @@ TEST_CASE("pilot backend: allocates, refuses a wrong secret, runs and loses atte
   };
 
   SECTION("a wrong secret is refused and the connection closed") {
+    // The intruder ignores that the coordinator's proof fails with its key, and answers
+    // with a proof made with that key.
     FakeWorker intruder(address);
-    intruder.hello(std::string(64, '0'), 2);
+    const Nonce mine = random_nonce();
+    intruder.conn.send_raw(
+        frame(MsgType::kAuthHello,
+              "SLPILOT1" + std::string(reinterpret_cast<const char*>(mine.data()), mine.size())));
+    intruder.conn.flush_blocking(1000);
+    std::string challenge;
+    REQUIRE(drive([&] {
+      pollfd p{intruder.conn.fd(), POLLIN, 0};
+      if (::poll(&p, 1, 0) > 0) intruder.conn.read_some();
+      MsgType type;
+      std::string_view payload;
+      bool bad = false;
+      if (intruder.conn.next(type, payload, bad) && type == MsgType::kAuthChallenge)
+        challenge = payload;
+      return !challenge.empty();
+    }));
+    REQUIRE(challenge.size() == 64);
+    Nonce theirs;
+    std::copy_n(challenge.begin(), 32, theirs.begin());
+    const Key wrong = *Key::from_hex(std::string(64, '0'));
+    CHECK(!check_proof(wrong, Role::kCoordinator, mine, theirs, challenge.substr(32)));
+    const Proof proof = make_proof(wrong, Role::kWorker, mine, theirs);
+    intruder.conn.send_raw(
+        frame(MsgType::kAuthProof, std::string(reinterpret_cast<const char*>(proof.data()), 32)));
+    intruder.conn.flush_blocking(1000);
     bool closed = false;
     REQUIRE(drive([&] {
       closed = closed || !intruder.receive();
@@ -262,8 +267,8 @@ TEST_CASE("pilot backend: allocates, refuses a wrong secret, runs and loses atte
     timed.max_exec_time = std::chrono::minutes(5);
     REQUIRE(b.launch(request(timed, s.run_dir, 3)));
     FakeWorker w(address);
+    REQUIRE(handshake_with(b, w.conn, secret) == AuthResult::kAccepted);
     Hello h;
-    h.secret = secret;
     h.job_id = "101";
     h.host = "node1";
     h.cpus = 8;
@@ -289,7 +294,7 @@ TEST_CASE("pilot backend: allocates, refuses a wrong secret, runs and loses atte
 
   SECTION("a worker gets launches up to its slots and reports completions") {
     FakeWorker w(address);
-    w.hello(secret, 2);
+    REQUIRE(w.hello(b, secret, 2) == AuthResult::kAccepted);
     REQUIRE(drive([&] {
       w.receive();
       return w.launches.size() == 2;
