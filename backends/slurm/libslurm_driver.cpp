@@ -233,10 +233,22 @@ LibslurmInfo libslurm_info() {
   LibslurmInfo info;
   info.built_for = version_from_number(SLURM_VERSION_NUMBER);
   info.library = SLUICE_LIBSLURM;
-  if (api() == nullptr)
+  if (api() == nullptr) {
     info.error = open_error();
-  else
-    info.loaded = version_from_number(api()->api_version());
+    return info;
+  }
+  // slurm_api_version() is the library's API number (38.0.0 for 22.05), not its release;
+  // the headers do not carry it, but the soname that was opened does ("libslurm.so.38"):
+  // the same API as that is the release the headers belong to.
+  const SlurmVersion api_loaded = version_from_number(api()->api_version());
+  const std::string soname = SLUICE_LIBSLURM;
+  const auto dot = soname.rfind('.');
+  const std::string want = dot == std::string::npos ? "" : soname.substr(dot + 1);
+  if (want.empty() || want == std::to_string(api_loaded.major)) {
+    info.loaded = info.built_for;
+  } else {
+    info.error = soname + " reports API " + std::to_string(api_loaded.major) + ", not " + want;
+  }
   return info;
 }
 

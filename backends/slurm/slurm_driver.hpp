@@ -78,8 +78,8 @@ struct CommandPolicy {
 };
 
 // The libslurm this sluice can use: the release it was built against (nullopt: built
-// without libslurm), the release of the library opened here (its slurm_api_version()),
-// or why none could be opened.
+// without libslurm), the release of the library opened here (set when its
+// slurm_api_version() is the API of the soname it was built for), or why none can be used.
 struct LibslurmInfo {
   std::optional<SlurmVersion> built_for;
   std::optional<SlurmVersion> loaded;
