@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "driver_choice.hpp"
 #include "sluice/engine/backend_registry.hpp"
 #include "sluice/engine/capture.hpp"
 #include "sluice/engine/gpus.hpp"
@@ -153,6 +154,19 @@ std::map<std::string, std::string> parse_config(std::string_view text) {
   return out;
 }
 
+// Which driver `--backend slurm` (driver=auto) would use here, and why (driver_choice.hpp).
+void add_driver_choice(Check& c, slurm::DriverFacts facts) {
+  facts.libslurm = slurm::libslurm_info();
+  const auto& lib = facts.libslurm;
+  c.details["libslurm_built_for"] = lib.built_for ? lib.built_for->release() : "";
+  c.details["libslurm_loaded"] = lib.loaded ? lib.loaded->str() : "";
+  c.details["controller_version"] = facts.controller ? facts.controller->str() : "";
+  auto choice = slurm::choose_driver(facts);
+  c.details["driver"] = choice ? choice->driver : "";
+  c.details["driver_reason"] = choice ? choice->reason : choice.error().message;
+  if (choice) c.summary += "; driver " + choice->driver + " (" + choice->reason + ")";
+}
+
 Check check_slurm(const DoctorArgs& a) {
   Check c{"slurm", false, ""};
   const std::string sinfo = find_on_path("sinfo");
@@ -172,6 +186,9 @@ Check check_slurm(const DoctorArgs& a) {
   if (!probe_ok(conf)) {
     c.summary = "controller not reachable: " + probe_failure(conf);
     c.hint = "start slurmctld (a test cluster: scripts/slurm-up.sh) or check SLURM_CONF";
+    slurm::DriverFacts facts;
+    facts.controller_error = "scontrol show config: " + probe_failure(conf);
+    add_driver_choice(c, facts);
     return c;
   }
   const auto cfg = parse_config(conf->out);
@@ -213,6 +230,10 @@ Check check_slurm(const DoctorArgs& a) {
   c.summary = version + ", cluster " + get("ClusterName") + ", partitions " +
               (shown.empty() ? "none" : shown) + ", MaxArraySize " + get("MaxArraySize") +
               ", GresTypes " + (get("GresTypes").empty() ? "none" : get("GresTypes"));
+  slurm::DriverFacts facts;
+  facts.controller = slurm::controller_version_from_config(conf->out);
+  if (!facts.controller) facts.controller_error = "scontrol show config printed no SLURM_VERSION";
+  add_driver_choice(c, facts);
   return c;
 }
 

@@ -55,6 +55,7 @@ struct RunArgs {
   // `resume`: the options the run was started with (run_backend.hpp), under the rest.
   std::map<std::string, std::string> restored;
   bool quiet = false;
+  bool verbose = false;  // say how the backend reaches its workers (the Slurm driver, why)
   bool no_cache = false;
   bool dry_run = false;
   double progress_every_s = 5.0;
@@ -114,6 +115,9 @@ std::unique_ptr<Backend> make_backend(const Globals& g, const RunArgs& a) {
   BackendOptions opts = backend_options(g, a, &name);
   auto backend = create_backend(name, opts);
   if (!backend) fail(backend.error());
+  if (a.verbose)
+    if (const std::string how = (*backend)->describe(); !how.empty())
+      std::fprintf(stderr, "sluice: backend %s: %s\n", name.c_str(), how.c_str());
   return std::move(*backend);
 }
 
@@ -169,14 +173,15 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
 }
 
 // Keeps what `resume` needs to make the same backend again (run_backend.hpp).
+// `detail`: the backend's describe(), kept for people reading the run's record.
 void remember_backend(RunStore& store, const std::string& run_id, const Globals& g,
-                      const RunArgs& a) {
+                      const RunArgs& a, const std::string& detail) {
   std::string name;
   const BackendOptions opts = backend_options(g, a, &name);
   const std::string dir = store.run_dir(run_id);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (!save_run_backend(dir, name, opts))
+  if (!save_run_backend(dir, name, opts, detail))
     std::fprintf(stderr,
                  "sluice: warning: cannot write %s/backend.json: `sluice resume %s` "
                  "will need the backend options again\n",
@@ -199,7 +204,7 @@ int cmd_run(const Globals& g, const RunArgs& a) {
   auto run =
       store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id, backend->name());
   if (!run) fail(run.error());
-  remember_backend(*store, run->id, g, a);
+  remember_backend(*store, run->id, g, a, backend->describe());
   std::printf("run %s %s:%s:%d (%zu tasks, backend %s, %d cpus, %d gpus)\n", run->id.c_str(),
               wf.project.c_str(), wf.name.c_str(), *revision, wf.tasks.size(),
               backend->name().c_str(), backend->capacity().cpus, backend->capacity().gpus);
@@ -217,11 +222,13 @@ int cmd_submit(const Globals& g, const RunArgs& a) {
     throw CliError(kExitBadInput,
                    "the mpi backend's coordinator is rank 0 of an MPI job: start it with "
                    "`mpirun -n N sluice run --backend mpi FILE` (or `sluice sbatch`), not submit");
+  std::string detail;
   {
     // Made only to check the workflow against its capacity; the daemon makes its own
     // (no backend threads or connections may cross the fork).
     auto backend = make_backend(g, a);
     if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
+    detail = backend->describe();
   }
   if (!a.run_id.empty() && !is_run_id(a.run_id))
     throw CliError(kExitBadInput, "'" + a.run_id + "' is not a run id");
@@ -238,7 +245,7 @@ int cmd_submit(const Globals& g, const RunArgs& a) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     log_path = dir + "/coordinator.log";
-    remember_backend(*store, run_id, g, a);
+    remember_backend(*store, run_id, g, a, detail);
   }
   auto side = detach(log_path);
   if (!side) fail(side.error());
@@ -298,12 +305,17 @@ int cmd_resume(const Globals& g, RunArgs a) {
   // The backend and options it was started with, unless --backend names another one;
   // --config and -O apply on top.
   a.backend = a.resume_backend.empty() ? run.backend : a.resume_backend;
-  if (auto saved = load_run_backend(store->run_dir(run.id));
-      saved && (a.resume_backend.empty() || a.resume_backend == saved->backend)) {
+  auto saved = load_run_backend(store->run_dir(run.id));
+  if (saved && (a.resume_backend.empty() || a.resume_backend == saved->backend)) {
     a.backend = saved->backend;
     a.restored = saved->options;
   }
   auto backend = make_backend(g, a);
+  // The record says how the run goes on now (a resume may pick another Slurm driver).
+  if (saved && saved->backend == a.backend && saved->detail != backend->describe()) {
+    saved->detail = backend->describe();
+    (void)save_run_backend(store->run_dir(run.id), *saved);
+  }
   std::printf("run %s resumed\n", run.id.c_str());
   std::fflush(stdout);
   return coordinate(*store, *backend, *wf, run, true, a);
@@ -331,6 +343,8 @@ void add_run_commands(CLI::App& app, Globals& g) {
   run->add_option("file", a.file, "workflow file (TOML)")->required();
   add_backend_options(run, a);
   run->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  run->add_flag("-v,--verbose", a.verbose,
+                "say how the backend reaches its workers (slurm: which driver, and why)");
   run->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
   run->add_flag("--dry-run", a.dry_run,
                 "say which tasks would run and why (or come from the cache); run nothing");
@@ -345,6 +359,8 @@ void add_run_commands(CLI::App& app, Globals& g) {
   submit->add_option("file", a.file, "workflow file (TOML)")->required();
   add_backend_options(submit, a);
   submit->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
+  submit->add_flag("-v,--verbose", a.verbose,
+                   "say how the backend reaches its workers (slurm: which driver, and why)");
   submit->add_option("--run-id", a.run_id, "use this (new) run id instead of making one");
   submit->callback([&] { g_exit_code = cmd_submit(g, a); });
 
@@ -360,6 +376,8 @@ void add_run_commands(CLI::App& app, Globals& g) {
   resume->add_option("--cpus", a.cpus, "cpu slots (default: all cores)");
   resume->add_option("--gpus", a.gpus, "GPUs to hand out (default: detected)");
   resume->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");
+  resume->add_flag("-v,--verbose", a.verbose,
+                   "say how the backend reaches its workers (slurm: which driver, and why)");
   resume->add_flag("--no-cache", a.no_cache, "run every remaining task, reuse nothing");
   resume->add_option("-O,--backend-option", a.options, "backend option KEY=VALUE, repeatable");
   resume->add_option("--config", a.config, "use a saved configuration's backend options");

@@ -9,7 +9,8 @@ namespace sluice::cli {
 bool save_run_backend(const std::string& run_dir, const RunBackend& saved) {
   nlohmann::json opts = nlohmann::json::object();
   for (const auto& [k, v] : saved.options) opts[k] = v;
-  const nlohmann::json j{{"backend", saved.backend}, {"options", opts}};
+  nlohmann::json j{{"backend", saved.backend}, {"options", opts}};
+  if (!saved.detail.empty()) j["detail"] = saved.detail;
   const std::string path = run_dir + "/backend.json";
   {
     std::ofstream out(path + ".tmp", std::ios::trunc);
@@ -20,8 +21,8 @@ bool save_run_backend(const std::string& run_dir, const RunBackend& saved) {
 }
 
 bool save_run_backend(const std::string& run_dir, const std::string& backend,
-                      const BackendOptions& options) {
-  return save_run_backend(run_dir, RunBackend{backend, option_strings(options)});
+                      const BackendOptions& options, const std::string& detail) {
+  return save_run_backend(run_dir, RunBackend{backend, option_strings(options), detail});
 }
 
 std::optional<RunBackend> load_run_backend(const std::string& run_dir) {
@@ -35,6 +36,7 @@ std::optional<RunBackend> load_run_backend(const std::string& run_dir) {
   const nlohmann::json options = j.value("options", nlohmann::json::object());
   for (const auto& [k, v] : options.items())
     if (v.is_string()) r.options[k] = v.get<std::string>();
+  if (auto d = j.find("detail"); d != j.end() && d->is_string()) r.detail = d->get<std::string>();
   return r;
 }
 

@@ -15,6 +15,7 @@ PACKAGES=(
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
   libsodium-dev  # pilot connections: authenticated, encrypted (backends/pilot/pilot_crypto.cpp)
   libopenmpi-dev openmpi-bin  # the mpi backend (sluice-mpi) and its tests
+  libmpich-dev mpich  # the same against MPICH (scripts/test.sh --mpi mpich, build-mpich/)
   time  # /usr/bin/time: peak memory in scripts/bench.sh
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh); the runtime is its own package
   graphviz  # `dot`: sluice graph --format svg

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Build and run the tests.
 #
-#   scripts/test.sh [--quick] [ctest args...]
+#   scripts/test.sh [--quick] [--mpi mpich] [ctest args...]
 #
 #   (default)  build, then every test (unit + integration):
 #              ctest --test-dir build --output-on-failure -j2
 #   --quick    unit tests only (ctest -L unit), never the sanitizer build
+#   --mpi mpich  only the MPI backend against Debian's MPICH (mpicxx.mpich, mpirun.mpich):
+#              build-mpich/ builds just what the mpi-labelled tests need and runs them
+#              (ctest -L mpi). CI runs this stage after the others (SLUICE_TEST_MPICH=1/0);
+#              `--mpi openmpi` is the default build (Debian's mpi alternative)
 #   CI=true    also build with AddressSanitizer + UBSan (build-asan/) and run the unit and
 #              integration tests there (but the two that start ~1,000 processes), build the scheduler, store and children unit tests
 #              with ThreadSanitizer (build-tsan/) and run them, and run each libFuzzer
@@ -24,20 +28,39 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-quick=0 ctest_args=()
-for arg in "$@"; do
-  case "$arg" in
+quick=0 mpi="" ctest_args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) ctest_args+=("$arg") ;;
+    --mpi) mpi="${2:?--mpi needs openmpi or mpich}"; shift ;;
+    --mpi=*) mpi="${1#*=}" ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) ctest_args+=("$1") ;;
   esac
+  shift
 done
+case "$mpi" in
+  ""|openmpi|mpich) ;;
+  *) echo "test.sh: --mpi $mpi: use openmpi or mpich" >&2; exit 2 ;;
+esac
 
 ci=0
 case "${CI:-}" in true|TRUE|True|1|yes) ci=1 ;; esac
 sanitize="${SLUICE_TEST_SANITIZE:-$ci}"
 fuzz="${SLUICE_TEST_FUZZ:-$ci}"
-(( quick )) && sanitize=0 && fuzz=0
+mpich="${SLUICE_TEST_MPICH:-$ci}"
+(( quick )) && sanitize=0 && fuzz=0 && mpich=0
+only_mpich=0
+[[ "$mpi" == mpich ]] && only_mpich=1 && mpich=1
+
+# The MPICH build (build-mpich/) compiles everything but the MPI backend exactly as
+# build/ does: with paths taken relative to the source tree and the build folder left out
+# of the hash, ccache serves those files from build/'s compiles (a sibling folder at the
+# same depth, so relative paths match). Where ccache.conf already says, it is kept.
+if command -v ccache >/dev/null 2>&1; then
+  [[ -n "$(ccache -k base_dir 2>/dev/null)" ]] || export CCACHE_BASEDIR="$root"
+  export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+fi
 
 jobs=2
 logs="$(mktemp -d "${TMPDIR:-/tmp}/sluice-test.XXXXXX")"
@@ -53,6 +76,43 @@ failed=0
 stage() {  # a stage header with the time since the start, to see where CI's minutes go
   printf '== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"
 }
+
+# --- MPICH: the MPI backend and its tests against Debian's MPICH ------------------------
+mpich_rc=0
+run_mpich() {
+  stage "MPICH build (build-mpich/): the mpi-labelled tests' targets"
+  local log="$logs/mpich.log" t0=$SECONDS
+  if ! command -v mpicxx.mpich >/dev/null 2>&1 || ! command -v mpirun.mpich >/dev/null 2>&1; then
+    echo "MPICH is not installed (Debian: libmpich-dev mpich; scripts/deps.sh)" | tee "$log"
+    mpich_rc=1
+    return
+  fi
+  # Only MPI_CXX_* and the launcher differ from build/: every other compile is a cache hit.
+  if SLUICE_BUILD_DIR=build-mpich scripts/build.sh --quiet \
+       -DMPI_CXX_COMPILER="$(command -v mpicxx.mpich)" \
+       -DMPI_C_COMPILER="$(command -v mpicc.mpich)" \
+       -DMPIEXEC_EXECUTABLE="$(command -v mpiexec.mpich)" \
+       -DSLUICE_MPIRUN="$(command -v mpirun.mpich)" \
+       --targets '^(sluice|sluice-mpi|unit_mpi_wire_test|integration_mpi_test|mpi_conformance_app|sdk_train_and_pick_model)$'
+  then
+    stage "MPICH build took $((SECONDS - t0))s; ctest --test-dir build-mpich -L mpi"
+    set +e
+    ctest --test-dir build-mpich --output-on-failure -L mpi "${ctest_args[@]}" 2>&1 | tee "$log"
+    mpich_rc=${PIPESTATUS[0]}
+    set -e
+  else
+    echo "(MPICH build failed)" >"$log"
+    mpich_rc=1
+  fi
+}
+if (( only_mpich )); then
+  run_mpich
+  echo
+  stage "test summary"
+  echo "mpi-labelled tests against MPICH (build-mpich/), exit $mpich_rc:"
+  summary_of "$logs/mpich.log"
+  exit "$mpich_rc"
+fi
 
 # --- normal build: unit + integration --------------------------------------------------
 stage "build (build/)"
@@ -164,9 +224,19 @@ if (( fuzz )); then
   (( fuzz_rc == 0 )) || failed=1
 fi
 
+# --- MPICH: after the normal build, whose compiles it reuses from ccache ---------------
+if (( mpich )); then
+  run_mpich
+  (( mpich_rc == 0 )) || failed=1
+fi
+
 # --- summary: ctest's own lines, the main run's last -----------------------------------
 echo
 stage "test summary"
+if (( mpich )); then
+  echo "mpi-labelled tests against MPICH (build-mpich/), exit $mpich_rc:"
+  summary_of "$logs/mpich.log"
+fi
 if (( sanitize )); then
   echo "unit + integration tests under ASan + UBSan (build-asan/), exit $asan_rc:"
   summary_of "$logs/asan.log"

@@ -24,10 +24,12 @@ namespace {
 
 constexpr int kMaxBatch = 256;  // messages handled between two reports to rank 0
 
-// Open MPI's and PMIx's variables: an attempt that itself calls mpirun starts a job of
-// its own.
-constexpr std::string_view kMpiVariables[] = {"OMPI_", "PMIX_",  "OPAL_", "PRTE_",
-                                              "ORTE_", "HYDRA_", "PMI_"};
+// The MPI runtime's variables (Open MPI and PMIx; MPICH's Hydra: PMI_FD, PMI_RANK,
+// MPI_LOCALRANKID, HYDI_CONTROL_FD): an attempt that itself calls mpirun, or starts an
+// MPI program as a singleton, starts a job of its own instead of joining this one.
+constexpr std::string_view kMpiVariables[] = {"OMPI_",           "PMIX_",          "OPAL_", "PRTE_",
+                                              "ORTE_",           "HYDRA_",         "HYDI_", "PMI_",
+                                              "MPI_LOCALRANKID", "MPI_LOCALNRANKS"};
 
 // This rank's share of its node: cores (its affinity mask, whole when mpirun/srun bound
 // it to its own) and a contiguous block of the node's GPUs; its attempts' environment

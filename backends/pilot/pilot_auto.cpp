@@ -2,12 +2,12 @@
 // mode = "auto" that sends each task to pilot workers or to a Slurm job of its own.
 #include <unordered_map>
 
+#include "driver_choice.hpp"
 #include "pilot_backend.hpp"
 #include "pilot_coordinator.hpp"
 #include "pilot_options.hpp"
 #include "sluice/duration.hpp"
 #include "slurm_backend.hpp"
-#include "slurm_driver.hpp"
 
 namespace sluice {
 namespace {
@@ -63,6 +63,7 @@ class AutoBackend final : public Backend {
     (it != on_jobs_.end() && it->second ? jobs_ : pilot_)->kill(task, attempt);
   }
   std::size_t in_flight() const override { return pilot_->in_flight() + jobs_->in_flight(); }
+  std::string describe() const override { return jobs_->describe(); }
   void abandon(const std::string& handle) override {
     (handle.rfind("pilot:", 0) == 0 ? pilot_ : jobs_)->abandon(handle);
   }
@@ -79,14 +80,16 @@ class AutoBackend final : public Backend {
   std::unordered_map<std::uint64_t, bool> on_jobs_;
 };
 
-std::unique_ptr<slurm::SlurmDriver> driver_for(const BackendOptions& options) {
+// Pilot mode with the driver the `driver` option and the cluster's version call for
+// (slurm::make_driver: libslurm only for the release it was built for).
+Expected<std::unique_ptr<Backend>> pilot_for(const BackendOptions& options) {
   slurm::CommandPolicy policy;
   if (auto t = options.extra.find("command_timeout"); t != options.extra.end())
     if (auto d = parse_duration(t->second); d && d->count() > 0) policy.timeout = *d;
   auto it = options.extra.find("driver");
-  if (it != options.extra.end() && it->second == "cli") return slurm::make_cli_driver(policy);
-  auto d = slurm::make_libslurm_driver(policy);
-  return d ? std::move(d) : slurm::make_cli_driver(policy);
+  auto chosen = slurm::make_driver(it == options.extra.end() ? "auto" : it->second, policy);
+  if (!chosen) return tl::unexpected(chosen.error());
+  return make_pilot_backend(options, std::move(chosen->driver));
 }
 
 BackendOptions without(const BackendOptions& in, std::initializer_list<const char*> keys) {
@@ -99,10 +102,7 @@ BackendOptions without(const BackendOptions& in, std::initializer_list<const cha
 
 void register_pilot_backend() {
   register_backend(
-      "pilot",
-      [](const BackendOptions& options) {
-        return make_pilot_backend(options, driver_for(options));
-      },
+      "pilot", [](const BackendOptions& options) { return pilot_for(options); },
       pilot::option_table());
   register_backend(
       "slurm",
@@ -111,11 +111,11 @@ void register_pilot_backend() {
         const std::string mode = it == options.extra.end() ? "jobs" : it->second;
         if (mode == "jobs")
           return make_slurm_backend(without(options, {"mode", "cpus", "gpus", "executors"}));
-        if (mode == "pilot") return make_pilot_backend(options, driver_for(options));
+        if (mode == "pilot") return pilot_for(options);
         if (mode != "auto")
           return make_error(ErrorCode::kInvalidInput,
                             "slurm backend option mode=" + mode + ": use jobs, pilot or auto");
-        auto pilot = make_pilot_backend(options, driver_for(options));
+        auto pilot = pilot_for(options);
         if (!pilot) return pilot;
         auto jobs = make_slurm_backend(
             without(options, {"mode", "max_allocations", "nodes", "time_limit", "idle_timeout",

@@ -14,6 +14,7 @@
 
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
+#include <slurm/slurm_version.h>
 
 #include "slurm_driver.hpp"
 
@@ -42,17 +43,29 @@ struct Api {
   decltype(&::slurm_kill_job2) kill_job2;
   decltype(&::slurm_load_ctl_conf) load_ctl_conf;
   decltype(&::slurm_free_ctl_conf) free_ctl_conf;
+  decltype(&::slurm_api_version) api_version;
 };
+
+// Why api() is null, set when it is.
+std::string& open_error() {
+  static std::string error;
+  return error;
+}
 
 // Null when libslurm cannot be opened here (or lacks a function): the CLI driver serves.
 const Api* api() {
   static const Api* const loaded = []() -> const Api* {
     void* lib = ::dlopen(SLUICE_LIBSLURM, RTLD_NOW | RTLD_GLOBAL);
-    if (lib == nullptr) return nullptr;
+    if (lib == nullptr) {
+      const char* why = ::dlerror();
+      open_error() = why ? why : SLUICE_LIBSLURM " cannot be opened";
+      return nullptr;
+    }
     static Api a;
     bool ok = true;
     auto bind = [&](auto& fn, const char* name) {
       fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      if (fn == nullptr && ok) open_error() = std::string(SLUICE_LIBSLURM " has no ") + name;
       ok = ok && fn != nullptr;
     };
     bind(a.init, "slurm_init");
@@ -69,6 +82,7 @@ const Api* api() {
     bind(a.kill_job2, "slurm_kill_job2");
     bind(a.load_ctl_conf, "slurm_load_ctl_conf");
     bind(a.free_ctl_conf, "slurm_free_ctl_conf");
+    bind(a.api_version, "slurm_api_version");
     return ok ? &a : nullptr;
   }();
   return loaded;
@@ -214,6 +228,29 @@ class LibslurmDriver final : public SlurmDriver {
 };
 
 }  // namespace
+
+LibslurmInfo libslurm_info() {
+  LibslurmInfo info;
+  info.built_for = version_from_number(SLURM_VERSION_NUMBER);
+  info.library = SLUICE_LIBSLURM;
+  if (api() == nullptr) {
+    info.error = open_error();
+    return info;
+  }
+  // slurm_api_version() is the library's API number (38.0.0 for 22.05), not its release;
+  // the headers do not carry it, but the soname that was opened does ("libslurm.so.38"):
+  // the same API as that is the release the headers belong to.
+  const SlurmVersion api_loaded = version_from_number(api()->api_version());
+  const std::string soname = SLUICE_LIBSLURM;
+  const auto dot = soname.rfind('.');
+  const std::string want = dot == std::string::npos ? "" : soname.substr(dot + 1);
+  if (want.empty() || want == std::to_string(api_loaded.major)) {
+    info.loaded = info.built_for;
+  } else {
+    info.error = soname + " reports API " + std::to_string(api_loaded.major) + ", not " + want;
+  }
+  return info;
+}
 
 std::unique_ptr<SlurmDriver> make_libslurm_driver(const CommandPolicy& policy) {
   if (api() == nullptr) return nullptr;

@@ -7,4 +7,10 @@ std::unique_ptr<SlurmDriver> make_libslurm_driver(const CommandPolicy&) {
   return nullptr;
 }
 
+LibslurmInfo libslurm_info() {
+  LibslurmInfo info;
+  info.error = "this sluice was built without libslurm";
+  return info;
+}
+
 }  // namespace sluice::slurm

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "driver_choice.hpp"
 #include "job_script.hpp"
 #include "sluice/duration.hpp"
 #include "sluice/engine/host_info.hpp"
@@ -62,7 +63,7 @@ std::string base_of(const std::string& key) {
 }
 
 struct Options {
-  std::string driver;
+  std::string driver = "auto";
   SubmitRequest placement;  // partition, account, qos, constraint, reservation, extra
   std::map<std::string, std::string> executor_partition;
   std::size_t max_queued = 1000;
@@ -76,7 +77,6 @@ struct Options {
 
 Expected<Options> parse_options(const BackendOptions& in) {
   Options o;
-  o.driver = slurm::make_libslurm_driver() ? "libslurm" : "cli";
   if (in.cpus > 0) o.cpus = in.cpus;
   if (in.gpus >= 0) o.gpus = in.gpus;
   auto bad = [](const std::string& k, const std::string& v, const std::string& why) {
@@ -84,7 +84,8 @@ Expected<Options> parse_options(const BackendOptions& in) {
   };
   for (const auto& [k, v] : in.extra) {
     if (k == "driver") {
-      if (v != "libslurm" && v != "cli") return bad(k, v, "use libslurm or cli");
+      if (v != "auto" && v != "libslurm" && v != "cli")
+        return bad(k, v, "use auto, libslurm or cli");
       o.driver = v;
     } else if (parse_placement_option(k, v, o.placement)) {
       // partition, account, qos, constraint, reservation, sbatch
@@ -122,10 +123,15 @@ Expected<Options> parse_options(const BackendOptions& in) {
 
 class SlurmBackend final : public Backend {
  public:
-  SlurmBackend(Options o, std::unique_ptr<slurm::SlurmDriver> driver)
-      : o_(std::move(o)), driver_(std::move(driver)), path_first_(exe_dir()) {}
+  SlurmBackend(Options o, std::unique_ptr<slurm::SlurmDriver> driver, std::string why)
+      : o_(std::move(o)),
+        driver_(std::move(driver)),
+        why_(std::move(why)),
+        path_first_(exe_dir()) {}
 
   std::string name() const override { return "slurm"; }
+
+  std::string describe() const override { return "driver " + driver_->name() + ": " + why_; }
 
   Capacity capacity() const override {
     Capacity c;
@@ -578,6 +584,7 @@ class SlurmBackend final : public Backend {
 
   Options o_;
   std::unique_ptr<slurm::SlurmDriver> driver_;
+  std::string why_;  // why this driver (slurm::DriverChoice::reason)
   std::string path_first_;
   std::map<std::string, Job> live_;  // by job key
   std::map<std::pair<TaskId, std::uint32_t>, std::string> by_attempt_;
@@ -594,13 +601,10 @@ class SlurmBackend final : public Backend {
 Expected<std::unique_ptr<Backend>> make_slurm_backend(const BackendOptions& options) {
   auto o = parse_options(options);
   if (!o) return tl::unexpected(o.error());
-  auto driver = o->driver == "libslurm" ? slurm::make_libslurm_driver(o->commands)
-                                        : slurm::make_cli_driver(o->commands);
-  if (!driver)
-    return make_error(ErrorCode::kInvalidInput,
-                      "driver=libslurm: libslurm is not available (this sluice was built "
-                      "without it, or its shared library cannot be opened here); use driver=cli");
-  return std::unique_ptr<Backend>(std::make_unique<SlurmBackend>(std::move(*o), std::move(driver)));
+  auto chosen = slurm::make_driver(o->driver, o->commands);
+  if (!chosen) return tl::unexpected(chosen.error());
+  return std::unique_ptr<Backend>(std::make_unique<SlurmBackend>(
+      std::move(*o), std::move(chosen->driver), std::move(chosen->choice.reason)));
 }
 
 Expected<std::unique_ptr<Backend>> make_slurm_backend_with(
@@ -608,7 +612,8 @@ Expected<std::unique_ptr<Backend>> make_slurm_backend_with(
   auto o = parse_options(options);
   if (!o) return tl::unexpected(o.error());
   if (!driver) return make_error(ErrorCode::kInvalidInput, "slurm backend without a driver");
-  return std::unique_ptr<Backend>(std::make_unique<SlurmBackend>(std::move(*o), std::move(driver)));
+  return std::unique_ptr<Backend>(
+      std::make_unique<SlurmBackend>(std::move(*o), std::move(driver), "given by the caller"));
 }
 
 bool parse_placement_option(const std::string& key, const std::string& value,
@@ -646,8 +651,10 @@ const OptionTable& placement_option_table() {
 
 const OptionTable& slurm_command_option_table() {
   static const OptionTable table = {
-      {"driver", "libslurm when built, else cli", "how Slurm is asked: libslurm or cli",
-       check_one_of({"libslurm", "cli"})},
+      {"driver", "auto",
+       "how Slurm is asked: libslurm, cli (sbatch, squeue, ...) or auto (libslurm when the "
+       "controller runs the release it was built for, else cli; sluice doctor says which)",
+       check_one_of({"auto", "libslurm", "cli"})},
       {"command_timeout", "30s",
        "an sbatch, squeue, scontrol, sacct or scancel that runs longer is killed (and, "
        "but for sbatch, tried again up to 3 times)",

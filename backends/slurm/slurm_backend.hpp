@@ -15,7 +15,8 @@
 // Handles: "slurm:JOBID:DIR" or "slurm:ARRAYID_INDEX:DIR" (DIR: the attempt directory),
 // "slurm:held:DIR" while the backend still holds the request (max_queued reached).
 //
-// BackendOptions::extra: driver (libslurm | cli; default libslurm when built),
+// BackendOptions::extra: driver (auto | libslurm | cli; default auto: libslurm only when
+// the controller runs the Slurm release it was built for, driver_choice.hpp),
 // partition, account, qos, constraint, reservation, sbatch (free-form options separated by
 // spaces), executor.LABEL (the partition for tasks with executor LABEL), max_queued
 // (default 1000), poll_interval (default 1s), command_timeout (default 30s: how long one

@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "sluice/error.hpp"
+#include "slurm_version.hpp"
 
 namespace sluice::slurm {
 
@@ -74,6 +76,17 @@ struct CommandPolicy {
   // Before the second try; doubled before each next one.
   std::chrono::milliseconds backoff{500};
 };
+
+// The libslurm this sluice can use: the release it was built against (nullopt: built
+// without libslurm), the release of the library opened here (set when its
+// slurm_api_version() is the API of the soname it was built for), or why none can be used.
+struct LibslurmInfo {
+  std::optional<SlurmVersion> built_for;
+  std::optional<SlurmVersion> loaded;
+  std::string library;  // the soname it opens: "libslurm.so.38"
+  std::string error;    // empty when `loaded` is set
+};
+LibslurmInfo libslurm_info();
 
 // sbatch / squeue / scancel / scontrol, each run under `policy`.
 std::unique_ptr<SlurmDriver> make_cli_driver(const CommandPolicy& policy = {});

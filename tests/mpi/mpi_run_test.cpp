@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "support/run_queries.hpp"
 #include "support/skip.hpp"
@@ -35,11 +36,35 @@ const bool kMpiEnv = [] {
       SLUICE_SKIP("no mpirun here (configured as '" SLUICE_MPIRUN "')"); \
   } while (0)
 
-std::vector<std::string> mpirun_argv(int ranks, const std::vector<std::string>& args) {
-  std::vector<std::string> argv{SLUICE_MPIRUN, "--oversubscribe",     "--bind-to",  "none",
-                                "-n",          std::to_string(ranks), SLUICE_BINARY};
+// `mpirun -n RANKS PROGRAM ARGS…` with more ranks than cores and no binding: Open MPI
+// needs --oversubscribe for that; MPICH's Hydra does it by default and has no such flag.
+std::vector<std::string> mpirun_argv(int ranks, const std::string& program,
+                                     const std::vector<std::string>& args) {
+  std::vector<std::string> argv{SLUICE_MPIRUN};
+  if (std::string_view(SLUICE_MPI_FLAVOR) == "openmpi") argv.push_back("--oversubscribe");
+  argv.insert(argv.end(), {"--bind-to", "none", "-n", std::to_string(ranks), program});
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;
+}
+
+std::vector<std::string> mpirun_argv(int ranks, const std::vector<std::string>& args) {
+  return mpirun_argv(ranks, SLUICE_BINARY, args);
+}
+
+// A folder whose `mpirun` is the configured one, for what finds mpirun on PATH (a
+// sub-workflow's job): as `module load` would put it first. Another implementation's
+// mpirun (Debian's alternative may be Open MPI while the build uses MPICH) would start
+// the ranks as singletons. A script that execs it, not a symlink: Hydra looks for its
+// hydra_pmi_proxy next to the path it was started as.
+std::string path_with_configured_mpirun(const ScratchDir& dir) {
+  const fs::path bin = dir / "mpi-bin";
+  fs::create_directories(bin);
+  write_file(bin / "mpirun", "#!/bin/sh\nexec '" SLUICE_MPIRUN "' \"$@\"\n");
+  fs::permissions(bin / "mpirun", fs::perms::owner_all | fs::perms::group_read |
+                                      fs::perms::group_exec | fs::perms::others_read |
+                                      fs::perms::others_exec);
+  const char* path = std::getenv("PATH");
+  return bin.string() + ":" + (path ? path : "/usr/bin:/bin");
 }
 
 // `sluice ARGS… --backend B`, under `mpirun -n RANKS` for "mpi".
@@ -303,7 +328,10 @@ TEST_CASE("a sub-workflow task with backend = mpi runs its tasks in one MPI job"
   ScratchDir dir;
   write_file(dir / "inner.toml", kInnerSweep);
   write_file(dir / "outer.toml", kOuter);
+  const std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", path_with_configured_mpirun(dir).c_str(), 1);
   auto r = run_sluice({"run", "outer.toml", "--cpus", "2", "-q"}, dir.path());
+  ::setenv("PATH", old_path.c_str(), 1);
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   const std::string id = run_id_of(r);
@@ -322,10 +350,7 @@ TEST_CASE("a program built with the SDK runs its function tasks on MPI ranks",
   REQUIRE_MPIRUN();
   ScratchDir dir;
   const std::string app = std::string(SDK_EXAMPLES_DIR) + "/train_and_pick_model";
-  std::vector<std::string> argv{
-      SLUICE_MPIRUN, "--oversubscribe", "--bind-to", "none", "-n", "3", app,
-      "run",         "--backend",       "mpi"};
-  auto r = run_process(argv, dir.path());
+  auto r = run_process(mpirun_argv(3, app, {"run", "--backend", "mpi"}), dir.path());
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   auto local = run_process({app, "run", "--config", "inproc"}, dir.path());

@@ -316,8 +316,12 @@ std::string sub_workflow_shell(const std::string& path, const std::string& hash,
   std::string s = "# sub-workflow " + path + " (content " + hash + ")\n";
   s += "set -e\nstatus=0\nsub=\"$SLUICE_ATTEMPT_DIR/sub\"\nmkdir -p \"$sub\"\n";
   if (backend == "mpi") {
-    s += "root=\nif [ \"$(id -u)\" = 0 ]; then root=--allow-run-as-root; fi\n";
-    s += "mpirun $root --oversubscribe -n " + std::to_string(ranks) +
+    // Whichever MPI is first on PATH (Open MPI or MPICH's Hydra): only Open MPI needs
+    // (and knows) the flags for root and for more ranks than cores.
+    s += "flags=\nif mpirun --version 2>&1 | grep -qE 'Open MPI|OpenRTE'; then\n";
+    s += "  flags=--oversubscribe\n";
+    s += "  if [ \"$(id -u)\" = 0 ]; then flags=\"$flags --allow-run-as-root\"; fi\nfi\n";
+    s += "mpirun $flags -n " + std::to_string(ranks) +
          " sluice run --backend mpi --quiet --home \"$sub/home\" " + q +
          " </dev/null >\"$sub/out\"";
   } else {

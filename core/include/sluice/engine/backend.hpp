@@ -132,6 +132,11 @@ class Backend {
   // coordinator then neither makes the attempt directory nor opens its logs before
   // launch(); the backend makes the directory only when an attempt writes into it.
   virtual bool wants_attempt_dir() const { return true; }
+
+  // How this backend reaches what runs the attempts, in one line for `sluice run
+  // --verbose` and the run's record (slurm: which driver and why); empty when there is
+  // nothing to say.
+  virtual std::string describe() const { return {}; }
 };
 
 }  // namespace sluice
