@@ -1,7 +1,5 @@
 #include "mpi_worker.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <string_view>
 #include <thread>
 
+#include "attempt_reaper.hpp"
 #include "local_backend.hpp"
 #include "mpi_session.hpp"
 #include "mpi_wire.hpp"
@@ -44,6 +43,11 @@ worker::RuntimeOptions runtime_options(const BackendOptions& options, const MpiS
   r.gpu_ids = worker::gpu_block(node, s.node_workers(), s.node_worker_index());
   r.environment = worker::process_environment();
   worker::drop_variables(r.environment, kMpiVariables);
+  // One mark: a worker started by an attempt of another one marks its attempts anew
+  // (the outer reaper still finds them through their process groups' leader, the rank).
+  constexpr std::string_view kMark[] = {"SLUICE_WORKER_MARK="};
+  worker::drop_variables(r.environment, kMark);
+  r.environment.push_back(worker_mark());
   worker::narrow_gpus(r.environment, r.gpu_ids, !node.empty());
   r.functions = worker::RuntimeOptions::Functions::kInline;
   r.make_attempt_dirs = true;  // rank 0 leaves them to the workers (mpi_backend.hpp)
@@ -53,39 +57,10 @@ worker::RuntimeOptions runtime_options(const BackendOptions& options, const MpiS
 // environment names one of `dirs` as its SLUICE_ATTEMPT_DIR, with its process group.
 void kill_attempts_in(const std::set<std::string>& dirs) {
   if (dirs.empty()) return;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return;
-  const pid_t self = ::getpid();
-  const pid_t own_group = ::getpgrp();
-  std::string env;
-  while (dirent* d = ::readdir(proc)) {
-    char* end = nullptr;
-    long pid = std::strtol(d->d_name, &end, 10);
-    if (*end != '\0' || pid <= 1 || pid == self) continue;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%ld/environ", pid);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    env.clear();
-    char buf[8192];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) env.append(buf, static_cast<std::size_t>(n));
-    ::close(fd);
-    constexpr std::string_view kVar = "SLUICE_ATTEMPT_DIR=";
-    for (std::size_t pos = 0; pos < env.size();) {
-      std::size_t nul = env.find('\0', pos);
-      if (nul == std::string::npos) nul = env.size();
-      std::string_view entry(env.data() + pos, nul - pos);
-      if (entry.starts_with(kVar) && dirs.count(std::string(entry.substr(kVar.size())))) {
-        const pid_t group = ::getpgid(static_cast<pid_t>(pid));
-        if (group > 1 && group != own_group) ::kill(-group, SIGKILL);
-        ::kill(static_cast<pid_t>(pid), SIGKILL);
-        break;
-      }
-      pos = nul + 1;
-    }
-  }
-  ::closedir(proc);
+  constexpr std::string_view kVar = "SLUICE_ATTEMPT_DIR=";
+  kill_processes_whose_environment([&](std::string_view entry) {
+    return entry.starts_with(kVar) && dirs.count(std::string(entry.substr(kVar.size()))) > 0;
+  });
 }
 
 class Worker {
@@ -178,6 +153,7 @@ int serve_as_worker(const BackendOptions& options) {
   MpiSession& session = MpiSession::get();
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   worker::install_stop_handlers();
+  start_attempt_reaper(worker_mark());
   int status;
   {
     Worker worker(runtime_options(options, session), session);
