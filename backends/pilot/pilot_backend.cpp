@@ -63,6 +63,10 @@ std::string random_secret() {
 
 }  // namespace
 
+void PilotBackend::set_stopping_check(std::function<bool()> stopping) {
+  if (driver_) driver_->set_stopping_check(std::move(stopping));
+}
+
 PilotBackend::PilotBackend(Options o, std::unique_ptr<slurm::SlurmDriver> driver)
     : o_(std::move(o)), driver_(std::move(driver)), host_(host_name()) {
   // Two log files per launch in the window, one socket per worker: the common soft
