@@ -26,18 +26,18 @@ namespace {
 
 std::atomic<bool> g_interrupted{false};
 std::atomic<bool> g_terminated{false};
-
-// Exit status after SIGTERM: the run was stopped, not finished; 128 + SIGTERM as a shell
-// reports a process ended by it.
-constexpr int kExitStopped = 128 + SIGTERM;
+std::atomic<int> g_stop_signal{0};  // the signal that set g_terminated
 
 // SIGINT (Ctrl-C) cancels the run. SIGTERM (Slurm at a job's time limit, a system
-// shutdown) only stops it: the attempts are killed and the run stays resumable.
+// shutdown) and SIGHUP (the terminal or SSH connection closed) only stop it: the attempts
+// are killed and the run stays resumable. Left at its default, SIGHUP ended the
+// coordinator at once and left every attempt running with nobody watching it.
 void on_interrupt(int) {
   g_interrupted.store(true);
 }
 
-void on_terminate(int) {
+void on_terminate(int sig) {
+  g_stop_signal.store(sig);
   g_terminated.store(true);
 }
 
@@ -151,6 +151,7 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   ::sigaction(SIGINT, &sa, nullptr);
   sa.sa_handler = on_terminate;
   ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
   Progress progress(a);
@@ -162,11 +163,16 @@ int coordinate(RunStore& store, Backend& backend, Workflow& wf, const RunRecord&
   auto state = coord.run(opts);
   if (!state) fail(state.error());
   if (*state == RunState::kRunning) {
+    // The exit status a shell reports for a process ended by that signal: the run was
+    // stopped, not finished. After SIGHUP the terminal may be gone: the log (submit) or
+    // `sluice get` still has the message.
+    const int sig = g_stop_signal.load() == SIGHUP ? SIGHUP : SIGTERM;
     std::printf(
-        "run %s stopped (SIGTERM): running attempts were killed; "
+        "run %s stopped (%s): running attempts were killed; "
         "continue it with `sluice resume %s`\n",
-        run.id.c_str(), run.id.c_str());
-    return kExitStopped;
+        run.id.c_str(), sig == SIGHUP ? "SIGHUP" : "SIGTERM", run.id.c_str());
+    std::fflush(stdout);
+    return 128 + sig;
   }
   std::printf("run %s %s\n", run.id.c_str(), std::string(to_string(*state)).c_str());
   return *state == RunState::kSucceeded ? kExitOk : kExitFailed;

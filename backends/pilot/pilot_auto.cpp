@@ -73,6 +73,13 @@ class AutoBackend final : public Backend {
     on_jobs_[attempt_key(task, attempt)] = true;
     return true;
   }
+  std::string unrecorded_handle(const std::string& attempt_dir) override {
+    return jobs_->unrecorded_handle(attempt_dir);  // pilot attempts are never found again
+  }
+  void set_stopping_check(std::function<bool()> stopping) override {
+    pilot_->set_stopping_check(stopping);
+    jobs_->set_stopping_check(std::move(stopping));
+  }
 
  private:
   std::unique_ptr<Backend> pilot_, jobs_;

@@ -45,6 +45,10 @@ bool write_atomically(const std::string& path, const std::string& text, mode_t m
   return ::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+void PilotBackend::set_stopping_check(std::function<bool()> stopping) {
+  if (driver_) driver_->set_stopping_check(std::move(stopping));
+}
+
 PilotBackend::PilotBackend(Options o, std::unique_ptr<slurm::SlurmDriver> driver)
     : o_(std::move(o)), driver_(std::move(driver)), host_(host_name()) {
   // Two log files per launch in the window, one socket per worker: the common soft

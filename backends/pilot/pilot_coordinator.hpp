@@ -59,6 +59,8 @@ class PilotBackend final : public Backend {
   void kill(TaskId task, std::uint32_t attempt) override;
   std::size_t in_flight() const override { return placed_.size() + queue_.size() + ready_.size(); }
   void abandon(const std::string& handle) override;
+  // Allocation queries (squeue) give up soon once the run is stopping.
+  void set_stopping_check(std::function<bool()> stopping) override;
 
  private:
   struct Worker {

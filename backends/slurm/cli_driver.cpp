@@ -40,10 +40,17 @@ Ran run_slurm_command(const std::vector<std::string>& argv, const CommandPolicy&
   CommandOptions options;
   options.timeout = policy.timeout;
   options.max_bytes = 64 << 20;  // squeue of a large array
+  auto stopping = [&] { return policy.stopping && policy.stopping(); };
   auto backoff = policy.backoff;
   const int tries = std::max(1, policy.tries);
   Ran ran;
   for (int attempt = 1;; ++attempt) {
+    if (retry == Retry::kReadOnly && policy.stopping) {
+      const auto start = std::chrono::steady_clock::now();
+      options.abandon = [&stopping, start] {
+        return std::chrono::steady_clock::now() - start >= kStoppingGrace && stopping();
+      };
+    }
     auto r = run_command(argv, options);
     if (!r) {  // not on PATH, or cannot start: asking again will not help
       ran.failure = r.error().message;
@@ -63,7 +70,7 @@ Ran run_slurm_command(const std::vector<std::string>& argv, const CommandPolicy&
     const bool again = retry == Retry::kSubmission
                            ? !ran.result.timed_out && is_connect_failure(ran.result.err)
                            : ran.result.timed_out || is_transient_error(ran.result.err);
-    if (!again || attempt >= tries) return ran;
+    if (!again || attempt >= tries || ran.result.abandoned || stopping()) return ran;
     std::this_thread::sleep_for(backoff);
     backoff *= 2;
   }
@@ -86,7 +93,14 @@ class CliDriver final : public SlurmDriver {
         why += "; the job may have been submitted all the same, so it was not submitted again";
       return make_error(ErrorCode::kBackend, why);
     }
-    return parse_sbatch_output(r.result.out);
+    // Output that is no job id is no job: the request may still have gone through, so
+    // it is reported, quoted, and not submitted again.
+    auto id = parse_sbatch_output(r.result.out);
+    if (!id)
+      return make_error(ErrorCode::kBackend, "sbatch " + request.script_path + ": " +
+                                                 id.error().message +
+                                                 "; a job may have been submitted all the same");
+    return id;
   }
 
   Expected<std::map<std::string, JobStatus>> query(
@@ -124,6 +138,14 @@ class CliDriver final : public SlurmDriver {
                    r.failure.c_str());
   }
 
+  Expected<std::map<std::string, std::string>> jobs_named(const std::string& name) override {
+    return slurm::jobs_named(name, policy_);
+  }
+
+  void set_stopping_check(std::function<bool()> stopping) override {
+    policy_.stopping = std::move(stopping);
+  }
+
   int max_array_size() override {
     if (max_array_ > 0) return max_array_;
     constexpr int kSlurmDefault = 1001;
@@ -147,6 +169,18 @@ class CliDriver final : public SlurmDriver {
 
 std::unique_ptr<SlurmDriver> make_cli_driver(const CommandPolicy& policy) {
   return std::make_unique<CliDriver>(policy);
+}
+
+Expected<std::map<std::string, std::string>> jobs_named(const std::string& name,
+                                                        const CommandPolicy& policy) {
+  const std::vector<std::string> argv{"squeue", "-h", "-r", "-t", "all", "-n", name, "-o", "%i|%o"};
+  auto r = run_slurm_command(argv, policy, Retry::kReadOnly);
+  if (!r.ok()) return make_error(ErrorCode::kBackend, r.failure);
+  return parse_squeue_commands(r.result.out);
+}
+
+Expected<std::map<std::string, std::string>> SlurmDriver::jobs_named(const std::string& name) {
+  return slurm::jobs_named(name, CommandPolicy{});
 }
 
 std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids,

@@ -26,6 +26,13 @@
 //
 // When the cluster does not answer a poll, jobs that wrote their exit status finish,
 // cancelled ones end as signaled, and after 10 such polls in a row the rest are lost.
+// Once the run is stopping (set_stopping_check), a hung query is given up after
+// slurm::kStoppingGrace, so that signals and `sluice cancel` do not wait for it.
+//
+// Before each sbatch, the attempt directory gets `slurm_intent` (the job's name, script
+// and array index). After a coordinator died between sbatch and recording the job id,
+// unrecorded_handle() and reattach() find the job by its name (`sluice:RUN:TASK`, or
+// `sluice:RUN:GROUP` for an array) and script instead of submitting it again.
 #pragma once
 
 #include <memory>

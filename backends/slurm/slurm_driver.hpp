@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -62,6 +63,15 @@ class SlurmDriver {
   virtual void cancel(const std::vector<std::string>& keys) = 0;
   // The cluster's MaxArraySize (array indexes must stay below it).
   virtual int max_array_size() = 0;
+  // The jobs and array elements slurmctld still knows (queued, running, or ended less
+  // than MinJobAge ago) named `name`, keyed "123" / "123_4", each with the command it
+  // runs (the script path sbatch was given; "" when submitted through libslurm). An
+  // error when the cluster cannot answer. Default: jobs_named() below.
+  virtual Expected<std::map<std::string, std::string>> jobs_named(const std::string& name);
+  // While `stopping` returns true (the run is being cancelled or stopped), calls give up
+  // waiting for answers the run can do without (see CommandPolicy::stopping). Default:
+  // unused (libslurm calls have slurmctld's own timeouts).
+  virtual void set_stopping_check(std::function<bool()> stopping) { (void)stopping; }
 };
 
 // How the CLI driver runs each sbatch, squeue, scontrol, sacct and scancel: none may
@@ -75,6 +85,11 @@ struct CommandPolicy {
   int tries = 3;
   // Before the second try; doubled before each next one.
   std::chrono::milliseconds backoff{500};
+  // When set and true (the run is being cancelled or stopped): no command is tried
+  // again, and a read-only one (squeue, scontrol, sacct) still running after
+  // kStoppingGrace is killed, so that SIGINT, SIGTERM and `sluice cancel` take effect
+  // within seconds of a hung slurmctld. scancel and sbatch keep their deadline.
+  std::function<bool()> stopping;
 };
 
 // The libslurm this sluice can use: the release it was built against (nullopt: built
@@ -88,6 +103,10 @@ struct LibslurmInfo {
 };
 LibslurmInfo libslurm_info();
 
+// How long a read-only command may still run once the run is stopping: a healthy
+// slurmctld answers well within it, so a cancelled job is still seen as CANCELLED.
+inline constexpr std::chrono::milliseconds kStoppingGrace{2'000};
+
 // sbatch / squeue / scancel / scontrol, each run under `policy`.
 std::unique_ptr<SlurmDriver> make_cli_driver(const CommandPolicy& policy = {});
 // libslurm; nullptr when this build has no libslurm. It hands submissions with free-form
@@ -99,6 +118,10 @@ std::unique_ptr<SlurmDriver> make_libslurm_driver(const CommandPolicy& policy = 
 // when sacct fails or times out under `policy` (the caller asks again later).
 std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std::string>& ids,
                                                            const CommandPolicy& policy = {});
+
+// SlurmDriver::jobs_named() from `squeue -n NAME`, run under `policy`.
+Expected<std::map<std::string, std::string>> jobs_named(const std::string& name,
+                                                        const CommandPolicy& policy = {});
 
 // Expands an array index expression ("0-5,7,9-11:2%4") into its indexes.
 std::vector<std::uint32_t> expand_array_indexes(const std::string& expr);

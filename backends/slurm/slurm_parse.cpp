@@ -66,13 +66,35 @@ bool contains(std::string_view text, std::string_view what) {
 
 }  // namespace
 
+std::string quote_output(std::string_view text, std::size_t max) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (out.size() > max) {  // escapes count: what is shown stays short
+      out += "...' (" + std::to_string(text.size()) + " bytes)";
+      return out;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "'";
+}
+
 Expected<std::string> parse_sbatch_output(std::string_view out) {
   const std::string_view text = trim(out);
   auto bad = [&] {
     return make_error(ErrorCode::kBackend, text.empty()
                                                ? std::string("sbatch printed no job id")
-                                               : "sbatch printed no job id: unexpected output '" +
-                                                     std::string(text.substr(0, 200)) + "'");
+                                               : "sbatch printed no job id: unexpected output " +
+                                                     quote_output(text, 200));
   };
   if (text.find('\n') != std::string_view::npos) return bad();
   std::string_view id = text;
@@ -177,6 +199,19 @@ std::vector<std::uint32_t> expand_array_indexes(const std::string& expr) {
     for (std::uint32_t i = lo; i <= hi && out.size() < 10'000'000; i += step) out.push_back(i);
   }
   return out;
+}
+
+std::map<std::string, std::string> parse_squeue_commands(std::string_view out) {
+  std::map<std::string, std::string> jobs;
+  for (std::string_view line : lines_of(out)) {
+    const auto bar = line.find('|');
+    if (bar == std::string_view::npos) continue;
+    const std::string_view key = trim(line.substr(0, bar));
+    const std::string_view base = key.substr(0, key.find('_'));
+    if (!all_digits(base)) continue;
+    jobs[std::string(key)] = std::string(trim(line.substr(bar + 1)));
+  }
+  return jobs;
 }
 
 }  // namespace sluice::slurm

@@ -12,6 +12,11 @@
 
 namespace sluice::slurm {
 
+// `text` in single quotes for an error message: control characters escaped (\n, \x1b),
+// cut after about `max` characters shown, with the full length said, so that a command's odd output
+// (an HTML error page) can neither flood nor drive the terminal that shows the message.
+std::string quote_output(std::string_view text, std::size_t max = 200);
+
 // The job id from sbatch's stdout: "Submitted batch job 123" (optionally followed by
 // " on cluster NAME"), or --parsable's "123" / "123;NAME". Surrounding blank lines and
 // spaces are ignored. Anything else, including an empty output, is kBackend naming the
@@ -21,6 +26,10 @@ Expected<std::string> parse_sbatch_output(std::string_view out);
 // `squeue -h -r -t all -o '%i|%T|%r|%A'`: one line per job or array element, keyed by
 // its %i ("123", "123_4"). Lines that do not have the four fields are skipped.
 std::map<std::string, JobStatus> parse_squeue(std::string_view out);
+
+// `squeue -h -r -t all -n NAME -o '%i|%o'`: the command (the script sbatch was given)
+// of every job or array element, keyed by its %i. Lines whose id is not one are skipped.
+std::map<std::string, std::string> parse_squeue_commands(std::string_view out);
 
 // squeue's complaint when every id it was given is unknown (purged): an empty answer,
 // not a failure.

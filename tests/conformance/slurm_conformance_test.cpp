@@ -24,7 +24,9 @@ namespace {
 
 struct FakeCluster {
   struct Job {
-    std::string task;  // the task's name, from its attempt directory
+    std::string task;    // the task's name, from its attempt directory
+    std::string name;    // the job's name
+    std::string script;  // what sbatch was given
     std::string state = "PENDING";
     int exit_code = 0;
     int queries = 0;
@@ -46,12 +48,18 @@ struct FakeCluster {
     const std::string id = std::to_string(++next_id);
     if (r.array.empty()) {
       jobs[id].task = task_of(r.output);
+      jobs[id].name = r.name;
+      jobs[id].script = r.script_path;
       return id;
     }
     // Elements from the array script's "N) d='DIR' ;;" lines.
     static const std::regex element(R"((\d+)\) d='([^']*)' ;;)");
-    for (std::sregex_iterator it(r.script.begin(), r.script.end(), element), end; it != end; ++it)
-      jobs[id + "_" + (*it)[1].str()].task = task_of((*it)[2].str() + "/stdout");
+    for (std::sregex_iterator it(r.script.begin(), r.script.end(), element), end; it != end; ++it) {
+      Job& j = jobs[id + "_" + (*it)[1].str()];
+      j.task = task_of((*it)[2].str() + "/stdout");
+      j.name = r.name;
+      j.script = r.script_path;
+    }
     return id;
   }
 
@@ -97,6 +105,12 @@ class FakeClusterDriver final : public slurm::SlurmDriver {
           job.state = "CANCELLED";
   }
   int max_array_size() override { return 1001; }
+  Expected<std::map<std::string, std::string>> jobs_named(const std::string& name) override {
+    std::map<std::string, std::string> out;
+    for (const auto& [key, job] : c_->jobs)
+      if (job.name == name) out[key] = job.script;
+    return out;
+  }
 
  private:
   std::shared_ptr<FakeCluster> c_;
@@ -157,4 +171,60 @@ TEST_CASE("the slurm backend makes one array of a batch with identical resources
   for (const auto& c : out) CHECK(c.ok());
   CHECK(cluster->submitted.size() == 2);  // the held two, once the first three ended
   CHECK(b.in_flight() == 0);
+}
+
+// The coordinator died after sbatch and before it recorded the job id: resume finds the
+// attempt (from its intent) before anything is submitted again, plain job and array
+// element alike; an intent whose job never arrived runs again.
+TEST_CASE("a submission never recorded is found by its name, not submitted twice", "[slurm-fake]") {
+  auto cluster = std::make_shared<FakeCluster>();
+  const auto arrays = GENERATE(std::string("on"), std::string("off"));
+  BackendOptions o;
+  o.extra = {{"poll_interval", "5ms"}, {"arrays", arrays}};
+  const testing::ScratchDir scratch;
+  std::deque<TaskSpec> specs;
+  std::vector<LaunchRequest> batch;
+  for (TaskId t = 0; t < 3; ++t) {
+    TaskSpec& s = specs.emplace_back();
+    s.name = "ok" + std::to_string(t);
+    s.group = "ok";
+    s.command = {"true"};
+    s.workdir = "/tmp";
+    LaunchRequest r;
+    r.task = t;
+    r.spec = &s;
+    r.env = {{"SLUICE_RUN_ID", "r1"}};
+    r.attempt_dir = (scratch.path() / "runs" / "r1" / "tasks" / s.name / "1").string();
+    std::filesystem::create_directories(r.attempt_dir);
+    batch.push_back(r);
+  }
+  {
+    auto first = make_slurm_backend_with(o, std::make_unique<FakeClusterDriver>(cluster));
+    REQUIRE(first);
+    auto handles = (*first)->launch_batch(batch);
+    for (const auto& h : handles) REQUIRE(h);
+    // ... and dies before the handles reach the store, and before its own record of
+    // the ids: only the intent is left.
+    for (const auto& r : batch) std::filesystem::remove(r.attempt_dir + "/slurm_job_id");
+  }
+  const std::size_t submissions = cluster->submitted.size();
+  // ok2's sbatch never arrived.
+  for (auto it = cluster->jobs.begin(); it != cluster->jobs.end();)
+    it = it->second.task == "ok2" ? cluster->jobs.erase(it) : std::next(it);
+
+  auto second = make_slurm_backend_with(o, std::make_unique<FakeClusterDriver>(cluster));
+  REQUIRE(second);
+  Backend& b = **second;
+  CHECK(b.unrecorded_handle((scratch.path() / "nowhere").string()).empty());  // no intent
+  for (TaskId t = 0; t < 2; ++t) {
+    const std::string h = b.unrecorded_handle(batch[t].attempt_dir);
+    REQUIRE_FALSE(h.empty());
+    CHECK(b.reattach(h, t, 1));
+  }
+  CHECK_FALSE(b.reattach(b.unrecorded_handle(batch[2].attempt_dir), 2, 1));
+  std::vector<Completion> out;
+  for (int i = 0; i < 2000 && out.size() < 2; ++i) b.poll(out, std::chrono::milliseconds(5));
+  REQUIRE(out.size() == 2);
+  for (const auto& c : out) CHECK(c.ok());
+  CHECK(cluster->submitted.size() == submissions);  // nothing submitted again
 }

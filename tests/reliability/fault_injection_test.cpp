@@ -267,3 +267,55 @@ TEST_CASE("a daemon that calls setsid leaves the process group and is not killed
   CHECK(left.size() == 1);  // README "Failure semantics": outside Sluice's reach
   for (pid_t p : left) ::kill(-p, SIGKILL);  // setsid made it the leader of its own group
 }
+
+// A closed terminal or SSH connection sends SIGHUP: for `sluice run` and for the
+// coordinator `sluice submit` leaves behind, it stops the run as SIGTERM does. Left at its
+// default, SIGHUP ended the coordinator (exit 129) and left the attempt running unwatched.
+TEST_CASE("SIGHUP stops the attempts and leaves the run resumable, as SIGTERM does",
+          "[reliability][fault][sighup]") {
+  const bool detached = GENERATE(false, true);
+  ScratchDir dir;
+  write_file(dir / "wf.toml",
+             "[workflow]\nname = \"hup\"\n[tasks.long]\n"
+             "shell = \"echo x >> executions; echo $$ > task.pid; echo $PPID > coord.pid; "
+             "if [ ! -e quick ]; then sleep 60; fi\"\n");
+  std::string id;
+  pid_t coordinator = -1;
+  pid_t pid = -1;
+  if (detached) {
+    auto submitted = run_sluice({"submit", "wf.toml"}, dir.path());
+    REQUIRE(submitted.exit_code == 0);
+    id = submitted.out.substr(0, submitted.out.find('\n'));  // submit prints the id alone
+  } else {
+    pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+    id = wait_for_run_id(dir / "out");
+  }
+  REQUIRE(
+      eventually([&] { return pid_written(dir / "task.pid") && pid_written(dir / "coord.pid"); },
+                 std::chrono::seconds(60)));
+  const pid_t task_pid = std::stoi(read_file(dir / "task.pid"));
+  coordinator = std::stoi(read_file(dir / "coord.pid"));
+  if (!detached) CHECK(coordinator == pid);
+  ::kill(coordinator, SIGHUP);
+  if (detached) {
+    REQUIRE(eventually([&] { return ::kill(coordinator, 0) != 0; }, std::chrono::seconds(40)));
+    std::string log;
+    for (const auto& e : fs::recursive_directory_iterator(dir.path()))
+      if (e.path().filename() == "coordinator.log") log = read_file(e.path());
+    CHECK(log.find("stopped (SIGHUP)") != std::string::npos);
+  } else {
+    CHECK(wait_exit(pid) == 129);
+    CHECK(read_file(dir / "out").find("stopped (SIGHUP)") != std::string::npos);
+  }
+  CHECK(::kill(task_pid, 0) != 0);  // stopped, not left running unwatched
+
+  auto run = get_json(id, dir.path());
+  CHECK(run["state"] == "running");
+  CHECK(run["coordinator_alive"] == false);
+  write_file(dir / "quick", "");
+  auto resumed = run_sluice({"resume", "-q", id}, dir.path());
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(get_json(id, dir.path())["state"] == "succeeded");
+  CHECK(read_file(dir / "executions") == "x\nx\n");
+}

@@ -102,3 +102,36 @@ TEST_CASE("run_command feeds stdin and reports how a failed program ended", "[un
   REQUIRE_FALSE(none);
   CHECK(none.error().code == ErrorCode::kNotFound);
 }
+
+TEST_CASE("run_command gives up on a program when the caller abandons the wait",
+          "[unit][capture]") {
+  CommandOptions o;
+  o.timeout = std::chrono::seconds(60);
+  const auto start = Clock::now();
+  o.abandon = [&] { return Clock::now() - start > std::chrono::milliseconds(200); };
+  auto r = run_command({"sh", "-c", "sleep 100 & echo $!; exec sleep 100"}, o);
+  const auto took = Clock::now() - start;
+  REQUIRE(r);
+  CHECK(r->abandoned);
+  CHECK_FALSE(r->timed_out);
+  CHECK_FALSE(r->ok());
+  CHECK(took < std::chrono::seconds(2));  // not the 60 s deadline
+  const pid_t background = static_cast<pid_t>(std::stol(r->out));
+  CHECK(gone_within(background, std::chrono::seconds(2)));
+  CHECK(describe_outcome({"squeue"}, *r, o.timeout) == "squeue abandoned (the run is stopping)");
+
+  // Never asked to: it runs to its end.
+  o.abandon = [] { return false; };
+  auto done = run_command({"sh", "-c", "sleep 0.3; echo ok"}, o);
+  REQUIRE(done);
+  CHECK(done->ok());
+  CHECK(done->out == "ok\n");
+}
+
+TEST_CASE("describe_outcome escapes control characters a program printed", "[unit][capture]") {
+  auto r = run_command({"sh", "-c", "printf 'bad \\033[2J\\033]0;x\\007 end\\n' >&2; exit 1"},
+                       CommandOptions{});
+  REQUIRE(r);
+  CHECK(describe_outcome({"sbatch"}, *r, std::chrono::seconds(1)) ==
+        "sbatch exited with status 1: bad \\x1b[2J\\x1b]0;x\\x07 end");
+}

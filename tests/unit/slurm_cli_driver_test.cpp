@@ -168,3 +168,97 @@ TEST_CASE("scancel and scontrol that hang do not hang the driver", "[unit][slurm
   fake.command("scontrol", "printf 'MaxArraySize            = 4001\\n'");
   CHECK(driver->max_array_size() == 4001);
 }
+
+TEST_CASE("a hung squeue is abandoned soon after the run starts stopping", "[unit][slurm]") {
+  FakeSlurm fake;
+  fake.command("squeue", "exec sleep 1000");
+  CommandPolicy slow = quick();
+  slow.timeout = std::chrono::seconds(60);  // the default deadline would hold a run for minutes
+  auto driver = make_cli_driver(slow);
+  const auto start = Clock::now();
+  driver->set_stopping_check([&] { return Clock::now() - start > std::chrono::milliseconds(300); });
+  auto r = driver->query({"41"});
+  const auto took = Clock::now() - start;
+  REQUIRE_FALSE(r);
+  INFO(r.error().message);
+  CHECK(r.error().message.find("squeue abandoned (the run is stopping)") != std::string::npos);
+  CHECK(fake.calls("squeue") == 1);  // and not tried again
+  CHECK(took >= kStoppingGrace);
+  CHECK(took < kStoppingGrace + std::chrono::seconds(2));
+
+  // A healthy squeue still answers while stopping: cancelled jobs are seen as CANCELLED.
+  fake.command("squeue", "echo '41|CANCELLED|None|41'");
+  auto answered = driver->query({"41"});
+  REQUIRE(answered);
+  CHECK(answered->at("41").state == "CANCELLED");
+}
+
+TEST_CASE("scancel is not tried again once the run is stopping", "[unit][slurm]") {
+  FakeSlurm fake;
+  fake.command("scancel", "exec sleep 1000");
+  auto driver = make_cli_driver(quick());
+  driver->set_stopping_check([] { return true; });
+  driver->cancel({"41"});
+  CHECK(fake.calls("scancel") == 1);
+}
+
+TEST_CASE("sbatch output that is no job id is an error quoting it, escaped and cut",
+          "[unit][slurm]") {
+  FakeSlurm fake;
+  auto driver = make_cli_driver(quick());
+  fake.command("sbatch",
+               "printf 'Submitted garbage <html>\\033]0;owned\\007<body>'; head -c 5000 /dev/zero "
+               "| tr '\\0' x");
+  auto r = driver->submit(request(fake));
+  REQUIRE_FALSE(r);
+  const std::string& m = r.error().message;
+  INFO(m);
+  CHECK(m.find("sbatch " + request(fake).script_path + ": sbatch printed no job id") == 0);
+  CHECK(m.find("'Submitted garbage <html>\\x1b]0;owned\\x07<body>xxx") != std::string::npos);
+  CHECK(m.find('\033') == std::string::npos);
+  CHECK(m.find('\007') == std::string::npos);
+  CHECK(m.find("bytes)") != std::string::npos);  // cut, with the length said
+  CHECK(m.size() < 600);
+  CHECK(fake.calls("sbatch") == 1);  // it may have arrived: never again
+
+  fake.command("sbatch", "echo '12ab'");
+  auto not_an_id = driver->submit(request(fake));
+  REQUIRE_FALSE(not_an_id);
+  CHECK(not_an_id.error().message.find("'12ab'") != std::string::npos);
+}
+
+TEST_CASE("an squeue that fails now and then: each query gets its answer", "[unit][slurm]") {
+  FakeSlurm fake;
+  // Every second call fails as a busy slurmctld does.
+  fake.command("squeue",
+               "if [ $(( $(grep -c squeue \"$CALLS\") % 2 )) = 1 ]; then\n"
+               "  echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2\n"
+               "  exit 1\nfi\necho '41|RUNNING|None|41'");
+  auto driver = make_cli_driver(quick());
+  for (int i = 0; i < 3; ++i) {
+    auto r = driver->query({"41"});
+    REQUIRE(r);
+    CHECK(r->at("41").state == "RUNNING");
+  }
+  CHECK(fake.calls("squeue") == 6);
+}
+
+TEST_CASE("jobs are found by name, with the script they run", "[unit][slurm]") {
+  FakeSlurm fake;
+  fake.command("squeue", "echo \"$@\" > '" + (fake.dir() / "args").string() +
+                             "'\nprintf '7|/r/tasks/a/1/job.sh\\n9_0|/r/slurm/array.sh\\n"
+                             "garbage|x\\n9_1|/r/slurm/array.sh\\n'");
+  auto driver = make_cli_driver(quick());
+  auto jobs = driver->jobs_named("sluice:R:a");
+  REQUIRE(jobs);
+  CHECK(jobs->size() == 3);
+  CHECK(jobs->at("7") == "/r/tasks/a/1/job.sh");
+  CHECK(jobs->at("9_1") == "/r/slurm/array.sh");
+  std::ifstream args(fake.dir() / "args");
+  std::string line;
+  std::getline(args, line);
+  CHECK(line == "-h -r -t all -n sluice:R:a -o %i|%o");
+
+  fake.command("squeue", "exec sleep 1000");
+  CHECK_FALSE(driver->jobs_named("sluice:R:a"));
+}

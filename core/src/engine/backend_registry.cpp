@@ -44,6 +44,12 @@ bool Backend::reattach(const std::string&, TaskId, std::uint32_t) {
   return false;
 }
 
+std::string Backend::unrecorded_handle(const std::string&) {
+  return {};
+}
+
+void Backend::set_stopping_check(std::function<bool()>) {}
+
 void register_backend(const std::string& name, BackendFactory factory, OptionTable options) {
   registry()[name] =
       Registered{std::move(factory), merge_option_tables(common_option_table(), options)};

@@ -148,8 +148,11 @@ Expected<void> Coordinator::Impl::restore_from_store() {
     // Group commit lets an attempt start before its record: one whose directory exists
     // past the recorded attempts was launched (or prepared) but never recorded. Its
     // number is used up (its process may still write there): record it as lost.
+    // A backend that recorded its intent before launching (Slurm) may find such an
+    // attempt still queued or running: it is watched again, not run a second time.
     std::uint32_t used = t.attempts;
-    for (struct stat st;;) {
+    bool found = false;
+    for (struct stat st; !found;) {
       const std::string dir = store_.attempt_dir(run_id_, t.name, used + 1);
       if (::lstat(dir.c_str(), &st) != 0) break;
       if (never_launched(dir)) {
@@ -157,6 +160,22 @@ Expected<void> Coordinator::Impl::restore_from_store() {
         break;
       }
       ++used;
+      if (std::string handle = backend_.unrecorded_handle(dir);
+          !handle.empty() && backend_.reattach(handle, t.index, used)) {
+        AttemptRecord a;
+        a.task = t.index;
+        a.attempt = used;
+        a.state = TaskState::kRunning;
+        a.started_us = update.now_us;
+        a.host = host_;
+        a.handle = std::move(handle);
+        update.attempt_starts.push_back(std::move(a));
+        update.changes.push_back(
+            {t.index, TaskState::kRunning, used, 0, "resumed: found launched"});
+        scheduler_.restore_running(t.index, used, std::chrono::steady_clock::now());
+        found = true;
+        break;
+      }
       AttemptRecord lost;
       lost.task = t.index;
       lost.attempt = used;
@@ -167,6 +186,7 @@ Expected<void> Coordinator::Impl::restore_from_store() {
       lost.host = host_;
       update.attempt_ends.push_back(std::move(lost));
     }
+    if (found) continue;
     scheduler_.restore(t.index, TaskState::kWaiting, used);
     if (t.state != TaskState::kWaiting || used != t.attempts)
       update.changes.push_back({t.index, TaskState::kWaiting, used, 0, "resumed"});
@@ -486,6 +506,27 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
   ::mkdir(tasks_dir.c_str(), file_modes().dir);
   if (tasks_fd_ < 0) tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   const std::string cancel_path = cancel_request_path(run_dir_);
+  // A backend blocked on the outside world (an squeue that hangs) learns that the run is
+  // ending without waiting for this loop, which it blocks. The file is looked at no more
+  // often than the loop itself looks.
+  std::chrono::steady_clock::time_point next_look{};
+  bool cancel_file = false;
+  backend_.set_stopping_check([&] {
+    if (cancelling_ || (options.stop && options.stop->load()) ||
+        (options.interrupt && options.interrupt->load()))
+      return true;
+    const auto t = std::chrono::steady_clock::now();
+    if (!cancel_file && t >= next_look) {
+      next_look = t + kIdleWake;
+      struct stat st;
+      cancel_file = ::stat(cancel_path.c_str(), &st) == 0;
+    }
+    return cancel_file;
+  });
+  struct ClearCheck {
+    Backend& backend;
+    ~ClearCheck() { backend.set_stopping_check({}); }
+  } clear_check{backend_};
 
   if (auto rec = store_.get_run(run_id_); rec) workflow_id_ = rec->workflow_id();
   if (!writer_) {  // without a second connection, every commit is made on this thread

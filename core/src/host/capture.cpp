@@ -37,6 +37,23 @@ struct Pipe {
   void close_write() { close_end(1); }
 };
 
+// Control characters as \xHH: a program's output quoted in a message must not move the
+// cursor or retitle the terminal of whoever reads it.
+std::string escape_controls(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 bool is_executable_file(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
@@ -121,13 +138,19 @@ Expected<CapturedOutput> run_command(const std::vector<std::string>& argv,
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
   char buf[4096];
+  auto abandoned = [&] {
+    if (!result.abandoned && options.abandon && options.abandon()) result.abandoned = true;
+    return result.abandoned;
+  };
   while (open_fds > 0) {
-    const auto left =
+    auto left =
         std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       result.timed_out = true;
       break;
     }
+    if (abandoned()) break;
+    if (options.abandon) left = std::min(left, kAbandonCheck);
     fds[2].fd = in.fd[0];
     const int n = ::poll(fds, 3, static_cast<int>(left.count()));
     if (n < 0 && errno == EINTR) continue;
@@ -159,14 +182,14 @@ Expected<CapturedOutput> run_command(const std::vector<std::string>& argv,
   // holding them): the same deadline applies to its exit.
   int status = 0;
   for (;;) {
-    if (!result.timed_out) {
+    if (!result.timed_out && !result.abandoned) {
       const pid_t r = ::waitpid(pid, &status, WNOHANG);
       if (r == pid || (r < 0 && errno != EINTR)) break;
-      if (std::chrono::steady_clock::now() < deadline) {
+      if (std::chrono::steady_clock::now() < deadline && !abandoned()) {
         ::usleep(2000);
         continue;
       }
-      result.timed_out = true;
+      if (!result.abandoned) result.timed_out = true;
     }
     ::kill(-pid, SIGKILL);
     ::kill(pid, SIGKILL);
@@ -192,6 +215,7 @@ Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
 std::string describe_outcome(const std::vector<std::string>& argv, const CapturedOutput& result,
                              std::chrono::milliseconds timeout) {
   const std::string& name = argv.at(0);
+  if (result.abandoned) return name + " abandoned (the run is stopping)";
   if (result.timed_out) return name + " timed out after " + format_duration(timeout) + " (killed)";
   if (result.exit_code == 0) return name + " succeeded";
   std::string text = name + (result.exit_code > 128
@@ -204,7 +228,7 @@ std::string describe_outcome(const std::vector<std::string>& argv, const Capture
       const std::size_t nl = rest.find('\n');
       std::string_view line = rest.substr(0, nl);
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
-      if (!line.empty()) return text + ": " + std::string(line.substr(0, 300));
+      if (!line.empty()) return text + ": " + escape_controls(line.substr(0, 300));
       if (nl == std::string_view::npos) break;
       rest.remove_prefix(nl + 1);
     }

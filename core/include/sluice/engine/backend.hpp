@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -127,6 +128,21 @@ class Backend {
   // attempt is then abandoned and run again. A re-attached attempt produces exactly one
   // Completion, like a launched one (also when it finished while nobody watched).
   virtual bool reattach(const std::string& handle, TaskId task, std::uint32_t attempt);
+
+  // After a coordinator restart: an attempt whose directory exists but whose launch was
+  // never recorded (the coordinator died between launching it and committing that). When
+  // the backend can tell from `attempt_dir` that it may have been launched (Slurm: the
+  // submission's intent written before sbatch), returns a handle for reattach(); the
+  // attempt then keeps running instead of running twice. "" when it cannot: the attempt
+  // is recorded as lost and run again. Default: "".
+  virtual std::string unrecorded_handle(const std::string& attempt_dir);
+
+  // While the run is being cancelled or stopped (SIGINT, SIGTERM, SIGHUP, `sluice
+  // cancel`), `stopping` returns true. A backend that may block on the outside world
+  // (an squeue that hangs) asks it while it waits, and stops waiting for answers it can
+  // do without, so that the run ends within seconds. The coordinator sets it for the
+  // length of run() and clears it (an empty function) before returning. Default: unused.
+  virtual void set_stopping_check(std::function<bool()> stopping);
 
   // False for a backend that runs attempts inside the coordinator's process (inproc): the
   // coordinator then neither makes the attempt directory nor opens its logs before

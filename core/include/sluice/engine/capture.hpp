@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,11 +18,12 @@ namespace sluice {
 struct CapturedOutput {
   int exit_code = -1;      // the program's exit status; 128 + N when killed by signal N
   bool timed_out = false;  // killed (with its process group) at the deadline
+  bool abandoned = false;  // killed (with its process group) because `abandon` said so
   std::string out;         // stdout
   std::string err;         // stderr
 
   // Ran to the end by itself and exited 0.
-  bool ok() const { return !timed_out && exit_code == 0; }
+  bool ok() const { return !timed_out && !abandoned && exit_code == 0; }
 };
 
 struct CommandOptions {
@@ -31,7 +33,14 @@ struct CommandOptions {
   std::optional<std::string> input;
   // stdout and stderr are each kept up to this size; the rest is read and dropped.
   std::size_t max_bytes = 1 << 20;
+  // Asked about every kAbandonCheck while the program runs (the caller's way out of a
+  // wait that a signal or a cancel request made pointless): when it returns true, the
+  // process group is killed as at the deadline and `abandoned` set. Empty: never.
+  std::function<bool()> abandon;
 };
+
+// How late run_command notices that `abandon` turned true.
+inline constexpr std::chrono::milliseconds kAbandonCheck{100};
 
 // Starts argv[0] (looked up on PATH) in a process group of its own, feeds it
 // `options.input`, collects its stdout and stderr, and waits for it to exit, at most
@@ -39,7 +48,8 @@ struct CommandOptions {
 // is killed with SIGKILL (a wrapper script's children die with it), the program reaped
 // and `timed_out` set. Returns kNotFound when the program does not exist, kIo when it
 // cannot be started; a program that runs and fails, or times out, is a value.
-// Signals that interrupt the wait (EINTR) do not end it: the deadline bounds it.
+// Signals that interrupt the wait (EINTR) do not end it: the deadline bounds it, and
+// `options.abandon` lets the caller end it sooner.
 // REQUIRES: !argv.empty()
 Expected<CapturedOutput> run_command(const std::vector<std::string>& argv,
                                      const CommandOptions& options);
@@ -50,7 +60,9 @@ Expected<CapturedOutput> capture_output(const std::vector<std::string>& argv,
                                         std::size_t max_bytes = 1 << 20);
 
 // One line about how a finished run_command went, for error messages: "squeue timed out
-// after 30s", "sbatch exited with status 1: <first line of stderr>", "killed by signal 9".
+// after 30s", "sbatch exited with status 1: <first line of stderr>", "killed by signal 9",
+// "squeue abandoned (the run is stopping)". What the program printed is quoted with its
+// control characters escaped (\x1b), so that it cannot act on a terminal.
 std::string describe_outcome(const std::vector<std::string>& argv, const CapturedOutput& result,
                              std::chrono::milliseconds timeout);
 
