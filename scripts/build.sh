@@ -36,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     --install) install=1 ;;
     -q|--quiet) quiet=1 ;;
     -D*) cmake_args+=("$arg") ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
   shift

@@ -22,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) build=0 ;;
     --output) out="${2:?--output needs a folder}"; shift ;;
     --output=*) out="${1#*=}" ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "package.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
