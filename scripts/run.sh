@@ -5,14 +5,16 @@
 #   e.g.  ./scripts/run.sh examples/diamond.toml
 #         ./scripts/run.sh examples/sweep.toml --cpus 2
 #
-# The first call installs build dependencies (apt, needs root or sudo) and compiles
-# Sluice, which takes a few minutes; later calls only rebuild what changed.
+# The first call compiles Sluice, which takes a few minutes (as root on Debian/Ubuntu it
+# first installs the build dependencies with apt; anyone else needs them present, from
+# modules or Spack: scripts/build.sh names what is missing, docs/install.md); later
+# calls only rebuild what changed.
 # FILE and all options are passed to `sluice run` unchanged, from your current directory.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
   [[ $# -ge 1 ]] && exit 0
   exit 2
 fi
