@@ -184,10 +184,12 @@ void Scheduler::peek_released_by(TaskId parent, std::size_t n, std::vector<Launc
   // A hub with 100,000 children that also wait on other parents would otherwise be
   // scanned whole on every wake-up while it runs: look at a bounded prefix.
   std::size_t budget = 4 * n + 16;
-  auto consider = [&](TaskId c) {
+  auto consider = [&](TaskId c) {  // false: stop looking
+    if (out.size() >= n || budget == 0) return false;
+    --budget;
     if (states_[c] == TaskState::kWaiting && unfinished_parents_[c] == 1)
       out.push_back({c, attempts_[c] + 1});
-    return --budget > 0 && out.size() < n;
+    return true;
   };
   for (TaskId c : graph_.direct_children(parent))
     if (!consider(c)) return;
