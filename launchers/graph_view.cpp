@@ -9,10 +9,9 @@ namespace sluice::cli {
 namespace {
 
 // The state a folded node shows: the first present in this order of attention.
-constexpr TaskState kAttention[] = {TaskState::kFailed,    TaskState::kRunning,
-                                    TaskState::kQueued,    TaskState::kReady,
-                                    TaskState::kCancelled, TaskState::kWaiting,
-                                    TaskState::kSkipped,   TaskState::kSucceeded};
+constexpr TaskState kAttention[] = {TaskState::kFailed,  TaskState::kRunning,   TaskState::kQueued,
+                                    TaskState::kReady,   TaskState::kCancelled, TaskState::kWaiting,
+                                    TaskState::kSkipped, TaskState::kSucceeded};
 
 std::string counts_text(const StateCounts& c) {
   std::string s;
@@ -42,13 +41,26 @@ std::string mermaid_quote(const std::string& s) {
   std::string out = "\"";
   for (char ch : s) {
     switch (ch) {
-      case '"': out += "#quot;"; break;
-      case '<': out += "#lt;"; break;
-      case '>': out += "#gt;"; break;
-      case '#': out += "#35;"; break;
-      case '&': out += "#amp;"; break;
-      case '\n': out += "<br/>"; break;
-      default: out += ch;
+      case '"':
+        out += "#quot;";
+        break;
+      case '<':
+        out += "#lt;";
+        break;
+      case '>':
+        out += "#gt;";
+        break;
+      case '#':
+        out += "#35;";
+        break;
+      case '&':
+        out += "#amp;";
+        break;
+      case '\n':
+        out += "<br/>";
+        break;
+      default:
+        out += ch;
     }
   }
   return out + "\"";
@@ -124,12 +136,17 @@ FoldedGraph fold_graph(const RunView& view, std::size_t expand_up_to, bool expan
   }
 
   std::set<std::pair<std::size_t, std::size_t>> seen;
-  for (std::size_t t = 0; t < n; ++t)
+  for (std::size_t t = 0; t < n; ++t) {
+    // The instances of a folded matrix after a group add the same edges: walking each
+    // would be instances x parents steps.
+    if (t > 0 && node_of[t] == node_of[t - 1] && view.parents[t].shares_with(view.parents[t - 1]))
+      continue;
     for (TaskId p : view.parents[t]) {
       if (p >= n) continue;
       const auto e = std::make_pair(node_of[p], node_of[t]);
       if (e.first != e.second && seen.insert(e).second) g.edges.push_back(e);
     }
+  }
   return g;
 }
 
@@ -140,8 +157,8 @@ std::string render_dot(const FoldedGraph& g, const std::string& title) {
                     "fillcolor=\"#ffffff\"];\n";
   auto node_line = [&](std::size_t i, const char* indent) {
     const GraphNode& nd = g.nodes[i];
-    std::string line = std::string(indent) + "n" + std::to_string(i) + " [label=" +
-                       dot_quote(nd.label);
+    std::string line =
+        std::string(indent) + "n" + std::to_string(i) + " [label=" + dot_quote(nd.label);
     if (!nd.state_class.empty())
       line += ", fillcolor=\"" + std::string(state_colour(nd.state_class)) + "\"";
     if (g.clusters[nd.cluster].collapsed) line += ", peripheries=2";

@@ -17,8 +17,9 @@ struct RunView {
   std::string project, workflow;
   // Indexed by TaskId. For a file every task is waiting with no attempts.
   std::vector<TaskRecord> tasks;
-  std::vector<std::vector<TaskId>> parents;  // parents[t]: the tasks t runs after
-  std::vector<AttemptRecord> attempts;       // every attempt of every task
+  // parents[t]: the tasks t runs after; a matrix's instances share one list.
+  std::vector<TaskIdList> parents;
+  std::vector<AttemptRecord> attempts;  // every attempt of every task
 };
 
 // Reads run `run_id` (already resolved): its stored definition gives the declared edges;

@@ -1004,3 +1004,49 @@ backend = "slurm"
   CHECK_AT(the(ds, "'ranks' applies to a sub-workflow"), 8, 1);
   the(ds, "a sub-workflow's 'backend' is");
 }
+
+TEST_CASE("a workflow that expands to more tasks than max_tasks is refused before expanding",
+          "[loader][limits]") {
+  TempDir dir;
+  const std::string tasks =
+      "[tasks.a]\nshell = \"true\"\nmatrix = { p = [1, 2, 3], q = [1, 2] }\n"
+      "[tasks.b]\nshell = \"true\"\nafter = [\"a\"]\nmatrix = { p = [1, 2, 3], q = [1, 2] }\n";
+  auto ds = load_bad("[workflow]\nname = \"x\"\nmax_tasks = 10\n" + tasks, dir);
+  const Diagnostic& d = the(ds, "more than 10 tasks");
+  CHECK(d.pos.line == 10);  // b's matrix: the task that crosses the limit
+  CHECK(d.pos.column == 10);
+  CHECK(d.message.find("task 'b' (6 instances)") != std::string::npos);
+  CHECK(d.message.find("`max_tasks = N` in [workflow]") != std::string::npos);
+  CHECK(load_ok("[workflow]\nname = \"x\"\nmax_tasks = 12\n" + tasks, dir).tasks.size() == 12);
+  the(load_bad("[workflow]\nname = \"x\"\nmax_tasks = 0\n" + tasks, dir),
+      "'max_tasks' must be an integer between 1 and");
+}
+
+TEST_CASE("ten million-instance matrices hit the default task limit", "[loader][limits]") {
+  TempDir dir;
+  std::string text = "[workflow]\nname = \"x\"\n";
+  const std::string axis = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]";
+  for (int i = 0; i < 10; ++i)
+    text += "[tasks.m" + std::to_string(i) + "]\nshell = \"true\"\nmatrix = { a = " + axis +
+            ", b = " + axis + ", c = " + axis + ", d = " + axis + ", e = " + axis +
+            ", f = " + axis + " }\n";
+  auto ds = load_bad(text, dir);
+  CHECK(ds.size() == 1);
+  const Diagnostic& d = the(ds, "more than " + std::to_string(sluice::kDefaultMaxTasks));
+  CHECK(d.message.find("task 'm2' (1000000 instances)") != std::string::npos);
+}
+
+TEST_CASE("the instances of a matrix after a group share one parent list", "[loader][limits]") {
+  TempDir dir;
+  std::string values;
+  for (int i = 0; i < 300; ++i) values += (i ? ", " : "") + std::to_string(i);
+  auto wf = load_ok("[workflow]\nname = \"x\"\n[tasks.a]\nshell = \"true\"\nmatrix = { i = [" +
+                        values + "] }\n[tasks.b]\nshell = \"true\"\nafter = [\"a\"]\n" +
+                        "matrix = { j = [" + values + "] }\n",
+                    dir);
+  REQUIRE(wf.tasks.size() == 600);
+  const auto& first = wf.tasks[300].after;
+  REQUIRE(first.size() == 300);
+  for (std::size_t i = 0; i < 300; ++i) CHECK(first[i] == i);  // inputs keep the group's order
+  for (std::size_t t = 301; t < 600; ++t) CHECK(wf.tasks[t].after.shares_with(first));
+}

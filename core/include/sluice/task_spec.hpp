@@ -10,6 +10,7 @@
 
 #include "sluice/duration.hpp"
 #include "sluice/state.hpp"
+#include "sluice/task_id_list.hpp"
 
 namespace sluice {
 
@@ -35,7 +36,9 @@ struct TaskSpec {
   std::string function;
   std::string arguments;
 
-  std::vector<TaskId> after;  // resolved dependencies, in the order they were written
+  // Resolved dependencies, in the order they were written; the instances of a matrix
+  // share one list.
+  TaskIdList after;
   int cpus = 1;
   int gpus = 0;
   std::int64_t memory_mib = 0;  // 0: not declared

@@ -22,16 +22,7 @@ Expected<std::string> read_text(const std::string& path) {
 }  // namespace
 
 bool Coordinator::Impl::is_descendant(TaskId from, TaskId target) const {
-  std::vector<TaskId> stack(graph_.children(from).begin(), graph_.children(from).end());
-  std::unordered_set<TaskId> seen;
-  while (!stack.empty()) {
-    const TaskId t = stack.back();
-    stack.pop_back();
-    if (t == target) return true;
-    if (!seen.insert(t).second) continue;
-    for (TaskId c : graph_.children(t)) stack.push_back(c);
-  }
-  return false;
+  return graph_.reaches(from, target);
 }
 
 TaskId Coordinator::Impl::add_dynamic_task(TaskSpec spec, TaskId parent,

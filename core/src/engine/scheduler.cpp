@@ -34,9 +34,13 @@ Scheduler::Scheduler(const Workflow& workflow, const Graph& graph, Capacity capa
       unfinished_parents_(workflow.tasks.size(), 0),
       timing_out_(workflow.tasks.size(), 0),
       lost_retries_(workflow.tasks.size(), 0),
-      exited_(workflow.tasks.size(), 0) {
+      exited_(workflow.tasks.size(), 0),
+      barrier_pending_(graph.barrier_count(), 0),
+      barrier_skipped_(graph.barrier_count(), 0) {
   counts_[static_cast<int>(TaskState::kWaiting)] = states_.size();
   for (std::size_t t = 0; t < needs_.size(); ++t) needs_[t] = needs_of(workflow.tasks[t]);
+  for (Graph::BarrierId b = 0; b < barrier_pending_.size(); ++b)
+    barrier_pending_[b] = static_cast<std::uint32_t>(graph.barrier_parents(b).size());
 }
 
 Scheduler::Needs Scheduler::needs_of(const TaskSpec& spec) {
@@ -56,6 +60,8 @@ void Scheduler::restore(TaskId task, TaskState state, std::uint32_t attempts_use
   counts_[static_cast<int>(states_[task])]--;
   counts_[static_cast<int>(state)]++;
   if (is_terminal(state)) finished_++;
+  if (state == TaskState::kSucceeded)
+    for (Graph::BarrierId b : graph_.barriers_after(task)) barrier_pending_[b]--;
   states_[task] = state;
 }
 
@@ -73,14 +79,26 @@ void Scheduler::on_task_added(TaskId task) {
     counts_[static_cast<int>(TaskState::kWaiting)]++;
   }
   needs_[task] = needs_of(workflow_.tasks[task]);
-  std::uint32_t pending = 0;
-  for (TaskId p : graph_.parents(task))
-    if (states_[p] != TaskState::kSucceeded) pending++;
-  unfinished_parents_[task] = pending;
+  unfinished_parents_[task] = count_unfinished(task);
 }
 
-void Scheduler::on_dependency_added(TaskId parent, TaskId child) {
-  if (states_[parent] != TaskState::kSucceeded) unfinished_parents_[child]++;
+void Scheduler::on_dependency_added(TaskId /*parent*/, TaskId child) {
+  // Counted again: a child that waited on a barrier now has parents of its own.
+  unfinished_parents_[child] = count_unfinished(child);
+}
+
+std::uint32_t Scheduler::count_unfinished(TaskId t) const {
+  if (const auto b = graph_.barrier_of(t); b != Graph::kNoBarrier)
+    return barrier_pending_[b] > 0 ? 1 : 0;
+  std::uint32_t pending = 0;
+  for (TaskId p : graph_.parents(t))
+    if (states_[p] != TaskState::kSucceeded) pending++;
+  return pending;
+}
+
+void Scheduler::parent_succeeded(TaskId child, TimePoint now) {
+  if (--unfinished_parents_[child] == 0 && states_[child] == TaskState::kWaiting)
+    make_ready(child, now);
 }
 
 void Scheduler::restore_running(TaskId task, std::uint32_t attempt, TimePoint now) {
@@ -95,12 +113,13 @@ void Scheduler::restore_running(TaskId task, std::uint32_t attempt, TimePoint no
 
 void Scheduler::start(TimePoint now) {
   const TaskId n = static_cast<TaskId>(states_.size());
-  for (TaskId t = 0; t < n; ++t) {
+  for (Graph::BarrierId b = 0; b < barrier_pending_.size(); ++b) {
     std::uint32_t pending = 0;
-    for (TaskId p : graph_.parents(t))
+    for (TaskId p : graph_.barrier_parents(b))
       if (states_[p] != TaskState::kSucceeded) pending++;
-    unfinished_parents_[t] = pending;
+    barrier_pending_[b] = pending;
   }
+  for (TaskId t = 0; t < n; ++t) unfinished_parents_[t] = count_unfinished(t);
   for (TaskId t = 0; t < n; ++t) {
     if (is_terminal(states_[t]) && states_[t] != TaskState::kSucceeded) skip_descendants(t);
   }
@@ -164,12 +183,20 @@ void Scheduler::peek_released_by(TaskId parent, std::size_t n, std::vector<Launc
   if (ps != TaskState::kRunning && ps != TaskState::kQueued) return;
   // A hub with 100,000 children that also wait on other parents would otherwise be
   // scanned whole on every wake-up while it runs: look at a bounded prefix.
-  const auto children = graph_.children(parent);
-  const std::size_t scan = std::min(children.size(), 4 * n + 16);
-  for (std::size_t i = 0; i < scan && out.size() < n; ++i) {
-    const TaskId c = children[i];
+  std::size_t budget = 4 * n + 16;
+  auto consider = [&](TaskId c) {  // false: stop looking
+    if (out.size() >= n || budget == 0) return false;
+    --budget;
     if (states_[c] == TaskState::kWaiting && unfinished_parents_[c] == 1)
       out.push_back({c, attempts_[c] + 1});
+    return true;
+  };
+  for (TaskId c : graph_.direct_children(parent))
+    if (!consider(c)) return;
+  for (Graph::BarrierId b : graph_.barriers_after(parent)) {
+    if (barrier_pending_[b] != 1) continue;  // it waits for other parents too
+    for (TaskId u : graph_.barrier_users(b))
+      if (graph_.barrier_of(u) == b && !consider(u)) return;
   }
 }
 
@@ -233,9 +260,12 @@ AttemptOutcome Scheduler::finish_attempt(TaskId t, bool ok, int exit_code, std::
   }
   if (ok) {
     set_state(t, TaskState::kSucceeded, attempts_[t], 0, {});
-    for (TaskId child : graph_.children(t))
-      if (--unfinished_parents_[child] == 0 && states_[child] == TaskState::kWaiting)
-        make_ready(child, now);
+    for (TaskId child : graph_.direct_children(t)) parent_succeeded(child, now);
+    // A barrier's users count it as one parent: N + M steps for a group after a group.
+    for (Graph::BarrierId b : graph_.barriers_after(t))
+      if (--barrier_pending_[b] == 0)
+        for (TaskId u : graph_.barrier_users(b))
+          if (graph_.barrier_of(u) == b) parent_succeeded(u, now);
     return {TaskState::kSucceeded, {}};
   }
   if (attempts_[t] - retry_base_[t] <= static_cast<std::uint32_t>(spec.retries)) {
@@ -259,13 +289,25 @@ void Scheduler::make_ready(TaskId t, TimePoint now) {
 void Scheduler::skip_descendants(TaskId t) {
   const std::string reason =
       "dependency '" + workflow_.tasks[t].name + "' " + std::string(to_string(states_[t]));
-  std::vector<TaskId> stack(graph_.children(t).begin(), graph_.children(t).end());
+  std::vector<TaskId> stack;
+  auto push_children = [&](TaskId x) {
+    for (TaskId c : graph_.direct_children(x)) stack.push_back(c);
+    // A barrier's users are walked once: after that none of them is waiting, and the
+    // other parents of the barrier would only walk them again (N x M steps).
+    for (Graph::BarrierId b : graph_.barriers_after(x)) {
+      if (barrier_skipped_[b]) continue;
+      barrier_skipped_[b] = 1;
+      for (TaskId u : graph_.barrier_users(b))
+        if (graph_.barrier_of(u) == b) stack.push_back(u);
+    }
+  };
+  push_children(t);
   while (!stack.empty()) {
     TaskId c = stack.back();
     stack.pop_back();
     if (states_[c] != TaskState::kWaiting) continue;
     set_state(c, TaskState::kSkipped, attempts_[c], 0, reason);
-    for (TaskId g : graph_.children(c)) stack.push_back(g);
+    push_children(c);
   }
 }
 
@@ -336,7 +378,20 @@ void Scheduler::check_invariants() const {
   std::array<std::size_t, kTaskStateCount> counts{};
   std::size_t finished = 0;
   int used_cpus = 0, used_gpus = 0;
+  // Per barrier once, not per user: a group after a group stays linear to check.
+  std::vector<std::uint8_t> barrier_done(barrier_pending_.size()),
+      barrier_bad(barrier_pending_.size());
+  for (Graph::BarrierId b = 0; b < barrier_pending_.size(); ++b) {
+    std::uint32_t pending = 0;
+    for (TaskId p : graph_.barrier_parents(b)) {
+      if (states_[p] != TaskState::kSucceeded) pending++;
+      if (is_terminal(states_[p]) && states_[p] != TaskState::kSucceeded) barrier_bad[b] = 1;
+    }
+    if (pending != barrier_pending_[b]) invariant_failed("barrier count out of sync", b);
+    barrier_done[b] = pending == 0;
+  }
   for (TaskId t = 0; t < states_.size(); ++t) {
+    const Graph::BarrierId barrier = graph_.barrier_of(t);
     const TaskState s = states_[t];
     counts[static_cast<int>(s)]++;
     if (is_terminal(s)) finished++;
@@ -346,13 +401,17 @@ void Scheduler::check_invariants() const {
     }
     if (s == TaskState::kReady || s == TaskState::kQueued || s == TaskState::kRunning ||
         s == TaskState::kSucceeded) {
-      for (TaskId p : graph_.parents(t))
-        if (states_[p] != TaskState::kSucceeded) invariant_failed("started before a parent", t);
+      if (barrier != Graph::kNoBarrier && !barrier_done[barrier])
+        invariant_failed("started before a parent", t);
+      if (barrier == Graph::kNoBarrier)
+        for (TaskId p : graph_.parents(t))
+          if (states_[p] != TaskState::kSucceeded) invariant_failed("started before a parent", t);
     }
     if (s == TaskState::kSkipped) {
-      bool has_bad_parent = false;
-      for (TaskId p : graph_.parents(t))
-        if (is_terminal(states_[p]) && states_[p] != TaskState::kSucceeded) has_bad_parent = true;
+      bool has_bad_parent = barrier != Graph::kNoBarrier && barrier_bad[barrier];
+      if (barrier == Graph::kNoBarrier)
+        for (TaskId p : graph_.parents(t))
+          if (is_terminal(states_[p]) && states_[p] != TaskState::kSucceeded) has_bad_parent = true;
       if (!has_bad_parent) invariant_failed("skipped without a failed parent", t);
     }
     if (exited_[t] && s != TaskState::kRunning && s != TaskState::kQueued)

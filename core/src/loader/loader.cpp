@@ -264,6 +264,15 @@ std::string content_hash(const Workflow& wf) {
   });
   h.num(static_cast<std::int64_t>(order.size()));
   std::unordered_map<std::string, std::string> relative;  // workdir -> as hashed
+  // Parent names are hashed per task, as they always were, unless that is more than
+  // kExactHashEdges names (a matrix after a big group: instances x parents). Then a list
+  // that tasks share is hashed once and each task hashes its digest: the hash of such
+  // a workflow is still deterministic, and no workflow that loaded before (every `after`
+  // list was held per task then) crosses the line and changes revision.
+  constexpr std::size_t kExactHashEdges = 16u << 20;
+  std::size_t edges = 0;
+  for (const TaskSpec& t : wf.tasks) edges += t.after.size();
+  std::unordered_map<const void*, std::string> digests;  // shared list -> its digest
   for (const auto& [prefix, t] : order) {
     h.str(t->name);
     h.str(t->version);
@@ -271,7 +280,17 @@ std::string content_hash(const Workflow& wf) {
     for (const auto& arg : t->command) h.str(arg);
     h.str(t->shell);
     h.num(static_cast<std::int64_t>(t->after.size()));
-    for (TaskId p : t->after) h.str(wf.tasks[p].name);
+    if (edges <= kExactHashEdges || t->after.size() < 2) {
+      for (TaskId p : t->after) h.str(wf.tasks[p].name);
+    } else {
+      auto [digest, fresh] = digests.try_emplace(t->after.identity());
+      if (fresh) {
+        Fnv1a list;
+        for (TaskId p : t->after) list.str(wf.tasks[p].name);
+        digest->second = "after-digest=" + list.hex();
+      }
+      h.str(digest->second);
+    }
     h.num(t->cpus);
     h.num(t->gpus);
     h.num(t->memory_mib);
@@ -531,16 +550,43 @@ void resolve_dependencies(const Document& doc, Workflow& wf, Reporter& r) {
         if (seen.insert(p).second) unique.push_back(p);
       }
     }
-    for (TaskId id : raw.ids) wf.tasks[id].after = unique;
+    // One list for every instance: a matrix after a group would otherwise hold
+    // instances x parents ids.
+    const TaskIdList shared(std::move(unique));
+    for (TaskId id : raw.ids) wf.tasks[id].after = shared;
   }
+}
+
+// Before pass 3: the tasks the file expands to, against its `max_tasks`. False (and
+// reported at the task that crosses it) when there are too many to expand.
+bool check_task_count(const Document& doc, Reporter& r) {
+  const std::uint64_t limit = doc.max_tasks.value_or(kDefaultMaxTasks);
+  std::uint64_t total = 0;
+  for (const RawTask& raw : doc.tasks) {
+    const auto& matrix = raw.fields.other().matrix;
+    std::uint64_t instances = 1;
+    if (matrix.present) {
+      if (!matrix.value) continue;  // reported while reading: it expands to nothing
+      for (const MatrixAxis& axis : *matrix.value) instances *= axis.values.size();
+    }
+    total += instances;  // each matrix is at most 1,000,000: no overflow
+    if (total > limit) {
+      r.error(matrix.present ? matrix.value_pos : raw.pos,
+              "the workflow expands to more than " + std::to_string(limit) +
+                  " tasks (max_tasks) with task '" + raw.name + "' (" + std::to_string(instances) +
+                  (instances == 1 ? " task" : " instances") +
+                  "); if that many are meant, raise the limit with `max_tasks = N` in "
+                  "[workflow]");
+      return false;
+    }
+  }
+  return true;
 }
 
 // Pass 4b: one cycle, reported in the order data would flow, starting from the task
 // defined first.
 void check_cycles(const Workflow& wf, Reporter& r) {
-  std::vector<std::vector<TaskId>> parents(wf.tasks.size());
-  for (std::size_t i = 0; i < wf.tasks.size(); ++i) parents[i] = wf.tasks[i].after;
-  auto cycle = Graph(parents).find_cycle();
+  auto cycle = Graph(wf).find_cycle();
   if (!cycle || cycle->size() < 2) return;
   std::vector<TaskId> nodes(cycle->begin(), cycle->end() - 1);
   if (nodes.size() > 1) {
@@ -623,10 +669,14 @@ tl::expected<Workflow, Diagnostics> load(std::string text, const std::string& di
     wf.project = doc->project;
     if (doc->max_children) wf.max_children = *doc->max_children;
     if (doc->max_child_depth) wf.max_child_depth = *doc->max_child_depth;
-    build_tasks(*doc, wf, r);
-    resolve_dependencies(*doc, wf, r);
-    check_cycles(wf, r);
-    check_paths(*doc, wf, options, r);
+    // Counted before anything is expanded: ten million-instance matrices are refused
+    // in microseconds, not after gigabytes.
+    if (check_task_count(*doc, r)) {
+      build_tasks(*doc, wf, r);
+      resolve_dependencies(*doc, wf, r);
+      check_cycles(wf, r);
+      check_paths(*doc, wf, options, r);
+    }
   }
   if (!r.diagnostics().empty()) return tl::unexpected<Diagnostics>(r.take());
   wf.content_hash = content_hash(wf);

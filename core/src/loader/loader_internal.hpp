@@ -88,6 +88,7 @@ struct Document {
   std::string name;
   std::string project;
   std::optional<std::uint32_t> max_children, max_child_depth;
+  std::optional<std::uint64_t> max_tasks;  // [workflow] max_tasks
   Fields defaults;
   std::vector<RawTask> tasks;  // in the order they appear in the file
 };

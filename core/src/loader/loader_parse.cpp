@@ -27,8 +27,8 @@ SourcePos pos_of(const toml::key& k) {
 }
 
 const std::vector<std::string> kTopKeys = {"workflow", "defaults", "tasks"};
-const std::vector<std::string> kWorkflowKeys = {"name",        "project",      "version",
-                                                "description", "max_children", "max_child_depth"};
+const std::vector<std::string> kWorkflowKeys = {
+    "name", "project", "version", "description", "max_children", "max_child_depth", "max_tasks"};
 // clang-format off
 const std::vector<std::string> kTaskKeys = {
     "command", "shell",         "after",         "cpus", "gpus",    "memory",  "executor",
@@ -591,6 +591,14 @@ void read_workflow_table(const toml::table& t, Document& doc, Reporter& r) {
       }
       (key == "max_children" ? doc.max_children : doc.max_child_depth) =
           static_cast<std::uint32_t>(i->get());
+    } else if (key == "max_tasks") {
+      auto i = v.as_integer();
+      if (!i || i->get() < 1 || i->get() > static_cast<std::int64_t>(kMaxTasksLimit)) {
+        r.error(pos_of(v),
+                "'max_tasks' must be an integer between 1 and " + std::to_string(kMaxTasksLimit));
+        continue;
+      }
+      doc.max_tasks = static_cast<std::uint64_t>(i->get());
     } else if (key == "version") {
       if (!v.is_string() && !v.is_number()) {
         r.error(pos_of(v), "'version' must be a string or number");

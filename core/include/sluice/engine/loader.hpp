@@ -6,6 +6,7 @@
 //   if (!wf) for (auto& d : wf.error()) std::cerr << d.format() << "\n";
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,15 @@ struct LoadOptions {
   // Check that each command's executable exists (on PATH, or relative to workdir).
   bool check_executables = true;
 };
+
+// How many tasks (matrix instances counted one by one) a workflow may expand to unless
+// its [workflow] table raises it with `max_tasks`: a small file with a few big matrices
+// must fail with a message, not exhaust the login node's memory (a loaded task costs
+// about 1 KB, so the default is a few GB at most). A sub-workflow runs in its own
+// coordinator: its tasks count towards its own file's limit, not its parent's.
+inline constexpr std::uint64_t kDefaultMaxTasks = 2'000'000;
+// The most `max_tasks` may say (task ids are 32-bit).
+inline constexpr std::uint64_t kMaxTasksLimit = 1'000'000'000;
 
 // The largest workflow file load_workflow_file() reads: a million declared tasks fit
 // (a sweep of 1,000,000 is about 36 MB, layered with two parents each about 69 MB);

@@ -139,6 +139,10 @@ class Scheduler {
   void set_state(TaskId t, TaskState s, std::uint32_t attempt, int exit_code, std::string reason);
   void make_ready(TaskId t, TimePoint now);
   void skip_descendants(TaskId t);
+  // t's parents that have not succeeded; a barrier counts as one parent.
+  std::uint32_t count_unfinished(TaskId t) const;
+  // One parent of `child` (or the barrier it waits on) succeeded.
+  void parent_succeeded(TaskId child, TimePoint now);
   bool fits(const Needs& n) const;
 
   static Needs needs_of(const TaskSpec& spec);
@@ -157,8 +161,10 @@ class Scheduler {
   std::vector<std::uint32_t> retry_base_;  // attempts used before this coordinator took over
   std::vector<std::uint32_t> unfinished_parents_;
   std::vector<std::uint8_t> timing_out_;
-  std::vector<std::uint8_t> lost_retries_;  // kLost attempts retried without using retries
-  std::vector<std::uint8_t> exited_;        // running, slots released by on_attempt_exited
+  std::vector<std::uint8_t> lost_retries_;      // kLost attempts retried without using retries
+  std::vector<std::uint8_t> exited_;            // running, slots released by on_attempt_exited
+  std::vector<std::uint32_t> barrier_pending_;  // per Graph barrier: parents not succeeded
+  std::vector<std::uint8_t> barrier_skipped_;   // its users were walked by skip_descendants
   std::deque<TaskId> ready_;
   std::array<std::size_t, kTaskStateCount> counts_{};
   std::size_t finished_ = 0;
