@@ -63,6 +63,8 @@ WorkflowRef resolve_workflow(RunStore& store, const std::string& id) {
     if (parts.size() == 3) ref.revision = std::stoi(parts[2]);
   }
 
+  if (parts.size() > 1 && all_digits(parts.back()) && ref.revision == 0)
+    bad("'" + id + "': revisions count from 1");
   auto all = store.list_workflows();
   if (!all) fail(all.error());
   const std::string current = current_project();
