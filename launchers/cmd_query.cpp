@@ -26,6 +26,11 @@ std::string shown_state(RunStore& store, const RunRecord& r) {
   return s;
 }
 
+// Who made the run; "-" for a run made before the store kept it.
+std::string initiator_text(const RunRecord& r) {
+  return r.initiator.empty() ? "-" : r.initiator;
+}
+
 json run_json(RunStore& store, const RunRecord& r) {
   return {{"id", r.id},
           {"workflow", r.workflow_id()},
@@ -36,6 +41,7 @@ json run_json(RunStore& store, const RunRecord& r) {
           {"coordinator_alive", RunLock::is_held(store.run_dir(r.id))},
           {"backend", r.backend},
           {"host", r.host},
+          {"initiator", r.initiator},
           {"source", r.source_path},
           {"tasks", r.task_count},
           {"created_us", r.created_us},
@@ -69,10 +75,10 @@ int list_runs(const Globals& g, std::vector<RunState> states, const std::string&
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
-  Table t({"RUN", "WORKFLOW", "STATE", "TASKS", "BACKEND", "CREATED", "DURATION"});
+  Table t({"RUN", "WORKFLOW", "STATE", "TASKS", "BACKEND", "INITIATOR", "CREATED", "DURATION"});
   for (const auto& r : *runs)
     t.add({r.id, r.workflow_id(), shown_state(*store, r), std::to_string(r.task_count), r.backend,
-           format_time(r.created_us), format_span(r.started_us, r.ended_us)});
+           initiator_text(r), format_time(r.created_us), format_span(r.started_us, r.ended_us)});
   t.print(stdout);
   return kExitOk;
 }
@@ -118,11 +124,12 @@ int cmd_get(const Globals& g, const std::string& id) {
   for (auto& [s, n] : counts)
     summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + std::string(to_string(s));
   std::printf(
-      "run       %s\nworkflow  %s\nstate     %s\nbackend   %s on %s\ncreated   %s\n"
+      "run       %s\nworkflow  %s\nstate     %s\nbackend   %s on %s\ninitiator %s\ncreated   %s\n"
       "duration  %s\ntasks     %zu (%s)\n\n",
       run.id.c_str(), run.workflow_id().c_str(), shown_state(*store, run).c_str(),
-      run.backend.c_str(), run.host.c_str(), format_time(run.created_us).c_str(),
-      format_span(run.started_us, run.ended_us).c_str(), tasks->size(), summary.c_str());
+      run.backend.c_str(), run.host.c_str(), initiator_text(run).c_str(),
+      format_time(run.created_us).c_str(), format_span(run.started_us, run.ended_us).c_str(),
+      tasks->size(), summary.c_str());
   // The PARENT column appears when attempts added children: it names who added each.
   const bool dynamic =
       std::any_of(tasks->begin(), tasks->end(), [](const TaskRecord& r) { return r.parent >= 0; });
