@@ -34,8 +34,12 @@ struct Globals {
 };
 
 std::unique_ptr<RunStore> open_store(const Globals& g, RunStore::Mode mode);
-// Resolves a (prefix of a) run id to the run's record.
-RunRecord find_run(RunStore& store, const std::string& id_or_prefix);
+// Resolves a run id, a unique prefix of one, or a workflow id (its latest run, named on
+// stderr) to the run's record: see run_ref.hpp. CliError (exit 2) when nothing matches.
+RunRecord find_run(RunStore& store, const std::string& ref);
+// A run id or unique prefix only, for commands that delete (`sluice remove`): a guess at
+// "the latest run" must not choose what is destroyed.
+RunRecord find_run_by_id(RunStore& store, const std::string& id_or_prefix);
 
 // The run's task named `name`, or CliError (exit 2) naming the run.
 const TaskRecord& find_task(const std::vector<TaskRecord>& tasks, const RunRecord& run,

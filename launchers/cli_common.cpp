@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "printable.hpp"
+#include "run_ref.hpp"
 #include "sluice/duration.hpp"
 
 namespace sluice::cli {
@@ -27,8 +28,24 @@ std::unique_ptr<RunStore> open_store(const Globals& g, RunStore::Mode mode) {
   return std::move(*store);
 }
 
-RunRecord find_run(RunStore& store, const std::string& id_or_prefix) {
+RunRecord find_run(RunStore& store, const std::string& ref) {
+  return find_run_or_workflow(store, ref);
+}
+
+RunRecord find_run_by_id(RunStore& store, const std::string& id_or_prefix) {
   auto id = store.resolve_run_id(id_or_prefix);
+  if (!id && id.error().code == ErrorCode::kNotFound) {
+    std::string workflow;
+    try {
+      workflow = resolve_workflow(store, id_or_prefix).text();
+    } catch (const CliError&) {
+      fail(id.error());
+    }
+    throw CliError(kExitBadInput, "'" + id_or_prefix + "' is workflow " + workflow +
+                                      ", not a run; this command takes a run id (sluice ps -a "
+                                      "--workflow " +
+                                      workflow + " lists its runs)");
+  }
   if (!id) fail(id.error());
   auto run = store.get_run(*id);
   if (!run) fail(run.error());

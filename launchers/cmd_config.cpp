@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "commands.hpp"
@@ -16,6 +17,8 @@
 
 namespace sluice::cli {
 namespace {
+
+using nlohmann::json;
 
 void check_name(const std::string& name) {
   if (!is_config_name(name))
@@ -50,8 +53,8 @@ int cmd_save(const Globals& g, const SaveArgs& a) {
   }
   // Keys and values are checked against the backend's options table, then by making the
   // backend once (what only its factory knows: libslurm there, gpus_per_worker dividing
-  // gpus): a typo fails now, not at run time. `sluice` does not run inproc, whose table
-  // is the whole check (inproc_options.hpp).
+  // gpus): a typo fails now, not at run time. inproc's table is the whole check: in
+  // `sluice` it makes local processes (inproc_commands.hpp), not what an SDK program makes.
   auto options = c.backend_options();
   if (!options) throw CliError(kExitBadInput, options.error().message);
   if (a.backend != "inproc")
@@ -68,13 +71,56 @@ std::string options_text(const Config& c) {
   return opts;
 }
 
-int cmd_list(const Globals& g) {
-  Table t({"NAME", "BACKEND", "OPTIONS"});
-  for (const auto& n : Config::list(g.home)) {
-    Config c = load_config(g, n);
-    t.add({n, c.backend, options_text(c)});
+// A configuration as list and show report it: where it comes from, and whether a run
+// could use it (its keys checked against its backend's options table).
+struct Described {
+  std::string name, source;
+  Config config;
+  std::string problem;  // "" when usable
+};
+
+Described describe(const Globals& g, const std::string& name) {
+  Described d{name, Config::source(name, g.home), {}, {}};
+  auto found = Config::find(name, g.home);
+  if (!found) {
+    d.problem = found.error().message;
+    return d;
   }
-  t.print(stdout);
+  d.config = std::move(*found);
+  if (auto checked = d.config.backend_options(); !checked) d.problem = checked.error().message;
+  return d;
+}
+
+json describe_json(const Described& d) {
+  json options = json::object();
+  for (const auto& [k, v] : d.config.options) options[k] = v;
+  return {{"name", d.name},      {"backend", d.config.backend},       {"options", options},
+          {"source", d.source},  {"builtin", d.source == "built-in"}, {"usable", d.problem.empty()},
+          {"problem", d.problem}};
+}
+
+// The problem's first clause, for a table cell ("unknown option 'x' for backend local").
+std::string short_problem(const std::string& problem) {
+  std::string s = problem.substr(0, problem.find('\n'));
+  if (auto cut = s.find("; valid keys"); cut != std::string::npos) s.resize(cut);
+  return s;
+}
+
+// Saved ones (this home, then ~/.config/sluice) and the built-ins, marked so.
+int cmd_list(const Globals& g) {
+  json out = json::array();
+  Table t({"NAME", "BACKEND", "OPTIONS", "SOURCE", "STATUS"});
+  for (const auto& n : Config::list_all(g.home)) {
+    const Described d = describe(g, n);
+    out.push_back(describe_json(d));
+    t.add({n, d.config.backend.empty() ? "-" : d.config.backend, options_text(d.config), d.source,
+           d.problem.empty() ? "ok" : "unusable: " + short_problem(d.problem)});
+  }
+  if (g.json) {
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    t.print(stdout);
+  }
   return kExitOk;
 }
 
@@ -82,21 +128,36 @@ int cmd_list(const Globals& g) {
 // user's ~/.config/sluice, built in), as the TOML that would save it, then the keys its
 // backend documents, as comments.
 int cmd_show(const Globals& g, const std::string& name) {
-  Config c = load_config(g, name);
+  check_name(name);
+  Described d = describe(g, name);
+  if (d.source.empty()) load_config(g, name);  // throws: not found, with where it looked
+  if (d.config.backend.empty()) throw CliError(kExitBadInput, d.problem);  // malformed file
+  auto table = backend_option_table(d.config.backend);
+  if (g.json) {
+    json out = describe_json(d);
+    json keys = nullptr;
+    if (table) {
+      keys = json::array();
+      for (const auto& spec : *table)
+        keys.push_back({{"key", spec.key}, {"default", spec.default_value}, {"doc", spec.doc}});
+    }
+    out["backend_options"] = std::move(keys);
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
   toml::table doc;
-  doc.insert("backend", c.backend);
-  for (const auto& [k, v] : c.options) doc.insert(k, v);
+  doc.insert("backend", d.config.backend);
+  for (const auto& [k, v] : d.config.options) doc.insert(k, v);
   std::ostringstream text;
   text << doc;
-  std::printf("# configuration %s\n%s\n", name.c_str(), text.str().c_str());
-  if (auto table = backend_option_table(c.backend)) {
-    std::printf("\n# options of backend %s:\n%s", c.backend.c_str(),
+  std::printf("# configuration %s (%s)\n%s\n", name.c_str(), d.source.c_str(), text.str().c_str());
+  if (table) {
+    std::printf("\n# options of backend %s:\n%s", d.config.backend.c_str(),
                 format_option_table(*table, "#   ").c_str());
   } else {
-    std::printf("\n# backend %s is not known to this program\n", c.backend.c_str());
+    std::printf("\n# backend %s is not known to this program\n", d.config.backend.c_str());
   }
-  if (auto checked = c.backend_options(); !checked)
-    std::printf("\n# not usable as it stands: %s\n", checked.error().message.c_str());
+  if (!d.problem.empty()) std::printf("\n# not usable as it stands: %s\n", d.problem.c_str());
   return kExitOk;
 }
 
@@ -123,12 +184,15 @@ void add_config_commands(CLI::App& app, Globals& g) {
                    "backend options KEY=VALUE (`sluice doctor` lists each backend's keys)");
   save->callback([&] { g_exit_code = cmd_save(g, a); });
 
-  auto* list = config->add_subcommand("list", "list saved configurations");
+  auto* list =
+      config->add_subcommand("list", "list the configurations: saved ones and the built-ins");
+  list->add_flag("--json", g.json, "machine-readable output");
   list->callback([&] { g_exit_code = cmd_list(g); });
 
   static std::string show_name;
-  auto* show = config->add_subcommand("show", "print a saved configuration");
+  auto* show = config->add_subcommand("show", "print a configuration and its backend's keys");
   show->add_option("name", show_name, "configuration name")->required();
+  show->add_flag("--json", g.json, "machine-readable output");
   show->callback([&] { g_exit_code = cmd_show(g, show_name); });
 
   static std::string remove_name;

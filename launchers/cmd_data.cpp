@@ -274,7 +274,7 @@ void add_data_commands(CLI::App& app, Globals& g) {
 
   static ResultsArgs ra;
   auto* results = app.add_subcommand("results", "the outputs of a run's final tasks (or one task)");
-  results->add_option("run", ra.run, "run id or unique prefix")->required();
+  results->add_option("run", ra.run, "run id (or unique prefix) or workflow id")->required();
   results->add_option("task", ra.task, "only this task");
   results->add_flag("--wait", ra.wait, "block until the run ends");
   results->add_option("--timeout", ra.timeout_s, "with --wait: give up after this many seconds");
@@ -283,7 +283,7 @@ void add_data_commands(CLI::App& app, Globals& g) {
 
   static std::string art_run, art_task;
   auto* artifacts = app.add_subcommand("artifacts", "what a task's artifact holds");
-  artifacts->add_option("run", art_run, "run id or unique prefix")->required();
+  artifacts->add_option("run", art_run, "run id (or unique prefix) or workflow id")->required();
   artifacts->add_option("task", art_task, "task name")->required();
   artifacts->add_flag("--json", g.json, "machine-readable output");
   artifacts->callback([&g] { g_exit_code = cmd_artifacts(g, art_run, art_task); });

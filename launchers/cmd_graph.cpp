@@ -110,7 +110,8 @@ int cmd_graph(const Globals& g, const GraphArgs& a) {
 void add_graph_commands(CLI::App& app, Globals& g) {
   static GraphArgs a;
   auto* cmd = app.add_subcommand("graph", "draw a workflow file's or a run's task graph");
-  cmd->add_option("target", a.target, "workflow file, or run id (prefix)")->required();
+  cmd->add_option("target", a.target, "workflow file, run id (or unique prefix) or workflow id")
+      ->required();
   cmd->add_option("--format", a.format, "dot, mermaid or svg (svg needs Graphviz)")
       ->check(CLI::IsMember({"dot", "mermaid", "svg"}));
   cmd->add_option("-o,--output", a.output, "write here instead of stdout");

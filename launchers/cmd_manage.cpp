@@ -65,7 +65,7 @@ int cmd_cancel(const Globals& g, const std::string& id) {
 
 int cmd_remove(const Globals& g, const std::string& id) {
   auto store = open_store(g, RunStore::Mode::kReadWrite);
-  RunRecord run = find_run(*store, id);
+  RunRecord run = find_run_by_id(*store, id);
   if (RunLock::is_held(store->run_dir(run.id)))
     throw CliError(kExitBadInput,
                    "run " + run.id + " is running; cancel it first (sluice cancel " + run.id + ")");
@@ -98,7 +98,7 @@ int cmd_removeall(const Globals& g) {
 void add_manage_commands(CLI::App& app, Globals& g) {
   static std::string id;
   auto* cancel = app.add_subcommand("cancel", "cancel a run: kill its attempts, stop the rest");
-  cancel->add_option("run", id, "run id or unique prefix")->required();
+  cancel->add_option("run", id, "run id (or unique prefix) or workflow id")->required();
   cancel->callback([&g] { g_exit_code = cmd_cancel(g, id); });
 
   auto* remove = app.add_subcommand("remove", "delete a finished run and its files");

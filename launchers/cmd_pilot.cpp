@@ -137,7 +137,7 @@ void add_pilot_commands(CLI::App& app, Globals& g) {
 
   static std::string run;
   auto* workers = app.add_subcommand("workers", "the pilot allocations and workers of a run");
-  workers->add_option("run", run, "run id or unique prefix")->required();
+  workers->add_option("run", run, "run id (or unique prefix) or workflow id")->required();
   workers->add_flag("--json", g.json, "machine-readable output");
   workers->callback([&] { g_exit_code = cmd_workers(g, run); });
 }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "run_ref.hpp"
 #include "sluice/engine/run_lock.hpp"
 
 namespace sluice::cli {
@@ -25,6 +26,11 @@ std::string shown_state(RunStore& store, const RunRecord& r) {
   return s;
 }
 
+// Who made the run; "-" for a run made before the store kept it.
+std::string initiator_text(const RunRecord& r) {
+  return r.initiator.empty() ? "-" : r.initiator;
+}
+
 json run_json(RunStore& store, const RunRecord& r) {
   return {{"id", r.id},
           {"workflow", r.workflow_id()},
@@ -35,6 +41,7 @@ json run_json(RunStore& store, const RunRecord& r) {
           {"coordinator_alive", RunLock::is_held(store.run_dir(r.id))},
           {"backend", r.backend},
           {"host", r.host},
+          {"initiator", r.initiator},
           {"source", r.source_path},
           {"tasks", r.task_count},
           {"created_us", r.created_us},
@@ -42,11 +49,13 @@ json run_json(RunStore& store, const RunRecord& r) {
           {"ended_us", r.ended_us}};
 }
 
-int list_runs(const Globals& g, std::vector<RunState> states) {
+// `workflow`: only the runs of this workflow id (run_ref.hpp); "" lists every run.
+int list_runs(const Globals& g, std::vector<RunState> states, const std::string& workflow) {
   std::unique_ptr<RunStore> store;
   if (auto s = RunStore::open(g.home, RunStore::Mode::kReadOnly); s) {
     store = std::move(*s);
   } else if (s.error().code == ErrorCode::kNotFound) {
+    if (!workflow.empty()) no_workflows_here(g, workflow);
     if (g.json) std::printf("[]\n");
     return kExitOk;  // nothing has run here yet: an empty listing, not an error
   } else {
@@ -54,16 +63,22 @@ int list_runs(const Globals& g, std::vector<RunState> states) {
   }
   auto runs = store->list_runs(states);
   if (!runs) fail(runs.error());
+  if (!workflow.empty()) {
+    const WorkflowRef only = resolve_workflow(*store, workflow);
+    std::erase_if(*runs, [&](const RunRecord& r) {
+      return !only.matches(r.project, r.workflow, r.revision);
+    });
+  }
   if (g.json) {
     json out = json::array();
     for (const auto& r : *runs) out.push_back(run_json(*store, r));
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
-  Table t({"RUN", "WORKFLOW", "STATE", "TASKS", "BACKEND", "CREATED", "DURATION"});
+  Table t({"RUN", "WORKFLOW", "STATE", "TASKS", "BACKEND", "INITIATOR", "CREATED", "DURATION"});
   for (const auto& r : *runs)
     t.add({r.id, r.workflow_id(), shown_state(*store, r), std::to_string(r.task_count), r.backend,
-           format_time(r.created_us), format_span(r.started_us, r.ended_us)});
+           initiator_text(r), format_time(r.created_us), format_span(r.started_us, r.ended_us)});
   t.print(stdout);
   return kExitOk;
 }
@@ -109,11 +124,12 @@ int cmd_get(const Globals& g, const std::string& id) {
   for (auto& [s, n] : counts)
     summary += (summary.empty() ? "" : ", ") + std::to_string(n) + " " + std::string(to_string(s));
   std::printf(
-      "run       %s\nworkflow  %s\nstate     %s\nbackend   %s on %s\ncreated   %s\n"
+      "run       %s\nworkflow  %s\nstate     %s\nbackend   %s on %s\ninitiator %s\ncreated   %s\n"
       "duration  %s\ntasks     %zu (%s)\n\n",
       run.id.c_str(), run.workflow_id().c_str(), shown_state(*store, run).c_str(),
-      run.backend.c_str(), run.host.c_str(), format_time(run.created_us).c_str(),
-      format_span(run.started_us, run.ended_us).c_str(), tasks->size(), summary.c_str());
+      run.backend.c_str(), run.host.c_str(), initiator_text(run).c_str(),
+      format_time(run.created_us).c_str(), format_span(run.started_us, run.ended_us).c_str(),
+      tasks->size(), summary.c_str());
   // The PARENT column appears when attempts added children: it names who added each.
   const bool dynamic =
       std::any_of(tasks->begin(), tasks->end(), [](const TaskRecord& r) { return r.parent >= 0; });
@@ -226,18 +242,23 @@ void add_query_commands(CLI::App& app, Globals& g) {
       {"psf", "list failed and cancelled runs", {RunState::kFailed, RunState::kCancelled}},
   };
   static bool all = false;
+  static std::string workflow;
   for (const auto& l : listings) {
     auto* cmd = app.add_subcommand(l.name, l.help);
     cmd->add_flag("--json", g.json, "machine-readable output");
     if (std::string(l.name) == "ps") cmd->add_flag("-a,--all", all, "every run, any state");
-    cmd->callback(
-        [&g, &l] { g_exit_code = list_runs(g, all ? std::vector<RunState>{} : l.states); });
+    cmd->add_option("--workflow", workflow,
+                    "only the runs of this workflow: [PROJECT:]NAME[:REVISION]");
+    cmd->callback([&g, &l] {
+      g_exit_code = list_runs(g, all ? std::vector<RunState>{} : l.states, workflow);
+    });
   }
 
   static std::string get_id, get_key;
   auto* get = app.add_subcommand(
       "get", "show a run and its tasks; inside a task, `get PARENT KEY` prints a parent's value");
-  get->add_option("run", get_id, "run id or unique prefix (or, inside a task, a parent)")
+  get->add_option("run", get_id,
+                  "run id (or unique prefix) or workflow id; inside a task, a parent")
       ->required();
   get->add_option("key", get_key, "with a parent: the value to print");
   get->add_flag("--json", g.json, "machine-readable output");
@@ -247,7 +268,7 @@ void add_query_commands(CLI::App& app, Globals& g) {
 
   static LogsArgs la;
   auto* logs = app.add_subcommand("logs", "print a task's stdout (and stderr, to stderr)");
-  logs->add_option("run", la.run, "run id or unique prefix")->required();
+  logs->add_option("run", la.run, "run id (or unique prefix) or workflow id")->required();
   logs->add_option("task", la.task, "task name")->required();
   logs->add_option("--attempt", la.attempt, "attempt number (default: the latest)");
   logs->add_flag("--stdout", la.only_stdout, "only stdout");
@@ -258,7 +279,7 @@ void add_query_commands(CLI::App& app, Globals& g) {
   static double wait_timeout_s = 0;
   auto* wait = app.add_subcommand(
       "wait", "block until a run ends; exit 0 if it succeeded, 1 if it failed or was cancelled");
-  wait->add_option("run", wait_id, "run id or unique prefix")->required();
+  wait->add_option("run", wait_id, "run id (or unique prefix) or workflow id")->required();
   wait->add_option("--timeout", wait_timeout_s, "give up after this many seconds (exit 1)");
   wait->callback([&g] { g_exit_code = cmd_wait(g, wait_id, wait_timeout_s); });
 }

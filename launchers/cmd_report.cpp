@@ -42,7 +42,7 @@ int cmd_report(const Globals& g, const ReportArgs& a) {
 void add_report_commands(CLI::App& app, Globals& g) {
   static ReportArgs a;
   auto* cmd = app.add_subcommand("report", "write a self-contained HTML report of a run");
-  cmd->add_option("run", a.run, "run id or unique prefix")->required();
+  cmd->add_option("run", a.run, "run id (or unique prefix) or workflow id")->required();
   cmd->add_option("-o,--output", a.output,
                   "file to write (default report-RUN.html; - for stdout)");
   cmd->add_flag("--json", a.json, "write the report's data as JSON instead of HTML");

@@ -376,7 +376,7 @@ void add_run_commands(CLI::App& app, Globals& g) {
   validate->callback([&] { g_exit_code = cmd_validate(g, a); });
 
   auto* resume = app.add_subcommand("resume", "finish a run whose coordinator stopped");
-  resume->add_option("run", a.run, "run id or unique prefix")->required();
+  resume->add_option("run", a.run, "run id (or unique prefix) or workflow id")->required();
   resume->add_option("--backend", a.resume_backend,
                      "where attempts execute (default: the run's backend; under mpirun: mpi)");
   resume->add_option("--cpus", a.cpus, "cpu slots (default: all cores)");

@@ -65,7 +65,7 @@ int cmd_watch(const Globals& g, const WatchArgs& a) {
 void add_watch_commands(CLI::App& app, Globals& g) {
   static WatchArgs a;
   auto* cmd = app.add_subcommand("watch", "follow a run's progress from another terminal");
-  cmd->add_option("run", a.run, "run id or unique prefix")->required();
+  cmd->add_option("run", a.run, "run id (or unique prefix) or workflow id")->required();
   cmd->add_option("--interval", a.interval_s, "seconds between polls of the store (default 1)")
       ->check(CLI::Range(0.05, 3600.0));
   cmd->add_flag("-q,--quiet", a.quiet, "no live progress, only the final summary");

@@ -2,8 +2,10 @@
 // (project:workflow:revision), from TOML files and from C++ programs alike.
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "commands.hpp"
+#include "run_ref.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -13,16 +15,20 @@ using nlohmann::json;
 int cmd_workflows(const Globals& g, const std::string& filter) {
   auto store = RunStore::open(g.home, RunStore::Mode::kReadOnly);
   if (!store && store.error().code == ErrorCode::kNotFound) {  // nothing ran here yet
+    if (!filter.empty()) no_workflows_here(g, filter);
     if (g.json) std::printf("[]\n");
     return kExitOk;
   }
   if (!store) fail(store.error());
+  // A wrong project, name or revision is an error naming what exists, not an empty table.
+  std::optional<WorkflowRef> only;
+  if (!filter.empty()) only = resolve_workflow(**store, filter);
   auto all = (*store)->list_workflows();
   if (!all) fail(all.error());
   json out = json::array();
   Table table({"WORKFLOW", "HASH", "KIND", "RUNS", "CREATED", "SOURCE"});
   for (const WorkflowRecord& w : *all) {
-    if (!filter.empty() && w.project + ":" + w.name != filter && w.name != filter) continue;
+    if (only && !only->matches(w.project, w.name, w.revision)) continue;
     const char* kind = w.sdk ? "c++" : "toml";
     out.push_back({{"id", w.id()},
                    {"project", w.project},
@@ -49,7 +55,7 @@ int cmd_workflows(const Globals& g, const std::string& filter) {
 void add_workflows_commands(CLI::App& app, Globals& g) {
   static std::string filter;
   auto* cmd = app.add_subcommand("workflows", "workflow definitions and their revisions");
-  cmd->add_option("workflow", filter, "only this workflow (NAME or PROJECT:NAME)");
+  cmd->add_option("workflow", filter, "only this workflow: [PROJECT:]NAME[:REVISION]");
   cmd->add_flag("--json", g.json, "machine-readable output");
   cmd->callback([&g] { g_exit_code = cmd_workflows(g, filter); });
 }

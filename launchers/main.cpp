@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "commands.hpp"
-#include "inproc_options.hpp"
+#include "inproc_commands.hpp"
 #include "local_backend.hpp"
 #include "printable.hpp"
 #ifdef SLUICE_WITH_MPI
@@ -44,7 +44,7 @@ AddCommands helper_group(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace sluice::cli;
   sluice::register_local_backend();
-  sluice::register_inproc_elsewhere();  // its configurations are checked, not run
+  register_inproc_for_commands();  // command tasks: run as local processes
 #ifdef SLUICE_WITH_MPI
   sluice::register_mpi_backend();  // in `sluice`: re-executes as `sluice-mpi`
 #endif

@@ -13,16 +13,4 @@ const OptionTable& inproc_option_table() {
   return table;
 }
 
-void register_inproc_elsewhere() {
-  register_backend(
-      "inproc",
-      [](const BackendOptions&) -> Expected<std::unique_ptr<Backend>> {
-        return make_error(ErrorCode::kInvalidInput,
-                          "the inproc backend runs the C++ function tasks of a program built "
-                          "with the Sluice SDK (`./app run --config inproc`); `sluice` runs "
-                          "workflow files, whose tasks are commands: use --backend local");
-      },
-      inproc_option_table());
-}
-
 }  // namespace sluice

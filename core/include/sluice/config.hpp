@@ -57,6 +57,11 @@ struct Config {
   static Expected<void> remove(const std::string& name, const std::string& home = "");
   // The saved configurations' names in HOME/configs, sorted.
   static std::vector<std::string> list(const std::string& home = "");
+  // Every name find() can load, sorted, each once: saved in HOME/configs, in
+  // ~/.config/sluice, and the built-ins.
+  static std::vector<std::string> list_all(const std::string& home = "");
+  // Where find() takes `name` from: the file's path, "built-in", or "" for none.
+  static std::string source(const std::string& name, const std::string& home = "");
 
   // `options` checked against the backend's options table (when that backend is
   // registered in this program) and parsed: cpus, gpus and executors in their fields,

@@ -20,7 +20,8 @@ struct RunRecord {
   std::string backend;
   std::string source_path;
   std::string base_dir;
-  std::string host;  // where the coordinator runs
+  std::string host;       // where the coordinator runs
+  std::string initiator;  // "user@host" that made the run; "" in a home older than it
   std::int64_t created_us = 0;
   std::int64_t started_us = 0;
   std::int64_t ended_us = 0;  // 0 while not finished

@@ -46,6 +46,18 @@ std::string scalar(const toml::node& n) {
   return "";
 }
 
+constexpr const char* kBuiltins[] = {"inproc", "local"};
+
+// The directories find() searches, in order: HOME/configs, then ~/.config/sluice; with
+// `name`, the file NAME.toml in each.
+std::vector<std::string> config_places(const std::string& home, const std::string& name = "") {
+  const std::string file = name.empty() ? "" : "/" + name + ".toml";
+  std::vector<std::string> places = {config_dir(home) + file};
+  if (const char* h = std::getenv("HOME"); h && *h)
+    places.push_back(std::string(h) + "/.config/sluice" + file);
+  return places;
+}
+
 }  // namespace
 
 std::string sluice_home(const std::string& flag) {
@@ -71,7 +83,8 @@ bool is_config_name(const std::string& name) {
 }
 
 Expected<Config> Config::builtin(const std::string& name) {
-  if (name == "inproc" || name == "local") return Config{name, name, {}};
+  if (std::find(std::begin(kBuiltins), std::end(kBuiltins), name) != std::end(kBuiltins))
+    return Config{name, name, {}};
   return make_error(ErrorCode::kNotFound, "no built-in configuration '" + name + "'");
 }
 
@@ -103,9 +116,7 @@ Expected<Config> Config::parse(const std::string& name, const std::string& text)
 }
 
 Expected<Config> Config::find(const std::string& name, const std::string& home) {
-  std::vector<std::string> places = {config_dir(home) + "/" + name + ".toml"};
-  if (const char* h = std::getenv("HOME"); h && *h)
-    places.push_back(std::string(h) + "/.config/sluice/" + name + ".toml");
+  const std::vector<std::string> places = config_places(home, name);
   for (const auto& p : places) {
     std::string text;
     if (read_text(p, text)) return parse(name, text);
@@ -165,6 +176,26 @@ std::vector<std::string> Config::list(const std::string& home) {
   for (const auto& e : std::filesystem::directory_iterator(config_dir(home), ec))
     if (e.path().extension() == ".toml") names.push_back(e.path().stem().string());
   std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string Config::source(const std::string& name, const std::string& home) {
+  std::error_code ec;
+  for (const auto& p : config_places(home, name))
+    if (std::filesystem::is_regular_file(p, ec)) return p;
+  return builtin(name) ? "built-in" : "";
+}
+
+std::vector<std::string> Config::list_all(const std::string& home) {
+  std::vector<std::string> names(std::begin(kBuiltins), std::end(kBuiltins));
+  for (const auto& dir : config_places(home)) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+      if (e.path().extension() == ".toml" && is_config_name(e.path().stem().string()))
+        names.push_back(e.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
 }
 

@@ -1,12 +1,15 @@
 #include "sluice/engine/host_info.hpp"
 
 #include <hdf5.h>
+#include <pwd.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 
 namespace sluice {
@@ -35,6 +38,20 @@ std::string host_name() {
   char name[HOST_NAME_MAX + 1] = {};
   if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
   return name;
+}
+
+std::string initiator() {
+  std::string user;
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(::geteuid(), &pw, buf, sizeof buf, &found) == 0 && found != nullptr)
+    user = found->pw_name;
+  if (user.empty())
+    if (const char* u = std::getenv("USER"); u != nullptr) user = u;
+  if (user.empty()) user = std::to_string(::geteuid());
+  const char* submit_host = std::getenv("SLURM_SUBMIT_HOST");
+  return user + "@" + (submit_host != nullptr && *submit_host ? submit_host : host_name());
 }
 
 int usable_cpus() {

@@ -151,6 +151,7 @@ Expected<RunRecord> RunStore::create_run(const Workflow& workflow, int revision,
   if (run_id.empty()) return make_error(ErrorCode::kInvalidInput, "empty run id");
   const std::int64_t now = store_detail::now_us();
   const std::string host = host_name();
+  const std::string initiator = sluice::initiator();
 
   Transaction txn(impl.db.get());
   if (auto r = txn.begin(); !r) return tl::unexpected(r.error());
@@ -175,7 +176,7 @@ Expected<RunRecord> RunStore::create_run(const Workflow& workflow, int revision,
   {
     auto s = impl.prepare(
         "INSERT INTO runs (id, workflow_rowid, state, backend, source_path, base_dir, host, "
-        "created_us, task_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+        "created_us, task_count, initiator) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     if (!s) return tl::unexpected(s.error());
     Query q(*s);
     q.bind(1, run_id)
@@ -186,7 +187,8 @@ Expected<RunRecord> RunStore::create_run(const Workflow& workflow, int revision,
         .bind(6, workflow.base_dir)
         .bind(7, host)
         .bind(8, now)
-        .bind(9, static_cast<std::int64_t>(workflow.tasks.size()));
+        .bind(9, static_cast<std::int64_t>(workflow.tasks.size()))
+        .bind(10, initiator);
     int rc = q.step();
     if (rc == SQLITE_CONSTRAINT_UNIQUE) {
       return make_error(ErrorCode::kConflict, "run " + run_id + " already exists");

@@ -149,6 +149,7 @@ namespace sluice {
 struct RunStore::Impl {
   store_detail::DbPtr db;
   bool read_only = false;
+  int schema_version = 0;  // of the file: a reader may open an older one (store_schema.cpp)
   std::unordered_map<std::string, store_detail::StmtPtr> stmts;  // keyed by SQL text
   std::map<std::pair<const char*, int>, store_detail::StmtPtr> multi_stmts;
   std::unordered_map<std::string, std::int64_t> run_rowids;

@@ -12,10 +12,15 @@ using store_detail::Query;
 
 namespace {
 
-constexpr const char* kRunColumns =
-    "SELECT r.id, w.project, w.name, w.revision, w.content_hash, r.state, r.backend, "
-    "r.source_path, r.base_dir, r.host, r.created_us, r.started_us, r.ended_us, r.task_count "
-    "FROM runs r JOIN workflows w ON w.id = r.workflow_rowid ";
+// A home made before schema 4 has no initiator column: read as "" until a writer adds it.
+std::string run_columns(int schema_version) {
+  return std::string(
+             "SELECT r.id, w.project, w.name, w.revision, w.content_hash, r.state, r.backend, "
+             "r.source_path, r.base_dir, r.host, r.created_us, r.started_us, r.ended_us, "
+             "r.task_count, ") +
+         (schema_version >= 4 ? "r.initiator " : "'' ") +
+         "FROM runs r JOIN workflows w ON w.id = r.workflow_rowid ";
+}
 
 Expected<RunRecord> read_run(const Query& q) {
   RunRecord r;
@@ -39,6 +44,7 @@ Expected<RunRecord> read_run(const Query& q) {
   r.started_us = q.i64(11);
   r.ended_us = q.i64(12);
   r.task_count = static_cast<std::size_t>(q.i64(13));
+  r.initiator = q.text(14);
   return r;
 }
 
@@ -97,7 +103,7 @@ Expected<std::string> RunStore::resolve_run_id(const std::string& id_or_prefix) 
 
 Expected<RunRecord> RunStore::get_run(const std::string& run_id) {
   Impl& impl = *impl_;
-  auto s = impl.prepare(std::string(kRunColumns) + "WHERE r.id = ?1");
+  auto s = impl.prepare(run_columns(impl.schema_version) + "WHERE r.id = ?1");
   if (!s) return tl::unexpected(s.error());
   Query q(*s);
   q.bind(1, run_id);
@@ -109,7 +115,7 @@ Expected<RunRecord> RunStore::get_run(const std::string& run_id) {
 
 Expected<std::vector<RunRecord>> RunStore::list_runs(std::span<const RunState> states) {
   Impl& impl = *impl_;
-  std::string sql = kRunColumns;
+  std::string sql = run_columns(impl.schema_version);
   std::vector<std::string_view> names;
   if (!states.empty()) {
     sql += "WHERE r.state IN (";

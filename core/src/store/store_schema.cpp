@@ -69,7 +69,7 @@ Expected<void> enable_wal(sqlite3* db) {
   }
 }
 
-constexpr int kSchemaVersion = 3;  // 2: dynamic_tasks, 3: cache
+constexpr int kSchemaVersion = 4;  // 2: dynamic_tasks, 3: cache, 4: runs.initiator
 
 // Times are microseconds since the epoch (0: not yet). States are the names from
 // state.hpp, so the file reads well in the sqlite3 shell. Events carry no foreign key:
@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS runs (
   source_path    TEXT NOT NULL DEFAULT '',
   base_dir       TEXT NOT NULL DEFAULT '',
   host           TEXT NOT NULL DEFAULT '',
+  initiator      TEXT NOT NULL DEFAULT '',
   created_us     INTEGER NOT NULL,
   started_us     INTEGER NOT NULL DEFAULT 0,
   ended_us       INTEGER NOT NULL DEFAULT 0,
@@ -369,15 +370,29 @@ Expected<std::unique_ptr<RunStore>> RunStore::open(const std::string& home, Mode
                                              ", newer than this sluice understands (" +
                                              std::to_string(kSchemaVersion) + ")");
   }
+  impl.schema_version = version;
   if (version < kSchemaVersion) {
     // An empty file beside recorded runs is a lost store, not a new one.
     if (version == 0)
       if (auto lost = lost_store(home); !lost.empty()) return make_error(ErrorCode::kStore, lost);
-    // A reader finding an empty file: its first writer is still creating it.
-    if (read_only) return make_error(ErrorCode::kNotFound, nothing_here);
+    // A reader finding an empty file: its first writer is still creating it. A reader of
+    // an older home reads it as it is (store_read.cpp fills what it lacks); its next
+    // writer upgrades it.
+    if (read_only) {
+      if (version == 0) return make_error(ErrorCode::kNotFound, nothing_here);
+      return store;
+    }
     Transaction txn(impl.db.get());
     if (auto r = txn.begin(); !r) return tl::unexpected(r.error());
+    // The new tables come from kSchema (IF NOT EXISTS); new columns of old tables here.
+    if (version > 0 && version < 4) {
+      if (auto r = impl.exec("ALTER TABLE runs ADD COLUMN initiator TEXT NOT NULL DEFAULT ''",
+                             "adding runs.initiator");
+          !r)
+        return tl::unexpected(r.error());
+    }
     if (auto r = impl.exec(kSchema, "creating the schema"); !r) return tl::unexpected(r.error());
+    impl.schema_version = kSchemaVersion;
     std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
     if (auto r = impl.exec(set_version.c_str(), "setting the schema version"); !r) {
       return tl::unexpected(r.error());

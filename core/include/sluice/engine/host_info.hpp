@@ -22,6 +22,11 @@ HostInfo probe_host();
 // backend's default slots, the binary that jobs and workers run):
 // This machine's name (gethostname); "localhost" when it cannot be read.
 std::string host_name();
+// Who starts a run from this process, as "user@host": the effective user's login name
+// ($USER, else the uid) and, inside a Slurm job, the host it was submitted from
+// ($SLURM_SUBMIT_HOST: `sluice sbatch` makes its run on a compute node for the user at a
+// login node), else this machine.
+std::string initiator();
 // The CPUs this process may run on: its affinity mask, which a Slurm step or `taskset`
 // restricts; every online CPU when the mask cannot be read; at least 1.
 int usable_cpus();
