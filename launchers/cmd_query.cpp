@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "attempt_view.hpp"
 #include "commands.hpp"
 #include "sluice/engine/run_lock.hpp"
+#include "task_view.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -98,6 +100,7 @@ int cmd_get(const Globals& g, const std::string& id) {
       ts.back()["cached_from"] = a && a->host == "cache" && t.state == TaskState::kSucceeded
                                      ? json(a->reason)
                                      : json(nullptr);
+      ts.back()["attempt_list"] = attempts_json(*attempts, t.index);  // every attempt on record
     }
     out["task_list"] = std::move(ts);
     std::printf("%s\n", out.dump(2).c_str());
@@ -160,13 +163,20 @@ int cmd_logs(const Globals& g, const LogsArgs& a) {
   auto tasks = store->list_tasks(run.id);
   if (!tasks) fail(tasks.error());
   const TaskRecord* task = &find_task(*tasks, run, a.task);
-  if (task->attempts == 0)
-    throw CliError(kExitBadInput, "task '" + a.task + "' has not started yet");
+  if (task->attempts == 0) throw CliError(kExitBadInput, why_no_attempt(run, *task));
   const unsigned attempt = a.attempt ? a.attempt : task->attempts;
   if (attempt > task->attempts)
     throw CliError(kExitBadInput, "task '" + a.task + "' has " + std::to_string(task->attempts) +
                                       " attempt(s), not " + std::to_string(attempt));
-  const std::string dir = store->attempt_dir(run.id, task->name, attempt);
+  std::string dir = store->attempt_dir(run.id, task->name, attempt);
+  // A cache hit ran nothing: its output is the source attempt's, labelled as such.
+  if (auto mine = store->list_attempts(run.id, task->index); mine)
+    for (const auto& at : *mine)
+      if (auto src = at.attempt == attempt ? cache_source(at) : std::nullopt) {
+        dir = store->attempt_dir(src->run, src->task, src->attempt);
+        std::fprintf(stderr, "sluice: %s attempt %u was %s; its output:\n", task->name.c_str(),
+                     attempt, at.reason.c_str());
+      }
   std::fflush(stdout);
   bool found = false;
   if (!a.only_stderr) found |= copy_file(dir + "/stdout", stdout);
@@ -236,13 +246,21 @@ void add_query_commands(CLI::App& app, Globals& g) {
 
   static std::string get_id, get_key;
   auto* get = app.add_subcommand(
-      "get", "show a run and its tasks; inside a task, `get PARENT KEY` prints a parent's value");
+      "get",
+      "show a run and its tasks (`get RUN TASK`: one task, every attempt); inside a task, "
+      "`get PARENT KEY` prints a parent's value");
   get->add_option("run", get_id, "run id or unique prefix (or, inside a task, a parent)")
       ->required();
-  get->add_option("key", get_key, "with a parent: the value to print");
+  get->add_option("key", get_key, "a task of the run (or, inside a task, the value to print)");
   get->add_flag("--json", g.json, "machine-readable output");
   get->callback([&g] {
-    g_exit_code = get_key.empty() ? cmd_get(g, get_id) : cmd_get_input(get_id, get_key, g.json);
+    // Outside a task `get RUN TASK` shows that task; inside one it reads a parent's value.
+    if (get_key.empty())
+      g_exit_code = cmd_get(g, get_id);
+    else if (inside_task() || get_id.ends_with(".h5"))
+      g_exit_code = cmd_get_input(get_id, get_key, g.json);
+    else
+      g_exit_code = cmd_get_task(g, get_id, get_key);
   });
 
   static LogsArgs la;
