@@ -11,6 +11,8 @@
 
 #include "attempt_view.hpp"
 #include "commands.hpp"
+#include "nested_runs.hpp"
+#include "run_backend.hpp"
 #include "sluice/engine/run_lock.hpp"
 #include "task_view.hpp"
 
@@ -23,7 +25,11 @@ using nlohmann::json;
 // `sluice resume` finishes it.
 std::string shown_state(RunStore& store, const RunRecord& r) {
   std::string s(to_string(r.state));
-  if (!is_terminal(r.state) && !RunLock::is_held(store.run_dir(r.id))) s += " (orphaned)";
+  if (is_terminal(r.state) || RunLock::is_held(store.run_dir(r.id))) return s;
+  // A prepared run waits for `APP start RUN`: nothing has stopped.
+  if (r.state == RunState::kSubmitted && is_prepared(store.run_dir(r.id)))
+    return s + " (prepared: start it with APP start " + r.id + ")";
+  s += " (orphaned)";
   return s;
 }
 
@@ -70,7 +76,7 @@ int list_runs(const Globals& g, std::vector<RunState> states) {
   return kExitOk;
 }
 
-int cmd_get(const Globals& g, const std::string& id) {
+int cmd_get(const Globals& g, const std::string& id, bool tree) {
   auto store = open_store(g, RunStore::Mode::kReadOnly);
   RunRecord run = find_run(*store, id);
   auto tasks = store->list_tasks(run.id);
@@ -103,6 +109,7 @@ int cmd_get(const Globals& g, const std::string& id) {
       ts.back()["attempt_list"] = attempts_json(*attempts, t.index);  // every attempt on record
     }
     out["task_list"] = std::move(ts);
+    if (tree) out["nested_runs"] = nested_runs_json(nested_runs(*store, run.id));
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
@@ -138,6 +145,7 @@ int cmd_get(const Globals& g, const std::string& id) {
     t.add(row);
   }
   t.print(stdout);
+  if (tree) print_nested_runs(nested_runs(*store, run.id));
   return kExitOk;
 }
 
@@ -168,15 +176,12 @@ int cmd_logs(const Globals& g, const LogsArgs& a) {
   if (attempt > task->attempts)
     throw CliError(kExitBadInput, "task '" + a.task + "' has " + std::to_string(task->attempts) +
                                       " attempt(s), not " + std::to_string(attempt));
-  std::string dir = store->attempt_dir(run.id, task->name, attempt);
   // A cache hit ran nothing: its output is the source attempt's, labelled as such.
-  if (auto mine = store->list_attempts(run.id, task->index); mine)
-    for (const auto& at : *mine)
-      if (auto src = at.attempt == attempt ? cache_source(at) : std::nullopt) {
-        dir = store->attempt_dir(src->run, src->task, src->attempt);
-        std::fprintf(stderr, "sluice: %s attempt %u was %s; its output:\n", task->name.c_str(),
-                     attempt, at.reason.c_str());
-      }
+  std::string label;
+  const std::string dir = output_dir(*store, run.id, task->name, attempt, label);
+  if (!label.empty())
+    std::fprintf(stderr, "sluice: %s attempt %u was %s; its output:\n", task->name.c_str(), attempt,
+                 label.c_str());
   std::fflush(stdout);
   bool found = false;
   if (!a.only_stderr) found |= copy_file(dir + "/stdout", stdout);
@@ -245,6 +250,7 @@ void add_query_commands(CLI::App& app, Globals& g) {
   }
 
   static std::string get_id, get_key;
+  static bool get_tree = false;
   auto* get = app.add_subcommand(
       "get",
       "show a run and its tasks (`get RUN TASK`: one task, every attempt); inside a task, "
@@ -253,10 +259,11 @@ void add_query_commands(CLI::App& app, Globals& g) {
       ->required();
   get->add_option("key", get_key, "a task of the run (or, inside a task, the value to print)");
   get->add_flag("--json", g.json, "machine-readable output");
+  get->add_flag("--tree", get_tree, "also the runs of sub-workflow tasks, with their states");
   get->callback([&g] {
     // Outside a task `get RUN TASK` shows that task; inside one it reads a parent's value.
     if (get_key.empty())
-      g_exit_code = cmd_get(g, get_id);
+      g_exit_code = cmd_get(g, get_id, get_tree);
     else if (inside_task() || get_id.ends_with(".h5"))
       g_exit_code = cmd_get_input(get_id, get_key, g.json);
     else

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "commands.hpp"
+#include "nested_runs.hpp"
 #include "report_data.hpp"
 #include "report_html.hpp"
 
@@ -21,7 +22,8 @@ int cmd_report(const Globals& g, const ReportArgs& a) {
   RunRecord run = find_run(*store, a.run);
   auto view = load_run_view(*store, run.id);
   if (!view) fail(view.error());
-  const nlohmann::json data = report_json(*view, *store, now_us());
+  nlohmann::json data = report_json(*view, *store, now_us());
+  data["nested_runs"] = nested_runs_json(nested_runs(*store, run.id));  // sub-workflow runs
   const std::string text =
       a.json ? data.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
              : render_report_html(data);

@@ -49,6 +49,7 @@ footer{color:#888;font-size:12px;padding:0 24px 24px}
 <section><h2>Timeline</h2><p class="hint" id="timeline-hint"></p>
 <div id="tl-wrap"><canvas id="timeline" width="10" height="10"></canvas><div id="tip"></div></div>
 <div id="legend"></div></section>
+<section><h2>Sub-workflow runs (<span id="nested-count">0</span>)</h2><table id="nested"><thead><tr><th>task</th><th>attempt</th><th>run</th><th>workflow</th><th>state</th><th>home</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Failed tasks (<span id="failed-count">0</span>)</h2><div id="failed"></div></section>
 <section><h2>Retried tasks (<span id="retried-count">0</span>)</h2><table id="retried"><thead><tr><th>task</th><th>attempt</th><th>state</th><th>reason</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Slowest tasks</h2><table id="slowest"><thead><tr><th>task</th><th>attempt</th><th>host</th><th>state</th><th>duration</th></tr></thead><tbody></tbody></table></section>
@@ -225,6 +226,15 @@ function render() {
     tip.style.left = (mx + 14 + wrap.scrollLeft) + "px"; tip.style.top = (my + 10) + "px";
   });
   canvas.addEventListener("mouseleave", function () { tip.style.display = "none"; });
+
+  // Runs of sub-workflow tasks, each in its own home inside the task's attempt.
+  var nested = D.nested_runs || [], nb = $("nested").tBodies[0];
+  $("nested-count").textContent = nested.length;
+  nested.forEach(function (n) {
+    var tr = el("tr");
+    [n.task, n.attempt, n.id, n.workflow, n.state, n.home].forEach(function (c) { tr.appendChild(el("td", String(c))); });
+    nb.appendChild(tr);
+  });
 
   // Retried tasks: every attempt of a task that ran more than once, with why it ended.
   var retried = {}, nRetried = 0, rb = $("retried").tBodies[0];

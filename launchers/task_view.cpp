@@ -1,5 +1,6 @@
 #include "task_view.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -41,6 +42,30 @@ std::optional<CacheSource> cache_source(const AttemptRecord& a) {
   s.attempt = static_cast<std::uint32_t>(std::strtoul(rest.c_str() + word + 9, nullptr, 10));
   if (s.attempt == 0) return std::nullopt;
   return s;
+}
+
+std::string output_dir(RunStore& store, const std::string& run_id, const std::string& task,
+                       std::uint32_t attempt, std::string& label) {
+  std::string run = run_id, name = task;
+  for (int step = 0; step < 16; ++step) {
+    auto tasks = store.list_tasks(run);
+    if (!tasks) break;
+    auto t = std::find_if(tasks->begin(), tasks->end(),
+                          [&](const TaskRecord& r) { return r.name == name; });
+    if (t == tasks->end()) break;
+    auto attempts = store.list_attempts(run, t->index);
+    if (!attempts) break;
+    auto a = std::find_if(attempts->begin(), attempts->end(),
+                          [&](const AttemptRecord& r) { return r.attempt == attempt; });
+    if (a == attempts->end()) break;
+    auto src = cache_source(*a);
+    if (!src) break;
+    if (label.empty()) label = a->reason;
+    run = src->run;
+    name = src->task;
+    attempt = src->attempt;
+  }
+  return store.attempt_dir(run, name, attempt);
 }
 
 int cmd_get_task(const Globals& g, const std::string& run_id, const std::string& task_name) {

@@ -31,4 +31,10 @@ struct CacheSource {
 };
 std::optional<CacheSource> cache_source(const AttemptRecord& a);
 
+// The directory holding the output of attempt `attempt` of `task` in `run_id`: its own,
+// or for a cache hit the attempt it came from (followed through hits of hits, at most 16
+// steps). `label` gets the first hit's reason ("cached from run …"), or stays empty.
+std::string output_dir(RunStore& store, const std::string& run_id, const std::string& task,
+                       std::uint32_t attempt, std::string& label);
+
 }  // namespace sluice::cli

@@ -157,7 +157,7 @@ shell = "true"
   INFO(v.out << v.err);
   CHECK(v.exit_code == 2);
   CHECK(v.err.find("wf.toml:5:") != std::string::npos);
-  CHECK(v.err.find("needs 3 gpus but the backend offers 2") != std::string::npos);
+  CHECK(v.err.find("needs 3 GPUs but the backend offers 2") != std::string::npos);
 
   auto r = run_sluice({"run", "wf.toml", "--gpus", "2"}, dir.path());
   INFO(r.out << r.err);

@@ -321,3 +321,33 @@ TEST_CASE("sluice::main turns an SDK error's code into its exit status", "[integ
   INFO(prep.out << prep.err);
   CHECK(prep.exit_code == 3);
 }
+
+TEST_CASE("a prepared run shows as prepared, not orphaned", "[integration][sdk]") {
+  ScratchDir dir;
+  auto prep = run_program(example("nested"), {"prepare"}, dir.path());
+  REQUIRE(prep.exit_code == 0);
+  const std::string id = prep.out.substr(0, prep.out.find('\n'));
+  auto get = run_program(SLUICE_BINARY, {"get", id}, dir.path());
+  INFO(get.out << get.err);
+  CHECK(get.out.find("prepared") != std::string::npos);
+  CHECK(get.out.find("orphaned") == std::string::npos);  // was "submitted (orphaned)"
+  auto psw = run_program(SLUICE_BINARY, {"psw"}, dir.path());
+  CHECK(psw.out.find("orphaned") == std::string::npos);
+}
+
+TEST_CASE("start --backend local records local in get, ps and backend.json", "[integration][sdk]") {
+  ScratchDir dir;
+  auto prep = run_program(example("nested"), {"prepare", "--config", "inproc"}, dir.path());
+  REQUIRE(prep.exit_code == 0);
+  const std::string id = prep.out.substr(0, prep.out.find('\n'));
+  auto start = run_program(example("nested"), {"start", id, "--backend", "local"}, dir.path());
+  INFO(start.out << start.err);
+  REQUIRE(start.exit_code == 0);
+  auto get = run_program(SLUICE_BINARY, {"get", id, "--json"}, dir.path());
+  CHECK(nlohmann::json::parse(get.out)["backend"] == "local");  // was "inproc"
+  auto ps = run_program(SLUICE_BINARY, {"ps", "--all", "--json"}, dir.path());
+  CHECK(nlohmann::json::parse(ps.out)[0]["backend"] == "local");
+  auto saved = nlohmann::json::parse(
+      sluice::testing::read_file(dir.path() / (".sluice/runs/" + id + "/backend.json")));
+  CHECK(saved["backend"] == "local");
+}
