@@ -162,8 +162,8 @@ shell = "true"
   auto r = run_sluice({"run", "wf.toml", "--gpus", "2"}, dir.path());
   INFO(r.out << r.err);
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("needs 3 gpus") != std::string::npos);
-  CHECK_FALSE(fs::exists(dir / ".sluice" / "store.db"));  // nothing written
+  CHECK(r.err.find("needs 3 GPUs") != std::string::npos);  // was "needs 3 gpus" (issue 28)
+  CHECK_FALSE(fs::exists(dir / ".sluice" / "store.db"));   // nothing written
 
   CHECK(run_sluice({"validate", "wf.toml", "--gpus", "3"}, dir.path()).exit_code == 0);
 }
