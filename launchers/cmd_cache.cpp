@@ -1,11 +1,14 @@
 // `sluice run --dry-run`, `sluice cache list`, `sluice cache prune`: what the cache
 // would do for a workflow, and managing its entries.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "commands.hpp"
+#include "dry_run_reason.hpp"
 #include "sluice/duration.hpp"
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/cache_key.hpp"
@@ -45,6 +48,24 @@ std::vector<ChildRequest> recorded_children(const Workflow& wf, const Decision& 
   return out;
 }
 
+// Why an entry can no longer serve a run ("" when it can): its run was removed, or its
+// attempt directory is gone. `runs` holds the ids of the runs in the store.
+std::string unusable_reason(const CacheEntry& e, const std::set<std::string>& runs) {
+  if (!runs.count(e.run_id)) return "run " + e.run_id + " was removed";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(e.attempt_dir, ec))
+    return "its attempt directory is gone: " + e.attempt_dir;
+  return "";
+}
+
+std::set<std::string> run_ids(RunStore& store) {
+  auto runs = store.list_runs({});
+  if (!runs) fail(runs.error());
+  std::set<std::string> out;
+  for (const auto& r : *runs) out.insert(r.id);
+  return out;
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
@@ -63,6 +84,8 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
   std::unique_ptr<RunStore> store;
   if (auto s = RunStore::open(g.home, RunStore::Mode::kReadOnly); s) store = std::move(*s);
   std::vector<Decision> d(wf->tasks.size());
+  std::optional<ChangeExplainer> explainer;
+  if (store) explainer.emplace(*store);
   auto decide = [&](TaskId t) {
     const TaskSpec& spec = wf->tasks[t];
     Decision& out = d[t];
@@ -133,7 +156,8 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
     if (!*last) {
       out.why = "new task (never ran successfully here)";
     } else {
-      auto changed = parts.changed_since(CacheKeyParts::parse((*last)->parts));
+      auto changed = explainer->explain(spec, (*last)->run_id,
+                                        parts.changed_since(CacheKeyParts::parse((*last)->parts)));
       out.why = changed.empty() ? "changed since run " + (*last)->run_id
                                 : join(changed) + " changed since run " + (*last)->run_id;
     }
@@ -213,9 +237,11 @@ void add_cache_commands(CLI::App& app, Globals& g) {
     auto store = open_store(g, RunStore::Mode::kReadOnly);
     auto entries = store->list_cache(list_project);
     if (!entries) fail(entries.error());
+    const std::set<std::string> runs = run_ids(*store);
     if (g.json) {
       json out = json::array();
-      for (const auto& e : *entries)
+      for (const auto& e : *entries) {
+        const std::string why = unusable_reason(e, runs);
         out.push_back({{"project", e.project},
                        {"workflow", e.workflow},
                        {"task", e.task},
@@ -224,21 +250,35 @@ void add_cache_commands(CLI::App& app, Globals& g) {
                        {"attempt", e.attempt},
                        {"attempt_dir", e.attempt_dir},
                        {"result_hash", e.result_hash},
-                       {"created_us", e.created_us}});
+                       {"created_us", e.created_us},
+                       {"usable", why.empty()},
+                       {"unusable_because", why.empty() ? json(nullptr) : json(why)}});
+      }
       std::printf("%s\n", out.dump(2).c_str());
       return;
     }
-    Table table({"PROJECT", "WORKFLOW", "TASK", "RUN", "CREATED", "KEY"});
-    for (const auto& e : *entries)
-      table.add({e.project, e.workflow, e.task, e.run_id, format_time(e.created_us), e.key});
+    Table table({"PROJECT", "WORKFLOW", "TASK", "RUN", "CREATED", "USABLE", "KEY"});
+    std::size_t unusable = 0;
+    for (const auto& e : *entries) {
+      const std::string why = unusable_reason(e, runs);
+      unusable += !why.empty();
+      table.add({e.project, e.workflow, e.task, e.run_id, format_time(e.created_us),
+                 why.empty() ? "yes" : "no: " + why, e.key});
+    }
     table.print(stdout);
+    if (unusable)
+      std::printf("\n%zu entr%s unusable (sluice cache prune --unusable forgets them)\n", unusable,
+                  unusable == 1 ? "y is" : "ies are");
   });
 
   static std::string older_than, prune_project;
+  static bool prune_unusable = false;
   auto* prune = cache->add_subcommand(
       "prune", "forget cache entries (artifacts stay with their runs; `sluice remove` deletes)");
   prune->add_option("--older-than", older_than, "only entries older than this (30d, 12h)");
   prune->add_option("--project", prune_project, "only this project");
+  prune->add_flag("--unusable", prune_unusable,
+                  "only entries whose run was removed or whose attempt directory is gone");
   prune->callback([&g] {
     std::int64_t before = 0;
     if (!older_than.empty()) {
@@ -247,6 +287,19 @@ void add_cache_commands(CLI::App& app, Globals& g) {
       before = now_us() - std::chrono::duration_cast<std::chrono::microseconds>(*age).count();
     }
     auto store = open_store(g, RunStore::Mode::kReadWrite);
+    if (prune_unusable) {
+      auto entries = store->list_cache(prune_project);
+      if (!entries) fail(entries.error());
+      const std::set<std::string> runs = run_ids(*store);
+      std::vector<CacheEntry> gone;
+      for (auto& e : *entries)
+        if ((before == 0 || e.created_us < before) && !unusable_reason(e, runs).empty())
+          gone.push_back(std::move(e));
+      auto n = store->forget_cache(gone);
+      if (!n) fail(n.error());
+      std::printf("%zu unusable cache entr%s removed\n", *n, *n == 1 ? "y" : "ies");
+      return;
+    }
     auto n = store->prune_cache(before, prune_project);
     if (!n) fail(n.error());
     std::printf("%zu cache entr%s removed\n", *n, *n == 1 ? "y" : "ies");

@@ -209,14 +209,19 @@ int cmd_results(const Globals& g, const ResultsArgs& a) {
   return run.state == RunState::kSucceeded ? kExitOk : kExitFailed;
 }
 
-int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string& task_name) {
+int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string& task_name,
+                  unsigned attempt) {
   auto store = open_store(g, RunStore::Mode::kReadOnly);
   RunRecord run = find_run(*store, run_id);
   auto tasks = store->list_tasks(run.id);
   if (!tasks) fail(tasks.error());
   const TaskRecord* task = &find_task(*tasks, run, task_name);
   if (task->attempts == 0) throw CliError(kExitBadInput, "task '" + task_name + "' has not run");
-  const std::string path = artifact_path(store->attempt_dir(run.id, task->name, task->attempts));
+  if (attempt > task->attempts)
+    throw CliError(kExitBadInput, "task '" + task_name + "' has " + std::to_string(task->attempts) +
+                                      " attempt(s), not " + std::to_string(attempt));
+  const std::string path =
+      artifact_path(store->attempt_dir(run.id, task->name, attempt ? attempt : task->attempts));
   auto reader = ArtifactReader::open(path);
   if (!reader) fail(reader.error());
   json keys = json::array();
@@ -282,11 +287,14 @@ void add_data_commands(CLI::App& app, Globals& g) {
   results->callback([&g] { g_exit_code = cmd_results(g, ra); });
 
   static std::string art_run, art_task;
+  static unsigned art_attempt = 0;
   auto* artifacts = app.add_subcommand("artifacts", "what a task's artifact holds");
   artifacts->add_option("run", art_run, "run id (or unique prefix) or workflow id")->required();
   artifacts->add_option("task", art_task, "task name")->required();
   artifacts->add_flag("--json", g.json, "machine-readable output");
-  artifacts->callback([&g] { g_exit_code = cmd_artifacts(g, art_run, art_task); });
+  artifacts->add_option("--attempt", art_attempt, "attempt number (default: the latest)")
+      ->check(CLI::PositiveNumber);
+  artifacts->callback([&g] { g_exit_code = cmd_artifacts(g, art_run, art_task, art_attempt); });
 }
 
 }  // namespace sluice::cli

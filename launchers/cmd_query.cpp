@@ -9,9 +9,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "attempt_view.hpp"
 #include "commands.hpp"
+#include "nested_runs.hpp"
+#include "run_backend.hpp"
 #include "run_ref.hpp"
 #include "sluice/engine/run_lock.hpp"
+#include "task_view.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -22,7 +26,11 @@ using nlohmann::json;
 // `sluice resume` finishes it.
 std::string shown_state(RunStore& store, const RunRecord& r) {
   std::string s(to_string(r.state));
-  if (!is_terminal(r.state) && !RunLock::is_held(store.run_dir(r.id))) s += " (orphaned)";
+  if (is_terminal(r.state) || RunLock::is_held(store.run_dir(r.id))) return s;
+  // A prepared run waits for `APP start RUN`: nothing has stopped.
+  if (r.state == RunState::kSubmitted && is_prepared(store.run_dir(r.id)))
+    return s + " (prepared: start it with APP start " + r.id + ")";
+  s += " (orphaned)";
   return s;
 }
 
@@ -83,7 +91,7 @@ int list_runs(const Globals& g, std::vector<RunState> states, const std::string&
   return kExitOk;
 }
 
-int cmd_get(const Globals& g, const std::string& id) {
+int cmd_get(const Globals& g, const std::string& id, bool tree) {
   auto store = open_store(g, RunStore::Mode::kReadOnly);
   RunRecord run = find_run(*store, id);
   auto tasks = store->list_tasks(run.id);
@@ -113,8 +121,10 @@ int cmd_get(const Globals& g, const std::string& id) {
       ts.back()["cached_from"] = a && a->host == "cache" && t.state == TaskState::kSucceeded
                                      ? json(a->reason)
                                      : json(nullptr);
+      ts.back()["attempt_list"] = attempts_json(*attempts, t.index);  // every attempt on record
     }
     out["task_list"] = std::move(ts);
+    if (tree) out["nested_runs"] = nested_runs_json(nested_runs(*store, run.id));
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
   }
@@ -151,6 +161,7 @@ int cmd_get(const Globals& g, const std::string& id) {
     t.add(row);
   }
   t.print(stdout);
+  if (tree) print_nested_runs(nested_runs(*store, run.id));
   return kExitOk;
 }
 
@@ -176,13 +187,17 @@ int cmd_logs(const Globals& g, const LogsArgs& a) {
   auto tasks = store->list_tasks(run.id);
   if (!tasks) fail(tasks.error());
   const TaskRecord* task = &find_task(*tasks, run, a.task);
-  if (task->attempts == 0)
-    throw CliError(kExitBadInput, "task '" + a.task + "' has not started yet");
+  if (task->attempts == 0) throw CliError(kExitBadInput, why_no_attempt(run, *task));
   const unsigned attempt = a.attempt ? a.attempt : task->attempts;
   if (attempt > task->attempts)
     throw CliError(kExitBadInput, "task '" + a.task + "' has " + std::to_string(task->attempts) +
                                       " attempt(s), not " + std::to_string(attempt));
-  const std::string dir = store->attempt_dir(run.id, task->name, attempt);
+  // A cache hit ran nothing: its output is the source attempt's, labelled as such.
+  std::string label;
+  const std::string dir = output_dir(*store, run.id, task->name, attempt, label);
+  if (!label.empty())
+    std::fprintf(stderr, "sluice: %s attempt %u was %s; its output:\n", task->name.c_str(), attempt,
+                 label.c_str());
   std::fflush(stdout);
   bool found = false;
   if (!a.only_stderr) found |= copy_file(dir + "/stdout", stdout);
@@ -255,15 +270,25 @@ void add_query_commands(CLI::App& app, Globals& g) {
   }
 
   static std::string get_id, get_key;
+  static bool get_tree = false;
   auto* get = app.add_subcommand(
-      "get", "show a run and its tasks; inside a task, `get PARENT KEY` prints a parent's value");
+      "get",
+      "show a run and its tasks (`get RUN TASK`: one task, every attempt); inside a task, "
+      "`get PARENT KEY` prints a parent's value");
   get->add_option("run", get_id,
                   "run id (or unique prefix) or workflow id; inside a task, a parent")
       ->required();
-  get->add_option("key", get_key, "with a parent: the value to print");
+  get->add_option("key", get_key, "a task of the run (or, inside a task, the value to print)");
   get->add_flag("--json", g.json, "machine-readable output");
+  get->add_flag("--tree", get_tree, "also the runs of sub-workflow tasks, with their states");
   get->callback([&g] {
-    g_exit_code = get_key.empty() ? cmd_get(g, get_id) : cmd_get_input(get_id, get_key, g.json);
+    // Outside a task `get RUN TASK` shows that task; inside one it reads a parent's value.
+    if (get_key.empty())
+      g_exit_code = cmd_get(g, get_id, get_tree);
+    else if (inside_task() || get_id.ends_with(".h5"))
+      g_exit_code = cmd_get_input(get_id, get_key, g.json);
+    else
+      g_exit_code = cmd_get_task(g, get_id, get_key);
   });
 
   static LogsArgs la;

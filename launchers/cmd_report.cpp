@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "commands.hpp"
+#include "nested_runs.hpp"
 #include "report_data.hpp"
 #include "report_html.hpp"
 
@@ -21,10 +22,14 @@ int cmd_report(const Globals& g, const ReportArgs& a) {
   RunRecord run = find_run(*store, a.run);
   auto view = load_run_view(*store, run.id);
   if (!view) fail(view.error());
-  const nlohmann::json data = report_json(*view, *store, now_us());
-  const std::string text = a.json ? data.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
-                                  : render_report_html(data);
-  const std::string path = a.output.empty() ? "report-" + run.id + ".html" : a.output;
+  nlohmann::json data = report_json(*view, *store, now_us());
+  data["nested_runs"] = nested_runs_json(nested_runs(*store, run.id));  // sub-workflow runs
+  const std::string text =
+      a.json ? data.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
+             : render_report_html(data);
+  // --json without -o writes report-RUN.json: never JSON into a file named .html.
+  const std::string path =
+      a.output.empty() ? "report-" + run.id + (a.json ? ".json" : ".html") : a.output;
   if (path == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
     return kExitOk;
@@ -43,8 +48,9 @@ void add_report_commands(CLI::App& app, Globals& g) {
   static ReportArgs a;
   auto* cmd = app.add_subcommand("report", "write a self-contained HTML report of a run");
   cmd->add_option("run", a.run, "run id (or unique prefix) or workflow id")->required();
-  cmd->add_option("-o,--output", a.output,
-                  "file to write (default report-RUN.html; - for stdout)");
+  cmd->add_option(
+      "-o,--output", a.output,
+      "file to write (default report-RUN.html, with --json report-RUN.json; - for stdout)");
   cmd->add_flag("--json", a.json, "write the report's data as JSON instead of HTML");
   cmd->callback([&g] { g_exit_code = cmd_report(g, a); });
 }

@@ -17,6 +17,7 @@
 #include "run_backend.hpp"
 #include "sluice/engine/backend_registry.hpp"
 #include "sluice/engine/coordinator.hpp"
+#include "sluice/engine/counted.hpp"
 #include "sluice/engine/loader.hpp"
 #include "sluice/engine/run_id.hpp"
 #include "sluice/engine/run_lock.hpp"
@@ -211,9 +212,10 @@ int cmd_run(const Globals& g, const RunArgs& a) {
       store->create_run(wf, *revision, a.run_id.empty() ? new_run_id() : a.run_id, backend->name());
   if (!run) fail(run.error());
   remember_backend(*store, run->id, g, a, backend->describe());
-  std::printf("run %s %s:%s:%d (%zu tasks, backend %s, %d cpus, %d gpus)\n", run->id.c_str(),
-              wf.project.c_str(), wf.name.c_str(), *revision, wf.tasks.size(),
-              backend->name().c_str(), backend->capacity().cpus, backend->capacity().gpus);
+  std::printf("run %s %s:%s:%d (%s, backend %s, %s, %s)\n", run->id.c_str(), wf.project.c_str(),
+              wf.name.c_str(), *revision, counted(wf.tasks.size(), "task", "tasks").c_str(),
+              backend->name().c_str(), counted(backend->capacity().cpus, "cpu", "cpus").c_str(),
+              counted(backend->capacity().gpus, "gpu", "gpus").c_str());
   std::fflush(stdout);
   return coordinate(*store, *backend, wf, *run, false, a);
 }
@@ -272,13 +274,27 @@ int cmd_submit(const Globals& g, const RunArgs& a) {
   return coordinate(*store, *backend, wf, run, false, a);
 }
 
-int cmd_validate(const Globals& g, const RunArgs& a) {
+// Without a backend named (--backend, --config, --cpus, --gpus, -O, --executors) the file
+// is checked alone: a workflow written for a cluster validates on a laptop. Told of one,
+// it checks capacity against that backend, and says which.
+int cmd_validate(const Globals& g, const RunArgs& a, bool backend_named) {
   Workflow wf = load_or_reject(a.file);
-  if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
-  auto backend = make_backend(g, a);
-  if (auto d = check_against_capacity(wf, backend->capacity()); !d.empty()) reject(d);
-  std::printf("%s: ok, workflow %s:%s with %zu tasks\n", printable(a.file).c_str(),
-              printable(wf.project).c_str(), printable(wf.name).c_str(), wf.tasks.size());
+  const bool told = backend_named || !a.config.empty() || a.cpus > 0 || a.gpus >= 0 ||
+                    !a.options.empty() || !a.executors.empty();
+  std::string checked =
+      "capacity not checked: no backend given (--backend, --config or --gpus "
+      "checks it)";
+  if (told) {
+    if (auto status = enter_worker(a.backend, backend_options(g, a))) return *status;
+    auto backend = make_backend(g, a);
+    const Capacity c = backend->capacity();
+    if (auto d = check_against_capacity(wf, c); !d.empty()) reject(d);
+    checked = "checked against backend " + backend->name() + ": " + std::to_string(c.cpus) +
+              " cpus, " + std::to_string(c.gpus) + (c.gpus == 1 ? " GPU" : " GPUs");
+  }
+  std::printf("%s: ok, workflow %s:%s with %zu tasks (%s)\n", printable(a.file).c_str(),
+              printable(wf.project).c_str(), printable(wf.name).c_str(), wf.tasks.size(),
+              checked.c_str());
   return kExitOk;
 }
 
@@ -373,7 +389,9 @@ void add_run_commands(CLI::App& app, Globals& g) {
   auto* validate = app.add_subcommand("validate", "check a workflow file without running it");
   validate->add_option("file", a.file, "workflow file (TOML)")->required();
   add_backend_options(validate, a);
-  validate->callback([&] { g_exit_code = cmd_validate(g, a); });
+  validate->callback([&, validate] {
+    g_exit_code = cmd_validate(g, a, validate->get_option("--backend")->count() > 0);
+  });
 
   auto* resume = app.add_subcommand("resume", "finish a run whose coordinator stopped");
   resume->add_option("run", a.run, "run id (or unique prefix) or workflow id")->required();

@@ -7,6 +7,7 @@
 #include "commands.hpp"
 #include "inproc_commands.hpp"
 #include "local_backend.hpp"
+#include "nested_runs.hpp"
 #include "printable.hpp"
 #ifdef SLUICE_WITH_MPI
 #include "mpi_backend.hpp"
@@ -60,7 +61,10 @@ int main(int argc, char** argv) {
   std::string home_flag;
   app.add_option("--home", home_flag, "Sluice home (default: $SLUICE_HOME or ./.sluice)")
       ->envname("SLUICE_HOME");
-  app.parse_complete_callback([&] { g.home = sluice::sluice_home(home_flag); });
+  app.parse_complete_callback([&] {
+    g.home = sluice::sluice_home(home_flag);
+    follow_nested_run(app, g);  // a sub-workflow's run id, given with the outer home
+  });
 
   if (auto* group = helper_group(argc, argv)) {
     group(app, g);

@@ -87,8 +87,7 @@ json report_json(const RunView& view, const RunStore& store, std::int64_t now_us
   out["generated_us"] = now_us;
 
   json states = json::array();
-  for (int i = 0; i < kTaskStateCount; ++i)
-    states.push_back(to_string(static_cast<TaskState>(i)));
+  for (int i = 0; i < kTaskStateCount; ++i) states.push_back(to_string(static_cast<TaskState>(i)));
   out["states"] = states;
 
   json counts = json::object();
@@ -99,12 +98,10 @@ json report_json(const RunView& view, const RunStore& store, std::int64_t now_us
     tstate.push_back(static_cast<int>(t.state));
     tattempts.push_back(t.attempts);
     tparent.push_back(t.parent);
-    counts[std::string(to_string(t.state))] =
-        counts.value(std::string(to_string(t.state)), 0) + 1;
+    counts[std::string(to_string(t.state))] = counts.value(std::string(to_string(t.state)), 0) + 1;
   }
   out["counts"] = counts;
-  out["tasks"] = {{"name", names}, {"state", tstate}, {"attempts", tattempts},
-                  {"parent", tparent}};
+  out["tasks"] = {{"name", names}, {"state", tstate}, {"attempts", tattempts}, {"parent", tparent}};
 
   // Attempts, on lanes; times in milliseconds from the run's start.
   std::int64_t t0 = run.started_us > 0 ? run.started_us : run.created_us;
@@ -126,7 +123,8 @@ json report_json(const RunView& view, const RunStore& store, std::int64_t now_us
   std::vector<std::uint32_t> slots_per_host;
   const auto slot = assign_slots(lanes, slots_per_host);
   json at = json::array(), an = json::array(), ast = json::array(), abeg = json::array(),
-       aend = json::array(), ahost = json::array(), aslot = json::array(), aexit = json::array();
+       aend = json::array(), ahost = json::array(), aslot = json::array(), aexit = json::array(),
+       areason = json::array();
   for (std::size_t i = 0; i < placed.size(); ++i) {
     const AttemptRecord& a = *placed[i];
     at.push_back(a.task);
@@ -137,21 +135,23 @@ json report_json(const RunView& view, const RunStore& store, std::int64_t now_us
     ahost.push_back(lanes[i].host);
     aslot.push_back(slot[i]);
     aexit.push_back(a.exit_code);
+    areason.push_back(a.reason);  // why a retried attempt ended: timed out, exit code, …
   }
   out["t0_us"] = t0;
   out["span_ms"] = (end_of_run - t0) / 1000;
   out["hosts"] = hosts;
   out["slots"] = slots_per_host;
-  out["attempts"] = {{"task", at},   {"n", an},       {"state", ast},  {"start", abeg},
-                     {"end", aend},  {"host", ahost}, {"slot", aslot}, {"exit", aexit}};
+  out["attempts"] = {{"task", at},    {"n", an},       {"state", ast},
+                     {"start", abeg}, {"end", aend},   {"host", ahost},
+                     {"slot", aslot}, {"exit", aexit}, {"reason", areason}};
 
   // Failed tasks: reason and the tail of the latest attempt's stderr.
   json failed = json::array();
   std::size_t with_logs = 0;
   for (const auto& t : view.tasks) {
     if (t.state != TaskState::kFailed) continue;
-    json f = {{"task", t.index}, {"attempts", t.attempts}, {"reason", t.reason},
-              {"exit", t.exit_code}};
+    json f = {
+        {"task", t.index}, {"attempts", t.attempts}, {"reason", t.reason}, {"exit", t.exit_code}};
     if (t.attempts > 0 && with_logs < limits.failed_with_logs) {
       ++with_logs;
       f["stderr"] = file_tail(store.attempt_dir(run.id, t.name, t.attempts) + "/stderr",

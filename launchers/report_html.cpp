@@ -49,7 +49,9 @@ footer{color:#888;font-size:12px;padding:0 24px 24px}
 <section><h2>Timeline</h2><p class="hint" id="timeline-hint"></p>
 <div id="tl-wrap"><canvas id="timeline" width="10" height="10"></canvas><div id="tip"></div></div>
 <div id="legend"></div></section>
+<section><h2>Sub-workflow runs (<span id="nested-count">0</span>)</h2><table id="nested"><thead><tr><th>task</th><th>attempt</th><th>run</th><th>workflow</th><th>state</th><th>home</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Failed tasks (<span id="failed-count">0</span>)</h2><div id="failed"></div></section>
+<section><h2>Retried tasks (<span id="retried-count">0</span>)</h2><table id="retried"><thead><tr><th>task</th><th>attempt</th><th>state</th><th>reason</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Slowest tasks</h2><table id="slowest"><thead><tr><th>task</th><th>attempt</th><th>host</th><th>state</th><th>duration</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Durations</h2><p id="duration-stats"></p><canvas id="histogram" width="10" height="10"></canvas></section>
 <section><h2>Artifacts (<span id="artifact-count">0</span>, <span id="artifact-bytes">0 B</span>)</h2>
@@ -218,11 +220,33 @@ function render() {
     tip.textContent = T.name[A.task[hit]] + "  attempt " + A.n[hit] + "\n" + S[A.state[hit]] +
         (e >= 0 ? ", " + fmtDur(e - A.start[hit]) : ", still running") +
         "\nhost " + D.hosts[A.host[hit]] + " slot " + A.slot[hit] +
-        "\nfrom " + fmtDur(A.start[hit]) + " after start";
+        "\nfrom " + fmtDur(A.start[hit]) + " after start" +
+        (A.reason[hit] ? "\n" + A.reason[hit] : "");
     tip.style.display = "block";
     tip.style.left = (mx + 14 + wrap.scrollLeft) + "px"; tip.style.top = (my + 10) + "px";
   });
   canvas.addEventListener("mouseleave", function () { tip.style.display = "none"; });
+
+  // Runs of sub-workflow tasks, each in its own home inside the task's attempt.
+  var nested = D.nested_runs || [], nb = $("nested").tBodies[0];
+  $("nested-count").textContent = nested.length;
+  nested.forEach(function (n) {
+    var tr = el("tr");
+    [n.task, n.attempt, n.id, n.workflow, n.state, n.home].forEach(function (c) { tr.appendChild(el("td", String(c))); });
+    nb.appendChild(tr);
+  });
+
+  // Retried tasks: every attempt of a task that ran more than once, with why it ended.
+  var retried = {}, nRetried = 0, rb = $("retried").tBodies[0];
+  for (var i = 0; i < A.task.length; ++i) if (A.n[i] > 1) retried[A.task[i]] = true;
+  for (var i = 0; i < A.task.length; ++i) {
+    if (!retried[A.task[i]]) continue;
+    var tr = el("tr");
+    [T.name[A.task[i]], A.n[i], S[A.state[i]], A.reason[i] || ""].forEach(function (c) { tr.appendChild(el("td", String(c))); });
+    rb.appendChild(tr);
+  }
+  for (var k in retried) ++nRetried;
+  $("retried-count").textContent = nRetried;
 
   // Failed tasks, with the tail of their stderr.
   $("failed-count").textContent = D.failed.length;

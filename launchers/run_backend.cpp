@@ -40,4 +40,12 @@ std::optional<RunBackend> load_run_backend(const std::string& run_dir) {
   return r;
 }
 
+void mark_prepared(const std::string& run_dir) {
+  std::ofstream(run_dir + "/prepared") << "prepared: `APP start RUN` executes it\n";
+}
+
+bool is_prepared(const std::string& run_dir) {
+  return static_cast<bool>(std::ifstream(run_dir + "/prepared"));
+}
+
 }  // namespace sluice::cli

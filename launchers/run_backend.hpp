@@ -36,4 +36,9 @@ bool save_run_backend(const std::string& run_dir, const std::string& backend,
 // that cannot be read.
 std::optional<RunBackend> load_run_backend(const std::string& run_dir);
 
+// `APP prepare` marks its run (RUN_DIR/prepared): a submitted run with no coordinator
+// that was prepared waits for `APP start RUN`; it is not orphaned.
+void mark_prepared(const std::string& run_dir);
+bool is_prepared(const std::string& run_dir);
+
 }  // namespace sluice::cli

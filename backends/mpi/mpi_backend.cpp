@@ -145,6 +145,7 @@ Expected<void> MpiBackend::connect() {
     max_cpus_ = std::max(max_cpus_, workers_[i].cpus);
     max_gpus_ = std::max(max_gpus_, workers_[i].gpus);
   }
+  capacity_.gpus_per_place = max_gpus_;  // a task runs on one worker
   return {};
 }
 

@@ -295,6 +295,7 @@ int main(int argc, char** argv, const Flow& flow) {
       const Config config = pick_config(g, a);
       auto r = WorkflowRun::prepare(flow, config, run_options(g, a.quiet));
       remember_config(r, config);
+      cli::mark_prepared(r.run_dir());
       std::printf("%s\n", r.id().c_str());
       return kExitOk;
     });
@@ -315,7 +316,15 @@ int main(int argc, char** argv, const Flow& flow) {
     g_exit_code = guarded([&] {
       if (!a.backend.empty())
         if (auto status = enter_worker(a.backend, BackendOptions{})) return *status;
-      const Config config = config_of(WorkflowRun::by_id(a.run, g.home), a.backend);
+      const WorkflowRun prepared = WorkflowRun::by_id(a.run, g.home);
+      const Config config = config_of(prepared, a.backend);
+      // Another backend than the prepared one: get, ps and backend.json say which.
+      if (config.backend != prepared.backend()) {
+        remember_config(prepared, config);
+        auto store = RunStore::open(g.home, RunStore::Mode::kReadWrite);
+        if (!store) fail(store.error());
+        if (auto r = (*store)->set_run_backend(prepared.id(), config.backend); !r) fail(r.error());
+      }
       auto r = WorkflowRun::attach(a.run, config, run_options(g, a.quiet, a.no_cache));
       return execute(r, a.quiet);
     });

@@ -157,13 +157,13 @@ shell = "true"
   INFO(v.out << v.err);
   CHECK(v.exit_code == 2);
   CHECK(v.err.find("wf.toml:5:") != std::string::npos);
-  CHECK(v.err.find("needs 3 gpus but the backend offers 2") != std::string::npos);
+  CHECK(v.err.find("needs 3 GPUs but the backend offers 2") != std::string::npos);
 
   auto r = run_sluice({"run", "wf.toml", "--gpus", "2"}, dir.path());
   INFO(r.out << r.err);
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("needs 3 gpus") != std::string::npos);
-  CHECK_FALSE(fs::exists(dir / ".sluice" / "store.db"));  // nothing written
+  CHECK(r.err.find("needs 3 GPUs") != std::string::npos);  // was "needs 3 gpus" (issue 28)
+  CHECK_FALSE(fs::exists(dir / ".sluice" / "store.db"));   // nothing written
 
   CHECK(run_sluice({"validate", "wf.toml", "--gpus", "3"}, dir.path()).exit_code == 0);
 }

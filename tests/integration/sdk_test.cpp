@@ -2,6 +2,7 @@
 // configurations with the same results, other processes read their runs by id, and a
 // crashing function task fails only its own attempt.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -222,8 +223,12 @@ TEST_CASE("an unchanged SDK run on inproc comes from the cache", "[integration][
   auto results = run_program(SLUICE_BINARY, {"results", id, "after_fine"}, dir.path());
   CHECK(results.out.find("41") != std::string::npos);
   // A cached task did not run again: its log is the earlier attempt's, not a new one.
+  // (Issue 28: `logs` now prints that earlier output, labelled with where it came from,
+  // so "no new log" is checked on the run's own attempt directory.)
+  CHECK_FALSE(
+      std::filesystem::exists(dir.path() / (".sluice/runs/" + id + "/tasks/fine/1/stdout")));
   auto logs = run_program(SLUICE_BINARY, {"logs", id, "fine"}, dir.path());
-  CHECK(logs.out.find("fine got") == std::string::npos);
+  CHECK(logs.err.find("cached from run " + run_id_of(first.out)) != std::string::npos);
 }
 
 TEST_CASE("a function result changed on disk after its run is not reused from the cache",
@@ -320,4 +325,34 @@ TEST_CASE("sluice::main turns an SDK error's code into its exit status", "[integ
                   {"prepare", "--home", (dir.path() / "a-file" / "home").string()}, dir.path());
   INFO(prep.out << prep.err);
   CHECK(prep.exit_code == 3);
+}
+
+TEST_CASE("a prepared run shows as prepared, not orphaned", "[integration][sdk]") {
+  ScratchDir dir;
+  auto prep = run_program(example("nested"), {"prepare"}, dir.path());
+  REQUIRE(prep.exit_code == 0);
+  const std::string id = prep.out.substr(0, prep.out.find('\n'));
+  auto get = run_program(SLUICE_BINARY, {"get", id}, dir.path());
+  INFO(get.out << get.err);
+  CHECK(get.out.find("prepared") != std::string::npos);
+  CHECK(get.out.find("orphaned") == std::string::npos);  // was "submitted (orphaned)"
+  auto psw = run_program(SLUICE_BINARY, {"psw"}, dir.path());
+  CHECK(psw.out.find("orphaned") == std::string::npos);
+}
+
+TEST_CASE("start --backend local records local in get, ps and backend.json", "[integration][sdk]") {
+  ScratchDir dir;
+  auto prep = run_program(example("nested"), {"prepare", "--config", "inproc"}, dir.path());
+  REQUIRE(prep.exit_code == 0);
+  const std::string id = prep.out.substr(0, prep.out.find('\n'));
+  auto start = run_program(example("nested"), {"start", id, "--backend", "local"}, dir.path());
+  INFO(start.out << start.err);
+  REQUIRE(start.exit_code == 0);
+  auto get = run_program(SLUICE_BINARY, {"get", id, "--json"}, dir.path());
+  CHECK(nlohmann::json::parse(get.out)["backend"] == "local");  // was "inproc"
+  auto ps = run_program(SLUICE_BINARY, {"ps", "--all", "--json"}, dir.path());
+  CHECK(nlohmann::json::parse(ps.out)[0]["backend"] == "local");
+  auto saved = nlohmann::json::parse(
+      sluice::testing::read_file(dir.path() / (".sluice/runs/" + id + "/backend.json")));
+  CHECK(saved["backend"] == "local");
 }

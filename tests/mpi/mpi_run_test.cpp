@@ -214,6 +214,26 @@ shell = "echo \"[$CUDA_VISIBLE_DEVICES]\" > seen/cpu"
   CHECK(read_file(dir / "seen/cpu") == "[]\n");
 }
 
+TEST_CASE("a task needing more GPUs than any one worker has is refused at validation",
+          "[integration][mpi][gpu]") {
+  REQUIRE_MPIRUN();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "big"
+[tasks.g]
+gpus = 3
+shell = "true"
+)");
+  // Two workers with 2 of the node's 4 (fake) GPUs each: 4 in all, but 3 on no one worker.
+  ::setenv("SLUICE_GPUS", "4", 1);
+  auto v = run_on("mpi", {"validate", "wf.toml", "--cpus", "2"}, dir.path(), 3);
+  ::unsetenv("SLUICE_GPUS");
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 2);  // was 0, and the run failed at launch
+  CHECK(v.err.find("task 'g' needs 3 GPUs but no one worker has more than 2") != std::string::npos);
+}
+
 TEST_CASE("killing mpirun kills every attempt and resume in a new job reruns only what was lost",
           "[integration][mpi][crash]") {
   REQUIRE_MPIRUN();

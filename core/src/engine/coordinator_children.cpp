@@ -7,6 +7,7 @@
 
 #include "engine/coordinator_impl.hpp"
 #include "sluice/engine/child_request.hpp"
+#include "sluice/engine/counted.hpp"
 
 namespace sluice {
 namespace {
@@ -89,8 +90,8 @@ void Coordinator::Impl::ingest_children(Completion& c, const std::string* from_d
     if (workflow_.index.count(s.name) != 0)
       return fail("child '" + s.name + "': the run already has a task named '" + s.name + "'");
     if (s.cpus > capacity.cpus || s.gpus > capacity.gpus) {
-      return fail("child '" + s.name + "' needs " + std::to_string(s.cpus) + " cpus and " +
-                  std::to_string(s.gpus) + " gpus; the backend offers " +
+      return fail("child '" + s.name + "' needs " + counted(s.cpus, "cpu", "cpus") + " and " +
+                  counted(s.gpus, "GPU", "GPUs") + "; the backend offers " +
                   std::to_string(capacity.cpus) + " and " + std::to_string(capacity.gpus));
     }
     if (!capacity.offers(s.executor))

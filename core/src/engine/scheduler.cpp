@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "sluice/engine/counted.hpp"
+
 namespace sluice {
 namespace {
 
@@ -150,8 +152,8 @@ std::vector<Launch> Scheduler::take_launches() {
     if (spec.cpus > capacity_.cpus || spec.gpus > capacity_.gpus) {
       ready_.erase(it);
       set_state(t, TaskState::kFailed, attempts_[t], 0,
-                "no slot: needs " + std::to_string(spec.cpus) + " cpus and " +
-                    std::to_string(spec.gpus) + " gpus, the backend offers " +
+                "no slot: needs " + counted(spec.cpus, "cpu", "cpus") + " and " +
+                    counted(spec.gpus, "GPU", "GPUs") + ", the backend offers " +
                     std::to_string(capacity_.cpus) + " and " + std::to_string(capacity_.gpus));
       skip_descendants(t);
       continue;

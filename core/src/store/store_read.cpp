@@ -410,4 +410,22 @@ Expected<std::size_t> RunStore::prune_cache(std::int64_t before_us, const std::s
   return static_cast<std::size_t>(sqlite3_changes(impl.db.get()));
 }
 
+Expected<std::size_t> RunStore::forget_cache(const std::vector<CacheEntry>& entries) {
+  Impl& impl = *impl_;
+  if (auto r = impl.check_writable(); !r) return tl::unexpected(r.error());
+  store_detail::Transaction txn(impl.db.get());
+  if (auto r = txn.begin(); !r) return tl::unexpected(r.error());
+  auto s = impl.prepare("DELETE FROM cache WHERE project = ?1 AND key = ?2");
+  if (!s) return tl::unexpected(s.error());
+  std::size_t n = 0;
+  for (const CacheEntry& e : entries) {
+    store_detail::Query q(*s);
+    q.bind(1, e.project).bind(2, e.key);
+    if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error("pruning the cache"));
+    n += static_cast<std::size_t>(sqlite3_changes(impl.db.get()));
+  }
+  if (auto r = txn.commit(); !r) return tl::unexpected(r.error());
+  return n;
+}
+
 }  // namespace sluice

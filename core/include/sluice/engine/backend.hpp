@@ -39,6 +39,10 @@ struct Capacity {
   // counts from the job's start, not its submission): the scheduler then sets no
   // deadline of its own and takes the backend's completion reason.
   bool enforces_exec_time = false;
+  // The most GPUs one task can get where the backend's GPUs are split among places (the
+  // workers of an MPI job): validation refuses a task needing more. -1: no split, a task
+  // may have all `gpus`. Last, so that positional initialisers stay valid.
+  int gpus_per_place = -1;
 
   bool offers(const std::string& executor) const;
 };

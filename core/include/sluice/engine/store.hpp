@@ -146,10 +146,16 @@ class RunStore {
   // Forgets entries created before `before_us` (0: any age) of `project` ("" : all).
   // Returns how many. Artifacts belong to their runs and are not deleted.
   Expected<std::size_t> prune_cache(std::int64_t before_us, const std::string& project);
+  // Forgets these entries (by project and key), in one transaction; returns how many.
+  Expected<std::size_t> forget_cache(const std::vector<CacheEntry>& entries);
   // Every workflow revision, by project, name and revision.
   Expected<std::vector<WorkflowRecord>> list_workflows();
 
-  // Deletes the run's rows and its directory.
+  // Records the backend a run now executes on (`APP start RUN --backend local` on a run
+  // prepared for another).
+  Expected<void> set_run_backend(const std::string& run_id, const std::string& backend);
+
+  // Deletes the run's rows, its cache entries and its directory.
   Expected<void> remove_run(const std::string& run_id);
 
  private:
