@@ -90,6 +90,8 @@ void install_interrupt_handlers() {
   ::sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  // A closed terminal or SSH connection: as SIGTERM, never a run left unsupervised.
+  ::sigaction(SIGHUP, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 }
 
