@@ -21,15 +21,16 @@ file == 1 && /^after = / {
   ndep[cur] = split(s, d, ","); for (i = 1; i <= ndep[cur]; i++) dep[cur, i] = d[i]
   next
 }
-# --- the run: top-level "state" and the objects in "task_list" -------------------------
+# --- the run: top-level "state" and the objects in "task_list" (their own fields at 6
+# spaces; the entries of every "attempt_list" are deeper and not read) ---------------
 file == 2 && /"task_list"/ { inlist = 1; next }
 file == 2 && !inlist && /^  "state":/ { runstate = val($0) }
 file == 2 && inlist && /^    \{/ { name = ""; st = ""; att = ""; su = ""; eu = ""; next }
-file == 2 && inlist && /"name":/ { name = val($0) }
-file == 2 && inlist && /"state":/ { st = val($0) }
-file == 2 && inlist && /"attempts":/ { att = val($0) }
-file == 2 && inlist && /"started_us":/ { su = val($0) }
-file == 2 && inlist && /"ended_us":/ { eu = val($0) }
+file == 2 && inlist && /^      "name":/ { name = val($0) }
+file == 2 && inlist && /^      "state":/ { st = val($0) }
+file == 2 && inlist && /^      "attempts":/ { att = val($0) }
+file == 2 && inlist && /^      "started_us":/ { su = val($0) }
+file == 2 && inlist && /^      "ended_us":/ { eu = val($0) }
 file == 2 && inlist && /^    \}/ {
   have[name] = 1; ngot++; state[name] = st; attempts[name] = att; start[name] = su; end[name] = eu
 }

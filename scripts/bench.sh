@@ -211,8 +211,10 @@ bench_one() {
       # Tasks added at run time are not in wf.toml: count them, all must have succeeded.
       local want=$((n + 1)) got
       [[ "$graph" == mapreduce_dynamic ]] && want=$((n + 2))
-      got="$(grep -c '"state": "succeeded"' "$d/get.json" || true)"
-      if (( got != want + 1 )); then  # + the run's own state
+      # Task objects' own fields, at 6 spaces: not the run's state (2) nor the states
+      # in each task's attempt_list (10).
+      got="$(grep -c '^      "state": "succeeded"' "$d/get.json" || true)"
+      if (( got != want )); then
         ok=0 why="$got of $want tasks succeeded"
       elif [[ "$graph" == mapreduce_dynamic ]] &&
            ! "$sluice" results "$run_id" reduce --json --home "$d/home" >"$d/results.json" 2>&1; then
