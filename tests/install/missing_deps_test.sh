@@ -12,10 +12,15 @@ need_unprivileged_user
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sluice-missing-deps.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 chown "$TEST_USER" "$tmp"
+# The user works on a copy of the sources: the checkout may sit in a folder only root
+# can enter (a CI clone in a mktemp -d is 0700), as a user's own clone would not.
+mkdir "$tmp/src"
+tar -C "$src" --exclude='./build*' --exclude='./.git' -cf - . | tar -C "$tmp/src" -xf -
+chown -R "$TEST_USER" "$tmp/src"
 
 set +e
 out="$(as_test_user HOME="$tmp" PATH=/usr/local/bin:/usr/bin:/bin SLUICE_BUILD_DIR="$tmp/build" \
-         "$src/scripts/build.sh" --quiet -DCMAKE_DISABLE_FIND_PACKAGE_tomlplusplus=ON \
+         "$tmp/src/scripts/build.sh" --quiet -DCMAKE_DISABLE_FIND_PACKAGE_tomlplusplus=ON \
          -DCMAKE_DISABLE_FIND_PACKAGE_HDF5=ON 2>&1)"
 rc=$?
 set -e
