@@ -51,7 +51,9 @@ TEST_CASE("dry run names the matrix parameter whose value changed", "[integratio
   auto dry = run_sluice({"run", "--dry-run", "--json", "wf.toml"}, dir.path());
   INFO(dry.out << dry.err);
   REQUIRE(dry.exit_code == 0);
-  for (const auto& t : json::parse(dry.out)["tasks"]) {
+  // Kept in a variable: a range-for over a member of a temporary reads freed memory.
+  const json report = json::parse(dry.out);
+  for (const auto& t : report["tasks"]) {
     INFO(t.dump());
     if (t["action"] == "cached") continue;
     const std::string why = t["why"];
