@@ -5,9 +5,9 @@
 #include <ctime>
 
 #include "cli.hpp"
-#include "printable.hpp"
 #include "run_ref.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/engine/printable.hpp"
 
 namespace sluice::cli {
 

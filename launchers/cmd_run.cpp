@@ -12,13 +12,13 @@
 
 #include "commands.hpp"
 #include "detach.hpp"
-#include "printable.hpp"
 #include "progress.hpp"
 #include "run_backend.hpp"
 #include "sluice/engine/backend_registry.hpp"
 #include "sluice/engine/coordinator.hpp"
 #include "sluice/engine/counted.hpp"
 #include "sluice/engine/loader.hpp"
+#include "sluice/engine/printable.hpp"
 #include "sluice/engine/run_id.hpp"
 #include "sluice/engine/run_lock.hpp"
 

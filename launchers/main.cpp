@@ -8,7 +8,7 @@
 #include "inproc_commands.hpp"
 #include "local_backend.hpp"
 #include "nested_runs.hpp"
-#include "printable.hpp"
+#include "sluice/engine/printable.hpp"
 #ifdef SLUICE_WITH_MPI
 #include "mpi_backend.hpp"
 #endif
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitBadInput;
   } catch (const CliError& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "sluice: %s\n", sluice::cli::printable(e.what(), true).c_str());
+    std::fprintf(stderr, "sluice: %s\n", sluice::printable(e.what(), true).c_str());
     return e.code;
   }
   return g_exit_code;

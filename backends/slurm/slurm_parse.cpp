@@ -1,5 +1,7 @@
 #include "slurm_parse.hpp"
 
+#include "sluice/engine/printable.hpp"
+
 #include <charconv>
 #include <sstream>
 #include <vector>
@@ -67,25 +69,8 @@ bool contains(std::string_view text, std::string_view what) {
 }  // namespace
 
 std::string quote_output(std::string_view text, std::size_t max) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (out.size() > max) {  // escapes count: what is shown stays short
-      out += "...' (" + std::to_string(text.size()) + " bytes)";
-      return out;
-    }
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "'";
+  if (text.size() <= max) return "'" + printable(text) + "'";
+  return "'" + printable(text.substr(0, max)) + "...' (" + std::to_string(text.size()) + " bytes)";
 }
 
 Expected<std::string> parse_sbatch_output(std::string_view out) {

@@ -12,9 +12,9 @@
 
 namespace sluice::slurm {
 
-// `text` in single quotes for an error message: control characters escaped (\n, \x1b),
-// cut after about `max` characters shown, with the full length said, so that a command's odd output
-// (an HTML error page) can neither flood nor drive the terminal that shows the message.
+// `text` in single quotes for an error message: control characters escaped (printable()),
+// cut after `max` bytes with the full length said, so that a command's odd output (an
+// HTML error page) can neither flood nor drive the terminal that shows the message.
 std::string quote_output(std::string_view text, std::size_t max = 200);
 
 // The job id from sbatch's stdout: "Submitted batch job 123" (optionally followed by

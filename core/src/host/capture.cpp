@@ -1,4 +1,5 @@
 #include "sluice/engine/capture.hpp"
+#include "sluice/engine/printable.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -36,23 +37,6 @@ struct Pipe {
   }
   void close_write() { close_end(1); }
 };
-
-// Control characters as \xHH: a program's output quoted in a message must not move the
-// cursor or retitle the terminal of whoever reads it.
-std::string escape_controls(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
 
 bool is_executable_file(const std::string& path) {
   struct stat st;
@@ -228,7 +212,7 @@ std::string describe_outcome(const std::vector<std::string>& argv, const Capture
       const std::size_t nl = rest.find('\n');
       std::string_view line = rest.substr(0, nl);
       while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
-      if (!line.empty()) return text + ": " + escape_controls(line.substr(0, 300));
+      if (!line.empty()) return text + ": " + printable(line.substr(0, 300));
       if (nl == std::string_view::npos) break;
       rest.remove_prefix(nl + 1);
     }

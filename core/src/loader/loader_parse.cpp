@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "loader/loader_internal.hpp"
+#include "sluice/engine/printable.hpp"
 
 namespace sluice::loader_detail {
 namespace {
@@ -169,19 +170,8 @@ bool is_safe_dotted_name(std::string_view name) {
 // A name as it may be printed: control characters escaped (a newline or an escape
 // sequence in a hostile name must not reach the terminal raw), at most 64 characters.
 std::string printable_name(std::string_view name) {
-  std::string out;
-  for (std::size_t i = 0; i < name.size() && i < 64; ++i) {
-    const unsigned char c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (name.size() > 64) out += "...";
-  return out;
+  if (name.size() <= 64) return printable(name);
+  return printable(name.substr(0, 64)) + "...";
 }
 
 std::string unsafe_name_message(std::string_view what, std::string_view name) {

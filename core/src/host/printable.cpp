@@ -1,8 +1,8 @@
-#include "printable.hpp"
+#include "sluice/engine/printable.hpp"
 
 #include <cstdio>
 
-namespace sluice::cli {
+namespace sluice {
 
 std::string printable(std::string_view text, bool keep_newlines) {
   std::string out;
@@ -28,4 +28,4 @@ std::string printable(std::string_view text, bool keep_newlines) {
   return out;
 }
 
-}  // namespace sluice::cli
+}  // namespace sluice
