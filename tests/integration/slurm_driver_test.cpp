@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "support/fake_commands.hpp"
 #include "support/run_queries.hpp"
 #include "support/slurm.hpp"
 
@@ -19,20 +20,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// PATH with DIR first while it lives (run_sluice passes this process's environment on).
-class PathFirst {
- public:
-  explicit PathFirst(const fs::path& dir) : old_(std::getenv("PATH") ? std::getenv("PATH") : "") {
-    ::setenv("PATH", (dir.string() + ":" + old_).c_str(), 1);
-  }
-  ~PathFirst() { ::setenv("PATH", old_.c_str(), 1); }
-  PathFirst(const PathFirst&) = delete;
-  PathFirst& operator=(const PathFirst&) = delete;
-
- private:
-  std::string old_;
-};
 
 // DIR/scontrol: the real one, but `show config` says the controller runs `version`.
 fs::path fake_scontrol(const ScratchDir& dir, const std::string& version) {

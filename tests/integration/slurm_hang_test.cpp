@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "support/fake_commands.hpp"
 #include "support/run_queries.hpp"
 
 using namespace sluice::testing;
@@ -23,11 +24,10 @@ namespace {
 // Fake Slurm commands in a directory put first on PATH (inherited by the sluice
 // processes this test starts). sbatch runs the job script at once, in a session of its
 // own, and records its pid; scancel kills those sessions; squeue never answers.
-class FakeSlurm {
+class FakeSlurm : public FakeCommands {
  public:
-  explicit FakeSlurm(const fs::path& dir) : dir_(dir) {
-    fs::create_directories(dir_);
-    const std::string d = dir_.string();
+  explicit FakeSlurm(const fs::path& where) : FakeCommands(where) {
+    const std::string d = dir().string();
     command("sbatch",
             "for a; do script=\"$a\"; done\n"
             "setsid /bin/bash \"$script\" >/dev/null 2>&1 </dev/null &\n"
@@ -41,45 +41,16 @@ class FakeSlurm {
                            "/scancel_calls'\n"
                            "for p in $(cat '" +
                            d +
-                           "/pids'); do kill -TERM -- -\"$p\" 2>/dev/null; done\n"
+                           "/pids'); do kill -TERM -\"$p\" 2>/dev/null; done\n"
                            "exit 0");
     command("sacct", "exec sleep 1000");
     command("scontrol", "exec sleep 1000");
-    const char* path = std::getenv("PATH");
-    old_path_ = path ? path : "/usr/bin:/bin";
-    ::setenv("PATH", (d + ":" + old_path_).c_str(), 1);
   }
   ~FakeSlurm() {
-    ::setenv("PATH", old_path_.c_str(), 1);
-    std::istringstream pids(read_file(dir_ / "pids"));
+    std::istringstream pids(read_file(dir() / "pids"));
     for (std::string p; pids >> p;) ::kill(-std::stoi(p), SIGKILL);
   }
-  bool called(const std::string& what) const { return fs::exists(dir_ / (what + "_calls")); }
-
- private:
-  void command(const std::string& name, const std::string& body) {
-    const fs::path p = dir_ / name;
-    write_file(p, "#!/bin/sh\n" + body + "\n");
-    ::chmod(p.c_str(), 0755);
-  }
-  fs::path dir_;
-  std::string old_path_;
 };
-
-// The exit status of `pid` if it ends within `limit`; otherwise kills it and fails.
-int exit_within(pid_t pid, std::chrono::seconds limit) {
-  const auto until = Clock::now() + limit;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > until) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      FAIL("sluice still running after " << limit.count() << "s: it hangs on squeue");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 const std::vector<std::string> kSlurmCli = {
     "--backend",           "slurm", "-O",        "driver=cli", "-O", "command_timeout=500ms", "-O",
@@ -103,7 +74,8 @@ TEST_CASE("a run whose squeue hangs still finishes, from the jobs' own exit stat
              "[tasks.bad]\nshell = \"exit 3\"\nretries = 0\n");
   const auto start = Clock::now();
   pid_t pid = spawn_sluice(run_args("wf.toml"), dir.path(), dir / "out", dir / "err");
-  const int code = exit_within(pid, std::chrono::seconds(60));
+  const int code =
+      exit_within(pid, std::chrono::seconds(60), "sluice still running: it hangs on squeue");
   const std::string err = read_file(dir / "err");
   INFO(read_file(dir / "out") << err);
   CHECK(Clock::now() - start < std::chrono::seconds(30));
@@ -128,7 +100,8 @@ TEST_CASE("Ctrl-C cancels a run whose squeue hangs", "[integration][slurm-cli]")
   REQUIRE(eventually([&] { return fs::exists(dir / "started"); }));
   ::kill(pid, SIGINT);
   const auto start = Clock::now();
-  const int code = exit_within(pid, std::chrono::seconds(60));
+  const int code =
+      exit_within(pid, std::chrono::seconds(60), "sluice still running: it hangs on squeue");
   INFO(read_file(dir / "out") << read_file(dir / "err"));
   // At most one query in flight (3 x 500 ms + backoff) and the scancel after it.
   CHECK(Clock::now() - start < std::chrono::seconds(20));

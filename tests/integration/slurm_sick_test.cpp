@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/fake_commands.hpp"
 #include "support/run_queries.hpp"
 
 using namespace sluice::testing;
@@ -28,11 +29,10 @@ namespace {
 // the answer is late). squeue hangs while `squeue_hangs` exists; otherwise it lists every
 // job, RUNNING while its session lives, else COMPLETED, and with -n NAME the jobs of that
 // name (from the script's --job-name line) with their script. scancel kills sessions.
-class SickSlurm {
+class SickSlurm : public FakeCommands {
  public:
-  explicit SickSlurm(const fs::path& dir) : dir_(dir) {
-    fs::create_directories(dir_);
-    const std::string d = "D='" + dir_.string() + "'\n";
+  explicit SickSlurm(const fs::path& where) : FakeCommands(where) {
+    const std::string d = "D='" + dir().string() + "'\n";
     command("sbatch", d + "for a; do script=\"$a\"; done\n"
                           "echo \"$script\" >> \"$D/submitted\"\n"
                           "id=$((1000 + $(wc -l < \"$D/submitted\")))\n"
@@ -63,67 +63,28 @@ class SickSlurm {
                            "exit 0");
     command("sacct", "exit 1");
     command("scontrol", "exit 1");
-    const char* path = std::getenv("PATH");
-    old_path_ = path ? path : "/usr/bin:/bin";
-    ::setenv("PATH", (dir_.string() + ":" + old_path_).c_str(), 1);
   }
   ~SickSlurm() {
-    ::setenv("PATH", old_path_.c_str(), 1);
-    for (const auto& e : fs::directory_iterator(dir_)) {
+    for (const auto& e : fs::directory_iterator(dir())) {
       const std::string n = e.path().filename().string();
       if (n.rfind("pid.", 0) == 0) ::kill(-std::stoi(read_file(e.path())), SIGKILL);
     }
-    if (pid_written(dir_ / "sbatch.pid"))
-      ::kill(std::stoi(read_file(dir_ / "sbatch.pid")), SIGKILL);
+    if (pid_written(dir() / "sbatch.pid"))
+      ::kill(std::stoi(read_file(dir() / "sbatch.pid")), SIGKILL);
   }
   void set(const std::string& flag, bool on) {
     if (on)
-      write_file(dir_ / flag, "");
+      write_file(dir() / flag, "");
     else
-      fs::remove(dir_ / flag);
+      fs::remove(dir() / flag);
   }
   int submissions() const {
-    std::istringstream in(read_file(dir_ / "submitted"));
+    std::istringstream in(read_file(dir() / "submitted"));
     int n = 0;
     for (std::string line; std::getline(in, line);) ++n;
     return n;
   }
-  bool called(const std::string& what) const { return fs::exists(dir_ / (what + "_calls")); }
-  const fs::path& dir() const { return dir_; }
-
- private:
-  void command(const std::string& name, const std::string& body) {
-    const fs::path p = dir_ / name;
-    write_file(p, "#!/bin/sh\n" + body + "\n");
-    ::chmod(p.c_str(), 0755);
-  }
-  fs::path dir_;
-  std::string old_path_;
 };
-
-// Gone, or a zombie that whoever adopted it has not reaped yet: no longer running.
-bool process_gone(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
-}
-
-// The exit status of `pid` if it ends within `limit`; otherwise kills it and fails.
-int exit_within(pid_t pid, std::chrono::seconds limit) {
-  const auto until = Clock::now() + limit;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > until) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      FAIL("sluice still running after " << limit.count() << "s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 // A deadline far longer than the test waits: what ends the wait is the signal or the
 // cancel request, not the command's deadline.

@@ -79,4 +79,13 @@ inline CliResult run_process(const std::vector<std::string>& argv, const std::fi
   return r;
 }
 
+// Gone, or a zombie that whoever adopted it has not reaped yet: no longer running.
+inline bool process_gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+}
+
 }  // namespace sluice::testing

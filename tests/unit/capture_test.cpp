@@ -10,20 +10,13 @@
 #include <thread>
 
 #include "sluice/engine/capture.hpp"
+#include "support/spawn.hpp"
 
 using namespace sluice;
+using sluice::testing::process_gone;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// Gone, or a zombie waiting for init to reap it: either way no longer running.
-bool process_gone(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
-}
 
 bool gone_within(pid_t pid, std::chrono::milliseconds limit) {
   const auto until = Clock::now() + limit;
