@@ -87,12 +87,7 @@ struct FakeWorker {
 };
 
 LaunchRequest request(const TaskSpec& spec, const fs::path& run_dir, TaskId task) {
-  LaunchRequest r;
-  r.task = task;
-  r.attempt = 1;
-  r.spec = &spec;
-  r.attempt_dir = (run_dir / "tasks" / spec.name / "1").string();
-  return r;
+  return first_attempt(spec, run_dir, task, spec.name);
 }
 
 }  // namespace
@@ -180,14 +175,11 @@ TEST_CASE("pilot allocation policy: one starting allocation at a time, up to the
 
 TEST_CASE("pilot backend: allocates, refuses a wrong secret, runs and loses attempts", "[pilot]") {
   Scratch s;
-  std::vector<slurm::SubmitRequest> submitted;
-  std::map<std::string, std::string> states;
-  BackendOptions opts;
-  opts.cpus = 2;
-  opts.extra = {{"max_allocations", "2"}, {"time_limit", "10m"}, {"poll_interval", "50ms"}};
-  auto made = make_pilot_backend(opts, std::make_unique<FakeDriver>(&submitted, &states));
-  REQUIRE(made);
-  Backend& b = **made;
+  FakePilot fake(2, 2);
+  REQUIRE(fake.made);
+  Backend& b = fake.backend();
+  auto& submitted = fake.submitted;
+  auto& states = fake.states;
   CHECK(b.capacity().enforces_exec_time);
 
   std::vector<TaskSpec> specs(4);

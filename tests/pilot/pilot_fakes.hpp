@@ -1,6 +1,7 @@
 // What the pilot backend's tests share: a Slurm driver that records submissions and
-// reports the states the test sets, a home with one run directory, and a file's first
-// word (the address and key files).
+// reports the states the test sets, a pilot backend over it, a home with one run
+// directory, a first attempt to launch, and a file's first word (the address and key
+// files).
 #pragma once
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "pilot_backend.hpp"
 #include "slurm_driver.hpp"
 #include "support/scratch_dir.hpp"
 
@@ -40,6 +42,39 @@ class FakeDriver final : public slurm::SlurmDriver {
   std::vector<slurm::SubmitRequest>* submitted_;
   std::map<std::string, std::string>* states_;
 };
+
+// A pilot backend over a FakeDriver: up to `max_allocations` allocations of workers
+// with `cpus` slots, Slurm asked every 50 ms. REQUIRE(made) before using backend().
+struct FakePilot {
+  std::vector<slurm::SubmitRequest> submitted;
+  std::map<std::string, std::string> states;
+  Expected<std::unique_ptr<Backend>> made;
+  explicit FakePilot(int cpus, int max_allocations = 1)
+      : made(make_pilot_backend(options(cpus, max_allocations),
+                                std::make_unique<FakeDriver>(&submitted, &states))) {}
+  Backend& backend() { return **made; }
+
+ private:
+  static BackendOptions options(int cpus, int max_allocations) {
+    BackendOptions o;
+    o.cpus = cpus;
+    o.extra = {{"max_allocations", std::to_string(max_allocations)},
+               {"time_limit", "10m"},
+               {"poll_interval", "50ms"}};
+    return o;
+  }
+};
+
+// Attempt 1 of `task` running `spec`, in RUN_DIR/tasks/DIR/1.
+inline LaunchRequest first_attempt(const TaskSpec& spec, const std::filesystem::path& run_dir,
+                                   TaskId task, const std::string& dir) {
+  LaunchRequest r;
+  r.task = task;
+  r.attempt = 1;
+  r.spec = &spec;
+  r.attempt_dir = (run_dir / "tasks" / dir / "1").string();
+  return r;
+}
 
 // A home with one run directory in it.
 struct Scratch {

@@ -116,24 +116,14 @@ pid_t start(auto child) {
 TEST_CASE("clients that flood the pilot port leave the coordinator's memory and progress alone",
           "[pilot][security]") {
   Scratch s;
-  std::vector<slurm::SubmitRequest> submitted;
-  std::map<std::string, std::string> states;
-  BackendOptions opts;
-  opts.cpus = 4;
-  opts.extra = {{"max_allocations", "1"}, {"time_limit", "10m"}, {"poll_interval", "50ms"}};
-  auto made = make_pilot_backend(opts, std::make_unique<FakeDriver>(&submitted, &states));
-  REQUIRE(made);
-  Backend& b = **made;
+  FakePilot fake(4);
+  REQUIRE(fake.made);
+  Backend& b = fake.backend();
   TaskSpec spec;
   spec.name = "t";
   spec.command = {"true"};
   auto request = [&](TaskId task) {
-    LaunchRequest r;
-    r.task = task;
-    r.attempt = 1;
-    r.spec = &spec;
-    r.attempt_dir = (s.run_dir / "tasks" / ("t" + std::to_string(task)) / "1").string();
-    return r;
+    return first_attempt(spec, s.run_dir, task, "t" + std::to_string(task));
   };
   TaskId next_task = 0;
   REQUIRE(b.launch(request(next_task++)));

@@ -157,23 +157,13 @@ TEST_CASE("a worker refuses a coordinator that cannot prove the run's key and ru
 TEST_CASE("a worker without the run's key is refused and given nothing to run",
           "[pilot][security]") {
   Scratch s;
-  std::vector<slurm::SubmitRequest> submitted;
-  std::map<std::string, std::string> states;
-  BackendOptions opts;
-  opts.cpus = 2;
-  opts.extra = {{"max_allocations", "1"}, {"time_limit", "10m"}, {"poll_interval", "50ms"}};
-  auto made = make_pilot_backend(opts, std::make_unique<FakeDriver>(&submitted, &states));
-  REQUIRE(made);
-  Backend& b = **made;
+  FakePilot fake(2);
+  REQUIRE(fake.made);
+  Backend& b = fake.backend();
   TaskSpec spec;
   spec.name = "t";
   spec.command = {"true"};
-  LaunchRequest r;
-  r.task = 1;
-  r.attempt = 1;
-  r.spec = &spec;
-  r.attempt_dir = (s.run_dir / "tasks" / "t" / "1").string();
-  REQUIRE(b.launch(r));
+  REQUIRE(b.launch(first_attempt(spec, s.run_dir, 1, "t")));
   std::vector<Completion> out;
   b.poll(out, std::chrono::milliseconds(10));
   const std::string address = read_word(s.run_dir / "pilot" / "address");
