@@ -19,6 +19,7 @@
 #include "sluice/engine/host_info.hpp"
 #include "sluice/engine/wall_clock.hpp"
 #include "slurm_driver.hpp"
+#include "submit_intent.hpp"
 
 namespace sluice {
 namespace {
@@ -222,7 +223,7 @@ class SlurmBackend final : public Backend {
   }
 
   std::string unrecorded_handle(const std::string& attempt_dir) override {
-    if (!std::ifstream(attempt_dir + "/" + kIntentFile)) return {};  // sbatch never ran
+    if (!slurm::has_submit_intent(attempt_dir)) return {};  // sbatch never ran
     return "slurm:held:" + attempt_dir;
   }
 
@@ -244,7 +245,7 @@ class SlurmBackend final : public Backend {
       // Submitted (its intent says so) and already forgotten by slurmctld: it ran, and
       // its exit status is all there is to report. Otherwise never submitted: run again.
       const int code = dir.empty() ? -1 : read_exit_status(dir);
-      if (code < 0 || !std::ifstream(dir + "/" + kIntentFile)) return false;
+      if (code < 0 || !slurm::has_submit_intent(dir)) return false;
       Job j;
       j.task = task;
       j.attempt = attempt;
@@ -302,48 +303,9 @@ class SlurmBackend final : public Backend {
       std::ifstream in(dir + "/slurm_job_id");
       key.clear();
       in >> key;
-      if (key.empty()) key = find_by_intent(dir);
+      if (key.empty()) key = slurm::find_submitted_job(*driver_, dir);
     }
     return {key, dir};
-  }
-
-  // What submit_one() and submit_array() write into an attempt directory before sbatch:
-  // the job's name, the script sbatch is given, and the attempt's array index ("-" for a
-  // plain job). A coordinator that died before it recorded the job id finds the job by
-  // it (find_by_intent), so that resume neither loses nor reruns it.
-  static constexpr const char* kIntentFile = "slurm_intent";
-
-  static void write_intent(const std::string& dir, const SubmitRequest& job,
-                           const std::string& index) {
-    write_text(dir + "/" + kIntentFile, job.name + "\n" + job.script_path + "\n" + index + "\n");
-  }
-
-  // The key of the job an intent in `dir` was submitted as, from slurmctld, by the job's
-  // name and script; "" when none is found (the submission never arrived, or the job
-  // ended longer than MinJobAge ago: reattach() then looks for its exit status).
-  std::string find_by_intent(const std::string& dir) {
-    std::ifstream in(dir + "/" + kIntentFile);
-    std::string name, script, index;
-    if (!std::getline(in, name) || !std::getline(in, script) || !std::getline(in, index)) return {};
-    auto jobs = driver_->jobs_named(name);
-    if (!jobs) {
-      std::fprintf(stderr,
-                   "sluice: slurm: cannot tell whether %s was submitted (%s); it runs again\n",
-                   dir.c_str(), jobs.error().message.c_str());
-      return {};
-    }
-    std::vector<std::string> found;
-    for (const auto& [key, command] : *jobs) {
-      const auto us = key.find('_');
-      if (index == "-" ? us != std::string::npos
-                       : us == std::string::npos || key.substr(us + 1) != index)
-        continue;
-      // libslurm submissions have no command: the name (run and task) must then do.
-      if (command == script || command.empty()) found.push_back(key);
-    }
-    if (found.size() != 1) return {};
-    write_text(dir + "/slurm_job_id", found.front() + "\n");
-    return found.front();
   }
 
   Expected<Pending> prepare(const LaunchRequest& req) {
@@ -419,7 +381,7 @@ class SlurmBackend final : public Backend {
   }
 
   Expected<std::string> submit_one(const Pending& p) {
-    write_intent(p.dir, p.job, "-");
+    slurm::write_submit_intent(p.dir, p.job, "-");
     auto id = driver_->submit(p.job);
     if (!id) return id;
     watch(p, *id);
@@ -449,7 +411,7 @@ class SlurmBackend final : public Backend {
       return out;
     }
     for (std::size_t k = 0; k < part.size(); ++k)
-      write_intent(batch[part[k]].dir, a, std::to_string(k));
+      slurm::write_submit_intent(batch[part[k]].dir, a, std::to_string(k));
     auto id = driver_->submit(a);
     for (std::size_t k = 0; k < part.size(); ++k) {
       if (!id) {
