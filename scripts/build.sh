@@ -105,9 +105,17 @@ if [[ ! -f "$dir/CMakeCache.txt" ]]; then
                   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" "${cmake_args[@]}") ;;
   esac
 fi
+# A fresh build directory uses Ninja where it is installed: the Makefile generator builds
+# the targets named by --targets one after another (its top-level Makefile is
+# .NOTPARALLEL), which left one of CI's two cores idle for most of the sanitizer build.
+# An existing directory keeps its generator; CMAKE_GENERATOR in the environment wins.
+generator_args=()
+if [[ ! -f "$dir/CMakeCache.txt" && -z "${CMAKE_GENERATOR:-}" ]] && command -v ninja >/dev/null 2>&1; then
+  generator_args=(-G Ninja)
+fi
 if [[ ! -f "$dir/CMakeCache.txt" || ${#cmake_args[@]} -gt 0 ]]; then
   rm -f "$dir/missing-dependencies.txt"
-  if ! cmake -S "$root" -B "$dir" "$sanitize_arg" "${cmake_args[@]}" >>"$log" 2>&1; then
+  if ! cmake -S "$root" -B "$dir" "${generator_args[@]}" "$sanitize_arg" "${cmake_args[@]}" >>"$log" 2>&1; then
     if [[ -s "$dir/missing-dependencies.txt" ]]; then
       echo "build: Sluice needs these packages, which CMake did not find:" >&2
       cat "$dir/missing-dependencies.txt" >&2

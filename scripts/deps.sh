@@ -11,6 +11,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential make cmake ccache pkg-config
+  ninja-build  # scripts/build.sh: builds the targets it names side by side (Makefiles: one by one)
   libtomlplusplus-dev catch2 libsqlite3-dev sqlite3 libcli11-dev libfmt-dev
   nlohmann-json3-dev libexpected-dev libhdf5-dev hdf5-tools libxxhash-dev
   libsodium-dev  # pilot connections: authenticated, encrypted (backends/pilot/pilot_crypto.cpp)
