@@ -312,8 +312,9 @@ int main(int argc, char** argv) {
       return 3;
     }
   }
-  char tmpl[] = "/tmp/sluice-fleet.XXXXXX";
-  const char* base = ::mkdtemp(tmpl);
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/sluice-fleet.XXXXXX";
+  const char* base = ::mkdtemp(tmpl.data());
   if (base == nullptr) return 3;
   const fs::path run_dir = fs::path(base) / "runs" / "fleet";
   fs::create_directories(run_dir / "tasks");
