@@ -16,7 +16,7 @@
 #             (LocalCluster, 2 worker processes), all from the same graph file
 #             (bench/peers/convert.py); plus functions (inproc vs Dask) and scale
 #   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling, mapreduce,
-#             children, artifacts, functions, scale, local_launch
+#             children, artifacts, functions, scale, local_launch, fleet
 #   --tools   a subset of: sluice, make, floor, parallel, snakemake, dask
 #             (default sluice,make; with --compare every one installed)
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
@@ -35,6 +35,11 @@
 # bandwidth, with HDF5-raw, POSIX and dd beside them); only with --tools sluice.
 # local_launch: the local backend alone launching 2,000 `true` processes, 2 in flight
 # (bench/local_launch/local_launch_bench.cpp); only with --tools sluice.
+# fleet: the pilot coordinator against W = 10, 100, 1000 simulated workers of 64 slots on
+# loopback (bench/fleet/fleet_bench.cpp: real TCP, handshake, sealed frames; no-op tasks
+# completed at once, and without --quick 1 s tasks on 1000 workers): tasks/s, coordinator
+# CPU per task, memory per worker, ready-to-started latency. --quick (CI): 20,000 tasks
+# per W, about 10 s; otherwise 200,000 per W. Only with --tools sluice.
 #
 # Every task is an OS process (`true`, `sleep 0.05` for sleeps, sh for mapreduce); both
 # tools get 2 slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0
@@ -86,7 +91,7 @@ done
 for w in ${only//,/ }; do
   case "$w" in
     sweep|chain|layered|sleeps|sweep_scaling|mapreduce|children|artifacts|functions|scale) ;;
-    local_launch) ;;
+    local_launch|fleet) ;;
     *) echo "bench.sh: unknown workload: $w" >&2; exit 2 ;; esac
 done
 
@@ -412,6 +417,26 @@ bench_local_launch() {
   return 0
 }
 wanted local_launch && use_tool sluice && bench_local_launch
+
+# fleet: the pilot coordinator and W simulated workers (bench/fleet/fleet_bench.cpp).
+bench_fleet() {
+  local bin="${FLEET_BENCH:-$root/build/bench/fleet_bench}" line w n=200000 runs=()
+  [[ -x "$bin" ]] || "$root/scripts/build.sh" --quiet --targets '^fleet_bench$'
+  (( quick )) && n=20000
+  for w in 10 100 1000; do runs+=("$w $n 0"); done
+  (( quick )) || runs+=("1000 256000 1000")  # 1 s tasks: 64,000 slots drained each second
+  local args
+  for args in "${runs[@]}"; do
+    set -- $args
+    line="$(cd "$tmp" && timeout 300 "$bin" "$1" "$2" "$3" 2>"$tmp/fleet.err" ||
+            echo "workload=fleet workers=$1 n=$2 delay_ms=$3 ok=0")"
+    line="$(grep '^workload=' <<<"$line" | tail -n 1)"
+    echo "$line" | tee -a "$results"
+    [[ "$line" == *" ok=1"* ]] || { failures=$((failures + 1)); tail -n 5 "$tmp/fleet.err" >&2; }
+  done
+  return 0
+}
+wanted fleet && use_tool sluice && bench_fleet
 
 echo "# results in $results" >&2
 if (( failures )); then

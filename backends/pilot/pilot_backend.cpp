@@ -79,6 +79,7 @@ PilotBackend::~PilotBackend() {
   if (!cancel.empty()) driver_->cancel(cancel);
   for (auto& [id, w] : workers_) gone_.push_back({worker_json(w, "released")});
   workers_.clear();
+  by_free_.clear();
   write_state(true);
   std::remove((pilot_dir_ + "/address").c_str());
 }

@@ -35,11 +35,37 @@ bool PilotBackend::can_take(const Worker& w, const Queued& q, std::int64_t now_s
 }
 
 PilotBackend::Worker* PilotBackend::pick(const Queued& q, std::int64_t now_s) {
-  auto it = worker::most_free_cores(
-      workers_.begin(), workers_.end(), q.cpus, q.gpus, [&](const auto& entry) {
-        return can_take(entry.second, q, now_s) ? &entry.second.free : nullptr;
-      });
-  return it == workers_.end() ? nullptr : &it->second;
+  // by_free_ is in placement.hpp's order (most free cores, the first on ties), so the
+  // first worker that can take `q` is the one worker::most_free_cores would choose.
+  for (const auto& [neg_cpus, id] : by_free_) {
+    if (-neg_cpus < q.cpus) break;  // nobody further on has the cores
+    auto it = workers_.find(id);
+    if (it != workers_.end() && can_take(it->second, q, now_s)) return &it->second;
+  }
+  return nullptr;
+}
+
+void PilotBackend::index(Worker& w) {
+  const bool wanted = w.welcomed && !w.retiring;
+  if (w.indexed && wanted && w.indexed_cpus == w.free.cpus) return;
+  if (w.indexed && wanted) {
+    // Moves the node: no allocation per launch and completion.
+    auto node = by_free_.extract({-w.indexed_cpus, w.id});
+    node.value().first = -w.free.cpus;
+    by_free_.insert(std::move(node));
+  } else if (wanted) {
+    by_free_.insert({-w.free.cpus, w.id});
+  } else {
+    unindex(w);
+    return;
+  }
+  w.indexed = true;
+  w.indexed_cpus = w.free.cpus;
+}
+
+void PilotBackend::unindex(Worker& w) {
+  if (w.indexed) by_free_.erase({-w.indexed_cpus, w.id});
+  w.indexed = false;
 }
 
 void PilotBackend::dispatch() {
@@ -56,6 +82,7 @@ void PilotBackend::dispatch() {
       continue;
     }
     w->free.take(it->cpus, it->gpus);
+    index(*w);
     w->running++;
     placed_[attempt_key(it->task, it->attempt)] = Placed{w->id, it->cpus, it->gpus};
     w->conn->send(MsgType::kLaunch, it->bytes);
@@ -125,6 +152,7 @@ bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
     if (a->state != Allocation::kEnded) a->state = Allocation::kRunning;
     if (!a->started_us) a->started_us = w.connected_us;
   }
+  index(w);
   w.conn->send(MsgType::kWelcome, pilot::encode_welcome({w.id, o_.heartbeat_timeout.count()}));
   dirty_ = true;
   return true;
@@ -163,6 +191,7 @@ bool PilotBackend::serve(Worker& w, std::vector<Completion>& out) {
         w.completed++;
         placed_.erase(it);
       }
+      index(w);
       dirty_ = true;
     } else if (type == MsgType::kIdle) {
       // Released only when nothing waits that it could take: the request and our
@@ -173,6 +202,7 @@ bool PilotBackend::serve(Worker& w, std::vector<Completion>& out) {
         wanted = can_take(w, queue_[i], now_s);
       if (!wanted) {
         w.retiring = true;
+        unindex(w);
         w.conn->send(MsgType::kShutdown, pilot::encode_text("idle"));
         dirty_ = true;
       }
@@ -185,6 +215,7 @@ void PilotBackend::drop(std::uint32_t id, const std::string& why, std::vector<Co
   auto wit = workers_.find(id);
   if (wit == workers_.end()) return;
   Worker& w = wit->second;
+  unindex(w);
   if (w.welcomed) {
     const std::int64_t now = wall_us();
     for (auto it = placed_.begin(); it != placed_.end();) {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -76,6 +77,8 @@ class PilotBackend final : public Backend {
     int running = 0;
     std::uint64_t completed = 0;
     std::int64_t connected_us = 0;
+    bool indexed = false;  // in by_free_, under its free cores when last indexed
+    int indexed_cpus = 0;
   };
   struct Placed {
     std::uint32_t worker = 0;
@@ -108,6 +111,9 @@ class PilotBackend final : public Backend {
   bool can_take(const Worker& w, const Queued& q, std::int64_t now_s) const;
   // The worker with the most free cores that can start `q` now (placement.hpp), or nullptr.
   Worker* pick(const Queued& q, std::int64_t now_s);
+  // Puts `w` in by_free_ under its free cores now (welcomed and not retiring), or out.
+  void index(Worker& w);
+  void unindex(Worker& w);
   void dispatch();
   void accept_all();
   // Reads and handles what `w` sent; false when it must be dropped.
@@ -137,6 +143,11 @@ class PilotBackend final : public Backend {
   std::string address_;
   pilot::Fd listener_;
   std::map<std::uint32_t, Worker> workers_;
+  // The workers that may take launches, most free cores first, then by id: the order in
+  // which placement.hpp's rule picks, so that pick() looks at one or a few workers per
+  // launch instead of all of them (with 1,000 workers the scan was most of the
+  // coordinator's CPU per task; bench/fleet).
+  std::set<std::pair<int, std::uint32_t>> by_free_;  // (-free cores, id)
   std::uint32_t next_worker_ = 1;
   std::unordered_map<std::uint64_t, Placed> placed_;
   std::deque<Queued> queue_;
