@@ -143,7 +143,8 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MpiDefault=none
 MailProg=/bin/true
-ReturnToService=2
+# a node set DOWN by hand stays down until "scontrol update nodename=... state=resume"
+ReturnToService=1
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,bf_interval=1
 DependencyParameters=kill_invalid_depend
