@@ -23,6 +23,9 @@ PACKAGES=(
   chromium chromium-driver  # headless browser: the report's rendering test and bench
   # the Slurm backend (libslurm driver) and its single-node test cluster (slurm-up.sh)
   libslurm-dev slurmctld slurmd slurm-client munge
+  # (not slurm-wlm-emulator: the emulated multi-node cluster, slurm-up.sh --nodes N, runs
+  # the stock slurmd once per node name; the emulator package's front-end daemons would
+  # replace /usr/sbin/slurmd and slurmctld through alternatives, see docs/slurm.md)
 )
 # Optional: only bench/functions_bench.sh needs them (the Dask comparison). Installed
 # with SLUICE_BENCH_DEPS=1; never required to build or test.

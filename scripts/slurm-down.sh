@@ -4,13 +4,24 @@
 #   sudo scripts/slurm-down.sh [--purge] [--keep-jobs]
 #   --purge      also remove the controller's state, spool and logs (job ids restart at 1)
 #   --keep-jobs  do not scancel the jobs first (they survive a restart)
+#
+#   sudo scripts/slurm-down.sh --nodes [N] [--purge]
+#   stop the emulated cluster of slurm-up.sh --nodes N instead (the single-node one and
+#   munged keep running)
 set -euo pipefail
+for ((i = 1; i <= $#; i++)); do
+  if [[ "${!i}" == --nodes* ]]; then
+    rest=()
+    for a in "$@"; do [[ "$a" == --nodes* || "$a" =~ ^[0-9]+$ ]] || rest+=("$a"); done
+    exec "$(dirname "${BASH_SOURCE[0]}")/slurm_emu.sh" down "${rest[@]}"
+  fi
+done
 purge=0 keep=0
 for arg in "$@"; do
   case "$arg" in
     --purge|--clean) purge=1 ;;
     --keep-jobs) keep=1 ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "slurm-down: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done

@@ -9,23 +9,34 @@
 #   SLURM_CPUS=N       announce N CPUs (more than the real ones: config_overrides)
 #   SLURM_FAKE_GPUS=N  fake GPUs (default 2)
 #
+#   sudo scripts/slurm-up.sh --nodes N [--clean]
+#   an emulated N-node cluster (emu1..emuN, N <= 64) BESIDE the single-node one, with its
+#   own configuration: SLURM_CONF=/etc/slurm-emu/slurm.conf selects it (scripts/slurm_emu.sh)
+#
 # Idempotent: installs packages only when missing, (re)writes the configuration only when
 # it changed (then restarts the daemons), starts only what is not running, and waits until
 # `sinfo` shows the node idle. Exits non-zero with the daemons' log lines otherwise.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 clean=0
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --nodes) exec "$here/slurm_emu.sh" up "${args[i + 1]:-}" "${args[@]:0:i}" "${args[@]:i+2}" ;;
+    --nodes=*) exec "$here/slurm_emu.sh" up "${args[i]#--nodes=}" "${args[@]:0:i}" "${args[@]:i+1}" ;;
+  esac
+done
 for arg in "$@"; do
   case "$arg" in
     --clean|--purge) clean=1 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "slurm-up: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
 die() { echo "slurm-up: ERROR: $*" >&2; exit 1; }
 (( EUID == 0 )) || die "must run as root (slurmd and munged need it)"
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if (( clean )); then "$here/slurm-down.sh" --purge >/dev/null; fi
 
 # --- packages ---------------------------------------------------------------------------

@@ -19,7 +19,10 @@
 #   ctest args are passed on to every ctest call, e.g. scripts/test.sh -R store
 #   Slurm      the integration run brings up the single-node test cluster first
 #              (SLURM_CPUS=8 scripts/slurm-up.sh, as root) and stops it at the end if it
-#              started it; SLUICE_TEST_SLURM=0 or not being root leaves the Slurm tests out
+#              started it; SLUICE_TEST_SLURM=0 or not being root leaves the Slurm tests out.
+#              Beside it, the emulated 8-node cluster (scripts/slurm-up.sh --nodes 8, its
+#              own SLURM_CONF) for the slurm-multi tests: ~5 s to start, ~30 s of tests;
+#              SLUICE_TEST_SLURM_MULTI=0 leaves it out (those tests then skip)
 #
 # Exit status is non-zero when anything failed to build or any test failed. The output
 # ends with ctest's own summary line(s).
@@ -137,8 +140,21 @@ if (( ! quick )); then
       stage "Slurm cluster did not come up: the Slurm tests will fail" >&2
       failed=1
     fi
-    if (( slurm_started )); then
-      trap 'scripts/slurm-down.sh --purge >/dev/null 2>&1 || true; rm -rf "$logs"' EXIT
+    emu_started=0
+    if [[ "${SLUICE_TEST_SLURM_MULTI:-1}" != 0 ]]; then
+      SLURM_CONF=/etc/slurm-emu/slurm.conf scontrol ping 2>/dev/null | grep -q 'is UP' ||
+        emu_started=1
+      stage "emulated 8-node Slurm cluster: scripts/slurm-up.sh --nodes 8"
+      if ! scripts/slurm-up.sh --nodes 8; then
+        stage "the emulated cluster did not come up: the slurm-multi tests will skip" >&2
+        failed=1
+      fi
+    fi
+    down_cmds=""
+    (( slurm_started )) && down_cmds+='scripts/slurm-down.sh --purge >/dev/null 2>&1 || true; '
+    (( emu_started )) && down_cmds+='scripts/slurm-down.sh --nodes --purge >/dev/null 2>&1 || true; '
+    if [[ -n "$down_cmds" ]]; then
+      trap "$down_cmds"'rm -rf "$logs"' EXIT
     fi
   fi
 fi

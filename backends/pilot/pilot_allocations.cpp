@@ -75,7 +75,9 @@ void PilotBackend::submit_allocation() {
   r.gpus = o_.gpus;
   r.mem_mib = o_.memory_mib;
   r.time_min = static_cast<int>((o_.time_limit.count() + 59'999) / 60'000);
-  r.extra.insert(r.extra.begin(), {"--nodes=" + std::to_string(o_.nodes), tasks});
+  // --no-requeue: an allocation that loses a node ends (NODE_FAIL) and is replaced by
+  // the rule below, instead of waiting, pending, for Slurm to start it again.
+  r.extra.insert(r.extra.begin(), {"--nodes=" + std::to_string(o_.nodes), tasks, "--no-requeue"});
   if (o_.cpus == 0) r.extra.push_back("--exclusive");
   const auto q = slurm::shell_quote;
   std::string executors;
@@ -138,9 +140,15 @@ void PilotBackend::manage_allocations(std::vector<Completion>& out) {
             if (++a.missing < kMissingQueries) continue;
             a.state = Allocation::kEnded;
             a.end_reason = "vanished from Slurm";
-          } else if (is_pending_state(it->second.state)) {
+          } else if (is_pending_state(it->second.state) && !a.started_us && a.ever == 0) {
             a.missing = 0;
             continue;
+          } else if (is_pending_state(it->second.state)) {
+            // Requeued after it ran (a node failed, or `scontrol requeue`), though
+            // submitted with --no-requeue: its workers are gone; cancel it and replace it.
+            driver_->cancel({a.job});
+            a.state = Allocation::kEnded;
+            a.end_reason = "requeued by Slurm (" + it->second.state + ")";
           } else if (is_running_state(it->second.state)) {
             a.missing = 0;
             if (!a.started_us) a.started_us = wall_us();

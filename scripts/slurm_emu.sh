@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# The emulated multi-node Slurm cluster: N nodes emu1..emuN on this host, one slurmd per
+# node name (`slurmd -N emuK`, Slurm's multiple-slurmd mode, which Debian's stock slurmd
+# is built with), each on its own port. It runs beside the single-node cluster of
+# slurm-up.sh: its own configuration (/etc/slurm-emu/slurm.conf, selected with
+# SLURM_CONF), ports (controller 6917, nodes 6920..6983), state, spool, logs, pid files
+# and cluster name (emucluster); only munged is shared. Called by slurm-up.sh --nodes N
+# and slurm-down.sh --nodes; run as root.
+#
+#   scripts/slurm_emu.sh up N [--clean]   (N: 1..64)
+#   scripts/slurm_emu.sh down [--purge]
+#   SLURM_EMU_CPUS=C       CPUs per node (default 4; announced, not real: config_overrides)
+#   SLURM_EMU_MEM=M        MiB per node (default 2048)
+#   SLURM_FAKE_GPUS=G      fake GPUs per node (default 2; /dev/null clones, shared by all)
+#
+# Debian's slurm-wlm-emulator package is NOT what runs here: its daemons are built for
+# front-end mode (one slurmd for every node; job steps run on the front end only, so a
+# step's tasks all see the front end's name) and installing it points /usr/sbin/slurmd
+# and slurmctld at them (alternatives, priority 60). See docs/slurm.md.
+set -euo pipefail
+
+die() { echo "slurm-emu: ERROR: $*" >&2; exit 1; }
+(( EUID == 0 )) || die "must run as root (slurmd and munged need it)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/slurm_alive.sh"
+
+etc=/etc/slurm-emu
+conf_file="$etc/slurm.conf"
+spool=/var/spool/slurm-emu
+logs=/var/log/slurm-emu
+run=/run/slurm-emu
+ctld_port=6917
+node_port0=6920
+max_nodes=64
+# The daemons themselves, not the alternatives' links: slurm-wlm-emulator, when installed,
+# takes over /usr/sbin/slurmd.
+ctld_exe=/usr/sbin/slurmctld-wlm
+slurmd_exe=/usr/sbin/slurmd-wlm
+[[ -x "$ctld_exe" ]] || ctld_exe=/usr/sbin/slurmctld
+[[ -x "$slurmd_exe" ]] || slurmd_exe=/usr/sbin/slurmd
+export SLURM_CONF="$conf_file"
+
+# emu_alive PIDFILE ARGS: true when PIDFILE names a process whose command line is
+# "EXE -f /etc/slurm-emu/slurm.conf ARGS" (the pid file is rewritten from the process
+# list when missing or stale). Not slurm_alive.sh's `alive`: the single-node cluster's
+# daemons run the same programs, and they must never be taken for ours.
+emu_alive() {
+  local exe="$ctld_exe" pid=""
+  [[ "$1" == */slurmd-* ]] && exe="$slurmd_exe"
+  local want="$exe -f $conf_file${2:+ $2}"
+  [[ -s "$1" ]] && pid="$(cat "$1")"
+  if [[ -z "$pid" || "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | sed 's/ $//')" != "$want" ]]; then
+    pid="$(pgrep -o -x -f "$want" || true)"
+    [[ -n "$pid" ]] || return 1
+    echo "$pid" >"$1"
+  fi
+  return 0
+}
+
+stop() {  # stop PIDFILE ARGS: SIGTERM, wait up to 15 s, then SIGKILL
+  emu_alive "$1" "${2:-}" || { rm -f "$1"; return 0; }
+  local pid
+  pid="$(cat "$1")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do
+    [[ -d /proc/$pid ]] || break
+    sleep 0.1
+  done
+  [[ -d /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+  rm -f "$1"
+}
+
+down() {
+  local purge="$1"
+  if emu_alive "$run/slurmctld.pid"; then
+    scancel --quiet $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
+    for _ in $(seq 50); do
+      [[ -z "$(squeue -h -t R,CG 2>/dev/null)" ]] && break
+      sleep 0.1
+    done
+  fi
+  # Every node daemon of this configuration, pid file or not (found by command line).
+  local names
+  names="$(pgrep -a -f "^$slurmd_exe -f $conf_file -N emu[0-9]+$" | awk '{print $NF}' || true)"
+  for k in $names; do stop "$run/slurmd-$k.pid" "-N $k" & done
+  wait
+  stop "$run/slurmctld.pid"
+  if (( purge )); then rm -rf "$spool" "$logs"; fi
+  echo "slurm-emu: stopped$( ((purge)) && echo ', state purged')"
+}
+
+log_tail() { grep -v -e pmix -e 'mpi/pmix' "$@" 2>/dev/null | grep -i -e error -e fatal | tail -n 5; }
+
+up() {
+  local n="$1" clean="$2"
+  [[ "$n" =~ ^[0-9]+$ ]] && (( n >= 1 && n <= max_nodes )) || die "--nodes wants 1..$max_nodes, not '$n'"
+  if (( clean )); then down 1 >/dev/null; fi
+
+  # munged: shared with the single-node cluster; started only when it is not running.
+  if [[ ! -s /etc/munge/munge.key ]]; then
+    mungekey --create --keyfile=/etc/munge/munge.key --bits=1024
+    chown munge:munge /etc/munge/munge.key && chmod 0400 /etc/munge/munge.key
+  fi
+  install -d -o munge -g munge -m 0755 /run/munge
+  if ! alive /run/munge/munged.pid /usr/sbin/munged; then
+    rm -f /run/munge/munged.pid /run/munge/munge.socket.2*
+    runuser -u munge -- /usr/sbin/munged || die "munged did not start"
+  fi
+
+  local cpus="${SLURM_EMU_CPUS:-4}" mem="${SLURM_EMU_MEM:-2048}" gpus="${SLURM_FAKE_GPUS:-2}"
+  local gres_line="" gres_conf=""
+  if (( gpus > 0 )); then
+    gres_line="Gres=gpu:$gpus"
+    gres_conf="NodeName=emu[1-$n] Name=gpu File=$spool/fakegpu/gpu[0-$((gpus - 1))]"
+    mkdir -p "$spool/fakegpu"
+    for ((i = 0; i < gpus; i++)); do
+      [[ -c $spool/fakegpu/gpu$i ]] || mknod -m 0666 "$spool/fakegpu/gpu$i" c 1 3
+    done
+  fi
+  local conf
+  conf="$(cat <<CONF
+# Generated by sluice scripts/slurm_emu.sh - emulated $n-node Slurm cluster (loopback,
+# one slurmd per node name). Select it with SLURM_CONF=$conf_file.
+ClusterName=emucluster
+SlurmctldHost=localhost(127.0.0.1)
+SlurmUser=slurm
+AuthType=auth/munge
+CredType=cred/munge
+SlurmctldPort=$ctld_port
+SlurmdPort=$node_port0
+StateSaveLocation=$spool/ctld
+SlurmdSpoolDir=$spool/d/%n
+SlurmctldPidFile=$run/slurmctld.pid
+SlurmdPidFile=$run/slurmd-%n.pid
+SlurmctldLogFile=$logs/slurmctld.log
+SlurmdLogFile=$logs/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+MailProg=/bin/true
+# a node set DOWN by hand stays down until "scontrol update nodename=... state=resume"
+ReturnToService=1
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,bf_interval=1
+DependencyParameters=kill_invalid_depend
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=256
+KillWait=5
+MinJobAge=300
+# a node set DOWN by hand is noticed at once; one that stops answering after 30 s
+SlurmdTimeout=30
+GresTypes=gpu
+SlurmdParameters=config_overrides
+NodeName=emu[1-$n] NodeHostname=$(hostname) NodeAddr=127.0.0.1 Port=[$node_port0-$((node_port0 + n - 1))] CPUs=$cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem $gres_line State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+)"
+  mkdir -p "$etc"
+  local changed=0
+  if [[ "$(cat "$conf_file" 2>/dev/null || true)" != "$conf" ]]; then
+    printf '%s\n' "$conf" >"$conf_file"
+    changed=1
+  fi
+  if [[ "$(cat "$etc/gres.conf" 2>/dev/null || true)" != "$gres_conf" ]]; then
+    printf '%s\n' "$gres_conf" >"$etc/gres.conf"
+    changed=1
+  fi
+  # A changed node count or shape: restart everything (nodes beyond N must go too).
+  if (( changed )); then down 0 >/dev/null; fi
+  install -d -o slurm -g slurm "$spool/ctld" "$logs" "$run"
+  install -d "$spool/d"
+
+  if ! emu_alive "$run/slurmctld.pid"; then
+    rm -f "$run/slurmctld.pid"
+    "$ctld_exe" -f "$conf_file" || die "slurmctld did not start: $(log_tail "$logs/slurmctld.log")"
+  fi
+  for _ in $(seq 100); do
+    scontrol ping 2>/dev/null | grep -q 'is UP' && break
+    sleep 0.1
+  done
+  scontrol ping 2>/dev/null | grep -q 'is UP' ||
+    die "slurmctld is not answering: $(log_tail "$logs/slurmctld.log")"
+  for ((k = 1; k <= n; k++)); do
+    if ! emu_alive "$run/slurmd-emu$k.pid" "-N emu$k"; then
+      rm -f "$run/slurmd-emu$k.pid"
+      "$slurmd_exe" -f "$conf_file" -N "emu$k" ||
+        die "slurmd emu$k did not start: $(log_tail "$logs/slurmd-emu$k.log")"
+    fi
+  done
+
+  local up_count=0
+  for _ in $(seq 300); do
+    up_count="$(sinfo -h -N -o '%N %T' 2>/dev/null |
+      awk '$2 ~ /^(idle|mixed|allocated|completing)$/ {print $1}' | sort -u | wc -l)"
+    (( up_count >= n )) && break
+    sleep 0.1
+  done
+  (( up_count >= n )) || die "$up_count of $n nodes are up: $(sinfo -N -h -o '%N %T %E' | grep -v idle | head -n 5)
+$(log_tail "$logs"/slurmd-emu*.log)"
+  echo "slurm-emu: $n nodes emu[1-$n] up: $cpus cpus, $mem MiB, $gpus gpus each; SLURM_CONF=$conf_file"
+}
+
+case "${1:-}" in
+  up)
+    shift
+    n="${1:-}"; shift || true
+    clean=0
+    for arg in "$@"; do
+      case "$arg" in
+        --clean|--purge) clean=1 ;;
+        *) die "unknown argument: $arg" ;;
+      esac
+    done
+    up "$n" "$clean"
+    ;;
+  down)
+    shift
+    purge=0
+    for arg in "$@"; do
+      case "$arg" in
+        --purge|--clean) purge=1 ;;
+        --keep-jobs) ;;
+        *) die "unknown argument: $arg" ;;
+      esac
+    done
+    down "$purge"
+    ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
