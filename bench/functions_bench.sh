@@ -7,6 +7,11 @@
 #
 #   bench/functions_bench.sh [BUILD_DIR]
 #   N_INDEP=100000 N_CHAIN=10000 N_LOCAL=500 (defaults)
+#   N_SWEEP=1000000 (default; 0 skips): the memory sweep, no-op tasks on inproc with the
+#   cache on at n=1,000 and n=N_SWEEP, one line each:
+#     workload=functions_sweep tool=sluice-inproc n=… wall_s=… us_per_task=… cpu_us_per_task=… max_rss_kib=… kib_per_task=… ok=…
+#   (cpu: user+sys of the whole process, the function threads included; max RSS from
+#   /usr/bin/time -v; kib_per_task = max RSS / n)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-$here/../build}
@@ -38,6 +43,34 @@ for cache in 1 0; do
 done
 run_sluice sluice-local local indep "$n_local" 0 1
 run_sluice sluice-local local chain "$n_local" 0 1
+# The memory sweep: does the per-task cost (time and memory) stay flat from 1,000
+# to 1,000,000 tasks?
+sweep() {  # N
+  local home out
+  home=$(mktemp -d "$work/home.XXXX")
+  out=$(SLUICE_HOME=$home FB_TOOL=sluice-inproc FB_SHAPE=indep FB_N=$1 FB_RESULT=0 \
+    /usr/bin/time -v "$bin" run --config inproc -q 2>"$work/time" | grep '^workload=') || true
+  rm -rf "$home"
+  awk -v n="$1" -v line="$out" '
+    /Maximum resident set size/ { rss = $NF }
+    /User time/ { cpu += $NF }
+    /System time/ { cpu += $NF }
+    END {
+      wall = line; sub(/.* wall_s=/, "", wall); sub(/ .*/, "", wall)
+      ok = (line ~ / ok=1/) ? 1 : 0
+      printf "workload=functions_sweep tool=sluice-inproc n=%d wall_s=%s us_per_task=%.2f cpu_us_per_task=%.2f max_rss_kib=%d kib_per_task=%.3f ok=%d\n",
+             n, wall, wall * 1e6 / n, cpu * 1e6 / n, rss, rss / n, ok
+    }' "$work/time"
+}
+n_sweep=${N_SWEEP:-1000000}
+if (( n_sweep > 0 )); then
+  if [[ -x /usr/bin/time ]]; then
+    sweep 1000
+    sweep "$n_sweep"
+  else
+    echo "workload=functions_sweep tool=sluice-inproc ok=0 reason=no-/usr/bin/time"
+  fi
+fi
 # Debian's python3-distributed lives in the system interpreter (not a pyenv/venv one).
 py=
 for cand in ${PYTHON:-} /usr/bin/python3 python3; do

@@ -104,9 +104,12 @@ class Worker {
         backoff.reset();
         continue;
       }
-      // Idle: wait for a child to end (epoll) or, with nothing running, just sleep;
-      // either way at most ~1 ms before looking for messages again.
-      if (runtime_.processes_running() > 0 && backoff.next() >= std::chrono::microseconds(1000)) {
+      // Idle: with processes running, wait for one to end (epoll wakes at its exit, so
+      // a short command is reported at once instead of after a sleep of up to 1 ms);
+      // with nothing running, sleep. Either way at most ~1 ms before looking for
+      // messages again (while a process runs, rank 0 rarely has more for this worker:
+      // it fills the worker's slots and then waits for a completion).
+      if (runtime_.processes_running() > 0) {
         runtime_.collect(done_, std::chrono::milliseconds(1));
         if (report()) backoff.reset();
       } else {

@@ -211,3 +211,56 @@ TEST_CASE("a prepared run executes later from its stored definition", "[sdk]") {
   CHECK(run.run() == sluice::RunState::kSucceeded);
   CHECK(run.get_result("add.1").get<double>() == 6.0);
 }
+
+TEST_CASE("an SDK definition's text reads back field for field, escapes included", "[sdk]") {
+  sluice::Workflow wf;
+  wf.name = "esc";
+  wf.project = "tests";
+  wf.base_dir = "/tmp/a \"dir\"";
+  for (int i = 0; i < 2; ++i) {
+    sluice::TaskSpec t;
+    t.name = "t" + std::to_string(i);
+    t.group = "g";
+    t.function = "f@1";
+    t.version = "2";
+    t.command = {"/bin/prog", "__sluice_worker", t.function, t.arguments};
+    t.arguments = std::string("q\"b\\s\nn\tt\x01\x7f\xc3\xa9") + std::to_string(i);
+    t.cpus = 3;
+    t.gpus = i;
+    t.memory_mib = 512;
+    t.executor = "gpu";
+    t.retries = 4;
+    t.max_exec_time = sluice::Millis(1500);
+    t.max_wait_time = sluice::Millis(2500);
+    if (i == 1) t.after = {0};
+    wf.index.emplace(t.name, static_cast<sluice::TaskId>(i));
+    wf.tasks.push_back(t);
+  }
+  wf.content_hash = sluice::sdk_content_hash(wf);
+  const std::string text = sluice::sdk_definition_text(wf);
+  auto back = sluice::load_sdk_definition(text, "/elsewhere");
+  REQUIRE(back);
+  CHECK(back->name == wf.name);
+  CHECK(back->project == wf.project);
+  CHECK(back->base_dir == wf.base_dir);
+  CHECK(back->content_hash == wf.content_hash);
+  REQUIRE(back->tasks.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const sluice::TaskSpec& a = wf.tasks[i];
+    const sluice::TaskSpec& b = back->tasks[i];
+    CHECK(b.name == a.name);
+    CHECK(b.group == a.group);
+    CHECK(b.function == a.function);
+    CHECK(b.version == a.version);
+    CHECK(b.arguments == a.arguments);
+    CHECK(b.command.front() == "/bin/prog");
+    CHECK(b.after == a.after);
+    CHECK(b.cpus == a.cpus);
+    CHECK(b.gpus == a.gpus);
+    CHECK(b.memory_mib == a.memory_mib);
+    CHECK(b.executor == a.executor);
+    CHECK(b.retries == a.retries);
+    CHECK(b.max_exec_time == a.max_exec_time);
+    CHECK(b.max_wait_time == a.max_wait_time);
+  }
+}

@@ -6,7 +6,6 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cstdio>
-#include <sstream>
 
 namespace sluice {
 namespace {
@@ -80,41 +79,70 @@ std::string sdk_content_hash(const Workflow& wf) {
   return h.hex();
 }
 
+// Written directly rather than through a toml::table: a tree of every task (a table of
+// ~10 nodes each) cost ~1.5 KiB and a dozen allocations per task, and the stream copied
+// the text twice, which set the peak memory of a large sweep. load_sdk_definition()
+// reads it back with the TOML parser.
 std::string sdk_definition_text(const Workflow& wf) {
-  toml::table root;
-  toml::table w;
-  w.insert("name", wf.name);
-  w.insert("project", wf.project);
-  w.insert("content_hash", wf.content_hash);
-  w.insert("base_dir", wf.base_dir);
-  root.insert("workflow", std::move(w));
-  toml::array tasks;
+  std::string out;
+  out.reserve(256 + wf.tasks.size() * 160);
+  // A TOML basic string: quotes, backslashes and control characters escaped.
+  auto quoted = [&out](std::string_view v) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    out.push_back('"');
+    for (const char ch : v) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c == '"' || c == '\\') {
+        out.push_back('\\');
+        out.push_back(ch);
+      } else if (c < 0x20 || c == 0x7f) {
+        out.append("\\u00");
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xf]);
+      } else {
+        out.push_back(ch);
+      }
+    }
+    out.push_back('"');
+  };
+  auto key_str = [&](std::string_view key, std::string_view v) {
+    out.append(key).append(" = ");
+    quoted(v);
+    out.push_back('\n');
+  };
+  auto key_int = [&](std::string_view key, std::int64_t v) {
+    out.append(key).append(" = ").append(std::to_string(v)).push_back('\n');
+  };
+  out.append(kMarker).append(
+      ": a workflow defined in C++ (sluice/flow.hpp); its tasks call registered functions\n\n");
+  out.append("[workflow]\n");
+  key_str("name", wf.name);
+  key_str("project", wf.project);
+  key_str("content_hash", wf.content_hash);
+  key_str("base_dir", wf.base_dir);
   for (const TaskSpec& t : wf.tasks) {
-    toml::table e;
-    e.insert("name", t.name);
-    e.insert("group", t.group);
-    e.insert("function", t.function);
-    e.insert("version", t.version);
-    e.insert("program", t.command.empty() ? std::string() : t.command.front());
-    if (!t.arguments.empty()) e.insert("arguments", t.arguments);
-    toml::array after;
-    for (TaskId p : t.after) after.push_back(wf.tasks[p].name);
-    e.insert("after", std::move(after));
-    e.insert("cpus", t.cpus);
-    e.insert("gpus", t.gpus);
-    if (t.memory_mib) e.insert("memory_mib", t.memory_mib);
-    if (!t.executor.empty()) e.insert("executor", t.executor);
-    if (t.retries) e.insert("retries", t.retries);
-    if (t.max_exec_time.count()) e.insert("max_exec_time_ms", t.max_exec_time.count());
-    if (t.max_wait_time.count()) e.insert("max_wait_time_ms", t.max_wait_time.count());
-    tasks.push_back(std::move(e));
+    out.append("\n[[task]]\n");
+    key_str("name", t.name);
+    key_str("group", t.group);
+    key_str("function", t.function);
+    key_str("version", t.version);
+    key_str("program", t.command.empty() ? std::string_view() : t.command.front());
+    if (!t.arguments.empty()) key_str("arguments", t.arguments);
+    out.append("after = [");
+    for (std::size_t i = 0; i < t.after.size(); ++i) {
+      if (i) out.append(", ");
+      quoted(wf.tasks[t.after[i]].name);
+    }
+    out.append("]\n");
+    key_int("cpus", t.cpus);
+    key_int("gpus", t.gpus);
+    if (t.memory_mib) key_int("memory_mib", t.memory_mib);
+    if (!t.executor.empty()) key_str("executor", t.executor);
+    if (t.retries) key_int("retries", t.retries);
+    if (t.max_exec_time.count()) key_int("max_exec_time_ms", t.max_exec_time.count());
+    if (t.max_wait_time.count()) key_int("max_wait_time_ms", t.max_wait_time.count());
   }
-  root.insert("task", std::move(tasks));
-  std::ostringstream out;
-  out << kMarker << ": a workflow defined in C++ (sluice/flow.hpp); its tasks call "
-      << "registered functions\n"
-      << root << "\n";
-  return out.str();
+  return out;
 }
 
 Expected<Workflow> load_sdk_definition(std::string_view text, const std::string& base_dir,

@@ -355,19 +355,32 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
   }
 
   if (!update.cache_entries.empty()) {
+    // Entries with the same (project, key) replace one another: only the batch's last
+    // one would remain, so only it is written. (A sweep of identical calls files one
+    // key thousands of times per batch; each replace was a delete and an insert in
+    // both of the table's B-trees.)
+    auto& filed = impl.cache_rows;
+    auto& seen = impl.cache_seen;
+    filed.clear();
+    seen.clear();
+    const auto& entries = update.cache_entries;
+    for (std::size_t i = entries.size(); i-- > 0;) {
+      if (seen.emplace(entries[i].project, entries[i].key).second) filed.push_back(&entries[i]);
+    }
+    std::reverse(filed.begin(), filed.end());  // in the order filed
     auto r = insert_rows(
-        impl, kInsertCache, std::span<const CacheEntry>(update.cache_entries),
+        impl, kInsertCache, std::span<const CacheEntry* const>(filed),
         [&](Query& q) { q.bind(1, now); },
-        [&](Query& q, int p, const CacheEntry& e) {
-          q.bind(p, e.project)
-              .bind(p + 1, e.key)
-              .bind(p + 2, e.workflow)
-              .bind(p + 3, e.task)
-              .bind(p + 4, e.run_id)
-              .bind(p + 5, std::int64_t{e.attempt})
-              .bind(p + 6, e.attempt_dir)
-              .bind(p + 7, e.result_hash)
-              .bind(p + 8, e.parts);
+        [&](Query& q, int p, const CacheEntry* e) {
+          q.bind(p, e->project)
+              .bind(p + 1, e->key)
+              .bind(p + 2, e->workflow)
+              .bind(p + 3, e->task)
+              .bind(p + 4, e->run_id)
+              .bind(p + 5, std::int64_t{e->attempt})
+              .bind(p + 6, e->attempt_dir)
+              .bind(p + 7, e->result_hash)
+              .bind(p + 8, e->parts);
         },
         "filing cache entries");
     if (!r) return r;

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -162,6 +163,14 @@ struct RunStore::Impl {
   std::vector<store_detail::PendingAttempt> attempts;
   std::vector<const AttemptRecord*> lone_ends;
   std::unordered_map<std::uint64_t, std::int64_t> lone_end_time;  // (task, attempt) -> ended_us
+  struct CacheKeyHash {
+    std::size_t operator()(const std::pair<std::string_view, std::string_view>& k) const {
+      return std::hash<std::string_view>{}(k.second) * 31 + std::hash<std::string_view>{}(k.first);
+    }
+  };
+  std::vector<const CacheEntry*> cache_rows;  // the batch's entries less those replaced in it
+  std::unordered_set<std::pair<std::string_view, std::string_view>, CacheKeyHash>
+      cache_seen;  // (project, key) of cache_rows
 
   ~Impl() {
     stmts.clear();  // finalize statements before the connection closes
