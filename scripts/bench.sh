@@ -39,7 +39,9 @@
 # loopback (bench/fleet/fleet_bench.cpp: real TCP, handshake, sealed frames; no-op tasks
 # completed at once, and without --quick 1 s tasks on 1000 workers): tasks/s, coordinator
 # CPU per task, memory per worker, ready-to-started latency. --quick (CI): 20,000 tasks
-# per W, about 10 s; otherwise 200,000 per W. Only with --tools sluice.
+# per W, about 10 s; otherwise 200,000 per W. Then workload=fleet_engine, the same fleet
+# behind the real coordinator and store (fleet_bench --engine): 5,000 tasks on 100
+# workers with --quick (a few seconds), else 50,000 on each W. Only with --tools sluice.
 #
 # Every task is an OS process (`true`, `sleep 0.05` for sleeps, sh for mapreduce); both
 # tools get 2 slots (`sluice run --cpus 2`, `make -j2`). ok=1 means the tool exited 0
@@ -425,11 +427,18 @@ bench_fleet() {
   (( quick )) && n=20000
   for w in 10 100 1000; do runs+=("$w $n 0"); done
   (( quick )) || runs+=("1000 256000 1000")  # 1 s tasks: 64,000 slots drained each second
+  # The engine's durable path (--engine: coordinator, store, attempt directories) on the
+  # same fleet; each task makes a directory and two logs, so N is smaller.
+  if (( quick )); then
+    runs+=("--engine 100 5000 0")
+  else
+    for w in 10 100 1000; do runs+=("--engine $w 50000 0"); done
+  fi
   local args
   for args in "${runs[@]}"; do
     set -- $args
-    line="$(cd "$tmp" && timeout 300 "$bin" "$1" "$2" "$3" 2>"$tmp/fleet.err" ||
-            echo "workload=fleet workers=$1 n=$2 delay_ms=$3 ok=0")"
+    line="$(cd "$tmp" && TMPDIR="$tmp" timeout 300 "$bin" "$@" 2>"$tmp/fleet.err" ||
+            echo "workload=fleet args=${args// /_} ok=0")"
     line="$(grep '^workload=' <<<"$line" | tail -n 1)"
     echo "$line" | tee -a "$results"
     [[ "$line" == *" ok=1"* ]] || { failures=$((failures + 1)); tail -n 5 "$tmp/fleet.err" >&2; }

@@ -4,6 +4,7 @@
 #include "pilot_backend.hpp"
 
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,6 +59,14 @@ PilotBackend::PilotBackend(Options o, std::unique_ptr<slurm::SlurmDriver> driver
     rl.rlim_cur = rl.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    fd_limit_ = static_cast<long>(std::min<rlim_t>(rl.rlim_cur, 1L << 30));
+}
+
+long PilotBackend::fd_window() const {
+  if (fd_limit_ <= 0) return o_.window;
+  constexpr long kReserve = 256;
+  return std::max(16L, (fd_limit_ - kReserve - static_cast<long>(workers_.size())) / 2);
 }
 
 PilotBackend::~PilotBackend() {
@@ -116,6 +125,14 @@ Expected<void> PilotBackend::start(const std::string& run_dir) {
   auto l = pilot::listen_tcp(0, port);
   if (!l) return failed(l.error().message);
   listener_ = std::move(*l);
+  epoll_ = pilot::Fd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_.valid()) return failed("epoll_create1 failed");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &ev) != 0)
+    return failed("epoll_ctl failed");
+  events_.resize(1024);
   address_ = host_ + ":" + std::to_string(port);
   if (!write_atomically(pilot_dir_ + "/address", address_ + "\n", 0644))
     return failed("cannot write " + pilot_dir_ + "/address");
@@ -171,46 +188,40 @@ void PilotBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds 
       return;
     }
     dispatch();
-    pfds_.clear();
-    pfd_worker_.clear();
-    pfds_.push_back({listener_.get(), POLLIN, 0});
-    pfd_worker_.push_back(0);
-    for (auto& [id, w] : workers_) {
-      // A failed write shows up as POLLERR/POLLHUP below, and the worker is dropped there.
-      if (w.conn->wants_write()) w.conn->flush();
-      short ev = POLLIN;
-      if (w.conn->wants_write()) ev |= POLLOUT;
-      pfds_.push_back({w.conn->fd(), ev, 0});
-      pfd_worker_.push_back(id);
-    }
+    flush_pending();
     const auto now = Clock::now();
     int wait_ms = 0;
     if (out.size() == before && now < deadline)
       wait_ms = static_cast<int>(std::min<std::int64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1, 250));
-    const int n = ::poll(pfds_.data(), pfds_.size(), wait_ms);
-    if (n > 0) {
-      if (pfds_[0].revents & POLLIN) accept_all();
-      for (std::size_t i = 1; i < pfds_.size(); ++i) {
-        if (pfds_[i].revents == 0) continue;
-        auto it = workers_.find(pfd_worker_[i]);
-        if (it == workers_.end()) continue;
-        bool ok = true;
-        if (pfds_[i].revents & (POLLIN | POLLHUP | POLLERR)) ok = serve(it->second, out);
-        if (ok && (pfds_[i].revents & POLLOUT)) ok = it->second.conn->flush();
-        if (!ok) {
-          const bool refused = !it->second.welcomed;
-          drop(pfd_worker_[i],
-               refused               ? "refused"
-               : it->second.retiring ? "left"
-                                     : "vanished",
-               out);
-        }
+    // Only the sockets that have something: the loop's cost follows the traffic, not the
+    // fleet.
+    const int n =
+        ::epoll_wait(epoll_.get(), events_.data(), static_cast<int>(events_.size()), wait_ms);
+    for (int k = 0; k < n; ++k) {
+      const std::uint32_t id = static_cast<std::uint32_t>(events_[k].data.u64);
+      const std::uint32_t ev = events_[k].events;
+      if (id == 0) {
+        accept_all();
+        continue;
+      }
+      auto it = workers_.find(id);
+      if (it == workers_.end()) continue;
+      bool ok = true;
+      if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) ok = serve(it->second, out);
+      if (ok && (ev & EPOLLOUT)) {
+        ok = it->second.conn->flush();
+        if (ok) arm(it->second);
+      }
+      if (ok) {
+        queue_flush(it->second);  // what serve() answered (the handshake, the welcome)
+      } else {
+        const bool refused = !it->second.welcomed;
+        drop(id, refused ? "refused" : it->second.retiring ? "left" : "vanished", out);
       }
     }
     dispatch();
-    for (auto& [id, w] : workers_)
-      if (w.conn->wants_write()) w.conn->flush();
+    flush_pending();
     manage_allocations(out);
     check_liveness(out);
     write_state(false);
@@ -221,7 +232,7 @@ void PilotBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds 
 void PilotBackend::kill(TaskId task, std::uint32_t attempt) {
   if (auto it = placed_.find(attempt_key(task, attempt)); it != placed_.end()) {
     if (auto w = workers_.find(it->second.worker); w != workers_.end())
-      w->second.conn->send(MsgType::kKill, pilot::encode_kill(task, attempt));
+      send(w->second, MsgType::kKill, pilot::encode_kill(task, attempt));
     return;
   }
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {

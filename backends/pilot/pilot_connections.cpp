@@ -68,8 +68,51 @@ void PilotBackend::unindex(Worker& w) {
   w.indexed = false;
 }
 
+void PilotBackend::send(Worker& w, MsgType type, std::string_view payload) {
+  w.conn->send(type, payload);
+  queue_flush(w);
+}
+
+void PilotBackend::queue_flush(Worker& w) {
+  if (w.flush_queued || !w.conn->wants_write()) return;
+  w.flush_queued = true;
+  to_flush_.push_back(w.id);
+}
+
+void PilotBackend::arm(Worker& w) {
+  const bool want = w.conn->wants_write();
+  if (want == w.out_armed) return;
+  epoll_event ev{};
+  ev.events = want ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
+  ev.data.u64 = w.id;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, w.conn->fd(), &ev);
+  w.out_armed = want;
+}
+
+void PilotBackend::flush_pending() {
+  for (std::uint32_t id : to_flush_) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) continue;
+    Worker& w = it->second;
+    w.flush_queued = false;
+    // A failed write shows up as EPOLLERR/EPOLLHUP, and the worker is dropped there.
+    if (w.conn->wants_write()) w.conn->flush();
+    arm(w);
+  }
+  to_flush_.clear();
+}
+
+void PilotBackend::forget(std::map<std::uint32_t, Worker>::iterator it) {
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.conn->fd(), nullptr);
+  workers_.erase(it);
+}
+
 void PilotBackend::dispatch() {
   if (queue_.empty() || workers_.empty()) return;
+  // What one turn places on a worker goes out in one sealed frame (kLaunches): one
+  // seal and one write per worker per turn, not per launch. Capped so that a worker
+  // taking thousands of zero-core launches does not build one huge frame.
+  constexpr std::size_t kMaxBatchBytes = 1u << 20;
   const std::int64_t now_s = wall_us() / 1'000'000;
   // Oldest first; a launch that fits nowhere is passed over for at most this many.
   constexpr std::size_t kWindow = 64;
@@ -85,10 +128,23 @@ void PilotBackend::dispatch() {
     index(*w);
     w->running++;
     placed_[attempt_key(it->task, it->attempt)] = Placed{w->id, it->cpus, it->gpus};
-    w->conn->send(MsgType::kLaunch, it->bytes);
+    if (w->batch.empty()) batched_.push_back(w->id);
+    w->batch.add(it->bytes);
+    if (w->batch.bytes() >= kMaxBatchBytes) {
+      const MsgType type = w->batch.type();
+      send(*w, type, w->batch.take());
+    }
     it = queue_.erase(it);
     dirty_ = true;
   }
+  for (std::uint32_t id : batched_) {
+    auto wit = workers_.find(id);
+    if (wit == workers_.end() || wit->second.batch.empty()) continue;
+    Worker& w = wit->second;
+    const MsgType type = w.batch.type();
+    send(w, type, w.batch.take());
+  }
+  batched_.clear();
 }
 
 void PilotBackend::accept_all() {
@@ -101,7 +157,7 @@ void PilotBackend::accept_all() {
       // Ids grow with each accept: the first one not welcomed is the oldest.
       for (auto it = workers_.begin(); it != workers_.end(); ++it)
         if (!it->second.welcomed) {
-          workers_.erase(it);
+          forget(it);
           --strangers;
           break;
         }
@@ -111,6 +167,10 @@ void PilotBackend::accept_all() {
     w.conn = std::make_unique<Connection>(pilot::Fd(fd));
     w.handshake = std::make_unique<ServerHandshake>(key_);
     w.accepted = w.heard = Clock::now();
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = w.id;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) continue;  // closes it
     workers_.emplace(w.id, std::move(w));
     ++strangers;
   }
@@ -120,7 +180,10 @@ bool PilotBackend::on_handshake(Worker& w, MsgType type, std::string_view payloa
   std::string reply, why;
   const bool spoke = type == MsgType::kAuthProof || type == MsgType::kAuthFailed;
   const AuthStep step = w.handshake->on_frame(type, payload, reply, why);
-  if (!reply.empty()) w.conn->send_raw(reply);
+  if (!reply.empty()) {
+    w.conn->send_raw(reply);
+    queue_flush(w);
+  }
   if (step == AuthStep::kAccepted) {
     w.conn->seal(w.handshake->sender(), w.handshake->receiver());
     w.handshake.reset();
@@ -137,7 +200,7 @@ bool PilotBackend::on_handshake(Worker& w, MsgType type, std::string_view payloa
 bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
   auto hello = pilot::decode_hello(payload);
   if (!hello) {
-    w.conn->send(MsgType::kRefused, pilot::encode_text(hello.error().message));
+    send(w, MsgType::kRefused, pilot::encode_text(hello.error().message));
     w.conn->flush();
     std::fprintf(stderr, "sluice: pilot: refused a worker connection (malformed hello)\n");
     return false;
@@ -153,7 +216,7 @@ bool PilotBackend::on_hello(Worker& w, std::string_view payload) {
     if (!a->started_us) a->started_us = w.connected_us;
   }
   index(w);
-  w.conn->send(MsgType::kWelcome, pilot::encode_welcome({w.id, o_.heartbeat_timeout.count()}));
+  send(w, MsgType::kWelcome, pilot::encode_welcome({w.id, o_.heartbeat_timeout.count()}));
   dirty_ = true;
   return true;
 }
@@ -203,7 +266,7 @@ bool PilotBackend::serve(Worker& w, std::vector<Completion>& out) {
       if (!wanted) {
         w.retiring = true;
         unindex(w);
-        w.conn->send(MsgType::kShutdown, pilot::encode_text("idle"));
+        send(w, MsgType::kShutdown, pilot::encode_text("idle"));
         dirty_ = true;
       }
     }
@@ -241,12 +304,16 @@ void PilotBackend::drop(std::uint32_t id, const std::string& why, std::vector<Co
     // The job may be gone already: ask soon rather than at the next interval.
     next_query_ = std::min(next_query_, Clock::now() + std::chrono::milliseconds(500));
   }
-  workers_.erase(wit);
+  forget(wit);
   dirty_ = true;
 }
 
 void PilotBackend::check_liveness(std::vector<Completion>& out) {
   const auto now = Clock::now();
+  // A look at every worker, so not on every turn of a busy loop: timeouts are seconds.
+  if (now < next_liveness_) return;
+  next_liveness_ =
+      now + std::min<Clock::duration>(std::chrono::milliseconds(50), o_.heartbeat_timeout / 20);
   std::vector<std::uint32_t> silent;
   for (const auto& [id, w] : workers_)
     if (w.welcomed && now - w.heard > o_.heartbeat_timeout) silent.push_back(id);
@@ -256,11 +323,11 @@ void PilotBackend::check_liveness(std::vector<Completion>& out) {
   std::vector<std::uint32_t> stale;
   for (const auto& [id, w] : workers_)
     if (!w.welcomed && now - w.accepted > kHandshakeTimeout) stale.push_back(id);
-  for (auto id : stale) workers_.erase(id);
+  for (auto id : stale) forget(workers_.find(id));
   if (now < next_heartbeat_) return;
   next_heartbeat_ = now + o_.heartbeat_timeout / 6;
   for (auto& [id, w] : workers_)
-    if (w.welcomed) w.conn->send(MsgType::kHeartbeat, {});
+    if (w.welcomed) send(w, MsgType::kHeartbeat, {});
 }
 
 }  // namespace sluice::pilot

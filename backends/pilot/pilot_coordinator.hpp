@@ -5,9 +5,10 @@
 // engine calls a backend from one thread.
 #pragma once
 
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -49,7 +50,7 @@ class PilotBackend final : public Backend {
     // launch's directory and opens its logs before handing it over: 10,000 at once would
     // be 20,000 open files.
     Capacity c;
-    c.cpus = o_.window;
+    c.cpus = static_cast<int>(std::min<long>(o_.window, fd_window()));
     c.gpus = 1 << 20;
     c.executors = o_.executors;
     c.enforces_exec_time = true;
@@ -79,6 +80,9 @@ class PilotBackend final : public Backend {
     std::int64_t connected_us = 0;
     bool indexed = false;  // in by_free_, under its free cores when last indexed
     int indexed_cpus = 0;
+    pilot::LaunchBatch batch;   // placed by this turn of dispatch(), not sent yet
+    bool flush_queued = false;  // in to_flush_
+    bool out_armed = false;     // registered for EPOLLOUT: its socket took less than queued
   };
   struct Placed {
     std::uint32_t worker = 0;
@@ -107,6 +111,11 @@ class PilotBackend final : public Backend {
     nlohmann::json record;
   };
 
+  // Launches the descriptor limit leaves room for: two log files each, beside one socket
+  // per worker and a reserve for the store and the rest. A window of 64,000 cores
+  // (1,000 workers of 64) under a limit of 20,000 descriptors made launches fail with
+  // EMFILE (bench/fleet --engine).
+  long fd_window() const;
   Expected<void> start(const std::string& run_dir);
   bool can_take(const Worker& w, const Queued& q, std::int64_t now_s) const;
   // The worker with the most free cores that can start `q` now (placement.hpp), or nullptr.
@@ -115,6 +124,15 @@ class PilotBackend final : public Backend {
   void index(Worker& w);
   void unindex(Worker& w);
   void dispatch();
+  // Queues a frame to `w` and notes that it has bytes to write this turn.
+  void send(Worker& w, MsgType type, std::string_view payload);
+  void queue_flush(Worker& w);
+  // Writes what the workers that were sent something this turn have queued; what their
+  // socket does not take waits for EPOLLOUT.
+  void flush_pending();
+  void arm(Worker& w);
+  // Removes a worker that was never welcomed (or is dropped) from the loop and the map.
+  void forget(std::map<std::uint32_t, Worker>::iterator it);
   void accept_all();
   // Reads and handles what `w` sent; false when it must be dropped.
   bool serve(Worker& w, std::vector<Completion>& out);
@@ -134,6 +152,7 @@ class PilotBackend final : public Backend {
   void load_previous_state();
 
   Options o_;
+  long fd_limit_ = 0;  // RLIMIT_NOFILE after the constructor raised it; 0: unknown
   std::unique_ptr<slurm::SlurmDriver> driver_;
   std::string host_;
   bool started_ = false;
@@ -156,8 +175,15 @@ class PilotBackend final : public Backend {
   std::vector<Gone> gone_;
   Clock::time_point next_query_{}, next_submit_{}, next_state_{}, next_heartbeat_{};
   bool dirty_ = true;
-  std::vector<pollfd> pfds_;
-  std::vector<std::uint32_t> pfd_worker_;
+  Clock::time_point next_liveness_{};
+  // One epoll set over the listener (data 0) and every worker's socket (data: its id;
+  // ids are never reused, so an event of a worker dropped this turn finds nothing). With
+  // 1,000 workers, poll() over every socket each turn was a tenth of the coordinator's
+  // CPU (bench/fleet).
+  pilot::Fd epoll_;
+  std::vector<epoll_event> events_;
+  std::vector<std::uint32_t> batched_;   // workers with a batch this turn
+  std::vector<std::uint32_t> to_flush_;  // workers sent something this turn
 };
 
 }  // namespace sluice::pilot

@@ -61,6 +61,56 @@ Expected<Launch> decode_launch(std::string_view payload) {
   return wire::decode_launch(payload, kProtocol);
 }
 
+void LaunchBatch::add(std::string_view encoded_launch) {
+  if (n_ == 0) buf_.assign(4, '\0');  // the count, filled in by take()
+  const auto len = static_cast<std::uint32_t>(encoded_launch.size());
+  buf_.append(reinterpret_cast<const char*>(&len), sizeof len);
+  buf_ += encoded_launch;
+  ++n_;
+}
+
+std::string LaunchBatch::take() {
+  std::string out;
+  if (n_ == 1) {
+    out = buf_.substr(8);  // past the count and the launch's length
+  } else if (n_ > 1) {
+    std::memcpy(buf_.data(), &n_, sizeof n_);
+    out = std::move(buf_);
+  }
+  buf_.clear();
+  n_ = 0;
+  return out;
+}
+
+Expected<void> decode_launches(std::string_view payload, std::vector<Launch>& out) {
+  Reader r(payload);
+  const std::size_t before = out.size();
+  const std::uint32_t n = r.count();
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    const std::string one = r.str();
+    if (!r.ok()) break;
+    auto l = decode_launch(one);
+    if (!l) {
+      out.resize(before);
+      return tl::unexpected(l.error());
+    }
+    out.push_back(std::move(*l));
+  }
+  if (!r.done()) {
+    out.resize(before);
+    return malformed("launches");
+  }
+  return {};
+}
+
+Expected<void> decode_any_launch(MsgType type, std::string_view payload, std::vector<Launch>& out) {
+  if (type == MsgType::kLaunches) return decode_launches(payload, out);
+  auto l = decode_launch(payload);
+  if (!l) return tl::unexpected(l.error());
+  out.push_back(std::move(*l));
+  return {};
+}
+
 std::string encode_kill(TaskId task, std::uint32_t attempt) {
   return wire::encode_kill(task, attempt);
 }

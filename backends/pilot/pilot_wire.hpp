@@ -12,7 +12,9 @@
 //   coordinator -> worker: kWelcome (hello accepted; the worker's id and the heartbeat
 //                          timeout), kRefused (a failed handshake or a malformed hello; the
 //                          connection closes),
-//                          kLaunch, kKill, kShutdown (exit now)
+//                          kLaunch (one attempt), kLaunches (several, in one sealed
+//                          frame: what one turn of dispatch placed on that worker),
+//                          kKill, kShutdown (exit now)
 //   both ways:             kHeartbeat (empty), every heartbeat timeout / 6; a side that
 //                          hears nothing for the timeout takes the other for gone
 #pragma once
@@ -39,6 +41,7 @@ enum class MsgType : std::uint8_t {
   kLaunch = 12,
   kKill = 13,
   kShutdown = 14,
+  kLaunches = 15,
   // The handshake (pilot_handshake.hpp), in plain frames.
   kAuthHello = 20,
   kAuthChallenge = 21,
@@ -76,6 +79,30 @@ Expected<Hello> decode_hello(std::string_view payload);
 
 std::string encode_launch(const LaunchRequest& request);
 Expected<Launch> decode_launch(std::string_view payload);
+
+// kLaunches: a count, then each launch as encode_launch made it, length-prefixed. A
+// LaunchBatch builds one from launches encoded earlier (the backend encodes a launch when
+// it is queued) without decoding them again.
+class LaunchBatch {
+ public:
+  void add(std::string_view encoded_launch);
+  std::uint32_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  std::size_t bytes() const { return buf_.size(); }
+  // The message to send: kLaunch with the one launch, or kLaunches. Empties the batch.
+  MsgType type() const { return n_ == 1 ? MsgType::kLaunch : MsgType::kLaunches; }
+  std::string take();
+
+ private:
+  std::string buf_;
+  std::uint32_t n_ = 0;
+};
+// Appends the launches of a kLaunches payload to `out`; on a malformed payload `out` is
+// left as it was.
+Expected<void> decode_launches(std::string_view payload, std::vector<Launch>& out);
+// The launches of a kLaunch or kLaunches frame, appended to `out` (what a worker calls
+// on either).
+Expected<void> decode_any_launch(MsgType type, std::string_view payload, std::vector<Launch>& out);
 
 std::string encode_kill(TaskId task, std::uint32_t attempt);
 Expected<std::pair<TaskId, std::uint32_t>> decode_kill(std::string_view payload);

@@ -125,13 +125,13 @@ class Worker {
         std::string_view payload;
         bool bad = false;
         while (conn.next(type, payload, bad)) {
-          if (type == MsgType::kLaunch) {
-            auto l = decode_launch(payload);
-            if (!l) {
-              std::fprintf(stderr, "sluice worker: %s\n", l.error().message.c_str());
+          if (type == MsgType::kLaunch || type == MsgType::kLaunches) {
+            launches_.clear();
+            if (auto r = decode_any_launch(type, payload, launches_); !r) {
+              std::fprintf(stderr, "sluice worker: %s\n", r.error().message.c_str());
               return End::kLost;
             }
-            start(*l);
+            for (const Launch& l : launches_) start(l);
             idle_sent = false;
             last_busy = Clock::now();
           } else if (type == MsgType::kKill) {
@@ -180,6 +180,7 @@ class Worker {
   std::vector<std::string> gpu_ids_;
   worker::Runtime runtime_;  // its destructor kills every attempt still running
   std::vector<Completion> done_;
+  std::vector<Launch> launches_;  // of the frame being handled
 };
 
 bool stopping() {

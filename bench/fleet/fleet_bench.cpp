@@ -6,7 +6,7 @@
 // submits its Slurm allocations to a driver that only records them: the workers connect
 // by themselves, as `sluice worker` does outside Slurm.
 //
-//   fleet_bench W N [delay_ms] [slots]     (FLEET_THREADS: worker threads, default 2)
+//   fleet_bench [--engine] W N [delay_ms] [slots]   (FLEET_THREADS: worker threads, default 2)
 //
 // One line on stdout:
 //   workload=fleet workers=W slots=64 n=N delay_ms=0 wall_s=… tasks_per_s=…
@@ -15,8 +15,14 @@
 // mem_kib_per_worker: the coordinator's RSS growth from no worker to W connected and
 // welcomed, / W. lat_*: from launch() (the task is ready and handed to the backend) to
 // the worker receiving it (its completion's started_us). ok=1: every task completed once,
-// successfully. The engine (store, scheduler) is not in the loop: its cost per task is
-// bench/functions' and bench/scale's; docs/scale.md adds them up.
+// successfully.
+//
+// Without --engine the bench drives the backend itself, as the engine would: the
+// engine (store, scheduler) is not in the loop. With --engine (workload=fleet_engine)
+// the real sluice::Coordinator runs a sweep of N no-op command tasks with its SQLite
+// store in a fresh home (cache on unless FLEET_NO_CACHE is set), attempt directories and
+// logs, and group commits: the durable dispatch rate. Its CPU includes the store
+// writer thread; its latency is from the coordinator's launch to the worker.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -43,6 +49,9 @@
 #include "pilot_handshake.hpp"
 #include "pilot_net.hpp"
 #include "pilot_wire.hpp"
+#include "sluice/engine/coordinator.hpp"
+#include "sluice/engine/run_id.hpp"
+#include "sluice/engine/store.hpp"
 #include "sluice/engine/wall_clock.hpp"
 #include "slurm_driver.hpp"
 
@@ -161,6 +170,7 @@ int run_workers(int first, int stride, int total, const std::string& address, co
   std::size_t open = ws.size();
   std::deque<Due> due;
   std::vector<std::size_t> touched;
+  std::vector<pilot::Launch> launches;
   auto next_heartbeat = Clock::now();
   auto arm = [&](std::size_t i) {
     SimWorker& w = ws[i];
@@ -194,17 +204,21 @@ int run_workers(int first, int stride, int total, const std::string& address, co
         std::string_view payload;
         bool bad = false;
         while (w.conn->next(type, payload, bad)) {
-          if (type == pilot::MsgType::kLaunch) {
-            auto l = pilot::decode_launch(payload);
-            if (!l) return 1;
-            Completion c;
-            c.task = l->task;
-            c.attempt = l->attempt;
-            c.started_us = c.ended_us = wall_us();
-            if (delay_ms == 0)
-              w.done.push_back(std::move(c));
-            else
-              due.push_back({Clock::now() + std::chrono::milliseconds(delay_ms), i, std::move(c)});
+          if (type == pilot::MsgType::kLaunch || type == pilot::MsgType::kLaunches) {
+            launches.clear();
+            if (!pilot::decode_any_launch(type, payload, launches)) return 1;
+            const std::int64_t now_us = wall_us();
+            for (const pilot::Launch& l : launches) {
+              Completion c;
+              c.task = l.task;
+              c.attempt = l.attempt;
+              c.started_us = c.ended_us = now_us;
+              if (delay_ms == 0)
+                w.done.push_back(std::move(c));
+              else
+                due.push_back(
+                    {Clock::now() + std::chrono::milliseconds(delay_ms), i, std::move(c)});
+            }
           } else if (type == pilot::MsgType::kShutdown) {
             w.open = false;
             break;
@@ -286,11 +300,195 @@ bool readable(int fd) {
   return ::poll(&p, 1, 0) > 0;
 }
 
+// The launch() -> started latency of every attempt that goes through a backend; the
+// engine mode puts it between the coordinator and the pilot backend.
+class Timed final : public Backend {
+ public:
+  explicit Timed(Backend& inner, std::size_t tasks) : inner_(inner), ready_us_(tasks + 1, 0) {}
+  std::string name() const override { return inner_.name(); }
+  Capacity capacity() const override { return inner_.capacity(); }
+  Expected<std::string> launch(const LaunchRequest& r) override {
+    if (r.task < ready_us_.size()) ready_us_[r.task] = wall_us();
+    return inner_.launch(r);
+  }
+  void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override {
+    const std::size_t before = out.size();
+    inner_.poll(out, timeout);
+    for (std::size_t i = before; i < out.size(); ++i) {
+      const Completion& c = out[i];
+      if (!c.ok()) ++failed;
+      if (c.task < ready_us_.size()) lat.push_back(c.started_us - ready_us_[c.task]);
+    }
+  }
+  void kill(TaskId task, std::uint32_t attempt) override { inner_.kill(task, attempt); }
+  std::size_t in_flight() const override { return inner_.in_flight(); }
+  void abandon(const std::string& handle) override { inner_.abandon(handle); }
+  void set_stopping_check(std::function<bool()> stopping) override {
+    inner_.set_stopping_check(std::move(stopping));
+  }
+
+  std::vector<std::int64_t> lat;
+  long failed = 0;
+
+ private:
+  Backend& inner_;
+  std::vector<std::int64_t> ready_us_;
+};
+
+struct Fleet {
+  pid_t child = -1;
+  std::unique_ptr<Backend> backend;
+  long rss0 = 0, rss1 = 0;
+};
+
+// Forks the simulated workers against `run_dir`, starts the pilot backend there and
+// waits until all of them are welcomed.
+bool start_fleet(Fleet& f, const fs::path& run_dir, int workers, int slots, int delay_ms,
+                 int threads, long max_queued) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return false;
+  f.child = ::fork();
+  if (f.child == 0) {
+    ::close(ready[0]);
+    ::_exit(worker_main(run_dir, workers, slots, delay_ms, threads, ready[1]));
+  }
+  ::close(ready[1]);
+  BackendOptions o;
+  o.cpus = slots;
+  o.extra = {
+      {"max_allocations", "1"}, {"time_limit", "1h"}, {"max_queued", std::to_string(max_queued)}};
+  auto made = make_pilot_backend(o, std::make_unique<NoSlurm>());
+  if (!made) {
+    std::fprintf(stderr, "fleet_bench: %s\n", made.error().message.c_str());
+    return false;
+  }
+  f.backend = std::move(*made);
+  f.backend->abandon("pilot:" + (run_dir / "tasks" / "start" / "1").string());  // listen now
+  f.rss0 = rss_kib();
+  std::vector<Completion> out;
+  char answer = 'n';
+  const auto connect_until = Clock::now() + std::chrono::seconds(120);
+  while (Clock::now() < connect_until) {
+    f.backend->poll(out, std::chrono::milliseconds(5));
+    if (readable(ready[0])) {
+      if (::read(ready[0], &answer, 1) != 1) answer = 'n';
+      break;
+    }
+  }
+  ::close(ready[0]);
+  // Welcomes are queued when the hello is read; the child said so once all arrived.
+  for (int i = 0; i < 10; ++i) f.backend->poll(out, std::chrono::milliseconds(1));
+  f.rss1 = rss_kib();
+  if (answer != 'y') {
+    std::fprintf(stderr, "fleet_bench: the workers did not all connect\n");
+    ::kill(f.child, SIGKILL);
+    ::waitpid(f.child, nullptr, 0);
+    return false;
+  }
+  return true;
+}
+
+// Tells every worker to exit; true when they all did cleanly.
+bool stop_fleet(Fleet& f) {
+  f.backend.reset();
+  int status = 0;
+  ::waitpid(f.child, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void print_line(const char* workload, int workers, int slots, long n, int delay_ms, double wall,
+                long completed, double cpu, const Fleet& f, std::vector<std::int64_t>& lat,
+                bool ok) {
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    return lat.empty() ? 0
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+  };
+  std::printf(
+      "workload=%s workers=%d slots=%d n=%ld delay_ms=%d wall_s=%.3f tasks_per_s=%.0f "
+      "coord_cpu_us_per_task=%.2f mem_kib_per_worker=%.1f lat_p50_us=%lld lat_p99_us=%lld "
+      "ok=%d\n",
+      workload, workers, slots, n, delay_ms, wall, completed / wall,
+      cpu * 1e6 / std::max(1L, completed), static_cast<double>(f.rss1 - f.rss0) / workers,
+      static_cast<long long>(pct(0.5)), static_cast<long long>(pct(0.99)), ok ? 1 : 0);
+}
+
+// The engine's durable path: sluice::Coordinator with its store in a fresh home, the
+// scheduler and the group commits, running a sweep of N no-op command tasks on the
+// pilot backend and the same simulated workers.
+int engine_main(const fs::path& base, int workers, long n, int delay_ms, int slots, int threads) {
+  auto store = RunStore::open((base / "home").string(), RunStore::Mode::kReadWrite);
+  if (!store) {
+    std::fprintf(stderr, "fleet_bench: %s\n", store.error().message.c_str());
+    return 3;
+  }
+  Workflow wf;
+  wf.project = "bench";
+  wf.name = "fleet";
+  wf.base_dir = base.string();
+  wf.source_path = (base / "fleet.toml").string();
+  wf.text = "# fleet_bench --engine\n";
+  wf.content_hash = "00000000000000f1";
+  for (long i = 0; i < n; ++i) {
+    TaskSpec t;
+    t.group = "noop";
+    t.name = "noop." + std::to_string(i);
+    t.version = "1";
+    t.command = {"true"};
+    t.cpus = 1;
+    t.workdir = base.string();
+    wf.index[t.name] = static_cast<TaskId>(i);
+    wf.tasks.push_back(std::move(t));
+  }
+  auto rev = (*store)->register_workflow(wf);
+  const std::string run_id = new_run_id();
+  if (!rev || !(*store)->create_run(wf, *rev, run_id, "pilot")) {
+    std::fprintf(stderr, "fleet_bench: cannot create the run\n");
+    return 3;
+  }
+  const fs::path run_dir = (*store)->run_dir(run_id);
+  fs::create_directories(run_dir / "tasks");
+  Fleet f;
+  // The window the pilot backend offers the scheduler (max_queued): every slot busy.
+  if (!start_fleet(f, run_dir, workers, slots, delay_ms, threads,
+                   static_cast<long>(workers) * slots))
+    return 3;
+  Timed timed(*f.backend, static_cast<std::size_t>(n));
+  CoordinatorOptions options;
+  options.use_cache = std::getenv("FLEET_NO_CACHE") == nullptr;
+  const double cpu0 = cpu_s();
+  const auto t0 = Clock::now();
+  Expected<RunState> state = RunState::kFailed;
+  {
+    Coordinator coordinator(**store, timed, wf, run_id);
+    state = coordinator.run(options);
+  }
+  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = cpu_s() - cpu0;
+  const long completed = static_cast<long>(timed.lat.size());
+  const bool clean = stop_fleet(f);
+  if (!state) std::fprintf(stderr, "fleet_bench: %s\n", state.error().message.c_str());
+  const bool ok =
+      state && *state == RunState::kSucceeded && completed == n && timed.failed == 0 && clean;
+  if (!ok)
+    std::fprintf(stderr, "fleet_bench: run %s, %ld of %ld completed, %ld failed, workers %s\n",
+                 state ? std::string(to_string(*state)).c_str() : "error", completed, n,
+                 timed.failed, clean ? "exited cleanly" : "failed");
+  print_line("fleet_engine", workers, slots, n, delay_ms, wall, completed, cpu, f, timed.lat, ok);
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool engine = false;
+  if (argc > 1 && std::string(argv[1]) == "--engine") {
+    engine = true;
+    --argc;
+    ++argv;
+  }
   if (argc < 3) {
-    std::fprintf(stderr, "usage: fleet_bench WORKERS TASKS [DELAY_MS] [SLOTS]\n");
+    std::fprintf(stderr, "usage: fleet_bench [--engine] WORKERS TASKS [DELAY_MS] [SLOTS]\n");
     return 2;
   }
   const int workers = std::atoi(argv[1]);
@@ -316,52 +514,19 @@ int main(int argc, char** argv) {
   std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/sluice-fleet.XXXXXX";
   const char* base = ::mkdtemp(tmpl.data());
   if (base == nullptr) return 3;
+  if (engine) {
+    const int rc = engine_main(base, workers, n, delay_ms, slots, threads);
+    fs::remove_all(base);
+    return rc;
+  }
   const fs::path run_dir = fs::path(base) / "runs" / "fleet";
   fs::create_directories(run_dir / "tasks");
 
-  int ready[2];
-  if (::pipe2(ready, O_CLOEXEC) != 0) return 3;
-  const pid_t child = ::fork();
-  if (child == 0) {
-    ::close(ready[0]);
-    ::_exit(worker_main(run_dir, workers, slots, delay_ms, threads, ready[1]));
-  }
-  ::close(ready[1]);
-
   const long in_flight_max = static_cast<long>(workers) * slots;
-  BackendOptions o;
-  o.cpus = slots;
-  o.extra = {{"max_allocations", "1"},
-             {"time_limit", "1h"},
-             {"max_queued", std::to_string(in_flight_max)}};
-  auto made = make_pilot_backend(o, std::make_unique<NoSlurm>());
-  if (!made) {
-    std::fprintf(stderr, "fleet_bench: %s\n", made.error().message.c_str());
-    return 3;
-  }
-  Backend& backend = **made;
-  backend.abandon("pilot:" + (run_dir / "tasks" / "start" / "1").string());  // listen now
-  const long rss0 = rss_kib();
-
+  Fleet f;
+  if (!start_fleet(f, run_dir, workers, slots, delay_ms, threads, in_flight_max)) return 3;
+  Backend& backend = *f.backend;
   std::vector<Completion> out;
-  char answer = 'n';
-  const auto connect_until = Clock::now() + std::chrono::seconds(120);
-  while (Clock::now() < connect_until) {
-    backend.poll(out, std::chrono::milliseconds(5));
-    if (readable(ready[0])) {
-      if (::read(ready[0], &answer, 1) != 1) answer = 'n';
-      break;
-    }
-  }
-  // Welcomes are queued when the hello is read; the child said so once all arrived.
-  for (int i = 0; i < 10; ++i) backend.poll(out, std::chrono::milliseconds(1));
-  const long rss1 = rss_kib();
-  if (answer != 'y') {
-    std::fprintf(stderr, "fleet_bench: the workers did not all connect\n");
-    ::kill(child, SIGKILL);
-    ::waitpid(child, nullptr, 0);
-    return 3;
-  }
 
   TaskSpec spec;
   spec.name = "noop";
@@ -401,23 +566,9 @@ int main(int argc, char** argv) {
   }
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   const double cpu = cpu_s() - cpu0;
-  made->reset();  // tells every worker to exit
-  int status = 0;
-  ::waitpid(child, &status, 0);
+  const bool clean = stop_fleet(f);
   fs::remove_all(base);
-
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    return lat.empty() ? 0
-                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
-  };
-  const bool ok = completed == n && bad == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  std::printf(
-      "workload=fleet workers=%d slots=%d n=%ld delay_ms=%d wall_s=%.3f tasks_per_s=%.0f "
-      "coord_cpu_us_per_task=%.2f mem_kib_per_worker=%.1f lat_p50_us=%lld lat_p99_us=%lld "
-      "ok=%d\n",
-      workers, slots, n, delay_ms, wall, completed / wall, cpu * 1e6 / std::max(1L, completed),
-      static_cast<double>(rss1 - rss0) / workers, static_cast<long long>(pct(0.5)),
-      static_cast<long long>(pct(0.99)), ok ? 1 : 0);
+  const bool ok = completed == n && bad == 0 && clean;
+  print_line("fleet", workers, slots, n, delay_ms, wall, completed, cpu, f, lat, ok);
   return ok ? 0 : 1;
 }

@@ -94,18 +94,20 @@ struct PlayedWorker {
         conn->flush_blocking(1000);
         continue;
       }
-      if (type == MsgType::kLaunch) {
-        auto l = decode_launch(payload);
-        if (!l) continue;
-        if (l->name.rfind("hang", 0) == 0) {
-          running.insert({l->task, l->attempt});
-          continue;
+      if (type == MsgType::kLaunch || type == MsgType::kLaunches) {
+        std::vector<Launch> ls;
+        if (!decode_any_launch(type, payload, ls)) continue;
+        for (const Launch& l : ls) {
+          if (l.name.rfind("hang", 0) == 0) {
+            running.insert({l.task, l.attempt});
+            continue;
+          }
+          Completion c;
+          c.task = l.task;
+          c.attempt = l.attempt;
+          c.code = l.name.rfind("fail", 0) == 0 ? 3 : 0;
+          done.push_back(c);
         }
-        Completion c;
-        c.task = l->task;
-        c.attempt = l->attempt;
-        c.code = l->name.rfind("fail", 0) == 0 ? 3 : 0;
-        done.push_back(c);
       } else if (type == MsgType::kKill) {
         auto k = decode_kill(payload);
         if (!k || !running.erase(*k)) continue;

@@ -28,6 +28,8 @@ const Key& fixed_key() {
 void decode_everything(std::string_view payload) {
   (void)decode_hello(payload);
   (void)decode_launch(payload);
+  std::vector<Launch> launches;
+  (void)decode_launches(payload, launches);
   (void)decode_kill(payload);
   (void)decode_welcome(payload);
   (void)decode_text(payload);

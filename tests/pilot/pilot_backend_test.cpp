@@ -69,7 +69,8 @@ struct FakeWorker {
     bool bad = false;
     while (conn.next(type, payload, bad)) {
       types.push_back(type);
-      if (type == MsgType::kLaunch) launches.push_back(*decode_launch(payload));
+      if (type == MsgType::kLaunch || type == MsgType::kLaunches)
+        REQUIRE(decode_any_launch(type, payload, launches));
     }
     return open;
   }
@@ -147,6 +148,50 @@ TEST_CASE("pilot messages survive encoding, split frames and truncation", "[pilo
   huge.append("x", 1);
   CHECK(!huge.next(type, payload, bad));
   CHECK(bad);
+}
+
+TEST_CASE("a batch of launches is one kLaunches message; one launch stays a kLaunch", "[pilot]") {
+  TaskSpec spec;
+  spec.name = "t";
+  spec.command = {"true"};
+  auto request = [&](TaskId task) {
+    LaunchRequest r;
+    r.task = task;
+    r.attempt = 1;
+    r.spec = &spec;
+    r.attempt_dir = "/runs/r/tasks/t/" + std::to_string(task);
+    return r;
+  };
+  LaunchBatch one;
+  one.add(encode_launch(request(5)));
+  CHECK(one.type() == MsgType::kLaunch);
+  const std::string single = one.take();
+  CHECK(one.empty());
+  std::vector<Launch> got;
+  REQUIRE(decode_any_launch(MsgType::kLaunch, single, got));
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].task == 5);
+
+  LaunchBatch batch;
+  for (TaskId t = 1; t <= 3; ++t) batch.add(encode_launch(request(t)));
+  CHECK(batch.type() == MsgType::kLaunches);
+  const std::string payload = batch.take();
+  got.clear();
+  REQUIRE(decode_any_launch(MsgType::kLaunches, payload, got));
+  REQUIRE(got.size() == 3);
+  CHECK(got[2].task == 3);
+  CHECK(got[2].attempt_dir == "/runs/r/tasks/t/3");
+  // Truncated anywhere, or with a count larger than what follows: refused, nothing added.
+  for (std::size_t n = 0; n < payload.size(); ++n) {
+    std::vector<Launch> part;
+    CHECK(!decode_launches(std::string_view(payload).substr(0, n), part));
+    CHECK(part.empty());
+  }
+  std::string lying = payload;
+  lying[0] = 4;
+  std::vector<Launch> none;
+  CHECK(!decode_launches(lying, none));
+  CHECK(none.empty());
 }
 
 TEST_CASE("pilot allocation policy: one starting allocation at a time, up to the maximum",

@@ -91,13 +91,15 @@ std::int64_t peak_resident_bytes() {
     bool bad = false;
     std::vector<Completion> done;
     while (conn.next(type, payload, bad)) {
-      if (type != MsgType::kLaunch) continue;
-      auto l = decode_launch(payload);
-      if (!l) ::_exit(4);
-      Completion c;
-      c.task = l->task;
-      c.attempt = l->attempt;
-      done.push_back(c);
+      if (type != MsgType::kLaunch && type != MsgType::kLaunches) continue;
+      std::vector<Launch> ls;
+      if (!decode_any_launch(type, payload, ls)) ::_exit(4);
+      for (const Launch& l : ls) {
+        Completion c;
+        c.task = l.task;
+        c.attempt = l.attempt;
+        done.push_back(c);
+      }
     }
     if (bad) ::_exit(5);
     if (!done.empty()) conn.send(MsgType::kCompletions, encode_completions(done));
