@@ -74,7 +74,7 @@ std::map<std::string, std::string> task_states(const std::string& id,
   std::map<std::string, std::string> out;
   if (r.exit_code != 0) return out;
   auto doc = nlohmann::json::parse(r.out);
-  for (const auto& t : doc["tasks"]) out[t["name"]] = t["state"];
+  for (const auto& t : doc["task_list"]) out[t["name"]] = t["state"];
   return out;
 }
 

@@ -57,7 +57,8 @@ sluice::Orchestration<std::map<std::string, long>> body(sluice::Context& ctx) {
     co_await ctx.call(boom_t, 7L);
     out["caught"] = 0;
   } catch (const sluice::Error& e) {
-    out["caught"] = std::string(e.what()).find("boom 7") != std::string::npos ? 1 : 2;
+    // The task's reason: "boom@1: boom 7" in-process, "exit code 1" from a worker process.
+    out["caught"] = std::string(e.what()).find("orch.call-4-boom") != std::string::npos ? 1 : 2;
   }
   if (env_long("ORCH_FAIL", 0) != 0) co_await ctx.call(boom_t, 8L);  // not caught
   out["nested"] = co_await sum_of_squares(ctx, 3);                   // 1 + 4 + 9
@@ -70,8 +71,13 @@ sluice::Orchestration<std::map<std::string, long>> body(sluice::Context& ctx) {
   }
   exit0.emplace_back("exit 0");
   exit3.emplace_back("exit 3");
-  auto ok = co_await ctx.command(sluice::CallOptions{}, exit0);
-  auto bad = co_await ctx.command(sluice::CallOptions{}, exit3);
+  // (The calls are made outside the co_await: g++ 12 miscompiles the destruction of a
+  // suspended frame whose awaited full-expression holds a temporary with a destructor.)
+  const sluice::CallOptions none;
+  auto ok_call = ctx.command(none, exit0);
+  auto bad_call = ctx.command(none, exit3);
+  auto ok = co_await ok_call;
+  auto bad = co_await bad_call;
   out["command_ok"] = ok.exit_status;
   out["command_bad"] = bad.exit_status;
   std::vector<sluice::Call<long>> race;
