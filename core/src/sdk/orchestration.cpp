@@ -228,7 +228,9 @@ class Driver final : public OrchestrationDriver, private detail::Host {
   // else watched until it finishes.
   void track(TaskId t, const std::shared_ptr<detail::CallState>& state, bool is_command) {
     if (is_command) commands_.insert(t);
-    if (host_->state(t) == TaskState::kSucceeded) {
+    // Already finished (a replayed success, or a restored call that ran again and
+    // ended before the replay reached it): no later step would wake the coroutine.
+    if (is_terminal(host_->state(t))) {
       settle(t, *state);
       state->done = true;
       return;
