@@ -25,8 +25,11 @@ best() {  # best wall time in µs of `bin run` with shape $1
   done
   echo "$b"
 }
+own=$(cd "$tmp" && rm -rf home && SLUICE_HOME="$tmp/home" SLUICE_ORCH_PROFILE=1 \
+  ORCH_BENCH_SHAPE=orch ORCH_BENCH_N=$n "$bin" run --config inproc --no-cache -q 2>&1 >/dev/null |
+  sed -n 's/.*orchestration_profile.* per_call_us=\([0-9.]*\).*/\1/p')
 orch=$(best orch)
 flow=$(best flow)
-awk -v n="$n" -v o="$orch" -v f="$flow" 'BEGIN {
-  printf "workload=orchestration_chain n=%d orch_us=%d flow_us=%d per_call_us=%.1f per_static_task_us=%.1f extra_per_call_us=%.1f ok=1\n",
-         n, o, f, o / n, f / n, (o - f) / n }'
+awk -v n="$n" -v o="$orch" -v f="$flow" -v own="${own:-nan}" 'BEGIN {
+  printf "workload=orchestration_chain n=%d own_per_call_us=%s orch_us=%d flow_us=%d per_call_us=%.1f per_static_task_us=%.1f extra_per_call_us=%.1f ok=1\n",
+         n, own, o, f, o / n, f / n, (o - f) / n }'
