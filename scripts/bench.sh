@@ -16,7 +16,8 @@
 #             (LocalCluster, 2 worker processes), all from the same graph file
 #             (bench/peers/convert.py); plus functions (inproc vs Dask) and scale
 #   --only    a subset of: sweep, chain, layered, sleeps, sweep_scaling, mapreduce,
-#             children, artifacts, functions, scale, local_launch, fleet
+#             children, artifacts, functions, scale, local_launch, fleet,
+#             orchestration
 #   --tools   a subset of: sluice, make, floor, parallel, snakemake, dask
 #             (default sluice,make; with --compare every one installed)
 #   SLUICE_BIN=PATH  use this sluice binary instead of building build/launchers/sluice
@@ -93,7 +94,7 @@ done
 for w in ${only//,/ }; do
   case "$w" in
     sweep|chain|layered|sleeps|sweep_scaling|mapreduce|children|artifacts|functions|scale) ;;
-    local_launch|fleet) ;;
+    local_launch|fleet|orchestration) ;;
     *) echo "bench.sh: unknown workload: $w" >&2; exit 2 ;; esac
 done
 
@@ -446,6 +447,17 @@ bench_fleet() {
   return 0
 }
 wanted fleet && use_tool sluice && bench_fleet
+
+# orchestration: a chain of 1,000 awaited calls on inproc vs the same static chain.
+bench_orchestration() {
+  local line
+  line="$(timeout "$per_run_timeout" "$root/bench/orchestration_bench.sh" 1000 3 2>"$tmp/orch.err" ||
+          echo "workload=orchestration_chain n=1000 ok=0")"
+  echo "$line" | tee -a "$results"
+  [[ "$line" == *" ok=1"* ]] || { failures=$((failures + 1)); tail -n 5 "$tmp/orch.err" >&2; }
+  return 0
+}
+wanted orchestration && use_tool sluice && bench_orchestration
 
 echo "# results in $results" >&2
 if (( failures )); then

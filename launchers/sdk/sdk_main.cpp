@@ -20,6 +20,7 @@
 #include "run_backend.hpp"
 #include "sluice/engine/loader.hpp"
 #include "sluice/flow.hpp"
+#include "sluice/orchestration.hpp"
 #include "sluice/sdk_main.hpp"
 #include "sluice/value_json.hpp"
 #include "sluice/workflow_run.hpp"
@@ -37,6 +38,8 @@
 
 namespace sluice::cli {
 int g_exit_code = kExitOk;
+// Set by the orchestration overload of main(): its runs drive this coroutine.
+const OrchestrationDef* g_orchestration = nullptr;
 }  // namespace sluice::cli
 
 namespace sluice {
@@ -101,7 +104,11 @@ int execute(WorkflowRun& run, bool quiet) {
   install_interrupt_handlers();
   const RunState state = run.run();
   std::printf("run %s %s\n", run.id().c_str(), std::string(to_string(state)).c_str());
-  if (!quiet && state == RunState::kSucceeded) {
+  if (!quiet && state == RunState::kSucceeded && cli::g_orchestration) {
+    // Every call is a final task: the orchestration's value is what the run returned.
+    const std::string task = cli::g_orchestration->name + ".return";
+    std::printf("  %s = %s\n", task.c_str(), sluice::to_text(run.get_result(task)).c_str());
+  } else if (!quiet && state == RunState::kSucceeded) {
     for (const auto& [task, value] : run.get_results(false))
       std::printf("  %s = %s\n", task.c_str(), sluice::to_text(value).c_str());
   }
@@ -113,6 +120,7 @@ RunOptions run_options(const cli::Globals& g, bool quiet, bool no_cache = false)
   o.home = g.home;
   o.use_cache = !no_cache;
   o.interrupt = &g_interrupted;
+  o.orchestration = cli::g_orchestration;
   if (!quiet && ::isatty(STDERR_FILENO)) {
     o.on_progress = [](std::size_t done, std::size_t total, bool final) {
       std::fprintf(stderr, "\r\033[K%zu/%zu tasks done%s", done, total, final ? "\n" : "");
@@ -308,6 +316,7 @@ int main(int argc, char** argv, const Flow& flow) {
   add_run_options(submit_cmd);
   submit_cmd->callback([&] { g_exit_code = guarded([&] { return submit(g, a, flow); }); });
   auto* start = app.add_subcommand("start", "execute a prepared run, or resume a stopped one");
+  start->alias("resume");
   start->add_option("run", a.run, "run id or unique prefix")->required();
   start->add_flag("-q,--quiet", a.quiet, "print only the run's id and final state");
   start->add_flag("--no-cache", a.no_cache, "run every task, reuse nothing from earlier runs");
@@ -357,6 +366,11 @@ int main(int argc, char** argv, const Flow& flow) {
     return kExitInternal;
   }
   return g_exit_code;
+}
+
+int main(int argc, char** argv, const OrchestrationDef& orchestration) {
+  cli::g_orchestration = &orchestration;
+  return main(argc, argv, orchestration.flow());
 }
 
 }  // namespace sluice

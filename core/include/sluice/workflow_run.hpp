@@ -30,6 +30,7 @@
 namespace sluice {
 
 class Flow;
+struct OrchestrationDef;
 
 struct RunOptions {
   std::string home;  // "" : $SLUICE_HOME, else ./.sluice
@@ -37,6 +38,9 @@ struct RunOptions {
   std::function<void(std::size_t done, std::size_t total, bool final)> on_progress;
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. on SIGINT) to cancel the run
   bool use_cache = true;  // false: run every task, reuse nothing from earlier runs
+  // The run is this orchestration's (prepared from orchestration->flow()): run() drives
+  // its coroutine in the coordinator. Must outlive run(). Null for a Flow's run.
+  const OrchestrationDef* orchestration = nullptr;
 };
 
 class WorkflowRun {
@@ -63,7 +67,8 @@ class WorkflowRun {
   // Executes a prepared run (or resumes one whose coordinator stopped) in this
   // process with the backend it was prepared for; blocks until it ends and returns the
   // final state. Throws kConflict when another process coordinates it,
-  // kInvalidInput when a task fits no slot of the backend.
+  // kInvalidInput when a task fits no slot of the backend or when an orchestration did
+  // not replay its record (orchestration.hpp).
   RunState run();
 
   RunState get_status();

@@ -549,6 +549,8 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
     start.now_us = wall_us();
     if (auto r = commit_now(start); !r) return tl::unexpected(r.error());
   }
+  RunDriver* const driver = options.driver;
+  if (driver) driver->start(*this);
 
   std::vector<Completion> completions;
   TimePoint next_progress = now;
@@ -600,6 +602,16 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
   };
 
   std::vector<Launch> launches;
+  auto drive_step = [&]() -> Expected<void> {
+    if (!driver) return {};
+    if (auto r = drive(*driver); !r) {
+      cancel();
+      return r;
+    }
+    if (driver->must_stop()) cancel();
+    return {};
+  };
+  if (auto r = drive_step(); !r) return tl::unexpected(r.error());
   while (!scheduler_.done()) {
     if (auto r = launch_ready(launches); !r) return tl::unexpected(r.error());
     const TimePoint t = Clock::now();
@@ -613,6 +625,7 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
     }
     if (!cached_.empty()) {
       finish_cached(now);  // their dependents may be ready now: schedule again at once
+      if (auto r = drive_step(); !r) return tl::unexpected(r.error());
       continue;
     }
 
@@ -651,6 +664,9 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
         bound_reason(c.failure, dir);
         bound_reason(c.reason, dir);
       }
+      if (driver)
+        driver->on_attempt_ended(c.task, c.kind == ExitKind::kExited ? c.code : -1,
+                                 c.failure.empty() ? c.reason : c.failure);
       auto outcome = scheduler_.on_attempt_finished(c, now);
       if (!outcome) continue;
       if (outcome->state == TaskState::kSucceeded) file_in_cache(c.task, c.attempt, c.content_hash);
@@ -664,6 +680,7 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
       pending_.attempt_ends.push_back(std::move(a));
     }
     for (const Kill& k : scheduler_.on_tick(now)) backend_.kill(k.task, k.attempt);
+    if (auto r = drive_step(); !r) return tl::unexpected(r.error());
 
     if (now >= next_cancel_check) {
       if (options.stop && options.stop->load()) return stop_attempts();
@@ -678,7 +695,8 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
     }
   }
   write_run_view();
-  const RunState final_state = scheduler_.run_state();
+  const RunState final_state =
+      driver ? driver->final_state(scheduler_.run_state()) : scheduler_.run_state();
   if (auto r = flush(final_state); !r) return tl::unexpected(r.error());
   writer_.reset();
   if (options.on_progress) options.on_progress(scheduler_, true);

@@ -24,7 +24,7 @@ class StoreWriter;      // store/store_writer.hpp
 struct Provenance;      // engine/artifacts.hpp
 struct SealedArtifact;  // engine/artifacts.hpp
 
-class Coordinator::Impl {
+class Coordinator::Impl : private RunDriverHost {
  public:
   // REQUIRES: the run exists in `store` and was created from `workflow`; the caller
   // holds the run's RunLock. All references must outlive the coordinator. Dynamic
@@ -46,6 +46,16 @@ class Coordinator::Impl {
   const Scheduler& scheduler() const { return scheduler_; }
 
  private:
+  // RunDriverHost (coordinator_driver.cpp): what a RunDriver may do between steps.
+  TaskId add_task(TaskSpec spec, TaskId parent) override;
+  Workflow& workflow() override { return workflow_; }
+  TaskState state(TaskId t) const override { return scheduler_.state(t); }
+  std::string artifact(TaskId t) const override { return final_artifact(t); }
+  const std::string& run_dir() const override { return run_dir_; }
+  // Lets the driver step when it has work, after committing what it will read. False
+  // (with the error) when the commit failed.
+  Expected<void> drive(RunDriver& driver);
+
   // Commits every pending change (and `run_state`) before returning. The cache backlog
   // goes too unless `file_cache` is false: a commit that only has to precede a dependent's
   // launch (once per link of a chain) leaves it for a later batch, since each entry dirties

@@ -89,6 +89,11 @@ void Scheduler::on_dependency_added(TaskId /*parent*/, TaskId child) {
   unfinished_parents_[child] = count_unfinished(child);
 }
 
+void Scheduler::on_task_added_after_start(TaskId task, TimePoint now) {
+  if (states_[task] == TaskState::kWaiting && unfinished_parents_[task] == 0 && !cancelled_)
+    make_ready(task, now);
+}
+
 std::uint32_t Scheduler::count_unfinished(TaskId t) const {
   if (const auto b = graph_.barrier_of(t); b != Graph::kNoBarrier)
     return barrier_pending_[b] > 0 ? 1 : 0;

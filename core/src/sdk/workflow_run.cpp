@@ -19,6 +19,7 @@
 #include "sluice/engine/sdk_definition.hpp"
 #include "sluice/flow.hpp"
 #include "sluice/function_args.hpp"
+#include "sdk/orchestration_driver.hpp"
 
 namespace sluice {
 namespace {
@@ -156,6 +157,11 @@ RunState WorkflowRun::run() {
   CoordinatorOptions co;
   co.interrupt = m.options.interrupt;
   co.use_cache = m.options.use_cache;
+  std::unique_ptr<OrchestrationDriver> driver;
+  if (m.options.orchestration) {
+    driver = make_orchestration_driver(*m.options.orchestration);
+    co.driver = driver.get();
+  }
   if (m.options.on_progress) {
     co.on_progress = [&](const Scheduler& s, bool final) {
       std::size_t total = 0, done = 0;
@@ -168,6 +174,8 @@ RunState WorkflowRun::run() {
   }
   const RunState state = check(coord.run(co));
   m.refresh();
+  if (driver && !driver->nondeterminism().empty())
+    throw Error(ErrorCode::kInvalidInput, driver->nondeterminism());
   return state;
 }
 

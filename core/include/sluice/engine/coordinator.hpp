@@ -20,6 +20,7 @@
 #include <string>
 
 #include "sluice/engine/backend.hpp"
+#include "sluice/engine/run_driver.hpp"
 #include "sluice/engine/scheduler.hpp"
 #include "sluice/engine/store.hpp"
 #include "sluice/workflow.hpp"
@@ -39,6 +40,8 @@ struct CoordinatorOptions {
   // Reuse earlier successful attempts with the same cache key (see cache.hpp), and file
   // this run's successes for later runs. Tasks with `cache = false` always run.
   bool use_cache = true;
+  // Decides tasks as the run goes on (an SDK orchestration); null: none. Must outlive run().
+  RunDriver* driver = nullptr;
 };
 
 class Coordinator {

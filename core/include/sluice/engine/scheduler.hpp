@@ -58,6 +58,9 @@ class Scheduler {
   // Graph::add_edge(parent, child) was called: `child` now also waits for `parent`.
   // REQUIRES: child has not started (the caller checked it is still waiting).
   void on_dependency_added(TaskId parent, TaskId child);
+  // After start(): a task just added (on_task_added) whose parents have all succeeded
+  // becomes ready now (a RunDriver's call under a finished parent); otherwise nothing.
+  void on_task_added_after_start(TaskId task, TimePoint now);
   // Before start(): attempt `attempt` of `task` is still running (the backend re-attached
   // it after a coordinator restart). Reserves its slots; its completion arrives as usual.
   void restore_running(TaskId task, std::uint32_t attempt, TimePoint now);

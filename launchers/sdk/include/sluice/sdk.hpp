@@ -21,6 +21,7 @@
 //   codec.hpp         C++ types <-> Values (and your own types via sluice::Codec)
 //   function.hpp      sluice::task(): registered functions, TaskContext
 //   flow.hpp          sluice::Flow, Future, gather, CallOptions, sub-workflows
+//   orchestration.hpp coroutines that await calls' values, with durable replay
 //   config.hpp        named runtime configurations (inproc, local, saved TOML)
 //   workflow_run.hpp  WorkflowRun: prepare/run, and any run by id (status, results, logs)
 //   sdk_main.hpp      sluice::main(): run, worker and query verbs in one binary
@@ -30,5 +31,6 @@
 #include "sluice/config.hpp"
 #include "sluice/flow.hpp"
 #include "sluice/function.hpp"
+#include "sluice/orchestration.hpp"
 #include "sluice/sdk_main.hpp"
 #include "sluice/workflow_run.hpp"

@@ -29,7 +29,12 @@
 namespace sluice {
 
 class Flow;
+struct OrchestrationDef;
 
 int main(int argc, char** argv, const Flow& flow);
+// The same for an orchestration (orchestration.hpp): `run` and `start RUN` (alias
+// `resume RUN`) drive its coroutine in the coordinator and replay it after a crash;
+// `run` prints the orchestration's value.
+int main(int argc, char** argv, const OrchestrationDef& orchestration);
 
 }  // namespace sluice
