@@ -26,7 +26,8 @@ export SLUICE_HOME=$work/home
 
 # cache=1: the default (each task looked up and filed in the cache); cache=0: --no-cache,
 # the dispatch path alone. Each run gets a fresh home, so no run hits an earlier one's
-# entries (within a run, identical no-op calls after the first do come from the cache).
+# entries. Nor do a run's own entries serve it: the coordinator reads the cache's keys
+# when the run starts, so identical no-op calls each run (and each is filed).
 run_sluice() {  # TOOL CONFIG SHAPE N RESULT CACHE
   local flags=() home
   [[ $6 == 0 ]] && flags=(--no-cache)

@@ -38,8 +38,9 @@ int main(int argc, char** argv) {
       for (long i = 1; i < n; ++i) prev = flow.call(sluice::opts{.after = {prev.task()}}, noop_t);
     }
   } else if (shape == "distinct") {
-    // Independent no-ops with distinct arguments: each is a cache miss that runs (with
-    // identical calls, all but the first come from the cache).
+    // Independent no-ops with distinct arguments: each is a cache miss that runs and
+    // files an entry of its own (identical calls share one entry; they run too: a run's
+    // own entries serve later runs only).
     for (long i = 0; i < n; ++i) flow.call(noop_i_t, static_cast<int>(i));
   } else {
     for (long i = 0; i < n; ++i) {

@@ -39,6 +39,18 @@ constexpr std::size_t kCommitBatch = 1024;
 // resumed run never reruns them: it reads the tasks table, not the cache).
 constexpr std::size_t kCacheBatch = 1024;
 constexpr Millis kCacheBacklogAge{1000};
+// Backpressure: while the writer thread still commits the previous batch, the next one
+// grows here; past this many rows the coordinator waits for that commit instead of
+// queueing more. Unbounded, a writer starved of CPU fell ever further behind (in a
+// 100,000-task sweep ~195,000 state changes and 65,000 cache entries waited): memory
+// grew with the run and what a crash loses grew with it. One such batch commits in a
+// few tens of milliseconds.
+constexpr std::size_t kMaxPendingRows = 8192;
+
+std::size_t pending_rows(const RunUpdate& u) {
+  return u.new_tasks.size() + u.changes.size() + u.attempt_starts.size() + u.attempt_ends.size() +
+         u.cache_entries.size();
+}
 
 }  // namespace
 
@@ -239,6 +251,10 @@ Expected<bool> Coordinator::Impl::flush_in_background() {
   for (const StateChange& c : pending_.changes)
     if (c.state == TaskState::kSucceeded) successes.push_back(c.task);
   auto taken = writer_->try_submit(pending_);
+  if (taken && !*taken && pending_rows(pending_) >= kMaxPendingRows) {
+    if (auto r = writer_->wait(); !r) return tl::unexpected(r.error());
+    taken = writer_->try_submit(pending_);  // idle now: taken unless a batch failed
+  }
   if (taken && *taken) successes_in_flight_ = std::move(successes);
   return taken;
 }
@@ -504,7 +520,8 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
   ::mkdir(run_dir_.c_str(), file_modes().dir);
   ::chmod(run_dir_.c_str(), file_modes().dir);  // the store created it with the umask's mode
   ::mkdir(tasks_dir.c_str(), file_modes().dir);
-  if (tasks_fd_ < 0) tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (tasks_fd_ < 0)
+    tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   const std::string cancel_path = cancel_request_path(run_dir_);
   // A backend blocked on the outside world (an squeue that hangs) learns that the run is
   // ending without waiting for this loop, which it blocks. The file is looked at no more
