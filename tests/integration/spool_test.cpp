@@ -58,7 +58,7 @@ TEST_CASE("a 10,000-task sweep of `true` adds at most 50 inodes to the home",
   CHECK(logs.out.empty());
 }
 
-TEST_CASE("10,000 tasks that print to stdout and stderr add at most 50 inodes; logs are exact",
+TEST_CASE("10,000 tasks that print to stdout and stderr add at most 50 inodes and logs are exact",
           "[integration][spool]") {
   ScratchDir dir;
   std::string id;
@@ -114,7 +114,7 @@ shell = "printf 'no newline'"
   CHECK(!fs::exists(dir / ".sluice" / "runs" / id / "tasks" / "flaky"));
 }
 
-TEST_CASE("a task that uses its attempt directory keeps it; others leave none",
+TEST_CASE("a task that uses its attempt directory keeps it, others leave none",
           "[integration][spool]") {
   ScratchDir dir;
   write_file(dir / "wf.toml", R"(

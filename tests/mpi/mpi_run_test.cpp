@@ -166,7 +166,7 @@ TEST_CASE("a 1,000-point sweep and its reduce run under mpirun -n 4", "[integrat
 
 // Logs in spools, one per worker slot, and attempt directories removed when left empty:
 // 2,000 tasks that each print to stdout and stderr add a few dozen inodes, not 8,000.
-TEST_CASE("2,000 printing tasks under mpirun -n 3 add at most 50 inodes; their logs are exact",
+TEST_CASE("2,000 printing tasks under mpirun -n 3 add at most 50 inodes and their logs are exact",
           "[integration][mpi][spool]") {
   REQUIRE_MPIRUN();
   ScratchDir dir;
