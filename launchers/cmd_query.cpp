@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -11,9 +12,11 @@
 
 #include "attempt_view.hpp"
 #include "commands.hpp"
+#include "log_follow.hpp"
 #include "nested_runs.hpp"
 #include "run_backend.hpp"
 #include "run_ref.hpp"
+#include "sluice/engine/attempt_logs.hpp"
 #include "sluice/engine/run_lock.hpp"
 #include "task_view.hpp"
 
@@ -91,6 +94,29 @@ int list_runs(const Globals& g, std::vector<RunState> states, const std::string&
   return kExitOk;
 }
 
+// The filesystem cost of a run: every file and directory under its run directory (the
+// budget a parallel filesystem's metadata server pays), and where its logs went.
+json run_files_json(RunStore& store, const std::string& run_id) {
+  namespace fs = std::filesystem;
+  std::size_t inodes = 0, spools = 0, attempt_dirs = 0;
+  const fs::path dir = store.run_dir(run_id);
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    ++inodes;
+    const fs::path rel = it->path().lexically_relative(dir);
+    auto part = rel.begin();
+    if (part == rel.end()) continue;
+    const std::string top = part->string();
+    const std::size_t depth = static_cast<std::size_t>(std::distance(rel.begin(), rel.end()));
+    if (top == "spools" && depth == 2) ++spools;
+    if (top == "tasks" && depth == 3) ++attempt_dirs;
+  }
+  json out{{"inodes", inodes}, {"spools", spools}, {"attempt_dirs", attempt_dirs}};
+  if (auto counts = store.log_counts(run_id); counts) out["attempts_with_logs"] = counts->first;
+  return out;
+}
+
 int cmd_get(const Globals& g, const std::string& id, bool tree) {
   auto store = open_store(g, RunStore::Mode::kReadOnly);
   RunRecord run = find_run(*store, id);
@@ -124,6 +150,7 @@ int cmd_get(const Globals& g, const std::string& id, bool tree) {
       ts.back()["attempt_list"] = attempts_json(*attempts, t.index);  // every attempt on record
     }
     out["task_list"] = std::move(ts);
+    out["files"] = run_files_json(*store, run.id);
     if (tree) out["nested_runs"] = nested_runs_json(nested_runs(*store, run.id));
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
@@ -169,16 +196,26 @@ struct LogsArgs {
   std::string run, task;
   unsigned attempt = 0;
   bool only_stdout = false, only_stderr = false;
+  bool follow = false;
 };
 
-bool copy_file(const std::string& path, std::FILE* out) {
-  std::FILE* in = std::fopen(path.c_str(), "rb");
-  if (!in) return false;
-  char buf[65536];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0) std::fwrite(buf, 1, n, out);
-  std::fclose(in);
-  return true;
+// Writes the attempt's `stream` to `to`; false when it has none.
+bool print_log(RunStore& store, const OutputRef& ref, TaskId task, LogStream stream,
+               std::FILE* to) {
+  std::string text;
+  auto found = read_attempt_log(store, ref.run, task, ref.task, ref.attempt, stream, text);
+  if (!found) fail(found.error());
+  std::fwrite(text.data(), 1, text.size(), to);
+  std::fflush(to);
+  return *found;
+}
+
+TaskId task_index(RunStore& store, const std::string& run_id, const std::string& name) {
+  auto tasks = store.list_tasks(run_id);
+  if (!tasks) fail(tasks.error());
+  for (const TaskRecord& t : *tasks)
+    if (t.name == name) return t.index;
+  throw CliError(kExitBadInput, "no task '" + name + "' in run " + run_id);
 }
 
 int cmd_logs(const Globals& g, const LogsArgs& a) {
@@ -194,16 +231,24 @@ int cmd_logs(const Globals& g, const LogsArgs& a) {
                                       " attempt(s), not " + std::to_string(attempt));
   // A cache hit ran nothing: its output is the source attempt's, labelled as such.
   std::string label;
-  const std::string dir = output_dir(*store, run.id, task->name, attempt, label);
+  const OutputRef ref = output_ref(*store, run.id, task->name, attempt, label);
   if (!label.empty())
     std::fprintf(stderr, "sluice: %s attempt %u was %s; its output:\n", task->name.c_str(), attempt,
                  label.c_str());
   std::fflush(stdout);
-  bool found = false;
-  if (!a.only_stderr) found |= copy_file(dir + "/stdout", stdout);
-  std::fflush(stdout);
-  if (!a.only_stdout) found |= copy_file(dir + "/stderr", stderr);
-  if (!found) throw CliError(kExitBadInput, "no logs in " + dir);
+  // The source of a cache hit may be another run, where the task has another index.
+  const TaskId index = ref.run == run.id && ref.task == task->name
+                           ? task->index
+                           : task_index(*store, ref.run, ref.task);
+  if (a.follow) {
+    follow_attempt_log(*store, ref.run, index, ref.task, ref.attempt, !a.only_stderr,
+                       !a.only_stdout);
+    return kExitOk;
+  }
+  // An attempt that printed nothing has no log at all (no file, no spool bytes): its
+  // log is empty, which is not an error.
+  if (!a.only_stderr) print_log(*store, ref, index, LogStream::kStdout, stdout);
+  if (!a.only_stdout) print_log(*store, ref, index, LogStream::kStderr, stderr);
   return kExitOk;
 }
 
@@ -298,6 +343,7 @@ void add_query_commands(CLI::App& app, Globals& g) {
   logs->add_option("--attempt", la.attempt, "attempt number (default: the latest)");
   logs->add_flag("--stdout", la.only_stdout, "only stdout");
   logs->add_flag("--stderr", la.only_stderr, "only stderr");
+  logs->add_flag("--follow,-f", la.follow, "follow a running attempt until it ends");
   logs->callback([&g] { g_exit_code = cmd_logs(g, la); });
 
   static std::string wait_id;

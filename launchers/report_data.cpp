@@ -7,22 +7,23 @@
 #include <queue>
 #include <unordered_map>
 
+#include "sluice/engine/attempt_logs.hpp"
+
 namespace sluice::cli {
 namespace {
 
 using nlohmann::json;
 
-std::string file_tail(const std::string& path, std::size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return "";
-  const std::streamoff size = in.tellg();
-  const std::streamoff from = size > static_cast<std::streamoff>(max_bytes)
-                                  ? size - static_cast<std::streamoff>(max_bytes)
-                                  : 0;
-  in.seekg(from);
-  std::string text(static_cast<std::size_t>(size - from), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (from > 0) {  // start at a line boundary when the cut fell inside a line
+// The last `max_bytes` of the attempt's stderr, wherever it is kept (spool or file).
+std::string stderr_tail(RunStore& store, const std::string& run_id, const TaskRecord& t,
+                        std::size_t max_bytes) {
+  std::string text;
+  auto found =
+      read_attempt_log(store, run_id, t.index, t.name, t.attempts, LogStream::kStderr, text);
+  if (!found || !*found) return "";
+  if (text.size() > max_bytes) {
+    text.erase(0, text.size() - max_bytes);
+    // Start at a line boundary when the cut fell inside a line.
     const auto nl = text.find('\n');
     if (nl != std::string::npos && nl + 1 < text.size()) text.erase(0, nl + 1);
   }
@@ -70,7 +71,7 @@ std::vector<std::uint32_t> assign_slots(const std::vector<LaneInterval>& interva
   return slot;
 }
 
-json report_json(const RunView& view, const RunStore& store, std::int64_t now_us,
+json report_json(const RunView& view, RunStore& store, std::int64_t now_us,
                  const ReportLimits& limits) {
   const RunRecord& run = *view.run;
   const std::int64_t end_of_run = run.ended_us > 0 ? run.ended_us : now_us;
@@ -154,8 +155,7 @@ json report_json(const RunView& view, const RunStore& store, std::int64_t now_us
         {"task", t.index}, {"attempts", t.attempts}, {"reason", t.reason}, {"exit", t.exit_code}};
     if (t.attempts > 0 && with_logs < limits.failed_with_logs) {
       ++with_logs;
-      f["stderr"] = file_tail(store.attempt_dir(run.id, t.name, t.attempts) + "/stderr",
-                              limits.stderr_tail_bytes);
+      f["stderr"] = stderr_tail(store, run.id, t, limits.stderr_tail_bytes);
     }
     failed.push_back(std::move(f));
   }

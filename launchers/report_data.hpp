@@ -29,7 +29,7 @@ struct ReportLimits {
 };
 
 // REQUIRES: view.run is set. Reads stderr tails and artifact sizes from attempt dirs.
-nlohmann::json report_json(const RunView& view, const RunStore& store, std::int64_t now_us,
+nlohmann::json report_json(const RunView& view, RunStore& store, std::int64_t now_us,
                            const ReportLimits& limits = {});
 
 }  // namespace sluice::cli

@@ -46,6 +46,12 @@ std::optional<CacheSource> cache_source(const AttemptRecord& a) {
 
 std::string output_dir(RunStore& store, const std::string& run_id, const std::string& task,
                        std::uint32_t attempt, std::string& label) {
+  const OutputRef ref = output_ref(store, run_id, task, attempt, label);
+  return store.attempt_dir(ref.run, ref.task, ref.attempt);
+}
+
+OutputRef output_ref(RunStore& store, const std::string& run_id, const std::string& task,
+                     std::uint32_t attempt, std::string& label) {
   std::string run = run_id, name = task;
   for (int step = 0; step < 16; ++step) {
     auto tasks = store.list_tasks(run);
@@ -65,7 +71,7 @@ std::string output_dir(RunStore& store, const std::string& run_id, const std::st
     name = src->task;
     attempt = src->attempt;
   }
-  return store.attempt_dir(run, name, attempt);
+  return {run, name, attempt};
 }
 
 int cmd_get_task(const Globals& g, const std::string& run_id, const std::string& task_name) {

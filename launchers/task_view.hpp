@@ -37,4 +37,13 @@ std::optional<CacheSource> cache_source(const AttemptRecord& a);
 std::string output_dir(RunStore& store, const std::string& run_id, const std::string& task,
                        std::uint32_t attempt, std::string& label);
 
+// The attempt output_dir() names: its run, task and attempt number.
+struct OutputRef {
+  std::string run;
+  std::string task;
+  std::uint32_t attempt = 0;
+};
+OutputRef output_ref(RunStore& store, const std::string& run_id, const std::string& task,
+                     std::uint32_t attempt, std::string& label);
+
 }  // namespace sluice::cli

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: the same task graphs through Sluice and through `make -j2`, on this machine,
 # in this run. Prints one machine-readable line per result on stdout, e.g.
-#   workload=sweep tool=sluice n=10000 wall_s=3.210 tasks_per_s=3115 peak_rss_mb=14.2 ok=1
+#   workload=sweep tool=sluice n=10000 wall_s=3.210 tasks_per_s=3115 peak_rss_mb=14.2 inodes_per_task=0.003 ok=1
 #
 #   scripts/bench.sh [--quick | --compare] [--only W1,W2,...] [--tools sluice,make,...]
 #
@@ -244,6 +244,11 @@ bench_one() {
     if [[ "$graph" == mapreduce* && -f "$d/get.json" ]]; then
       extra_fields+="$(task_seconds "$d/get.json" reduce reduce_s)"
     fi
+    # What the run cost the filesystem: every file and directory in its fresh home, per
+    # task (a parallel filesystem pays a metadata round trip for each).
+    local inodes
+    inodes="$(find "$d/home" 2>/dev/null | wc -l)"
+    extra_fields+="$(awk -v i="$inodes" -v n="$n" 'BEGIN { printf " inodes_per_task=%.3f", i / n }')"
   elif [[ "$graph" == mapreduce && "$(cat "$d/sum.txt" 2>/dev/null)" != "$(mapreduce_sum "$n")" ]]; then
     ok=0 why="sum.txt is not $(mapreduce_sum "$n")"
   fi

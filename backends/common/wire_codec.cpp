@@ -78,6 +78,7 @@ std::string encode_launch(const LaunchRequest& request) {
   w.pairs(request.env);
   w.str(spec.workdir);
   w.str(request.attempt_dir);
+  w.str(request.spool_dir);
   w.i32(spec.cpus);
   w.i32(spec.gpus);
   w.i64(spec.max_exec_time.count());
@@ -98,6 +99,7 @@ Expected<Launch> decode_launch(std::string_view payload, const char* protocol) {
   l.env = r.pairs();
   l.workdir = r.str();
   l.attempt_dir = r.str();
+  l.spool_dir = r.str();
   l.cpus = r.i32();
   l.gpus = r.i32();
   l.max_exec_ms = r.i64();
@@ -118,6 +120,7 @@ LaunchRequest to_launch_request(const Launch& l, TaskSpec& spec) {
   req.attempt = l.attempt;
   req.spec = &spec;
   req.attempt_dir = l.attempt_dir;
+  req.spool_dir = l.spool_dir;
   req.env = l.env;
   return req;
 }
@@ -150,6 +153,11 @@ std::string encode_completions(std::span<const Completion> completions) {
     w.i64(c.started_us);
     w.i64(c.ended_us);
     w.str(c.content_hash);  // of the values a function task wrote (else empty)
+    w.str(c.log.spool);
+    w.i64(static_cast<std::int64_t>(c.log.offset));
+    w.i64(static_cast<std::int64_t>(c.log.length));
+    w.i64(static_cast<std::int64_t>(c.log.out_bytes));
+    w.i64(static_cast<std::int64_t>(c.log.err_bytes));
   }
   return w.take();
 }
@@ -174,6 +182,11 @@ Expected<void> decode_completions(std::string_view payload, std::vector<Completi
     c.started_us = r.i64();
     c.ended_us = r.i64();
     c.content_hash = r.str();
+    c.log.spool = r.str();
+    c.log.offset = static_cast<std::uint64_t>(r.i64());
+    c.log.length = static_cast<std::uint64_t>(r.i64());
+    c.log.out_bytes = static_cast<std::uint64_t>(r.i64());
+    c.log.err_bytes = static_cast<std::uint64_t>(r.i64());
     out.push_back(std::move(c));
   }
   if (!r.done()) {

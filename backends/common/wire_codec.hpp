@@ -89,6 +89,7 @@ struct Launch {
   std::vector<std::pair<std::string, std::string>> env;       // LaunchRequest::env
   std::string workdir;
   std::string attempt_dir;
+  std::string spool_dir;  // LaunchRequest::spool_dir: where the worker spools the logs
   std::int32_t cpus = 1;
   std::int32_t gpus = 0;
   std::int64_t max_exec_ms = 0;  // the task's max_exec_time; 0: unlimited

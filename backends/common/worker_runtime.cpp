@@ -1,6 +1,7 @@
 #include "worker_runtime.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -138,6 +139,8 @@ void Runtime::start(const wire::Launch& l) {
       refuse(l, ExitKind::kLaunchFailed, handle.error().message);
       return;
     }
+    if (o_.make_attempt_dirs && !l.spool_dir.empty())
+      spooled_dirs_[attempt_key(l.task, l.attempt)] = l.attempt_dir;
   }
   if (o_.enforce_exec_time && l.max_exec_ms > 0)
     deadlines_[attempt_key(l.task, l.attempt)] = {
@@ -222,6 +225,15 @@ void Runtime::collect(std::vector<Completion>& out, std::chrono::milliseconds wa
   if (o_.enforce_exec_time || o_.failure_grace.count() > 0) {
     check_deadlines();
     settle(Clock::now());
+  }
+  if (!spooled_dirs_.empty()) {
+    for (const Completion& c : ready_) {
+      auto it = spooled_dirs_.find(attempt_key(c.task, c.attempt));
+      if (it == spooled_dirs_.end()) continue;
+      const std::string& dir = it->second;  // rmdir: only an empty one goes
+      if (::rmdir(dir.c_str()) == 0) ::rmdir(dir.substr(0, dir.rfind('/')).c_str());
+      spooled_dirs_.erase(it);
+    }
   }
   if (out.empty()) {
     out.swap(ready_);

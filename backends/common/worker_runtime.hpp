@@ -109,6 +109,9 @@ class Runtime {
   int functions_in_flight_ = 0;  // started on threads and not yet collected
   // key -> (when, max_exec_ms); only with enforce_exec_time.
   std::unordered_map<std::uint64_t, std::pair<Clock::time_point, std::int64_t>> deadlines_;
+  // Attempt directories this worker made for attempts whose logs go to spools: removed
+  // when the attempt ends having left nothing there (with its task's, when empty too).
+  std::unordered_map<std::uint64_t, std::string> spooled_dirs_;
   std::unordered_map<std::uint64_t, std::int64_t> timed_out_;
   std::set<std::uint64_t> killed_;  // by the coordinator's request; only with a grace
   std::deque<std::pair<Clock::time_point, Completion>> held_;

@@ -29,6 +29,7 @@
 #include "process_spawner.hpp"
 #include "sluice/engine/gpus.hpp"
 #include "sluice/engine/host_info.hpp"
+#include "sluice/engine/log_spool.hpp"
 #include "sluice/engine/wall_clock.hpp"
 
 extern char** environ;
@@ -138,6 +139,7 @@ class LocalBackend final : public Backend {
   void kill(TaskId task, std::uint32_t attempt) override;
   std::size_t in_flight() const override { return active_; }
   void abandon(const std::string& handle) override;
+  bool spools_logs() const override { return true; }
 
  private:
   struct Proc {
@@ -150,7 +152,13 @@ class LocalBackend final : public Backend {
     std::int64_t started_us = 0;
     SteadyClock::time_point kill_at{};
     std::vector<int> gpus;  // indices into gpu_ids_
+    // The read ends of the attempt's stdout and stderr pipes while it spools, else -1.
+    int out_pipe = -1;
+    int err_pipe = -1;
+    bool spooled = false;  // its logs go to the slot's spool (the pipes may be closed already)
   };
+  // What an epoll event is about: bits 32+ of its data, the slot in the low bits.
+  enum EventKind : std::uint64_t { kExitEvent = 0, kStdoutEvent = 1, kStderrEvent = 2 };
 
   // Environment assembly (per launch, into reused buffers).
   void env_begin();
@@ -163,9 +171,16 @@ class LocalBackend final : public Backend {
                              const std::string& workdir, int& err, bool& cached);
 
   // Starts `program`; `pidfd` is the child's pidfd where the spawn path gives one, else -1.
-  int spawn(const std::string& program, const LaunchRequest& request, pid_t& pid, int& pidfd);
+  // `out_fd`/`err_fd`: the child's stdout and stderr (-1: attempt_dir/stdout, /stderr).
+  int spawn(const std::string& program, const LaunchRequest& request, int out_fd, int err_fd,
+            pid_t& pid, int& pidfd);
   // The spawn file actions of `request` (cached when it brings both log fds).
-  posix_spawn_file_actions_t* file_actions(const LaunchRequest& request);
+  posix_spawn_file_actions_t* file_actions(const LaunchRequest& request, int out_fd, int err_fd);
+  // Moves what the slot's pipes hold into its spool; `to_end`: until the pipes are
+  // empty, then closes them (the attempt is over: a process that escaped its group
+  // writes into a closed pipe from here on).
+  void read_pipes(std::uint32_t slot, bool to_end);
+  void read_pipe(std::uint32_t slot, int& fd, LogStream stream, bool to_end);
   std::uint32_t take_slot();
   void release(std::uint32_t slot);
   // Reaps slot if its process has ended (`exited`: known to have ended, its pidfd is
@@ -236,6 +251,8 @@ class LocalBackend final : public Backend {
   std::size_t active_ = 0;
   std::size_t kills_pending_ = 0;
   epoll_event events_[kMaxEvents];
+  SpoolSet spools_;  // one lane per slot
+  std::vector<char> pipe_buffer_ = std::vector<char>(64 * 1024);
 };
 
 LocalBackend::LocalBackend(const LocalBackendOptions& local) : host_(host_name()) {
@@ -330,6 +347,8 @@ LocalBackend::~LocalBackend() {
     while (::waitid(P_PID, static_cast<id_t>(p.pid), &info, WEXITED) < 0 && errno == EINTR) {
     }
     if (p.pidfd >= 0) ::close(p.pidfd);
+    if (p.out_pipe >= 0) ::close(p.out_pipe);
+    if (p.err_pipe >= 0) ::close(p.err_pipe);
     p.active = false;
   }
   if (epfd_ >= 0) ::close(epfd_);
@@ -447,13 +466,14 @@ const std::string* LocalBackend::resolve(const std::string& argv0, std::string_v
   return &it->second;
 }
 
-posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& request) {
+posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& request, int out_fd,
+                                                       int err_fd) {
   const std::string& workdir = request.spec->workdir;
   // Each posix_spawn_file_actions_add* call asks the kernel for the fd limit: build the
   // actions once per (stdout fd, stderr fd, workdir) and reuse them. The coordinator's
   // prepared log fds come from a small recycled set, so a few entries cover a run.
-  const bool cacheable = request.stdout_fd >= 0 && request.stderr_fd >= 0;
-  FileActionsKey key{request.stdout_fd, request.stderr_fd, workdir};
+  const bool cacheable = out_fd >= 0 && err_fd >= 0;
+  FileActionsKey key{out_fd, err_fd, workdir};
   if (cacheable) {
     for (auto& e : actions_cache_)
       if (e->key == key) return &e->fa;
@@ -467,12 +487,12 @@ posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& requ
   err_path_.assign(request.attempt_dir).append("/stderr");
   // Not O_CLOEXEC: these become the child's fds 0, 1 and 2.
   posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
-  if (request.stdout_fd >= 0)
-    posix_spawn_file_actions_adddup2(fa, request.stdout_fd, 1);
+  if (out_fd >= 0)
+    posix_spawn_file_actions_adddup2(fa, out_fd, 1);
   else
     posix_spawn_file_actions_addopen(fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (request.stderr_fd >= 0)
-    posix_spawn_file_actions_adddup2(fa, request.stderr_fd, 2);
+  if (err_fd >= 0)
+    posix_spawn_file_actions_adddup2(fa, err_fd, 2);
   else
     posix_spawn_file_actions_addopen(fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (!workdir.empty()) posix_spawn_file_actions_addchdir_np(fa, workdir.c_str());
@@ -488,14 +508,14 @@ posix_spawn_file_actions_t* LocalBackend::file_actions(const LaunchRequest& requ
   return &actions_cache_.back()->fa;
 }
 
-int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, pid_t& pid,
-                        int& pidfd) {
-  posix_spawn_file_actions_t* fa = fast_spawn_ ? nullptr : file_actions(request);
+int LocalBackend::spawn(const std::string& program, const LaunchRequest& request, int out_fd,
+                        int err_fd, pid_t& pid, int& pidfd) {
+  posix_spawn_file_actions_t* fa = fast_spawn_ ? nullptr : file_actions(request, out_fd, err_fd);
   local::SpawnRequest s;
   if (fast_spawn_) {
     s.envp = envp_.data();
-    s.stdout_fd = request.stdout_fd;
-    s.stderr_fd = request.stderr_fd;
+    s.stdout_fd = out_fd;
+    s.stderr_fd = err_fd;
     if (s.stdout_fd < 0)
       s.stdout_path = out_path_.assign(request.attempt_dir).append("/stdout").c_str();
     if (s.stderr_fd < 0)
@@ -537,6 +557,9 @@ void LocalBackend::release(std::uint32_t slot) {
   p.gpus.clear();
   if (p.pidfd >= 0) ::close(p.pidfd);  // also leaves the epoll set
   p.pidfd = -1;
+  if (p.out_pipe >= 0) ::close(p.out_pipe);
+  if (p.err_pipe >= 0) ::close(p.err_pipe);
+  p.out_pipe = p.err_pipe = -1;
   if (p.term_sent) --kills_pending_;
   p.term_sent = false;
   p.active = false;
@@ -605,11 +628,32 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
   }
   argv_.push_back(nullptr);
 
+  // Spooled logs come through pipes that this backend reads (log_spool.hpp says why).
+  int out_fd = request.stdout_fd;
+  int err_fd = request.stderr_fd;
+  int out_pipe[2] = {-1, -1};
+  int err_pipe[2] = {-1, -1};
+  auto close_pipes = [&] {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
+      if (fd >= 0) ::close(fd);
+  };
+  const bool spooled = !request.spool_dir.empty() && out_fd < 0 && err_fd < 0;
+  if (spooled) {
+    if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+      const int err = errno;
+      close_pipes();
+      return make_error(ErrorCode::kBackend,
+                        "cannot start '" + shown + "': pipe: " + std::strerror(err));
+    }
+    out_fd = out_pipe[1];
+    err_fd = err_pipe[1];
+  }
+
   const std::int64_t started = wall_us();
   pid_t pid = 0;
   const std::uint64_t spawned_tick = boot_ticks_now();  // before the fork: a lower bound
   int pidfd = -1;                                       // from the clone where it can give one
-  int rc = spawn(*program, request, pid, pidfd);
+  int rc = spawn(*program, request, out_fd, err_fd, pid, pidfd);
   if (rc != 0 && cached && (rc == ENOENT || rc == EACCES)) {
     // The cached resolution went stale (file removed or changed): search again once.
     resolve_cache_.erase(cache_key_);
@@ -621,10 +665,16 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
       argv_.clear();
       for (const auto& a : command) argv_.push_back(const_cast<char*>(a.c_str()));
       argv_.push_back(nullptr);
-      rc = spawn(*program, request, pid, pidfd);
+      rc = spawn(*program, request, out_fd, err_fd, pid, pidfd);
     }
   }
+  if (spooled) {  // the child has its own copies of the write ends
+    ::close(out_pipe[1]);
+    ::close(err_pipe[1]);
+    out_pipe[1] = err_pipe[1] = -1;
+  }
   if (rc != 0) {
+    close_pipes();
     std::string why = std::strerror(rc);
     struct stat st;
     if (!spec.workdir.empty() && ::stat(spec.workdir.c_str(), &st) != 0) {
@@ -645,6 +695,7 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
       ::kill(pid, SIGKILL);
       while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
       }
+      close_pipes();
       return make_error(ErrorCode::kBackend,
                         "cannot watch '" + shown + "': pidfd_open: " + std::strerror(err));
     }
@@ -662,15 +713,31 @@ Expected<std::string> LocalBackend::launch(const LaunchRequest& request) {
       ::kill(pid, SIGKILL);
       while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
       }
+      close_pipes();
       return make_error(ErrorCode::kBackend,
                         "cannot watch '" + shown + "': epoll_ctl: " + std::strerror(err));
     }
+  }
+  if (spooled) {
+    for (int fd : {out_pipe[0], err_pipe[0]}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
+    if (use_pidfd_) {  // else poll() reads every pipe on each round
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = slot | (std::uint64_t{kStdoutEvent} << 32);
+      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, out_pipe[0], &ev);
+      ev.data.u64 = slot | (std::uint64_t{kStderrEvent} << 32);
+      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, err_pipe[0], &ev);
+    }
+    spools_.begin(slot, request.spool_dir, request.task, request.attempt);
   }
   Proc& p = procs_[slot];
   p.active = true;
   p.term_sent = false;
   p.pid = pid;
   p.pidfd = pidfd;
+  p.out_pipe = out_pipe[0];
+  p.err_pipe = err_pipe[0];
+  p.spooled = spooled;
   p.task = request.task;
   p.attempt = request.attempt;
   p.started_us = started;
@@ -722,9 +789,43 @@ bool LocalBackend::try_reap(std::uint32_t slot, bool exited, std::vector<Complet
     c.code = info.si_status;
     c.reason = signal_reason(info.si_status, info.si_code == CLD_DUMPED);
   }
+  if (p.spooled) {
+    read_pipes(slot, true);
+    c.log = spools_.end(slot);
+  }
   out.push_back(std::move(c));
   release(slot);
   return true;
+}
+
+void LocalBackend::read_pipe(std::uint32_t slot, int& fd, LogStream stream, bool to_end) {
+  // Bounded per call while the attempt runs, so one chatty attempt cannot hold up the
+  // others' completions; its pipe stays readable and is read again on the next round.
+  // At the end, bounded too: an escaped process that writes faster than this reads
+  // would otherwise keep the pipe from ever being empty.
+  for (int rounds = 0; fd >= 0 && rounds < (to_end ? 1024 : 16); ++rounds) {
+    const ssize_t n = ::read(fd, pipe_buffer_.data(), pipe_buffer_.size());
+    if (n > 0) {
+      spools_.append(slot, stream, pipe_buffer_.data(), static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN && !to_end) return;
+    ::close(fd);  // end of file (every writer is gone), or the attempt is over
+    fd = -1;
+    return;
+  }
+  if (to_end && fd >= 0) {
+    ::close(fd);
+    fd = -1;
+  }
+}
+
+void LocalBackend::read_pipes(std::uint32_t slot, bool to_end) {
+  Proc& p = procs_[slot];
+  if (!p.active) return;
+  read_pipe(slot, p.out_pipe, LogStream::kStdout, to_end);
+  read_pipe(slot, p.err_pipe, LogStream::kStderr, to_end);
 }
 
 SteadyClock::time_point LocalBackend::next_kill() const {
@@ -765,11 +866,22 @@ void LocalBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds 
     if (use_pidfd_) {
       int n = ::epoll_wait(epfd_, events_, kMaxEvents, static_cast<int>(wait_ms));
       for (int i = 0; i < n; ++i) {
-        try_reap(static_cast<std::uint32_t>(events_[i].data.u64), true, out);
+        const auto slot = static_cast<std::uint32_t>(events_[i].data.u64);
+        const auto kind = events_[i].data.u64 >> 32;
+        if (kind == kExitEvent) {
+          try_reap(slot, true, out);
+        } else if (slot < procs_.size()) {  // pipe fds of a slot reaped just before are -1
+          Proc& p = procs_[slot];
+          read_pipe(slot, kind == kStdoutEvent ? p.out_pipe : p.err_pipe,
+                    kind == kStdoutEvent ? LogStream::kStdout : LogStream::kStderr, false);
+        }
       }
     } else {
       // No pidfds (kernel < 5.3): check each attempt, then sleep a little.
-      for (std::uint32_t slot = 0; slot < procs_.size(); ++slot) try_reap(slot, false, out);
+      for (std::uint32_t slot = 0; slot < procs_.size(); ++slot) {
+        read_pipes(slot, false);
+        try_reap(slot, false, out);
+      }
       if (out.size() == before && wait_ms > 0) {
         auto nap =
             std::min<std::chrono::microseconds>(fallback_sleep, std::chrono::milliseconds(wait_ms));

@@ -46,6 +46,9 @@ class MpiBackend final : public Backend {
   // rank 0 spends no file-system time per attempt (what lets it hand out tens of
   // thousands of function tasks per second).
   bool wants_attempt_dir() const override { return false; }
+  // The workers' local backends spool each slot's logs (log_spool.hpp) and remove the
+  // attempt directories left empty.
+  bool spools_logs() const override { return true; }
   Capacity capacity() const override { return capacity_; }
   Expected<std::string> launch(const LaunchRequest& request) override;
   void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override;

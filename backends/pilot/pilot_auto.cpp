@@ -64,6 +64,8 @@ class AutoBackend final : public Backend {
   }
   std::size_t in_flight() const override { return pilot_->in_flight() + jobs_->in_flight(); }
   std::string describe() const override { return jobs_->describe(); }
+  // Pilot workers spool; jobs of their own (slurm) still write their attempt's files.
+  bool spools_logs() const override { return pilot_->spools_logs(); }
   void abandon(const std::string& handle) override {
     (handle.rfind("pilot:", 0) == 0 ? pilot_ : jobs_)->abandon(handle);
   }

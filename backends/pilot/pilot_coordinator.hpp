@@ -44,6 +44,9 @@ class PilotBackend final : public Backend {
   ~PilotBackend() override;
 
   std::string name() const override { return "pilot"; }
+  // Each worker's local backend spools its slots' logs in the run's spools directory on
+  // the shared filesystem (log_spool.hpp); completions bring each attempt's range back.
+  bool spools_logs() const override { return true; }
   Capacity capacity() const override {
     // Allocations come and go: the scheduler gets a window of cores, and launches that no
     // worker can take yet wait here. Bounded because the coordinator makes each

@@ -174,14 +174,14 @@ TEST_CASE("resume never reuses the directory of an attempt launched but not reco
 }
 
 // While `first` runs, the coordinator already made `second`'s directory (the next link
-// of the chain), its stdout with mode 0 until launch. After a crash, resume must reuse
-// that attempt number rather than record a lost attempt.
+// of the chain), with mode 0 until launch (logs go to spools: no stdout is made). After
+// a crash, resume must reuse that attempt number rather than record a lost attempt.
 TEST_CASE("resume reuses a directory made ahead for an attempt that never launched",
           "[integration][crash]") {
   ScratchDir dir;
   fs::path ahead;
   const std::string id = kill_while_first_runs(dir, [&](const std::string& run) {
-    ahead = dir / ".sluice/runs" / run / "tasks/second/1/stdout";
+    ahead = dir / ".sluice/runs" / run / "tasks/second/1";
     return fs::exists(ahead);
   });
   CHECK(fs::status(ahead).permissions() == fs::perms::none);

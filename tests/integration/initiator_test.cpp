@@ -78,7 +78,7 @@ TEST_CASE("a home from before the initiator was kept is read, then upgraded by a
 
   // The next run upgrades the store, and keeps its own initiator.
   const std::string new_id = run_ok(dir);
-  CHECK(sqlite_query(db, "PRAGMA user_version") == "4");
+  CHECK(sqlite_query(db, "PRAGMA user_version") == "5");  // 5: attempt_logs
   CHECK(get_json(new_id, dir.path())["initiator"] == expected_initiator());
   CHECK(get_json(old_id, dir.path())["initiator"] == "");
 }

@@ -164,6 +164,38 @@ TEST_CASE("a 1,000-point sweep and its reduce run under mpirun -n 4", "[integrat
   CHECK(result_of(results_json(run_id_of(r), dir.path()), "total", "sum") == 332833500);
 }
 
+// Logs in spools, one per worker slot, and attempt directories removed when left empty:
+// 2,000 tasks that each print to stdout and stderr add a few dozen inodes, not 8,000.
+TEST_CASE("2,000 printing tasks under mpirun -n 3 add at most 50 inodes and their logs are exact",
+          "[integration][mpi][spool]") {
+  REQUIRE_MPIRUN();
+  ScratchDir dir;
+  write_file(dir / "first.toml", "[workflow]\nname = \"first\"\n[tasks.a]\nshell = \"true\"\n");
+  REQUIRE(run_sluice({"run", "-q", "first.toml"}, dir.path()).exit_code == 0);
+  auto inodes = [&] {
+    std::size_t n = 0;
+    for (auto it = fs::recursive_directory_iterator(dir / ".sluice");
+         it != fs::recursive_directory_iterator(); ++it)
+      ++n;
+    return n;
+  };
+  const std::size_t before = inodes();
+  std::string wf = "[workflow]\nname = \"many\"\n[tasks.t]\nmatrix = { i = [";
+  for (int i = 0; i < 2000; ++i) wf += (i ? "," : "") + std::to_string(i);
+  wf += "] }\nshell = \"echo out{i}; echo err{i} >&2\"\n";
+  write_file(dir / "many.toml", wf);
+  auto r = run_on("mpi", {"run", "-q", "many.toml"}, dir.path(), 3);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(inodes() - before <= 50);
+  const std::string id = run_id_of(r);
+  for (int i : {0, 777, 1999}) {
+    auto out = run_sluice({"logs", id, "t." + std::to_string(i)}, dir.path());
+    CHECK(out.out == "out" + std::to_string(i) + "\n");
+    CHECK(out.err == "err" + std::to_string(i) + "\n");
+  }
+}
+
 // 1,000 artifact paths under a home this deep make SLUICE_INPUTS longer than one
 // environment string may be (> 100 KB): the list goes to the attempt's `inputs` file, which
 // the coordinator must write even where the worker, not it, makes the attempt directory.

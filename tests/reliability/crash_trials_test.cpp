@@ -11,8 +11,8 @@
 #include <random>
 #include <set>
 
-#include "support/run_queries.hpp"
 #include "support/reliability.hpp"
+#include "support/run_queries.hpp"
 
 using nlohmann::json;
 using namespace sluice::testing;
@@ -34,29 +34,30 @@ const char* kTrialWorkflow = R"TOML(
 [workflow]
 name = "trials"
 [tasks.prepare]
-shell = "echo x >> executions/$SLUICE_TASK; sleep 0.1; sluice put n 3"
+shell = "echo x >> executions/$SLUICE_TASK; echo out $SLUICE_TASK $SLUICE_ATTEMPT; echo err $SLUICE_TASK $SLUICE_ATTEMPT >&2; sleep 0.1; sluice put n 3"
 [tasks.left]
 after = ["prepare"]
-shell = "echo x >> executions/$SLUICE_TASK; sluice put v $(( $(sluice get prepare n) * 2 ))"
+shell = "echo x >> executions/$SLUICE_TASK; echo out $SLUICE_TASK $SLUICE_ATTEMPT; echo err $SLUICE_TASK $SLUICE_ATTEMPT >&2; sluice put v $(( $(sluice get prepare n) * 2 ))"
 [tasks.right]
 after = ["prepare"]
-shell = "echo x >> executions/$SLUICE_TASK; sleep 0.1; sluice put v $(( $(sluice get prepare n) + 10 ))"
+shell = "echo x >> executions/$SLUICE_TASK; echo out $SLUICE_TASK $SLUICE_ATTEMPT; echo err $SLUICE_TASK $SLUICE_ATTEMPT >&2; sleep 0.1; sluice put v $(( $(sluice get prepare n) + 10 ))"
 [tasks.sq]
 matrix = { i = [1, 2, 3, 4] }
-shell = "echo x >> executions/$SLUICE_TASK; sleep 0.1; sluice put v $(( {i} * {i} ))"
+shell = "echo x >> executions/$SLUICE_TASK; echo out $SLUICE_TASK $SLUICE_ATTEMPT; echo err $SLUICE_TASK $SLUICE_ATTEMPT >&2; sleep 0.1; sluice put v $(( {i} * {i} ))"
 [tasks.map]
 shell = '''
 echo x >> executions/$SLUICE_TASK
+echo out $SLUICE_TASK $SLUICE_ATTEMPT; echo err $SLUICE_TASK $SLUICE_ATTEMPT >&2
 for i in 0 1 2; do
   sluice add-child --name part_$i --before reduce --shell "echo x >> executions/\$SLUICE_TASK; sluice put v $((i + 1))"
 done
 '''
 [tasks.reduce]
 after = ["map"]
-shell = "echo x >> executions/$SLUICE_TASK; sluice put v $(sluice inputs v | awk '{s += $1} END {print s}')"
+shell = "echo x >> executions/$SLUICE_TASK; echo out $SLUICE_TASK $SLUICE_ATTEMPT; echo err $SLUICE_TASK $SLUICE_ATTEMPT >&2; sluice put v $(sluice inputs v | awk '{s += $1} END {print s}')"
 [tasks.join]
 after = ["left", "right", "sq", "reduce"]
-shell = "echo x >> executions/$SLUICE_TASK; sluice put total $(sluice inputs v | awk '{s += $1} END {print s}')"
+shell = "echo x >> executions/$SLUICE_TASK; echo out $SLUICE_TASK $SLUICE_ATTEMPT; echo err $SLUICE_TASK $SLUICE_ATTEMPT >&2; sluice put total $(sluice inputs v | awk '{s += $1} END {print s}')"
 )TOML";
 
 // left 6 + right 13 + sq 1+4+9+16 + reduce (1+2+3) = 55
@@ -131,6 +132,17 @@ TrialOutcome crash_trial(const fs::path& dir, std::mt19937& rng) {
     CHECK(counts[t["name"]] >= 1);
   }
   CHECK(sqlite_integrity(dir / ".sluice/store.db") == "ok");
+  // No finished attempt lost a log byte: each declared task's last attempt printed one
+  // line to stdout and one to stderr, and `sluice logs` returns exactly those.
+  for (const auto& t : run["task_list"]) {
+    const std::string name = t["name"];
+    if (name.rfind("part_", 0) == 0) continue;  // children print nothing
+    const std::string tag = name + " " + std::to_string(t["attempts"].get<int>()) + "\n";
+    auto logs = run_sluice({"logs", id, name}, dir);
+    INFO("logs of " << name);
+    CHECK(logs.out == "out " + tag);
+    CHECK(logs.err == "err " + tag);
+  }
   outcome.results = results_json(id, dir)["results"];
   return outcome;
 }

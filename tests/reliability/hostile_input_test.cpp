@@ -181,7 +181,8 @@ TEST_CASE("a 200 MB workflow file is refused quickly with its size limit",
 TEST_CASE("run and attempt directories, logs, artifacts and the store are private by default",
           "[reliability][hostile][permissions]") {
   ScratchDir dir;
-  write_file(dir / "wf.toml", "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put v 1\"\n");
+  write_file(dir / "wf.toml",
+             "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put v 1; echo hi\"\n");
   auto r = run_sluice({"run", "-q", "wf.toml"}, dir.path());
   REQUIRE(r.exit_code == 0);
   const fs::path home = dir / ".sluice";
@@ -191,9 +192,11 @@ TEST_CASE("run and attempt directories, logs, artifacts and the store are privat
   CHECK(mode_of(run / "tasks") == 0700);
   CHECK(mode_of(run / "tasks/a") == 0700);
   CHECK(mode_of(run / "tasks/a/1") == 0700);
-  CHECK(mode_of(run / "tasks/a/1/stdout") == 0600);
-  CHECK(mode_of(run / "tasks/a/1/stderr") == 0600);
   CHECK(mode_of(run / "tasks/a/1/output.h5") == 0600);
+  // Logs go to the run's spools (one file per slot), as private as the rest.
+  CHECK(mode_of(run / "spools") == 0700);
+  for (const auto& spool : fs::directory_iterator(run / "spools"))
+    CHECK(mode_of(spool.path()) == 0600);
   CHECK(mode_of(home / "store.db") == 0600);
   // A reader keeps the WAL files open; check them while one exists.
   run_sluice({"ps"}, dir.path());
@@ -205,13 +208,15 @@ TEST_CASE("SLUICE_UMASK loosens the modes, e.g. to share a home with the group",
           "[reliability][hostile][permissions]") {
   ScratchDir dir;
   ScopedEnv umask("SLUICE_UMASK", "027");
-  write_file(dir / "wf.toml", "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put v 1\"\n");
+  write_file(dir / "wf.toml",
+             "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put v 1; echo hi\"\n");
   auto r = run_sluice({"run", "-q", "wf.toml"}, dir.path());
   REQUIRE(r.exit_code == 0);
   const fs::path run = dir / (".sluice/runs/" + run_id_of(r));
   CHECK(mode_of(run) == 0750);
   CHECK(mode_of(run / "tasks/a/1") == 0750);
-  CHECK(mode_of(run / "tasks/a/1/stdout") == 0640);
+  for (const auto& spool : fs::directory_iterator(run / "spools"))
+    CHECK(mode_of(spool.path()) == 0640);
   CHECK(mode_of(run / "tasks/a/1/output.h5") == 0640);
   CHECK(mode_of(dir / ".sluice/store.db") == 0640);
 }

@@ -70,11 +70,13 @@ unsigned process_umask() {
 }
 
 // A directory prepare_attempt() made ahead for an attempt that never launched: its
-// stdout still has mode 0 (see PreparedAttempt::ahead).
+// stdout still has mode 0 (see PreparedAttempt::ahead), or, where logs go to spools and
+// the directory holds no stdout, the directory itself has mode 0.
 bool never_launched(const std::string& dir) {
   struct stat st;
-  return ::lstat((dir + "/stdout").c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-         (st.st_mode & 07777) == 0;
+  if (::lstat((dir + "/stdout").c_str(), &st) == 0)
+    return S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0;
+  return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0;
 }
 
 void remove_attempt_dir(int base, const std::string& dir) {
@@ -99,8 +101,11 @@ Coordinator::Impl::Impl(RunStore& store, Backend& backend, Workflow& workflow, s
       scheduler_(workflow, graph_, backend.capacity()),
       host_(host_name()),
       task_dir_made_(workflow.tasks.size(), 0),
+      spooling_(backend.spools_logs()),
+      spool_dir_(run_dir_ + "/spools"),
       prefetch_(static_cast<std::size_t>(std::clamp(backend.capacity().cpus, 1, 16))),
       launch_mode_(file_modes().file & ~process_umask()),
+      dir_mode_(file_modes().dir & ~process_umask()),
       has_artifact_(workflow.tasks.size(), 0),
       depth_(workflow.tasks.size(), 0),
       result_hash_(workflow.tasks.size()) {}
@@ -296,7 +301,8 @@ bool Coordinator::Impl::prepare_attempt(const Launch& l, const std::string& dir,
     ::mkdir(dir.substr(0, dir.rfind('/')).c_str(), modes.dir);
     task_dir_made_[l.task] = 1;
   }
-  if (::mkdirat(base, path->c_str(), modes.dir) != 0) {
+  // Spooled: the directory alone marks an attempt made ahead, with mode 0 until launch.
+  if (::mkdirat(base, path->c_str(), spooling_ && ahead ? 0 : modes.dir) != 0) {
     // An existing path must be a real directory: an earlier attempt may have planted a
     // symbolic link where this attempt's directory goes.
     struct stat st;
@@ -306,6 +312,9 @@ bool Coordinator::Impl::prepare_attempt(const Launch& l, const std::string& dir,
       return false;
     }
   }
+  out.attempt = l.attempt;
+  out.ahead = ahead;
+  if (spooling_) return true;  // the logs go to the backend's spools
   // O_NOFOLLOW: never truncate a file that a link in the attempt directory points at.
   constexpr int kFlags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
   out.attempt = l.attempt;
@@ -376,6 +385,23 @@ void Coordinator::Impl::refuse_launch(const Launch& l, std::string why, TimePoin
   a.started_us = a.ended_us = wall_us();
   a.host = host_;
   pending_.attempt_starts.push_back(std::move(a));
+  drop_empty_attempt_dir(l.task, l.attempt);
+}
+
+void Coordinator::Impl::drop_empty_attempt_dir(TaskId task, std::uint32_t attempt) {
+  // Where workers make the directories (mpi), they remove them too.
+  if (!spooling_ || !backend_.wants_attempt_dir()) return;
+  // rmdir() removes only an empty directory: whatever the attempt left stays.
+  const std::string& name = workflow_.tasks[task].name;
+  if (tasks_fd_ >= 0) {
+    if (::unlinkat(tasks_fd_, relative_attempt_dir(name, attempt).c_str(), AT_REMOVEDIR) == 0 &&
+        ::unlinkat(tasks_fd_, name.c_str(), AT_REMOVEDIR) == 0)
+      task_dir_made_[task] = 0;
+    return;
+  }
+  const std::string dir = store_.attempt_dir(run_id_, name, attempt);
+  if (::rmdir(dir.c_str()) == 0 && ::rmdir(dir.substr(0, dir.rfind('/')).c_str()) == 0)
+    task_dir_made_[task] = 0;
 }
 
 std::string Coordinator::Impl::attempt_dir_if_any(TaskId task, std::uint32_t attempt) const {
@@ -405,7 +431,13 @@ bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPla
   }
   // This attempt is used from here on (launched, refused or served from the cache): a
   // restarted coordinator must count it, not take it for a directory made ahead.
-  if (prepared.ahead) ::fchmod(prepared.out_fd, launch_mode_);
+  if (prepared.ahead && prepared.out_fd >= 0) ::fchmod(prepared.out_fd, launch_mode_);
+  if (prepared.ahead && spooling_) {
+    if (tasks_fd_ >= 0)
+      ::fchmodat(tasks_fd_, relative_attempt_dir(spec.name, l.attempt).c_str(), dir_mode_, 0);
+    else
+      ::chmod(dir.c_str(), dir_mode_);
+  }
   LaunchRequest& req = plan.request;
   req.task = l.task;
   req.attempt = l.attempt;
@@ -427,6 +459,7 @@ bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPla
     return false;  // completed from the cache: nothing to launch
   }
   req.attempt_dir = std::move(dir);
+  if (spooling_) req.spool_dir = spool_dir_;
   req.stdout_fd = prepared.out_fd;
   req.stderr_fd = prepared.err_fd;
   return true;
@@ -695,6 +728,12 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
       a.reason = std::move(outcome->reason);
       a.ended_us = c.ended_us ? c.ended_us : wall_us();
       pending_.attempt_ends.push_back(std::move(a));
+    }
+    // The logs' place rides on the same commit as the attempt's end: a finished attempt
+    // is never recorded without it. Attempts the scheduler ignored (stale) count too.
+    for (Completion& c : completions) {
+      if (!c.log.empty()) pending_.logs.push_back({c.task, c.attempt, std::move(c.log)});
+      drop_empty_attempt_dir(c.task, c.attempt);
     }
     for (const Kill& k : scheduler_.on_tick(now)) backend_.kill(k.task, k.attempt);
     if (auto r = drive_step(); !r) return tl::unexpected(r.error());

@@ -152,6 +152,7 @@ void Coordinator::Impl::finish_cached(TimePoint now) {
     a.reason = outcome->state == TaskState::kSucceeded ? cc.note : outcome->reason;
     a.ended_us = c.ended_us;
     pending_.attempt_ends.push_back(std::move(a));
+    drop_empty_attempt_dir(c.task, c.attempt);
   }
 }
 

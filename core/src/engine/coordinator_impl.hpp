@@ -84,6 +84,9 @@ class Coordinator::Impl : private RunDriverHost {
   void record_launch(const Launch& l, Expected<std::string> handle, TimePoint now);
   // `why` is cut to kMaxReasonBytes (reason_limit.hpp) before it is recorded.
   void refuse_launch(const Launch& l, std::string why, TimePoint now);
+  // For a backend that spools logs: removes the attempt's directory, and its task's,
+  // when the attempt left nothing there (a task that leaves no file costs no inode).
+  void drop_empty_attempt_dir(TaskId task, std::uint32_t attempt);
   // The attempt's directory when the backend uses one, else "".
   std::string attempt_dir_if_any(TaskId task, std::uint32_t attempt) const;
   // An attempt's directory, made and with its stdout/stderr open, ready to launch.
@@ -166,6 +169,8 @@ class Coordinator::Impl : private RunDriverHost {
   Scheduler scheduler_;
   std::string host_;
   std::vector<std::uint8_t> task_dir_made_;
+  bool spooling_ = false;  // backend_.spools_logs()
+  std::string spool_dir_;  // RUN/spools
   int tasks_fd_ = -1;      // RUN_DIR/tasks, open while run() goes on
   std::string rel_;        // scratch: an attempt directory relative to tasks_fd_
   std::string file_path_;  // scratch: a log file's path
@@ -175,6 +180,7 @@ class Coordinator::Impl : private RunDriverHost {
   std::vector<TaskId> last_launched_;  // the latest step's launches: whose children come next
   std::size_t prefetch_;               // how many upcoming attempts get their directory ahead
   unsigned launch_mode_;               // a log file's mode: file_modes() under the process umask
+  unsigned dir_mode_;                  // an attempt directory's, likewise
   std::string workflow_id_;            // project:name:revision
   // Tasks whose final attempt left a valid artifact, and its checksum.
   std::vector<std::uint8_t> has_artifact_;

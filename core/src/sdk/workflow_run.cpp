@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "sluice/engine/artifacts.hpp"
+#include "sluice/engine/attempt_logs.hpp"
 #include "sluice/engine/coordinator.hpp"
 #include "sluice/engine/graph.hpp"
 #include "sluice/engine/hdf5_codec.hpp"
@@ -36,13 +37,6 @@ inline void check(Expected<void> e) {
 bool exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Any stored definition as a Workflow: an SDK one, or a TOML workflow file's text.
@@ -222,7 +216,10 @@ Map WorkflowRun::get_results(bool wait, std::chrono::milliseconds timeout) {
 std::string WorkflowRun::logs(const std::string& task, bool stderr_log) {
   const TaskRecord t = impl_->task(task);
   if (t.attempts == 0) return "";
-  return read_text(impl_->attempt_dir(t) + (stderr_log ? "/stderr" : "/stdout"));
+  std::string text;
+  check(read_attempt_log(*impl_->store, impl_->run.id, t.index, t.name, t.attempts,
+                         stderr_log ? LogStream::kStderr : LogStream::kStdout, text));
+  return text;
 }
 
 std::string WorkflowRun::artifact(const std::string& task) {

@@ -386,6 +386,26 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
     if (!r) return r;
   }
 
+  if (!update.logs.empty()) {
+    auto s = impl.prepare(
+        "INSERT OR REPLACE INTO attempt_logs (run, task, attempt, spool, offset, length, "
+        "out_bytes, err_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    if (!s) return tl::unexpected(s.error());
+    Query q(*s);
+    q.bind(1, run);
+    for (const AttemptLog& l : update.logs) {
+      q.bind(2, std::int64_t{l.task})
+          .bind(3, std::int64_t{l.attempt})
+          .bind(4, l.span.spool)
+          .bind(5, static_cast<std::int64_t>(l.span.offset))
+          .bind(6, static_cast<std::int64_t>(l.span.length))
+          .bind(7, static_cast<std::int64_t>(l.span.out_bytes))
+          .bind(8, static_cast<std::int64_t>(l.span.err_bytes));
+      if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error("recording logs"));
+      q.reset();
+    }
+  }
+
   if (!attempts.empty()) {
     auto r = insert_rows(
         impl, kInsertAttempts, std::span<const PendingAttempt>(attempts),
@@ -522,8 +542,8 @@ Expected<void> RunStore::remove_run(const std::string& run_id) {
   impl.run_rowids.erase(run_id);
   for (const char* sql :
        {"DELETE FROM events WHERE run = ?1", "DELETE FROM attempts WHERE run = ?1",
-        "DELETE FROM dynamic_tasks WHERE run = ?1", "DELETE FROM tasks WHERE run = ?1",
-        "DELETE FROM runs WHERE rowid = ?1"}) {
+        "DELETE FROM attempt_logs WHERE run = ?1", "DELETE FROM dynamic_tasks WHERE run = ?1",
+        "DELETE FROM tasks WHERE run = ?1", "DELETE FROM runs WHERE rowid = ?1"}) {
     auto s = impl.prepare(sql);
     if (!s) return tl::unexpected(s.error());
     Query q(*s);

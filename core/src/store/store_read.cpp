@@ -200,6 +200,43 @@ Expected<std::vector<DynamicTaskRecord>> RunStore::list_dynamic_tasks(const std:
   return out;
 }
 
+Expected<std::optional<LogSpan>> RunStore::attempt_log(const std::string& run_id, TaskId task,
+                                                       std::uint32_t attempt) {
+  Impl& impl = *impl_;
+  if (impl.schema_version < 5) return std::optional<LogSpan>();  // an older home: files only
+  auto rowid = impl.run_rowid(run_id);
+  if (!rowid) return tl::unexpected(rowid.error());
+  auto s = impl.prepare(
+      "SELECT spool, offset, length, out_bytes, err_bytes FROM attempt_logs "
+      "WHERE run = ?1 AND task = ?2 AND attempt = ?3");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  q.bind(1, *rowid).bind(2, std::int64_t{task}).bind(3, std::int64_t{attempt});
+  const int rc = q.step();
+  if (rc == SQLITE_DONE) return std::optional<LogSpan>();
+  if (rc != SQLITE_ROW) return tl::unexpected(impl.error("reading an attempt's logs"));
+  LogSpan span;
+  span.spool = q.text(0);
+  span.offset = static_cast<std::uint64_t>(q.i64(1));
+  span.length = static_cast<std::uint64_t>(q.i64(2));
+  span.out_bytes = static_cast<std::uint64_t>(q.i64(3));
+  span.err_bytes = static_cast<std::uint64_t>(q.i64(4));
+  return std::optional<LogSpan>(std::move(span));
+}
+
+Expected<std::pair<std::int64_t, std::int64_t>> RunStore::log_counts(const std::string& run_id) {
+  Impl& impl = *impl_;
+  if (impl.schema_version < 5) return std::pair<std::int64_t, std::int64_t>{0, 0};
+  auto rowid = impl.run_rowid(run_id);
+  if (!rowid) return tl::unexpected(rowid.error());
+  auto s = impl.prepare("SELECT count(*), count(DISTINCT spool) FROM attempt_logs WHERE run = ?1");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  q.bind(1, *rowid);
+  if (q.step() != SQLITE_ROW) return tl::unexpected(impl.error("counting logs"));
+  return std::pair<std::int64_t, std::int64_t>{q.i64(0), q.i64(1)};
+}
+
 Expected<std::vector<AttemptRecord>> RunStore::list_attempts(const std::string& run_id,
                                                              std::optional<TaskId> task) {
   Impl& impl = *impl_;

@@ -69,7 +69,7 @@ Expected<void> enable_wal(sqlite3* db) {
   }
 }
 
-constexpr int kSchemaVersion = 4;  // 2: dynamic_tasks, 3: cache, 4: runs.initiator
+constexpr int kSchemaVersion = 5;  // 2: dynamic_tasks, 3: cache, 4: runs.initiator, 5: attempt_logs
 
 // Times are microseconds since the epoch (0: not yet). States are the names from
 // state.hpp, so the file reads well in the sqlite3 shell. Events carry no foreign key:
@@ -166,6 +166,17 @@ CREATE TABLE IF NOT EXISTS cache (
   PRIMARY KEY (project, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (project, workflow, task, created_us);
+CREATE TABLE IF NOT EXISTS attempt_logs (
+  run       INTEGER NOT NULL,
+  task      INTEGER NOT NULL,
+  attempt   INTEGER NOT NULL,
+  spool     TEXT NOT NULL,
+  offset    INTEGER NOT NULL,
+  length    INTEGER NOT NULL,
+  out_bytes INTEGER NOT NULL,
+  err_bytes INTEGER NOT NULL,
+  PRIMARY KEY (run, task, attempt)
+) WITHOUT ROWID;
 )sql";
 
 }  // namespace

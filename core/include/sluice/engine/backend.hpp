@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/engine/log_spool.hpp"
 #include "sluice/error.hpp"
 #include "sluice/task_spec.hpp"
 
@@ -53,7 +54,13 @@ struct LaunchRequest {
   TaskId task = 0;
   std::uint32_t attempt = 1;  // 1-based
   const TaskSpec* spec = nullptr;
-  std::string attempt_dir;  // exists; stdout and stderr go here
+  // The attempt's directory (SLUICE_ATTEMPT_DIR). It exists; a backend that spools
+  // (Backend::spools_logs()) writes nothing there, and the coordinator removes it after
+  // the attempt when the attempt left it empty.
+  std::string attempt_dir;
+  // For a backend that spools: the run's spool directory (RUN/spools), where the
+  // attempt's stdout and stderr go (log_spool.hpp). Empty otherwise.
+  std::string spool_dir;
   // Variables added on top of the coordinator's environment and the task's `env`.
   std::vector<std::pair<std::string, std::string>> env;
   // When set, replace spec->command / spec->shell: the engine resolved placeholders
@@ -61,7 +68,8 @@ struct LaunchRequest {
   const std::vector<std::string>* command = nullptr;
   const std::string* shell = nullptr;
   // Already open for writing (the attempt's stdout and stderr files), or -1: the
-  // backend then opens attempt_dir/stdout and /stderr itself. The caller closes them.
+  // backend then opens attempt_dir/stdout and /stderr itself, unless it spools. The
+  // caller closes them.
   int stdout_fd = -1;
   int stderr_fd = -1;
 };
@@ -89,6 +97,9 @@ struct Completion {
   // put), when the writer still held the values: function tasks run in a process that
   // reports back. "" when unknown: the coordinator then reads the artifact to hash it.
   std::string content_hash;
+  // Where a spooling backend put the attempt's stdout and stderr (empty: it printed
+  // nothing, or the backend writes per-attempt files).
+  LogSpan log;
 
   bool ok() const { return kind == ExitKind::kExited && code == 0 && failure.empty(); }
 };
@@ -152,6 +163,12 @@ class Backend {
   // coordinator then neither makes the attempt directory nor opens its logs before
   // launch(); the backend makes the directory only when an attempt writes into it.
   virtual bool wants_attempt_dir() const { return true; }
+
+  // True for a backend that writes attempts' stdout and stderr into spools under
+  // LaunchRequest::spool_dir and reports each attempt's range in Completion::log: the
+  // coordinator then opens no log files, and removes an attempt's directory when the
+  // attempt left nothing in it. Default: false (attempt_dir/stdout and /stderr).
+  virtual bool spools_logs() const { return false; }
 
   // How this backend reaches what runs the attempts, in one line for `sluice run
   // --verbose` and the run's record (slurm: which driver and why); empty when there is

@@ -10,7 +10,9 @@
 // Layout of the home directory:
 //   HOME/store.db                          this database
 //   HOME/runs/RUN/                         one directory per run
-//   HOME/runs/RUN/tasks/TASK/ATTEMPT/      one per attempt: stdout, stderr, output.h5
+//   HOME/runs/RUN/spools/                  attempts' logs, one spool per lane (log_spool.hpp)
+//   HOME/runs/RUN/tasks/TASK/ATTEMPT/      an attempt's files, only when it left some
+//                                          (older homes: stdout and stderr of every attempt)
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/engine/log_spool.hpp"
 #include "sluice/error.hpp"
 #include "sluice/records.hpp"
 #include "sluice/state.hpp"
@@ -60,6 +63,13 @@ struct CacheEntry {
   std::int64_t created_us = 0;
 };
 
+// Where one attempt's spooled logs are (table attempt_logs; only attempts that printed).
+struct AttemptLog {
+  TaskId task = 0;
+  std::uint32_t attempt = 0;
+  LogSpan span;
+};
+
 // One batch of changes for one run, written in a single transaction.
 struct RunUpdate {
   std::vector<DynamicTaskRecord> new_tasks;  // inserted first, as waiting tasks
@@ -68,11 +78,12 @@ struct RunUpdate {
   std::vector<AttemptRecord> attempt_ends;    // update state/exit/reason/ended_us
   std::optional<RunState> run_state;
   std::vector<CacheEntry> cache_entries;  // filed (replacing any with the same key)
+  std::vector<AttemptLog> logs;           // where attempts' spooled logs are
   std::int64_t now_us = 0;
 
   bool empty() const {
     return new_tasks.empty() && changes.empty() && attempt_starts.empty() && attempt_ends.empty() &&
-           !run_state && cache_entries.empty();
+           !run_state && cache_entries.empty() && logs.empty();
   }
   // Empties it for the next batch, keeping the vectors' capacity.
   void clear() {
@@ -82,6 +93,7 @@ struct RunUpdate {
     attempt_ends.clear();
     run_state.reset();
     cache_entries.clear();
+    logs.clear();
     now_us = 0;
   }
 };
@@ -125,6 +137,12 @@ class RunStore {
   Expected<std::vector<AttemptRecord>> list_attempts(const std::string& run_id,
                                                      std::optional<TaskId> task = std::nullopt);
   Expected<std::vector<EventRecord>> list_events(const std::string& run_id);
+  // Where the attempt's spooled logs are; nullopt when it has none recorded (it printed
+  // nothing, it still runs, or an older home kept them in its attempt directory).
+  Expected<std::optional<LogSpan>> attempt_log(const std::string& run_id, TaskId task,
+                                               std::uint32_t attempt);
+  // How many attempts recorded spooled logs, and in how many distinct spools.
+  Expected<std::pair<std::int64_t, std::int64_t>> log_counts(const std::string& run_id);
   // The workflow text the run was created from.
   Expected<std::string> run_definition(const std::string& run_id);
   // Workflow revisions known for project:name (ascending).

@@ -1,0 +1,199 @@
+// Logs in spools and attempt directories only when used: a run of many small tasks costs
+// the home a few files, not four per task, and `sluice logs` still returns each attempt's
+// exact bytes (random tasks, both attempts of a retried task, stderr, older homes).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "support/run_queries.hpp"
+
+using namespace sluice::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Every file and directory under `root` (each one an inode).
+std::size_t inodes_under(const fs::path& root) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+// A workflow of one task `t` expanded into `count` instances t.0 … t.N-1 with {i} = index.
+std::string sweep(int count, const std::string& shell) {
+  std::string s = "[workflow]\nname = \"many\"\n[tasks.t]\nmatrix = { i = [";
+  for (int i = 0; i < count; ++i) s += (i ? "," : "") + std::to_string(i);
+  return s + "] }\nshell = \"" + shell + "\"\n";
+}
+
+// Runs the sweep and returns how many inodes it added to the home.
+std::size_t inodes_added(ScratchDir& dir, int count, const std::string& shell, std::string& id) {
+  write_file(dir / "first.toml", "[workflow]\nname = \"first\"\n[tasks.a]\nshell = \"true\"\n");
+  REQUIRE(run_sluice({"run", "first.toml"}, dir.path()).exit_code == 0);  // the home exists
+  const fs::path home = dir / ".sluice";
+  const std::size_t before = inodes_under(home);
+  write_file(dir / "many.toml", sweep(count, shell));
+  auto r = run_sluice({"run", "many.toml", "--cpus", "2"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  id = run_id_of(r);
+  return inodes_under(home) - before;
+}
+
+}  // namespace
+
+TEST_CASE("a 10,000-task sweep of `true` adds at most 50 inodes to the home",
+          "[integration][spool]") {
+  ScratchDir dir;
+  std::string id;
+  const std::size_t added = inodes_added(dir, 10'000, "true", id);
+  CHECK(added <= 50);
+  auto logs = run_sluice({"logs", id, "t.4321"}, dir.path());
+  CHECK(logs.exit_code == 0);  // printed nothing: an empty log, not an error
+  CHECK(logs.out.empty());
+}
+
+TEST_CASE("10,000 tasks that print to stdout and stderr add at most 50 inodes and logs are exact",
+          "[integration][spool]") {
+  ScratchDir dir;
+  std::string id;
+  const std::size_t added = inodes_added(dir, 10'000, "echo out{i}; echo err{i} >&2", id);
+  CHECK(added <= 50);
+  std::mt19937 rng(26);
+  for (int k = 0; k < 8; ++k) {
+    const int i = static_cast<int>(rng() % 10'000);
+    const std::string task = "t." + std::to_string(i);
+    auto out = run_sluice({"logs", id, task, "--stdout"}, dir.path());
+    INFO(task << ": " << out.err);
+    CHECK(out.exit_code == 0);
+    CHECK(out.out == "out" + std::to_string(i) + "\n");
+    auto err = run_sluice({"logs", id, task, "--stderr"}, dir.path());
+    CHECK(err.out.empty());
+    CHECK(err.err == "err" + std::to_string(i) + "\n");
+  }
+}
+
+TEST_CASE("sluice logs returns each attempt's bytes of a retried task, large ones included",
+          "[integration][spool]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "retried"
+[tasks.flaky]
+retries = 1
+shell = '''
+if [ "$SLUICE_ATTEMPT" = 1 ]; then
+  echo "first try"; echo "first failure" >&2; exit 1
+fi
+seq 1 100000; echo "second failure is none" >&2
+'''
+[tasks.other]
+shell = "printf 'no newline'"
+)");
+  auto r = run_sluice({"run", "wf.toml", "--cpus", "1"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string id = run_id_of(r);
+  auto first = run_sluice({"logs", id, "flaky", "--attempt", "1"}, dir.path());
+  CHECK(first.out == "first try\n");
+  CHECK(first.err == "first failure\n");
+  std::string numbers;
+  for (int i = 1; i <= 100000; ++i) numbers += std::to_string(i) + "\n";
+  auto second = run_sluice({"logs", id, "flaky", "--attempt", "2", "--stdout"}, dir.path());
+  CHECK(second.out.size() == numbers.size());
+  CHECK(second.out == numbers);
+  CHECK(run_sluice({"logs", id, "flaky", "--stderr"}, dir.path()).err ==
+        "second failure is none\n");
+  CHECK(run_sluice({"logs", id, "other"}, dir.path()).out == "no newline");
+  // No attempt left a file: no task directory at all.
+  CHECK(!fs::exists(dir / ".sluice" / "runs" / id / "tasks" / "flaky"));
+}
+
+TEST_CASE("a task that uses its attempt directory keeps it, others leave none",
+          "[integration][spool]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "dirs"
+[tasks.keeps]
+shell = 'echo kept > "$SLUICE_ATTEMPT_DIR/note"'
+[tasks.leaves]
+shell = 'echo hi'
+)");
+  auto r = run_sluice({"run", "wf.toml"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const fs::path tasks = dir / ".sluice" / "runs" / run_id_of(r) / "tasks";
+  CHECK(read_file(tasks / "keeps" / "1" / "note") == "kept\n");
+  CHECK(!fs::exists(tasks / "leaves"));
+}
+
+TEST_CASE("a process that escaped its attempt with setsid never writes into the next attempt's log",
+          "[integration][spool]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "escape"
+[tasks.escapes]
+shell = "setsid sh -c 'sleep 0.5; echo leaked; echo leaked >&2' & echo mine"
+[tasks.next]
+after = ["escapes"]
+shell = "sleep 1.5; echo second"
+)");
+  auto r = run_sluice({"run", "wf.toml", "--cpus", "1"}, dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string id = run_id_of(r);
+  auto a = run_sluice({"logs", id, "escapes"}, dir.path());
+  CHECK(a.out == "mine\n");
+  auto b = run_sluice({"logs", id, "next"}, dir.path());
+  CHECK(b.out == "second\n");
+  CHECK(b.err.empty());
+}
+
+TEST_CASE("runs of older homes keep their per-attempt log files readable", "[integration][spool]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", "[workflow]\nname = \"old\"\n[tasks.a]\nshell = \"true\"\n");
+  auto r = run_sluice({"run", "wf.toml"}, dir.path());
+  REQUIRE(r.exit_code == 0);
+  const std::string id = run_id_of(r);
+  // What an older Sluice left: stdout and stderr files in the attempt directory.
+  const fs::path attempt = dir / ".sluice" / "runs" / id / "tasks" / "a" / "1";
+  fs::create_directories(attempt);
+  write_file(attempt / "stdout", "from a file\n");
+  write_file(attempt / "stderr", "err from a file\n");
+  auto logs = run_sluice({"logs", id, "a"}, dir.path());
+  CHECK(logs.out == "from a file\n");
+  CHECK(logs.err == "err from a file\n");
+}
+
+TEST_CASE("sluice logs --follow prints a running attempt's output until it ends",
+          "[integration][spool]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"(
+[workflow]
+name = "follow"
+[tasks.slow]
+shell = "echo one; sleep 1; echo two >&2; sleep 1; echo three"
+)");
+  const pid_t coordinator =
+      spawn_sluice({"run", "wf.toml"}, dir.path(), dir / "run.out", dir / "run.err");
+  std::string id;
+  REQUIRE(eventually([&] {
+    auto ps = run_sluice({"pss", "--json"}, dir.path());
+    auto list = nlohmann::json::parse(ps.out.empty() ? "[]" : ps.out, nullptr, false);
+    if (!list.is_array() || list.empty()) return false;
+    id = list.at(0)["id"];
+    return true;
+  }));
+  auto follow = run_sluice({"logs", id, "slow", "--follow"}, dir.path());
+  CHECK(follow.exit_code == 0);
+  CHECK(follow.out == "one\nthree\n");
+  CHECK(follow.err == "two\n");
+  CHECK(wait_exit(coordinator) == 0);
+}
