@@ -26,7 +26,7 @@ namespace sluice {
 namespace {
 
 // The orchestration's own task: it does nothing, and every call is its child, so the
-// graph shows them under it.
+// graph shows them under it. Its key is kOrchestrationFunction (`sluice resume` refuses).
 const auto kAnchor = task("sluice.orchestration", "1", [] {});
 // The run's last task: holds the orchestration's value as its result (`results RUN`).
 const auto kReturn = task("sluice.orchestration_return", "1", [](Value v) { return v; });
