@@ -21,6 +21,7 @@
 #include "sluice/engine/printable.hpp"
 #include "sluice/engine/run_id.hpp"
 #include "sluice/engine/run_lock.hpp"
+#include "sluice/engine/sdk_definition.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -298,6 +299,27 @@ int cmd_validate(const Globals& g, const RunArgs& a, bool backend_named) {
   return kExitOk;
 }
 
+// A run built by a C++ program (sdk_definition.hpp) goes on only in that program: its
+// function tasks run in it, and an orchestration's coroutine decides the next calls.
+// Loaded here as a TOML workflow, it would be rejected with unrelated parse errors.
+void refuse_sdk_run(std::string_view text, const RunRecord& run) {
+  if (!is_sdk_definition(text)) return;
+  std::string program = "APP";
+  bool orchestration = false;
+  if (auto wf = load_sdk_definition(text, run.base_dir)) {
+    for (const TaskSpec& t : wf->tasks) {
+      if (!t.command.empty()) program = std::filesystem::path(t.command[0]).filename().string();
+      orchestration = orchestration || t.function == kOrchestrationFunction;
+    }
+  }
+  program = printable(program);
+  throw CliError(kExitBadInput,
+                 "run " + run.id + " is " + (orchestration ? "an orchestration" : "a workflow") +
+                     " of the C++ program " + program + ": resume it with that program (`" +
+                     program + " resume " + run.id + "`)" +
+                     (orchestration ? "; `sluice resume` cannot replay its coroutine" : ""));
+}
+
 int cmd_resume(const Globals& g, RunArgs a) {
   // Workers of an MPI job must leave before anything reads the store or the run lock.
   if (!a.resume_backend.empty())
@@ -319,6 +341,7 @@ int cmd_resume(const Globals& g, RunArgs a) {
   }
   auto text = store->run_definition(run.id);
   if (!text) fail(text.error());
+  refuse_sdk_run(*text, run);
   auto wf = load_workflow_text(*text, run.source_path, run.base_dir);
   if (!wf) reject(wf.error());
   if (wf->content_hash != run.content_hash)

@@ -61,6 +61,7 @@ class InprocBackend final : public Backend {
   std::string name() const override { return "inproc"; }
   Capacity capacity() const override { return capacity_; }
   bool wants_attempt_dir() const override { return false; }
+  std::shared_ptr<const Value> result_in_memory(TaskId t) const override { return result_of(t); }
 
   Expected<std::string> launch(const LaunchRequest& r) override {
     const TaskSpec& spec = *r.spec;
@@ -156,7 +157,7 @@ class InprocBackend final : public Backend {
     }
   }
 
-  std::shared_ptr<const Value> result_of(TaskId t) {
+  std::shared_ptr<const Value> result_of(TaskId t) const {
     std::lock_guard<std::mutex> lock(results_mu_);
     return t < results_.size() ? results_[t] : nullptr;
   }
@@ -260,7 +261,7 @@ class InprocBackend final : public Backend {
   std::condition_variable done_cv_;
   std::vector<Completion> done_;
 
-  std::mutex results_mu_;
+  mutable std::mutex results_mu_;
   // State below is protected by results_mu_: results of this process's attempts.
   std::vector<std::shared_ptr<const Value>> results_;
 };

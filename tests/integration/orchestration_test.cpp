@@ -213,6 +213,20 @@ TEST_CASE("a replay that makes another call than the record stops with exit 2 na
     CHECK(again.err.find("did not replay") == std::string::npos);
     CHECK(lines_of(log).size() == 2);
   }
+  SECTION("the plain `sluice resume` refuses, naming the program that resumes it") {
+    const auto before = task_states(id, dir.path());
+    auto plain =
+        run_program(SLUICE_BINARY, {"resume", id}, dir.path(), {"ORCH_CALL_LOG=" + log.string()});
+    INFO(plain.out << plain.err);
+    CHECK(plain.exit_code == 2);
+    CHECK(plain.err.find("orch_test_app resume " + id) != std::string::npos);
+    CHECK(task_states(id, dir.path()) == before);  // nothing ran, nothing was added
+    CHECK(lines_of(log).size() == 2);
+    auto again = run_program(ORCH_TEST_APP, {"resume", id}, dir.path(),
+                             {"ORCH_FAIL=1", "ORCH_X=3", "ORCH_CALL_LOG=" + log.string()});
+    CHECK(again.exit_code == 1);  // still resumable by its program
+    CHECK(again.err.find("did not replay") == std::string::npos);
+  }
   SECTION("no longer failing at call 5: stopped there, the first call that differs") {
     auto other = run_program(ORCH_TEST_APP, {"resume", id}, dir.path(),
                              {"ORCH_X=3", "ORCH_CALL_LOG=" + log.string()});

@@ -529,3 +529,38 @@ shell = "echo \"$CUDA_VISIBLE_DEVICES\" > {i}.dev && sleep 1"
     CHECK(devices.count(d.substr(0, d.find('\n'))) == 1);
   }
 }
+
+TEST_CASE("pilot: an orchestration's calls run in pilot workers and give the inproc answer",
+          "[slurm][pilot][sdk][orchestration]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  fs::create_directories(dir / ".sluice/configs");
+  write_file(dir / ".sluice/configs/pilotorch.toml", R"(backend = "slurm"
+mode = "pilot"
+max_allocations = "1"
+cpus = "2"
+time_limit = "10m"
+poll_interval = "500ms"
+)");
+  // The coroutine runs in the coordinator; its 80 calls are function tasks the workers run.
+  const std::string out = shell_output("cd '" + dir.path().string() +
+                                       "' && " SDK_BISECTION_APP
+                                       " run --config pilotorch --no-cache 2>&1; echo \"rc=$?\"");
+  INFO(out);
+  REQUIRE(out.find("rc=0") != std::string::npos);
+  fs::create_directories(dir / "inproc");
+  const std::string reference =
+      shell_output("cd '" + (dir / "inproc").string() +
+                   "' && " SDK_BISECTION_APP " run --config inproc --no-cache 2>&1");
+  auto answer = [](const std::string& text) {
+    const std::string key = "  bisect.return = ";
+    const auto at = text.find(key);
+    return at == std::string::npos
+               ? std::string()
+               : text.substr(at + key.size(), text.find('\n', at) - at - key.size());
+  };
+  CHECK_FALSE(answer(out).empty());
+  CHECK(answer(out) == answer(reference));
+  const auto workers = state_file(only_run_dir(dir)).value("workers", nlohmann::json::array());
+  CHECK_FALSE(workers.empty());
+}

@@ -423,3 +423,40 @@ TEST_CASE("a program built with the SDK runs its function tasks on MPI ranks",
   auto logs = run_sluice({"logs", id, "pick_best"}, dir.path());
   CHECK(logs.out.find("best of 4") != std::string::npos);
 }
+
+TEST_CASE("an orchestration's calls run on MPI ranks and give the inproc answer",
+          "[integration][mpi][sdk][orchestration]") {
+  REQUIRE_MPIRUN();
+  ScratchDir dir;
+  // The coroutine runs in rank 0's coordinator; its 80 calls are function tasks that
+  // the two worker ranks run.
+  const std::string app = std::string(SDK_EXAMPLES_DIR) + "/bisection";
+  auto r = run_process(mpirun_argv(3, app, {"run", "--backend", "mpi"}), dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto inproc = run_process({app, "run", "--config", "inproc", "--no-cache"}, dir.path());
+  REQUIRE(inproc.exit_code == 0);
+  auto answer = [](const std::string& out) {
+    const std::string key = "  bisect.return = ";
+    const auto at = out.find(key);
+    return at == std::string::npos
+               ? std::string()
+               : out.substr(at + key.size(), out.find('\n', at) - at - key.size());
+  };
+  CHECK_FALSE(answer(r.out).empty());
+  CHECK(answer(r.out) == answer(inproc.out));
+  std::istringstream first(r.out);
+  std::string word, id;
+  first >> word >> id;
+  auto got = run_sluice({"get", id, "--json"}, dir.path());
+  REQUIRE(got.exit_code == 0);
+  const json doc = json::parse(got.out);
+  std::size_t calls = 0;
+  for (const auto& t : doc["task_list"])
+    if (t["name"].get<std::string>().find(".call-") != std::string::npos) {
+      ++calls;
+      CHECK(t["state"] == "succeeded");
+    }
+  CHECK(calls == 80);  // 20 rounds of 4
+  CHECK(doc["backend"] == "mpi");
+}

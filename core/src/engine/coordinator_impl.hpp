@@ -51,6 +51,9 @@ class Coordinator::Impl : private RunDriverHost {
   Workflow& workflow() override { return workflow_; }
   TaskState state(TaskId t) const override { return scheduler_.state(t); }
   std::string artifact(TaskId t) const override { return final_artifact(t); }
+  std::shared_ptr<const Value> result_in_memory(TaskId t) const override {
+    return backend_.result_in_memory(t);
+  }
   const std::string& run_dir() const override { return run_dir_; }
   // Lets the driver step when it has work, after committing what it will read. False
   // (with the error) when the commit failed.

@@ -27,6 +27,7 @@
 #include "sluice/engine/log_spool.hpp"
 #include "sluice/error.hpp"
 #include "sluice/task_spec.hpp"
+#include "sluice/value.hpp"
 
 namespace sluice {
 
@@ -174,6 +175,11 @@ class Backend {
   // --verbose` and the run's record (slurm: which driver and why); empty when there is
   // nothing to say.
   virtual std::string describe() const { return {}; }
+
+  // The result of task `t`'s succeeded function attempt as this process still holds it
+  // (inproc), the same value its artifact holds; null when the backend has none (the
+  // caller reads the artifact). What an orchestration awaits comes from here first.
+  virtual std::shared_ptr<const Value> result_in_memory(TaskId) const { return nullptr; }
 };
 
 }  // namespace sluice

@@ -8,11 +8,13 @@
 // Not thread-safe: used by the coordinator's thread alone.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "sluice/state.hpp"
 #include "sluice/task_spec.hpp"
+#include "sluice/value.hpp"
 #include "sluice/workflow.hpp"
 
 namespace sluice {
@@ -31,6 +33,9 @@ class RunDriverHost {
   virtual TaskState state(TaskId t) const = 0;
   // The final attempt's artifact path of a task (it may not exist).
   virtual std::string artifact(TaskId t) const = 0;
+  // A succeeded function task's result without reading its artifact, when the backend
+  // still holds it (Backend::result_in_memory); null otherwise.
+  virtual std::shared_ptr<const Value> result_in_memory(TaskId t) const = 0;
   virtual const std::string& run_dir() const = 0;
 };
 

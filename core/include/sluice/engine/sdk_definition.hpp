@@ -35,6 +35,10 @@ std::string sdk_content_hash(const Workflow& wf);
 Expected<Workflow> load_sdk_definition(std::string_view text, const std::string& base_dir,
                                        const std::string& program = "");
 
+// The function of an orchestration's own task (orchestration.hpp): a run that has it is
+// driven by its program's coroutine, so only that program can resume it.
+inline constexpr std::string_view kOrchestrationFunction = "sluice.orchestration@1";
+
 // The worker command for a function task: {program, "__sluice_worker", function, arguments}.
 std::vector<std::string> worker_command(const std::string& program, const std::string& function,
                                         const std::string& arguments);
