@@ -14,7 +14,9 @@
 
 void noop() {}
 void noop_i(int) {}
-int noop_int(int x) { return x; }
+int noop_int(int x) {
+  return x;
+}
 
 int main(int argc, char** argv) {
   auto noop_t = sluice::task("noop", "1", &noop);
@@ -58,8 +60,9 @@ int main(int argc, char** argv) {
   if (const char* rank = std::getenv("OMPI_COMM_WORLD_RANK"); rank && std::string(rank) != "0")
     return rc;
   const char* tool = std::getenv("FB_TOOL");
-  std::printf("workload=functions tool=%s shape=%s result=%d n=%ld wall_s=%.3f us_per_task=%.2f ok=%d\n",
-              tool ? tool : "sluice", shape.c_str(), with_result ? 1 : 0, n, wall,
-              wall * 1e6 / static_cast<double>(n), rc == 0 ? 1 : 0);
+  std::printf(
+      "workload=functions tool=%s shape=%s result=%d n=%ld wall_s=%.3f us_per_task=%.2f ok=%d\n",
+      tool ? tool : "sluice", shape.c_str(), with_result ? 1 : 0, n, wall,
+      wall * 1e6 / static_cast<double>(n), rc == 0 ? 1 : 0);
   return rc;
 }

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sdk/orchestration_driver.hpp"
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/attempt_logs.hpp"
 #include "sluice/engine/coordinator.hpp"
@@ -20,7 +21,6 @@
 #include "sluice/engine/sdk_definition.hpp"
 #include "sluice/flow.hpp"
 #include "sluice/function_args.hpp"
-#include "sdk/orchestration_driver.hpp"
 
 namespace sluice {
 namespace {
