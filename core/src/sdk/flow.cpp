@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "sdk/call_options.hpp"
 #include "sluice/engine/sdk_definition.hpp"
 #include "sluice/error.hpp"
 
@@ -113,13 +114,7 @@ Workflow Flow::build() const {
     t.arguments = encode_arguments(n.bound.args);
     t.command = worker_command(program, t.function, t.arguments);
     t.after = n.bound.after;
-    t.cpus = n.opts.cpus;
-    t.gpus = n.opts.gpus;
-    t.memory_mib = n.opts.memory_mib;
-    t.executor = n.opts.executor;
-    t.retries = n.opts.retries;
-    t.max_exec_time = n.opts.max_exec_time;
-    t.max_wait_time = n.opts.max_wait_time;
+    apply_call_options(n.opts, t);
     t.workdir = wf.base_dir;
     wf.index.emplace(t.name, static_cast<TaskId>(wf.tasks.size()));
     wf.tasks.push_back(std::move(t));

@@ -4,6 +4,8 @@
 // the start against both records.
 #include "sdk/orchestration_driver.hpp"
 
+#include "sdk/call_options.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -223,13 +225,7 @@ class Driver final : public OrchestrationDriver, private detail::Host {
       return state;
     }
     s.group = def_.name;
-    s.cpus = o.cpus;
-    s.gpus = o.gpus;
-    s.memory_mib = o.memory_mib;
-    s.executor = o.executor;
-    s.retries = o.retries;
-    s.max_exec_time = o.max_exec_time;
-    s.max_wait_time = o.max_wait_time;
+    apply_call_options(o, s);
     s.workdir = host_->workflow().base_dir;
     const TaskId t = host_->add_task(std::move(s), anchor_);
     track(t, state, is_command);
