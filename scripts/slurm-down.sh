@@ -28,19 +28,6 @@ done
 (( EUID == 0 )) || { echo "slurm-down: ERROR: must run as root" >&2; exit 1; }
 
 source "$(dirname "${BASH_SOURCE[0]}")/slurm_alive.sh"
-stop() {  # stop PIDFILE EXE: SIGTERM, wait up to 15 s, then SIGKILL
-  alive "$1" "$2" || { rm -f "$1"; return 0; }
-  local pid
-  pid="$(cat "$1")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    [[ -d /proc/$pid ]] || break
-    sleep 0.1
-  done
-  [[ -d /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
-  rm -f "$1"
-}
-
 if (( ! keep )) && alive /run/slurmctld.pid /usr/sbin/slurmctld; then
   scancel --full --quiet -u root 2>/dev/null || true
   scancel --quiet $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
@@ -49,9 +36,9 @@ if (( ! keep )) && alive /run/slurmctld.pid /usr/sbin/slurmctld; then
     sleep 0.1
   done
 fi
-stop /run/slurmd.pid /usr/sbin/slurmd
-stop /run/slurmctld.pid /usr/sbin/slurmctld
-stop /run/munge/munged.pid /usr/sbin/munged
+stop_daemon /run/slurmd.pid alive /usr/sbin/slurmd
+stop_daemon /run/slurmctld.pid alive /usr/sbin/slurmctld
+stop_daemon /run/munge/munged.pid alive /usr/sbin/munged
 if (( purge )); then
   rm -rf /var/spool/slurm/ctld /var/spool/slurm/d /var/log/slurm/*.log
 fi

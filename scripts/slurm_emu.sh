@@ -57,19 +57,6 @@ emu_alive() {
   return 0
 }
 
-stop() {  # stop PIDFILE ARGS: SIGTERM, wait up to 15 s, then SIGKILL
-  emu_alive "$1" "${2:-}" || { rm -f "$1"; return 0; }
-  local pid
-  pid="$(cat "$1")"
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do
-    [[ -d /proc/$pid ]] || break
-    sleep 0.1
-  done
-  [[ -d /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
-  rm -f "$1"
-}
-
 down() {
   local purge="$1"
   if emu_alive "$run/slurmctld.pid"; then
@@ -82,9 +69,9 @@ down() {
   # Every node daemon of this configuration, pid file or not (found by command line).
   local names
   names="$(pgrep -a -f "^$slurmd_exe -f $conf_file -N emu[0-9]+$" | awk '{print $NF}' || true)"
-  for k in $names; do stop "$run/slurmd-$k.pid" "-N $k" & done
+  for k in $names; do stop_daemon "$run/slurmd-$k.pid" emu_alive "-N $k" & done
   wait
-  stop "$run/slurmctld.pid"
+  stop_daemon "$run/slurmctld.pid" emu_alive
   if (( purge )); then rm -rf "$spool" "$logs"; fi
   echo "slurm-emu: stopped$( ((purge)) && echo ', state purged')"
 }
