@@ -21,7 +21,7 @@
 namespace sluice {
 namespace {
 
-constexpr const char* kDir = "/children";
+constexpr const char* kDir = kChildRequestDir;
 constexpr const char* kHint = "/.next";  // the next free sequence number (a hint only)
 constexpr std::size_t kSeqDigits = 8;
 

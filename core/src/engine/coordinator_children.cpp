@@ -1,5 +1,9 @@
 // The coordinator's side of dynamic children: reading the requests of an attempt that
 // succeeded, checking them all, and adding them to the run in one step.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -47,6 +51,15 @@ TaskId Coordinator::Impl::add_dynamic_task(TaskSpec spec, TaskId parent,
 
 void Coordinator::Impl::ingest_children(Completion& c, const std::string* from_dir) {
   if (cancelling_) return;  // the attempt will count as cancelled: its children never exist
+  // Nearly every attempt requests no children: one fstatat relative to the run's open
+  // tasks directory says so, without building the attempt's absolute path or opening a
+  // directory stream (an opendir per completion was 2% of the coordinator's time).
+  if (from_dir == nullptr && tasks_fd_ >= 0) {
+    std::string& rel = relative_attempt_dir(workflow_.tasks[c.task].name, c.attempt);
+    rel.append(kChildRequestDir);
+    struct stat st;
+    if (::fstatat(tasks_fd_, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT) return;
+  }
   const std::string dir =
       from_dir ? *from_dir : store_.attempt_dir(run_id_, workflow_.tasks[c.task].name, c.attempt);
   auto files = list_child_requests(dir);

@@ -47,6 +47,9 @@ std::string child_request_text(const ChildRequest& child);
 tl::expected<std::vector<ChildRequest>, Diagnostics> parse_child_requests(
     std::string_view text, const std::string& display_name, const std::string& base_dir);
 
+// Where an attempt's requests go, appended to its directory.
+inline constexpr const char* kChildRequestDir = "/children";
+
 // Stores a request document in ATTEMPT_DIR/children/ under the next sequence number,
 // atomically (written to a temporary file, then linked into place), and returns its
 // path. Safe to call from several processes of one attempt at once.
