@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <span>
 #include <unordered_map>
 
 #include "mpi_session.hpp"
@@ -37,6 +38,7 @@ class MpiBackend final : public Backend {
   Expected<void> connect();
 
   ~MpiBackend() override {
+    send_launches();
     sends_.flush(std::chrono::seconds(5));
     session_.release_workers();
   }
@@ -51,6 +53,8 @@ class MpiBackend final : public Backend {
   bool spools_logs() const override { return true; }
   Capacity capacity() const override { return capacity_; }
   Expected<std::string> launch(const LaunchRequest& request) override;
+  // One kTagLaunch message per worker for the whole step, not one per attempt.
+  std::vector<Expected<std::string>> launch_batch(std::span<const LaunchRequest> requests) override;
   void poll(std::vector<Completion>& out, std::chrono::milliseconds timeout) override;
   void kill(TaskId task, std::uint32_t attempt) override;
   std::size_t in_flight() const override { return placed_.size() + queued_.size() + ready_.size(); }
@@ -63,7 +67,8 @@ class MpiBackend final : public Backend {
     int cpus = 0;
     int gpus = 0;
     worker::FreeSlots free;
-    int functions = 0;  // function tasks sent and not yet completed
+    int functions = 0;         // function tasks sent and not yet completed
+    std::vector<char> outbox;  // launches for the next kTagLaunch message (mpi_wire.hpp)
   };
   struct Placed {
     int worker = 0;  // index into workers_
@@ -76,15 +81,19 @@ class MpiBackend final : public Backend {
     std::uint32_t attempt = 0;
     int cpus = 0;
     int gpus = 0;
-    std::vector<char> bytes;
+    std::vector<char> bytes;  // one framed launch (mpi::append_launch)
   };
 
   // The worker with the most free cores that can hold cpus/gpus now (placement.hpp), or -1.
   int pick(int cpus, int gpus) const;
   // The worker with the fewest function tasks queued, if it has room for one more, or -1.
   int pick_for_function() const;
+  // Places an attempt on `worker` and adds its framed launch to the worker's outbox.
   void send_to(int worker, TaskId task, std::uint32_t attempt, int cpus, int gpus,
-               std::vector<char> bytes);
+               std::span<const char> framed);
+  // Sends every non-empty outbox: before any other message to a worker (a kill must
+  // follow its launch) and at the end of each step.
+  void send_launches();
   // Starts queued launches that fit now, oldest first.
   void dispatch_queued();
   // Receives what has arrived; returns true when anything did.
@@ -170,11 +179,28 @@ int MpiBackend::pick_for_function() const {
 }
 
 void MpiBackend::send_to(int worker, TaskId task, std::uint32_t attempt, int cpus, int gpus,
-                         std::vector<char> bytes) {
+                         std::span<const char> framed) {
   Worker& w = workers_[static_cast<std::size_t>(worker)];
   w.free.take(cpus, gpus);
   placed_[attempt_key(task, attempt)] = Placed{worker, cpus, gpus};
-  sends_.send(w.rank, mpi::kTagLaunch, std::move(bytes));
+  w.outbox.insert(w.outbox.end(), framed.begin(), framed.end());
+}
+
+void MpiBackend::send_launches() {
+  for (Worker& w : workers_) {
+    if (w.outbox.empty()) continue;
+    sends_.send(w.rank, mpi::kTagLaunch, std::move(w.outbox));
+    w.outbox = {};
+  }
+}
+
+std::vector<Expected<std::string>> MpiBackend::launch_batch(
+    std::span<const LaunchRequest> requests) {
+  std::vector<Expected<std::string>> handles;
+  handles.reserve(requests.size());
+  for (const LaunchRequest& r : requests) handles.push_back(launch(r));
+  send_launches();
+  return handles;
 }
 
 Expected<std::string> MpiBackend::launch(const LaunchRequest& request) {
@@ -187,7 +213,6 @@ Expected<std::string> MpiBackend::launch(const LaunchRequest& request) {
         "task '" + spec.name + "' needs " + std::to_string(cpus) + " cpus and " +
             std::to_string(gpus) + " GPUs on one MPI worker; the largest worker has " +
             std::to_string(max_cpus_) + " cpus and " + std::to_string(max_gpus_) + " GPUs");
-  std::vector<char> bytes = mpi::encode_launch(request);
   // In-process functions without GPUs: queued on the least loaded worker, which runs
   // them one after another on its MPI thread.
   if (!spec.function.empty() && gpus == 0) {
@@ -195,19 +220,21 @@ Expected<std::string> MpiBackend::launch(const LaunchRequest& request) {
       Worker& w = workers_[static_cast<std::size_t>(worker)];
       ++w.functions;
       placed_[attempt_key(request.task, request.attempt)] = Placed{worker, 0, 0, true};
-      sends_.send(w.rank, mpi::kTagLaunch, std::move(bytes));
+      mpi::append_launch(w.outbox, request);
       return "mpi:" + w.host + ":" + request.attempt_dir;
     }
   }
   const int worker = queued_.empty() ? pick(cpus, gpus) : -1;
   std::string handle = "mpi:";
+  std::vector<char> framed;
+  mpi::append_launch(framed, request);
   if (worker >= 0) {
     handle += workers_[static_cast<std::size_t>(worker)].host;
-    send_to(worker, request.task, request.attempt, cpus, gpus, std::move(bytes));
+    send_to(worker, request.task, request.attempt, cpus, gpus, framed);
   } else {
     // Free slots exist in total (the scheduler checked) but not on one worker yet.
     handle += session_.host();
-    queued_.push_back(Queued{request.task, request.attempt, cpus, gpus, std::move(bytes)});
+    queued_.push_back(Queued{request.task, request.attempt, cpus, gpus, std::move(framed)});
   }
   handle += ':';
   handle += request.attempt_dir;
@@ -219,7 +246,7 @@ void MpiBackend::dispatch_queued() {
     Queued& q = queued_.front();
     const int worker = pick(q.cpus, q.gpus);
     if (worker < 0) return;
-    send_to(worker, q.task, q.attempt, q.cpus, q.gpus, std::move(q.bytes));
+    send_to(worker, q.task, q.attempt, q.cpus, q.gpus, q.bytes);
     queued_.pop_front();
   }
 }
@@ -255,6 +282,7 @@ void MpiBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds ti
   const std::size_t before = out.size();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   Backoff backoff;
+  send_launches();  // from launch() calls outside launch_batch()
   for (;;) {
     if (!ready_.empty()) {
       for (Completion& c : ready_) out.push_back(std::move(c));
@@ -263,6 +291,7 @@ void MpiBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds ti
     sends_.progress();
     const bool any = receive(out);
     dispatch_queued();
+    send_launches();
     if (out.size() > before) return;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return;
@@ -276,6 +305,7 @@ void MpiBackend::poll(std::vector<Completion>& out, std::chrono::milliseconds ti
 
 void MpiBackend::kill(TaskId task, std::uint32_t attempt) {
   if (auto it = placed_.find(attempt_key(task, attempt)); it != placed_.end()) {
+    send_launches();
     sends_.send(workers_[static_cast<std::size_t>(it->second.worker)].rank, mpi::kTagKill,
                 mpi::encode_kill(task, attempt));
     return;
@@ -296,6 +326,7 @@ void MpiBackend::abandon(const std::string& handle) {
   if (colon == std::string::npos) return;
   const std::string host = handle.substr(4, colon - 4);
   const std::string dir = handle.substr(colon + 1);
+  send_launches();
   for (const Worker& w : workers_) {
     if (w.host != host) continue;
     sends_.send(w.rank, mpi::kTagAbandon, std::vector<char>(dir.begin(), dir.end()));

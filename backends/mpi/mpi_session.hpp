@@ -33,8 +33,8 @@ class MpiSession {
   int rank() const { return rank_; }
   int size() const { return size_; }
   const std::string& host() const { return host_; }
-  int node_rank() const { return node_rank_; }        // among every rank of the node
-  int node_workers() const { return node_workers_; }  // ranks > 0 on this node
+  int node_rank() const { return node_rank_; }                  // among every rank of the node
+  int node_workers() const { return node_workers_; }            // ranks > 0 on this node
   int node_worker_index() const { return node_worker_index_; }  // -1 on rank 0
   bool coordinator_on_node() const { return coordinator_on_node_; }
 
@@ -83,7 +83,9 @@ class SendQueue {
     std::vector<char> bytes;
     MPI_Request request = MPI_REQUEST_NULL;
   };
-  std::list<Pending> pending_;  // a list: buffers must not move while MPI holds them
+  std::list<Pending> pending_;         // a list: buffers must not move while MPI holds them
+  std::vector<MPI_Request> requests_;  // scratch for progress()
+  std::vector<int> indices_;
 };
 
 // Receives one message matching `source` (or MPI_ANY_SOURCE) with any tag if one has

@@ -1,5 +1,7 @@
 #include "mpi_wire.hpp"
 
+#include <cstring>
+
 namespace sluice::mpi {
 namespace {
 
@@ -30,6 +32,35 @@ std::vector<char> encode_hello(const WireHello& hello) {
   w.strs(hello.gpu_ids);
   w.i32(hello.node_rank);
   return bytes_of(w.take());
+}
+
+void append_launch(std::vector<char>& batch, const LaunchRequest& request) {
+  const std::string one = wire::encode_launch(request);
+  const auto n = static_cast<std::uint32_t>(one.size());
+  const char* p = reinterpret_cast<const char*>(&n);
+  batch.insert(batch.end(), p, p + sizeof n);
+  batch.insert(batch.end(), one.begin(), one.end());
+}
+
+Expected<void> decode_launches(std::span<const char> bytes, std::vector<WireLaunch>& out) {
+  out.clear();
+  std::size_t pos = 0;
+  while (pos < bytes.size()) {
+    std::uint32_t n = 0;
+    if (bytes.size() - pos < sizeof n) break;
+    std::memcpy(&n, bytes.data() + pos, sizeof n);
+    if (bytes.size() - pos - sizeof n < n) break;
+    auto l = decode_launch(bytes.subspan(pos + sizeof n, n));
+    if (!l) {
+      out.clear();
+      return tl::unexpected(l.error());
+    }
+    out.push_back(std::move(*l));
+    pos += sizeof n + n;
+  }
+  if (pos == bytes.size() && !out.empty()) return {};
+  out.clear();  // a truncated frame, or no launch at all
+  return wire::malformed(kProtocol, "launch batch");
 }
 
 Expected<WireHello> decode_hello(std::span<const char> bytes) {

@@ -1,7 +1,7 @@
 // The messages the MPI backend's ranks exchange, as plain bytes (MPI_BYTE). Encoding
 // and decoding need no MPI, so they are tested without mpirun.
 //
-//   rank 0 -> worker: kTagLaunch (WireLaunch), kTagKill (task, attempt),
+//   rank 0 -> worker: kTagLaunch (one or more WireLaunch), kTagKill (task, attempt),
 //                     kTagAbandon (attempt directory), kTagShutdown (empty)
 //   worker -> rank 0: kTagHello (WireHello, once at start), kTagCompletions (a batch)
 //
@@ -43,6 +43,12 @@ struct WireHello {
 
 std::vector<char> encode_launch(const LaunchRequest& request);
 Expected<WireLaunch> decode_launch(std::span<const char> bytes);
+
+// A kTagLaunch message: the launches rank 0 hands one worker in one scheduling step,
+// each a u32 length and encode_launch()'s bytes (one message, not one per attempt).
+void append_launch(std::vector<char>& batch, const LaunchRequest& request);
+// Replaces `out` with the batch's launches; on error `out` is left empty.
+Expected<void> decode_launches(std::span<const char> bytes, std::vector<WireLaunch>& out);
 
 std::vector<char> encode_hello(const WireHello& hello);
 Expected<WireHello> decode_hello(std::span<const char> bytes);

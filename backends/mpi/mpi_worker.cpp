@@ -4,6 +4,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -21,7 +22,7 @@
 namespace sluice::mpi {
 namespace {
 
-constexpr int kMaxBatch = 256;  // messages handled between two reports to rank 0
+constexpr int kMaxBatch = 256;  // launches handled between two reports to rank 0
 
 // The MPI runtime's variables (Open MPI and PMIx; MPICH's Hydra: PMI_FD, PMI_RANK,
 // MPI_LOCALRANKID, HYDI_CONTROL_FD): an attempt that itself calls mpirun, or starts an
@@ -85,10 +86,10 @@ class Worker {
       bool busy = false;
       int from = 0, tag = 0;
       // At most a bounded batch, so finished functions are reported while more arrive.
-      for (int n = 0; n < kMaxBatch && try_receive(0, from, tag, bytes); ++n) {
+      for (int n = 0; n < kMaxBatch && try_receive(0, from, tag, bytes);) {
         busy = true;
         if (tag == kTagShutdown) return 0;
-        handle(tag, bytes);
+        n += handle(tag, bytes);
       }
       kill_attempts_in(abandoned_);
       abandoned_.clear();
@@ -127,26 +128,28 @@ class Worker {
     return true;
   }
 
-  void handle(int tag, const std::vector<char>& bytes) {
+  // Returns how many launches (at least 1: any message counts) it handled.
+  int handle(int tag, const std::vector<char>& bytes) {
     if (tag == kTagLaunch) {
-      auto launch = decode_launch(bytes);
-      if (!launch) {
-        std::fprintf(stderr, "sluice worker %d: %s\n", session_.rank(),
-                     launch.error().message.c_str());
-        return;  // cannot even say which attempt: rank 0 sees no completion
+      if (auto r = decode_launches(bytes, launches_); !r) {
+        std::fprintf(stderr, "sluice worker %d: %s\n", session_.rank(), r.error().message.c_str());
+        return 1;  // cannot even say which attempts: rank 0 sees no completion
       }
-      runtime_.start(*launch);
+      for (const WireLaunch& l : launches_) runtime_.start(l);
+      return std::max<int>(1, static_cast<int>(launches_.size()));
     } else if (tag == kTagKill) {
       if (auto k = decode_kill(bytes)) runtime_.kill(k->first, k->second);
     } else if (tag == kTagAbandon) {
       abandoned_.emplace(bytes.begin(), bytes.end());
     }
+    return 1;
   }
 
   MpiSession& session_;
   worker::Runtime runtime_;  // its destructor kills every attempt still running
   SendQueue sends_;
   std::vector<Completion> done_;
+  std::vector<WireLaunch> launches_;  // scratch for handle()
   std::set<std::string> abandoned_;
 };
 

@@ -1,4 +1,6 @@
 // The MPI backend's messages survive encoding, and malformed ones are refused.
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "mpi_wire.hpp"
@@ -108,4 +110,43 @@ TEST_CASE("hello, kill and completion batches round-trip", "[mpi][wire]") {
   bytes.pop_back();
   CHECK_FALSE(decode_completions(bytes, out));
   CHECK(out.size() == 4);  // nothing appended from a bad batch
+}
+
+TEST_CASE("a launch message carries a batch of launches in order; a cut one is refused",
+          "[mpi][wire]") {
+  TaskSpec spec;
+  spec.name = "f";
+  spec.function = "f@1";
+  std::vector<char> batch;
+  std::vector<std::size_t> ends;  // where each framed launch ends
+  for (TaskId t = 0; t < 3; ++t) {
+    LaunchRequest req;
+    req.task = t;
+    req.attempt = 1;
+    req.spec = &spec;
+    req.attempt_dir = "/runs/R/tasks/f/" + std::to_string(t);
+    append_launch(batch, req);
+    ends.push_back(batch.size());
+  }
+  std::vector<WireLaunch> out;
+  REQUIRE(decode_launches(batch, out));
+  REQUIRE(out.size() == 3);
+  for (TaskId t = 0; t < 3; ++t) {
+    CHECK(out[t].task == t);
+    CHECK(out[t].function == "f@1");
+    CHECK(out[t].attempt_dir == "/runs/R/tasks/f/" + std::to_string(t));
+  }
+  for (std::size_t cut = 0; cut < batch.size(); ++cut) {
+    const auto whole = std::find(ends.begin(), ends.end(), cut);
+    if (whole != ends.end()) {  // the first launches alone are a batch too
+      REQUIRE(decode_launches(std::span<const char>(batch.data(), cut), out));
+      CHECK(out.size() == static_cast<std::size_t>(whole - ends.begin()) + 1);
+      continue;
+    }
+    INFO("cut at " << cut);
+    CHECK_FALSE(decode_launches(std::span<const char>(batch.data(), cut), out));
+    CHECK(out.empty());
+  }
+  batch.push_back('x');
+  CHECK_FALSE(decode_launches(batch, out));
 }
