@@ -63,6 +63,46 @@ TEST_CASE("a child request survives the round trip through its TOML text", "[chi
   CHECK(p2->front().before.empty());
 }
 
+TEST_CASE("a child request's text keeps every byte of its strings", "[children]") {
+  // The text is written by hand (it is on an orchestration's path for every call):
+  // quotes, backslashes, control characters, UTF-8, a key that TOML cannot leave bare.
+  const std::string nasty = std::string("q\"b\\s/t\tn\nr\rf\fb\bz") + "\x01\x1f\x7f é ∑ '";
+  ChildRequest c;
+  c.before = "a \"b\"";
+  c.spec.name = "orch.call-12-f";
+  c.spec.version = "1\\2";
+  c.spec.command = {"prog", nasty, "", "{not a placeholder", "QUJD+/="};
+  c.spec.env = {{"PLAIN", nasty}, {"B_2", "\""}, {"A", "1"}, {"PLAIN", "last wins"}};
+  c.spec.workdir = "/data/with space/\"q\"";
+  c.spec.cache = false;
+  c.spec.outputs = {"out \"1\".txt", "a\\b"};
+
+  const std::string text = child_request_text(c);
+  auto parsed = parse_child_requests(text, "req.toml", "/base");
+  INFO(text);
+  INFO((parsed ? std::string() : parsed.error().front().format()));
+  REQUIRE(parsed);
+  REQUIRE(parsed->size() == 1);
+  const ChildRequest& r = parsed->front();
+  CHECK(r.before == c.before);
+  CHECK(r.spec.name == c.spec.name);
+  CHECK(r.spec.version == c.spec.version);
+  CHECK(r.spec.command == c.spec.command);
+  CHECK(r.spec.workdir == c.spec.workdir);
+  CHECK_FALSE(r.spec.cache);
+  CHECK(r.spec.outputs == c.spec.outputs);
+  using Env = std::vector<std::pair<std::string, std::string>>;
+  // The loader reads the env table in key order.
+  CHECK(r.spec.env == Env{{"A", "1"}, {"B_2", "\""}, {"PLAIN", "last wins"}});
+
+  ChildRequest shell;
+  shell.spec.name = "s";
+  shell.spec.shell = nasty;
+  auto p2 = parse_child_requests(child_request_text(shell), "req.toml", "/base");
+  REQUIRE(p2);
+  CHECK(p2->front().spec.shell == nasty);
+}
+
 TEST_CASE("a child request document may hold several tasks and matrices", "[children]") {
   auto parsed = parse_child_requests(R"([tasks.a]
 command = ["echo", "{x}"]

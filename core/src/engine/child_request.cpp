@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <toml++/toml.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -12,7 +11,6 @@
 #include <cstring>
 #include <fstream>
 #include <random>
-#include <sstream>
 
 #include "loader/loader_internal.hpp"
 #include "sluice/duration.hpp"
@@ -90,48 +88,137 @@ Error io_error(const std::string& what) {
   return Error{ErrorCode::kIo, what + ": " + std::strerror(errno)};
 }
 
+// A TOML basic string: quotes, backslashes and control characters escaped; other bytes
+// (UTF-8) as they are.
+void append_toml_string(std::string& out, std::string_view s) {
+  out += '"';
+  std::size_t run = 0;  // start of the bytes not yet copied
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04X", c);
+        out += buf;
+      }
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+// A key: bare when TOML allows it, else quoted ("square.3" is one key, not two).
+void append_toml_key(std::string& out, std::string_view k) {
+  const bool bare = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+  if (bare)
+    out += k;
+  else
+    append_toml_string(out, k);
+}
+
+void append_toml_entry(std::string& out, const char* key, std::string_view value) {
+  out += key;
+  out += " = ";
+  append_toml_string(out, value);
+  out += '\n';
+}
+
+void append_toml_entry(std::string& out, const char* key, std::int64_t value) {
+  out += key;
+  out += " = ";
+  out += std::to_string(value);
+  out += '\n';
+}
+
 }  // namespace
 
 std::string child_request_text(const ChildRequest& child) {
+  // Written by hand, not through toml++'s tables and a stream: an orchestration writes
+  // one per call, and building the table was two thirds of its own cost per call.
   const TaskSpec& s = child.spec;
-  toml::table task;
+  std::size_t size = 160 + 2 * s.name.size() + s.shell.size() + s.workdir.size();
+  for (const auto& a : s.command) size += a.size() + 4;
+  std::string out;
+  out.reserve(size);
+  out += "[tasks.";
+  append_toml_key(out, s.name);
+  out += "]\n";
   if (!s.shell.empty()) {
-    task.insert("shell", s.shell);
+    append_toml_entry(out, "shell", s.shell);
   } else {
-    toml::array argv;
-    for (const auto& a : s.command) argv.push_back(a);
-    task.insert("command", std::move(argv));
+    out += "command = [";
+    for (std::size_t i = 0; i < s.command.size(); ++i) {
+      if (i > 0) out += ", ";
+      append_toml_string(out, s.command[i]);
+    }
+    out += "]\n";
   }
-  if (!child.before.empty()) task.insert("before", child.before);
-  if (!s.version.empty()) task.insert("version", s.version);
-  task.insert("cpus", s.cpus);
-  task.insert("gpus", s.gpus);
-  if (s.memory_mib > 0) task.insert("memory", std::to_string(s.memory_mib) + "M");
-  if (!s.executor.empty()) task.insert("executor", s.executor);
-  task.insert("retries", s.retries);
+  if (!child.before.empty()) append_toml_entry(out, "before", child.before);
+  if (!s.version.empty()) append_toml_entry(out, "version", s.version);
+  append_toml_entry(out, "cpus", s.cpus);
+  append_toml_entry(out, "gpus", s.gpus);
+  if (s.memory_mib > 0) append_toml_entry(out, "memory", std::to_string(s.memory_mib) + "M");
+  if (!s.executor.empty()) append_toml_entry(out, "executor", s.executor);
+  append_toml_entry(out, "retries", s.retries);
   if (s.max_exec_time.count() > 0)
-    task.insert("max_exec_time", std::to_string(s.max_exec_time.count()) + "ms");
+    append_toml_entry(out, "max_exec_time", std::to_string(s.max_exec_time.count()) + "ms");
   if (s.max_wait_time.count() > 0)
-    task.insert("max_wait_time", std::to_string(s.max_wait_time.count()) + "ms");
-  if (!s.workdir.empty()) task.insert("workdir", s.workdir);
-  if (!s.cache) task.insert("cache", false);
+    append_toml_entry(out, "max_wait_time", std::to_string(s.max_wait_time.count()) + "ms");
+  if (!s.workdir.empty()) append_toml_entry(out, "workdir", s.workdir);
+  if (!s.cache) out += "cache = false\n";
   if (!s.outputs.empty()) {
-    toml::array outs;
-    for (const auto& o : s.outputs) outs.push_back(o);
-    task.insert("outputs", std::move(outs));
+    out += "outputs = [";
+    for (std::size_t i = 0; i < s.outputs.size(); ++i) {
+      if (i > 0) out += ", ";
+      append_toml_string(out, s.outputs[i]);
+    }
+    out += "]\n";
   }
   if (!s.env.empty()) {
-    toml::table env;
-    for (const auto& [k, v] : s.env) env.insert_or_assign(k, v);
-    task.insert("env", std::move(env));
+    // A key written twice would be a TOML error: the last value wins, as it did when
+    // the table was built with insert_or_assign().
+    out += "\n[tasks.";
+    append_toml_key(out, s.name);
+    out += ".env]\n";
+    for (std::size_t i = 0; i < s.env.size(); ++i) {
+      bool later = false;
+      for (std::size_t j = i + 1; j < s.env.size() && !later; ++j)
+        later = s.env[j].first == s.env[i].first;
+      if (later) continue;
+      append_toml_key(out, s.env[i].first);
+      out += " = ";
+      append_toml_string(out, s.env[i].second);
+      out += '\n';
+    }
   }
-  toml::table tasks;
-  tasks.insert(s.name, std::move(task));
-  toml::table doc;
-  doc.insert("tasks", std::move(tasks));
-  std::ostringstream out;
-  out << doc << "\n";
-  return out.str();
+  return out;
 }
 
 tl::expected<std::vector<ChildRequest>, Diagnostics> parse_child_requests(

@@ -14,10 +14,9 @@ TaskId Coordinator::Impl::add_task(TaskSpec spec, TaskId parent) {
   rec.group = spec.group;
   rec.parent = parent;
   rec.before = -1;
-  ChildRequest r;
-  r.spec = spec;
+  ChildRequest r{std::move(spec), {}};  // moved through, not copied: once per call
   rec.spec = child_request_text(r);
-  rec.index = add_dynamic_task(std::move(spec), parent, std::nullopt);
+  rec.index = add_dynamic_task(std::move(r.spec), parent, std::nullopt);
   const TaskId id = rec.index;
   pending_.new_tasks.push_back(std::move(rec));
   scheduler_.on_task_added_after_start(id, std::chrono::steady_clock::now());

@@ -19,6 +19,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "sluice/engine/hdf5_codec.hpp"
 #include "sluice/engine/sdk_definition.hpp"
@@ -43,7 +44,7 @@ std::string hash_hex(const std::string& s) {  // FNV-1a: enough to tell argument
   return buf;
 }
 
-std::string function_name(const std::string& key) {
+std::string_view function_name(std::string_view key) {
   return key.substr(0, key.find('@'));
 }
 
@@ -104,6 +105,11 @@ class Driver final : public OrchestrationDriver, private detail::Host {
 
   void on_attempt_ended(TaskId t, int exit_code, const std::string& reason) override {
     if (t <= anchor_) return;  // calls come after the orchestration's own task
+    // A success says nothing settle() reads: kept out of the map (an insertion per call).
+    if (exit_code == 0 && reason.empty()) {
+      ended_.erase(t);
+      return;
+    }
     ended_[t] = {exit_code, reason};
   }
 
@@ -116,7 +122,7 @@ class Driver final : public OrchestrationDriver, private detail::Host {
   void step(RunDriverHost& host) override {
     const Timer timer(own_ns_);
     host_ = &host;
-    std::vector<std::shared_ptr<detail::CallState>> finished;
+    std::vector<std::shared_ptr<detail::CallState>>& finished = finished_;
     for (std::size_t i = 0; i < pending_.size();) {
       auto& [t, s] = pending_[i];
       if (!is_terminal(host.state(t))) {
@@ -129,6 +135,7 @@ class Driver final : public OrchestrationDriver, private detail::Host {
     }
     for (auto& s : finished)
       if (!must_stop()) s->finish();  // resumes the coroutine
+    finished.clear();
     check_done();
   }
 
@@ -197,11 +204,14 @@ class Driver final : public OrchestrationDriver, private detail::Host {
     return e.value;
   }
 
-  std::shared_ptr<detail::CallState> issue(TaskSpec s, const std::string& label,
-                                           const CallOptions& o, bool is_command) {
+  std::shared_ptr<detail::CallState> issue(TaskSpec s, std::string_view label, const CallOptions& o,
+                                           bool is_command) {
     auto state = std::make_shared<detail::CallState>();
     const std::uint64_t seq = ++seq_;
-    s.name = def_.name + ".call-" + std::to_string(seq) + "-" + label;
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, seq).ptr;
+    s.name.reserve(def_.name.size() + 7 + static_cast<std::size_t>(end - digits) + label.size());
+    s.name.append(def_.name).append(".call-").append(digits, end).append(1, '-').append(label);
     state->task = s.name;
     if (must_stop()) return state;  // never done: the run is stopping
     if (journal_.count(seq) != 0) {
@@ -397,7 +407,8 @@ class Driver final : public OrchestrationDriver, private detail::Host {
   std::map<std::uint64_t, JournalEntry> journal_;
   std::string journal_path_;
   std::vector<std::pair<TaskId, std::shared_ptr<detail::CallState>>> pending_;
-  std::map<TaskId, std::pair<int, std::string>> ended_;  // last attempt: exit code, reason
+  std::vector<std::shared_ptr<detail::CallState>> finished_;  // step()'s, kept for its capacity
+  std::map<TaskId, std::pair<int, std::string>> ended_;       // last attempt: exit code, reason
   std::set<TaskId> commands_;
   std::optional<TaskId> return_task_;
   std::string nondeterminism_;
