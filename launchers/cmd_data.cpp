@@ -241,8 +241,7 @@ int cmd_results(const Globals& g, const ResultsArgs& a) {
 // An attempt's packed values (in the store; shown in run.h5 as /TASK/KEY), with the
 // attempt's provenance from its record.
 int show_packed(const Globals& g, RunStore& store, const RunRecord& run, const TaskRecord& task,
-                std::uint32_t attempt, const Map& values) {
-  const std::string where = store.run_dir(run.id) + "/run.h5#/" + task.name;
+                std::uint32_t attempt, const Map& values, const std::string& where) {
   json keys = json::array();
   Table table({"KEY", "TYPE", "SIZE"});
   for (const auto& [k, v] : values) {
@@ -293,7 +292,17 @@ int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string
   const std::string path = artifact_path(store->attempt_dir(run.id, task->name, which));
   auto packed = store->attempt_values(run.id, task->index, which);
   if (!packed) fail(packed.error());
-  if (*packed) return show_packed(g, *store, run, *task, which, **packed);
+  if (*packed)
+    return show_packed(g, *store, run, *task, which, **packed,
+                       store->run_dir(run.id) + "/run.h5#/" + task->name);
+  // An attempt that failed after `sluice put`: its values are still in its results file.
+  const std::string results =
+      store->attempt_dir(run.id, task->name, which) + "/" + std::string(kResultsFile);
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else if (auto left = read_results(results)) {
+    return show_packed(g, *store, run, *task, which, *left, results);
+  }
   auto reader = ArtifactReader::open(path);
   if (!reader) fail(reader.error());
   json keys = json::array();

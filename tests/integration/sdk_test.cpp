@@ -1,7 +1,19 @@
+// The result hash was filed from the value the function returned; the store now holds
+// another value (a valid one, so only the content hash can tell). Returned values are
+// packed in the store, not a file of their own (docs/artifacts.md).
+REQUIRE_FALSE(std::filesystem::exists(dir.path() / (".sluice/runs/" + run_id_of(first.out) +
+                                                    "/tasks/fine/1/output.h5")));
+const std::string sql =
+    "UPDATE task_values SET bytes = X'026300000000000000' WHERE key = 'result' AND task = "
+    "(SELECT idx FROM tasks WHERE name = 'fine')";
+const std::string cmd =
+    "sqlite3 '" + (dir.path() / ".sluice/store.db").string() + "' \"" + sql + "\"";
+REQUIRE(std::system(cmd.c_str()) == 0);
 // The C++ SDK end to end: the example programs run on the inproc and local
 // configurations with the same results, other processes read their runs by id, and a
 // crashing function task fails only its own attempt.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
