@@ -242,6 +242,18 @@ int cmd_results(const Globals& g, const ResultsArgs& a) {
 // attempt's provenance from its record.
 int show_packed(const Globals& g, RunStore& store, const RunRecord& run, const TaskRecord& task,
                 std::uint32_t attempt, const Map& values, const std::string& where) {
+  // The task's version, from the stored definition (the provenance names name@version).
+  std::string version = "1";
+  if (auto text = store.run_definition(run.id)) {
+    LoadOptions lo;
+    lo.check_executables = false;
+    auto wf = is_sdk_definition(*text)
+                  ? load_sdk_definition(*text, run.base_dir).map_error([](const Error& e) {
+                      return Diagnostics{Diagnostic{"", {}, e.message}};
+                    })
+                  : load_workflow_text(*text, run.source_path, run.base_dir, lo);
+    if (wf && task.index < wf->tasks.size()) version = wf->tasks[task.index].version;
+  }
   json keys = json::array();
   Table table({"KEY", "TYPE", "SIZE"});
   for (const auto& [k, v] : values) {
@@ -256,12 +268,14 @@ int show_packed(const Globals& g, RunStore& store, const RunRecord& run, const T
   if (auto attempts = store.list_attempts(run.id, task.index)) {
     for (const AttemptRecord& a : *attempts) {
       if (a.attempt != attempt) continue;
-      prov.insert_or_assign("sluice_attempt", Value(std::int64_t{a.attempt}));
-      prov.insert_or_assign("sluice_exit_status", Value(std::int64_t{a.exit_code}));
-      prov.insert_or_assign("sluice_host", Value(a.host));
-      prov.insert_or_assign("sluice_run_id", Value(run.id));
-      prov.insert_or_assign("sluice_started_us", Value(std::int64_t{a.started_us}));
-      prov.insert_or_assign("sluice_ended_us", Value(std::int64_t{a.ended_us}));
+      // The names an artifact's root attributes use (docs/artifacts.md).
+      prov.insert_or_assign("attempt", Value(std::int64_t{a.attempt}));
+      prov.insert_or_assign("exit_status", Value(std::int64_t{a.exit_code}));
+      prov.insert_or_assign("host", Value(a.host));
+      prov.insert_or_assign("run_id", Value(run.id));
+      prov.insert_or_assign("started_us", Value(std::int64_t{a.started_us}));
+      prov.insert_or_assign("ended_us", Value(std::int64_t{a.ended_us}));
+      prov.insert_or_assign("task", Value(task.name + "@" + version));
     }
   }
   if (g.json) {
