@@ -79,7 +79,7 @@ Expected<Map> parse_results(std::string_view text, const std::string& name) {
     if (line.front() == '=') {  // =KEY BASE64: a value already typed (format_packed_line)
       const std::size_t space = line.find(' ');
       const std::string_view key = line.substr(1, space == std::string_view::npos ? 0 : space - 1);
-      if (!valid_key(key)) return bad(line_no, "'=" + std::string(key) + "' is not a key");
+      if (!valid_key(key)) return bad(line_no, "'" + std::string(key) + "' is not a key");
       auto bytes = base64_decode(line.substr(space + 1));
       Expected<Value> value = make_error(ErrorCode::kInvalidInput, "bad base64");
       if (bytes) value = value_from_bytes(*bytes);
