@@ -2,7 +2,8 @@
 # Per-task overhead of function tasks: Sluice inproc (threads), Sluice local (a worker
 # process per task) and Dask distributed, same workloads, one go. Prints one line each:
 #   workload=functions tool=sluice-inproc|sluice-local|dask shape=indep|chain result=0|1 n=… wall_s=… us_per_task=… cache=1|0 ok=…
-# (result=1: each task returns an int, so each attempt writes an artifact; cache=0 rows
+# (result=1: each task returns an int, packed by the coordinator into the store and
+# run.h5, not a file per attempt: docs/artifacts.md; cache=0 rows
 # ran with --no-cache, cache=1 rows with the cache on, the default)
 #
 #   bench/functions_bench.sh [BUILD_DIR]

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -23,9 +24,10 @@ using nlohmann::json;
 struct Decision {
   bool cached = false;
   std::string why;
-  std::string result_hash;  // of the cached attempt
-  std::string artifact;     // the cached attempt's artifact ("" when none)
-  std::string source_dir;   // the cached attempt's directory
+  std::string result_hash;            // of the cached attempt
+  std::string artifact;               // the cached attempt's artifact ("" when none)
+  std::string source_dir;             // the cached attempt's directory
+  std::shared_ptr<const Map> values;  // the cached attempt's packed values (null: none)
 };
 
 // The children a cached attempt asked for, which a real run replays. A request that
@@ -111,7 +113,8 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
     std::string shell, why;
     if (uses_input_placeholders(spec)) {
       std::vector<InputArtifact> parents;
-      for (TaskId p : spec.after) parents.push_back({wf->tasks[p].name, d[p].artifact});
+      for (TaskId p : spec.after)
+        parents.push_back({wf->tasks[p].name, d[p].artifact, d[p].values.get()});
       bool ok = spec.shell.empty() || substitute_input_values(spec.shell, parents, shell, why);
       for (std::size_t i = 0; ok && i < spec.command.size(); ++i) {
         command.emplace_back();
@@ -137,6 +140,7 @@ int cmd_dry_run(const Globals& g, const std::string& file, bool no_cache) {
       out.cached = true;
       out.result_hash = e.result_hash;
       out.source_dir = e.attempt_dir;
+      out.values = hit->values;
       const std::string artifact = artifact_path(e.attempt_dir);
       if (std::FILE* f = std::fopen(artifact.c_str(), "rb")) {
         std::fclose(f);

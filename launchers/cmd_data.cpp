@@ -15,6 +15,7 @@
 #include "sluice/engine/loader.hpp"
 #include "sluice/engine/results_file.hpp"
 #include "sluice/engine/sdk_definition.hpp"
+#include "sluice/function_args.hpp"
 #include "sluice/value_json.hpp"
 
 namespace sluice::cli {
@@ -55,6 +56,21 @@ int cmd_put(const PutArgs& a) {
   } else {
     value = typed(a.value, a.type);
   }
+  // Inside a task, a small value is appended to the results file and packed by the
+  // coordinator (no file of its own: docs/artifacts.md); a big one, or --output, is
+  // written into the artifact file.
+  const std::string results = env_or_empty("SLUICE_RESULTS");
+  const bool nul_string = value.type() == Value::Type::kString &&
+                          value.get<std::string>().find('\0') != std::string::npos;
+  if (a.output.empty() && !results.empty() && !nul_string && a.key != "." &&
+      a.key.find_first_of("/ \t\r\n") == std::string::npos) {
+    std::string bytes;
+    append_value_bytes(value, bytes);
+    if (bytes.size() <= kMaxPackedValueBytes) {
+      if (auto r = append_packed_value(results, a.key, value); !r) fail(r.error());
+      return kExitOk;
+    }
+  }
   Map one;
   one.insert_or_assign(a.key, std::move(value));
   if (auto r = merge_into_artifact(one, path); !r) fail(r.error());
@@ -73,7 +89,9 @@ int cmd_get_input(const std::string& parent, const std::string& key, bool as_jso
                    "this task has no input from '" + parent + "'" +
                        (known.empty() ? " (it has no inputs)" : " (its inputs: " + known + ")"));
   }
-  auto reader = ArtifactReader::open(path);
+  // A packed parent: its group in a segment file (docs/artifacts.md).
+  const std::string group = env_or_empty((input_env_name(parent) + "_GROUP").c_str());
+  auto reader = ArtifactReader::open(path, group);
   if (!reader) fail(reader.error());
   auto value = reader->get(key);
   if (!value) fail(value.error());
@@ -109,7 +127,11 @@ int cmd_inputs(const std::string& key, bool as_json) {
         std::printf("%s\n", path.c_str());
       continue;
     }
-    auto reader = ArtifactReader::open(path);
+    // PATH#/GROUP: a packed parent's group in a segment file.
+    const std::size_t hash = path.rfind("#/");
+    auto reader = hash == std::string::npos
+                      ? ArtifactReader::open(path)
+                      : ArtifactReader::open(path.substr(0, hash), path.substr(hash + 1));
     if (!reader) fail(reader.error());
     auto value = reader->get(key);
     if (!value) fail(value.error());
@@ -183,7 +205,14 @@ int cmd_results(const Globals& g, const ResultsArgs& a) {
     json values = json::object();
     if (t->state == TaskState::kSucceeded) {
       const std::string path = artifact_path(store->attempt_dir(run.id, t->name, t->attempts));
-      if (FILE* f = std::fopen(path.c_str(), "rb")) {
+      auto packed = store->attempt_values(run.id, t->index, t->attempts);
+      if (!packed) fail(packed.error());
+      if (*packed) {
+        for (const auto& [k, v] : **packed) {
+          values[k] = to_json(v);
+          table.add({t->name, k, short_text(v)});
+        }
+      } else if (FILE* f = std::fopen(path.c_str(), "rb")) {
         std::fclose(f);
         auto reader = ArtifactReader::open(path);
         if (!reader) fail(reader.error());
@@ -209,6 +238,59 @@ int cmd_results(const Globals& g, const ResultsArgs& a) {
   return run.state == RunState::kSucceeded ? kExitOk : kExitFailed;
 }
 
+// An attempt's packed values (in the store; shown in run.h5 as /TASK/KEY), with the
+// attempt's provenance from its record.
+int show_packed(const Globals& g, RunStore& store, const RunRecord& run, const TaskRecord& task,
+                std::uint32_t attempt, const Map& values, const std::string& where) {
+  // The task's version, from the stored definition (the provenance names name@version).
+  std::string version = "1";
+  if (auto text = store.run_definition(run.id)) {
+    LoadOptions lo;
+    lo.check_executables = false;
+    auto wf = is_sdk_definition(*text)
+                  ? load_sdk_definition(*text, run.base_dir).map_error([](const Error& e) {
+                      return Diagnostics{Diagnostic{"", {}, e.message}};
+                    })
+                  : load_workflow_text(*text, run.source_path, run.base_dir, lo);
+    if (wf && task.index < wf->tasks.size()) version = wf->tasks[task.index].version;
+  }
+  json keys = json::array();
+  Table table({"KEY", "TYPE", "SIZE"});
+  for (const auto& [k, v] : values) {
+    std::uint64_t bytes = 0;
+    if (const auto* a = v.get_if<NdArray>()) bytes = a->nbytes();
+    if (v.type() == Value::Type::kInt || v.type() == Value::Type::kDouble) bytes = 8;
+    if (v.type() == Value::Type::kBool) bytes = 1;
+    keys.push_back({{"key", k}, {"type", describe(v)}, {"bytes", bytes}});
+    table.add({k, describe(v), bytes > 0 ? std::to_string(bytes) : "-"});
+  }
+  Map prov;
+  if (auto attempts = store.list_attempts(run.id, task.index)) {
+    for (const AttemptRecord& a : *attempts) {
+      if (a.attempt != attempt) continue;
+      // The names an artifact's root attributes use (docs/artifacts.md).
+      prov.insert_or_assign("attempt", Value(std::int64_t{a.attempt}));
+      prov.insert_or_assign("exit_status", Value(std::int64_t{a.exit_code}));
+      prov.insert_or_assign("host", Value(a.host));
+      prov.insert_or_assign("run_id", Value(run.id));
+      prov.insert_or_assign("started_us", Value(std::int64_t{a.started_us}));
+      prov.insert_or_assign("ended_us", Value(std::int64_t{a.ended_us}));
+      prov.insert_or_assign("task", Value(task.name + "@" + version));
+    }
+  }
+  if (g.json) {
+    json doc = {{"path", where}, {"keys", keys}, {"packed", true}};
+    doc["provenance"] = to_json(Value(prov));
+    std::printf("%s\n", doc.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("%s (packed)\n\n", where.c_str());
+  table.print(stdout);
+  std::printf("\nprovenance\n");
+  for (const auto& [k, v] : prov) std::printf("  %-18s %s\n", k.c_str(), to_text(v).c_str());
+  return kExitOk;
+}
+
 int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string& task_name,
                   unsigned attempt) {
   auto store = open_store(g, RunStore::Mode::kReadOnly);
@@ -220,8 +302,21 @@ int cmd_artifacts(const Globals& g, const std::string& run_id, const std::string
   if (attempt > task->attempts)
     throw CliError(kExitBadInput, "task '" + task_name + "' has " + std::to_string(task->attempts) +
                                       " attempt(s), not " + std::to_string(attempt));
-  const std::string path =
-      artifact_path(store->attempt_dir(run.id, task->name, attempt ? attempt : task->attempts));
+  const std::uint32_t which = attempt ? attempt : task->attempts;
+  const std::string path = artifact_path(store->attempt_dir(run.id, task->name, which));
+  auto packed = store->attempt_values(run.id, task->index, which);
+  if (!packed) fail(packed.error());
+  if (*packed)
+    return show_packed(g, *store, run, *task, which, **packed,
+                       store->run_dir(run.id) + "/run.h5#/" + task->name);
+  // An attempt that failed after `sluice put`: its values are still in its results file.
+  const std::string results =
+      store->attempt_dir(run.id, task->name, which) + "/" + std::string(kResultsFile);
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else if (auto left = read_results(results)) {
+    return show_packed(g, *store, run, *task, which, *left, results);
+  }
   auto reader = ArtifactReader::open(path);
   if (!reader) fail(reader.error());
   json keys = json::array();

@@ -20,6 +20,7 @@ PACKAGES=(
   time  # /usr/bin/time: peak memory in scripts/bench.sh
   clang libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh); the runtime is its own package
   graphviz  # `dot`: sluice graph --format svg
+  python3-h5py  # tests read run.h5 as users do (integration/packed_values_test.cpp)
   chromium chromium-driver  # headless browser: the report's rendering test and bench
   # the Slurm backend (libslurm driver) and its single-node test cluster (slurm-up.sh)
   libslurm-dev slurmctld slurmd slurm-client munge

@@ -33,6 +33,8 @@ struct Job {
   std::string attempt_dir;
   // SLUICE_INPUT_<PARENT> paths, for parents whose result is not in memory (resume).
   std::vector<std::pair<std::string, std::string>> input_paths;
+  // Parents' packed values the coordinator holds (LaunchRequest::parent_values).
+  std::vector<std::shared_ptr<const Map>> parent_values;
 };
 
 class InprocBackend final : public Backend {
@@ -61,6 +63,7 @@ class InprocBackend final : public Backend {
   std::string name() const override { return "inproc"; }
   Capacity capacity() const override { return capacity_; }
   bool wants_attempt_dir() const override { return false; }
+  bool needs_input_files() const override { return false; }
   std::shared_ptr<const Value> result_in_memory(TaskId t) const override { return result_of(t); }
 
   Expected<std::string> launch(const LaunchRequest& r) override {
@@ -79,6 +82,7 @@ class InprocBackend final : public Backend {
     j.spec = &spec;
     j.function = f;
     j.attempt_dir = r.attempt_dir;
+    j.parent_values = r.parent_values;
     for (const auto& [k, v] : r.env) {
       if (k.compare(0, 13, "SLUICE_INPUT_") == 0) {
         j.input_paths.emplace_back(k, v);
@@ -166,6 +170,11 @@ class InprocBackend final : public Backend {
     if (ref.position >= j.spec->after.size())
       return make_error(ErrorCode::kInvalidInput, "argument refers to no parent");
     if (auto v = result_of(j.spec->after[ref.position])) return *v;
+    if (ref.position < j.parent_values.size() && j.parent_values[ref.position]) {
+      const Map& packed = *j.parent_values[ref.position];
+      if (const Value* v = packed.find(kResultKey)) return *v;
+      return Value(packed);  // a command task's values: all its keys
+    }
     const std::string env = input_env_name(ref.parent);
     for (const auto& [k, path] : j.input_paths) {
       if (k != env) continue;
@@ -229,12 +238,11 @@ class InprocBackend final : public Backend {
     auto result = invoke_function(*j.function, ctx, values);
     if (!result) return fail(result.error().message);
     if (!j.function->returns_void) {
-      if (!make_attempt_dir(j.attempt_dir)) return fail("cannot create " + j.attempt_dir);
-      auto w = ArtifactWriter::create(artifact_path(j.attempt_dir));
-      Expected<void> ok = w ? w->put(kResultKey, *result) : tl::unexpected(w.error());
-      if (ok) ok = w->commit();
-      if (!ok) return fail("cannot write the result: " + ok.error().message);
+      // Packed by the coordinator (stored with the success, shown in run.h5): no file.
       c.content_hash = value_content_hash(kResultKey, *result);
+      auto values = std::make_shared<Map>();
+      values->insert_or_assign(kResultKey, *result);
+      c.values = std::move(values);
       auto shared = std::make_shared<const Value>(std::move(*result));
       std::lock_guard<std::mutex> lock(results_mu_);
       if (results_.size() <= j.task) results_.resize(j.task + 1);

@@ -186,6 +186,7 @@ int run_function_in_process(const wire::Launch& l, std::string& content_hash) {
   };
   a.run_id = env("SLUICE_RUN_ID");
   a.output = env("SLUICE_OUTPUT");
+  a.results = env("SLUICE_RESULTS");
   a.input = env;
   std::string why;
   const int code = execute_function_attempt(a, why, &content_hash);

@@ -94,9 +94,9 @@ shell = "echo $SLUICE_INPUTS; echo $SLUICE_INPUT_A; sluice get b v; sluice get a
   const auto id = run_id_of(r);
   auto logs = run_sluice({"logs", id, "join"}, dir.path()).out;
   const auto run_dir = fs::canonical(dir.path()).string() + "/.sluice/runs/" + id;
-  const std::string expected = run_dir + "/tasks/b/1/output.h5:" + run_dir +
-                               "/tasks/a/1/output.h5\n" + run_dir +
-                               "/tasks/a/1/output.h5\nb\n\"a\"\n";
+  // Packed values (docs/artifacts.md): both parents in one value segment, each its group.
+  const std::string segment = run_dir + "/values/0000.h5";
+  const std::string expected = segment + "#/b:" + segment + "#/a\n" + segment + "\nb\n\"a\"\n";
   CHECK(logs == expected);  // c wrote no artifact, so it is not an input
 }
 
@@ -286,7 +286,8 @@ TEST_CASE("a full disk fails the writing attempt with a clear reason and keeps t
   fs::create_directories(home);
   // A 4 MiB filesystem for the home: needs root (CI runs as root); skipped otherwise.
   // Private (a tmpfs is 1777 by default, a home Sluice refuses).
-  const std::string mount = "mount -t tmpfs -o size=4m,mode=0700 tmpfs '" + home.string() + "' 2>/dev/null";
+  const std::string mount =
+      "mount -t tmpfs -o size=4m,mode=0700 tmpfs '" + home.string() + "' 2>/dev/null";
   if (std::system(mount.c_str()) != 0) {
     SLUICE_SKIP("cannot mount a small tmpfs here (not root?)");
   }

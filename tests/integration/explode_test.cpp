@@ -84,8 +84,9 @@ matrix = { j = ["x", "y"] }
   REQUIRE(r.exit_code == 0);
   const auto id = run_id_of(r);
   const auto run_dir = fs::canonical(dir.path()).string() + "/.sluice/runs/" + id;
-  const std::string paths = run_dir + "/tasks/a.0/1/output.h5:" + run_dir +
-                            "/tasks/a.1/1/output.h5:" + run_dir + "/tasks/a.2/1/output.h5\n";
+  // Packed values (docs/artifacts.md): the parents' groups in one value segment.
+  const std::string segment = run_dir + "/values/0000.h5";
+  const std::string paths = segment + "#/a.0:" + segment + "#/a.1:" + segment + "#/a.2\n";
   for (const char* b : {"b.0", "b.1"}) {
     auto logs = run_sluice({"logs", id, b}, dir.path()).out;
     INFO(b << ": " << logs);

@@ -103,7 +103,8 @@ TEST_CASE("an artifact that is a symbolic link is refused and its target left un
   // A valid HDF5 file outside the run, and a file standing for /etc/passwd.
   write_file(dir / "passwd", "root:x:0:0:root:/root:/bin/bash\n");
   write_file(dir / "make.toml",
-             "[workflow]\nname = \"make\"\n[tasks.a]\nshell = \"sluice put v 1\"\n");
+             "[workflow]\nname = \"make\"\n[tasks.a]\nshell = \"sluice put --output $SLUICE_OUTPUT "
+             "v 1\"\n");
   auto made =
       run_sluice({"run", "-q", "--home", (dir / "other").string(), "make.toml"}, dir.path());
   REQUIRE(made.exit_code == 0);
@@ -182,7 +183,8 @@ TEST_CASE("run and attempt directories, logs, artifacts and the store are privat
           "[reliability][hostile][permissions]") {
   ScratchDir dir;
   write_file(dir / "wf.toml",
-             "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put v 1; echo hi\"\n");
+             "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put --output $SLUICE_OUTPUT v "
+             "1; echo hi\"\n");
   auto r = run_sluice({"run", "-q", "wf.toml"}, dir.path());
   REQUIRE(r.exit_code == 0);
   const fs::path home = dir / ".sluice";
@@ -209,7 +211,8 @@ TEST_CASE("SLUICE_UMASK loosens the modes, e.g. to share a home with the group",
   ScratchDir dir;
   ScopedEnv umask("SLUICE_UMASK", "027");
   write_file(dir / "wf.toml",
-             "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put v 1; echo hi\"\n");
+             "[workflow]\nname = \"p\"\n[tasks.a]\nshell = \"sluice put --output $SLUICE_OUTPUT v "
+             "1; echo hi\"\n");
   auto r = run_sluice({"run", "-q", "wf.toml"}, dir.path());
   REQUIRE(r.exit_code == 0);
   const fs::path run = dir / (".sluice/runs/" + run_id_of(r));

@@ -101,6 +101,9 @@ struct FunctionAttempt {
   std::string run_id, task, attempt_dir;
   std::uint32_t attempt = 1;
   std::string output;  // where the result artifact goes ($SLUICE_OUTPUT)
+  // The attempt's results file ($SLUICE_RESULTS): a result up to kMaxPackedValueBytes
+  // encoded goes there, for the coordinator to pack; empty: always `output`.
+  std::string results;
   // The artifact path of parent `env_name` (SLUICE_INPUT_<PARENT>), "" when it has none.
   std::function<std::string(const std::string& env_name)> input;
   bool stdout_is_log = false;  // see TaskContext

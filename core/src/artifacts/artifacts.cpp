@@ -240,16 +240,22 @@ bool substitute_input_values(const std::string& in, const std::vector<InputArtif
       why = "input placeholder {inputs." + ref + "} names no parent of this task";
       return false;
     }
-    if (parent->artifact.empty()) {
-      why = "input placeholder {inputs." + ref + "}: task '" + parent->name + "' wrote no artifact";
-      return false;
+    Expected<Value> value = make_error(ErrorCode::kNotFound, "");
+    if (parent->values) {
+      if (const Value* v = parent->values->find(key)) value = *v;
+    } else {
+      if (parent->artifact.empty()) {
+        why =
+            "input placeholder {inputs." + ref + "}: task '" + parent->name + "' wrote no artifact";
+        return false;
+      }
+      auto reader = ArtifactReader::open(parent->artifact);
+      if (!reader) {
+        why = "input placeholder {inputs." + ref + "}: " + reader.error().message;
+        return false;
+      }
+      value = reader->get(key);
     }
-    auto reader = ArtifactReader::open(parent->artifact);
-    if (!reader) {
-      why = "input placeholder {inputs." + ref + "}: " + reader.error().message;
-      return false;
-    }
-    auto value = reader->get(key);
     if (!value) {
       why = "input placeholder {inputs." + ref + "}: task '" + parent->name + "' has no value '" +
             key + "'";

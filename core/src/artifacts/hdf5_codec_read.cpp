@@ -333,13 +333,16 @@ Expected<Value> read_object(hid_t loc, const std::string& name, const std::strin
 struct ArtifactReader::Impl {
   std::string path;
   h5::File file;
+  h5::Group group;  // open(path, group): the group read as the artifact's root
   std::vector<std::string> keys;
+
+  hid_t root() const { return group ? group.get() : file.get(); }
 
   Expected<h5::Object> open(const std::string& key) const {
     if (!std::binary_search(keys.begin(), keys.end(), key)) {
       return make_error(ErrorCode::kNotFound, "no key " + in_quotes(key) + " in " + path);
     }
-    h5::Object obj(H5Oopen(file.get(), key.c_str(), H5P_DEFAULT));
+    h5::Object obj(H5Oopen(root(), key.c_str(), H5P_DEFAULT));
     if (!obj) return h5_error(ErrorCode::kInvalidInput, "cannot open " + in_quotes(key));
     return obj;
   }
@@ -359,6 +362,28 @@ ArtifactReader::~ArtifactReader() {
 
 Expected<ArtifactReader> ArtifactReader::open(const std::string& path) {
   return open_with(path, H5F_ACC_RDONLY);
+}
+
+Expected<ArtifactReader> ArtifactReader::open(const std::string& path, const std::string& group) {
+  if (group.empty() || group == "/") return open(path);
+  QuietErrors quiet;
+  auto impl = std::make_unique<Impl>();
+  impl->path = path + ":" + group;
+  h5::PropList fapl = no_file_locking_fapl();
+  impl->file = h5::File(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
+  if (!impl->file) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+      return make_error(ErrorCode::kNotFound, "no such artifact: " + path);
+    return make_error(ErrorCode::kInvalidInput, "corrupt HDF5 file: " + path + ": " + h5_detail());
+  }
+  impl->group = h5::Group(H5Gopen2(impl->file.get(), group.c_str(), H5P_DEFAULT));
+  if (!impl->group) return make_error(ErrorCode::kNotFound, "no group " + group + " in " + path);
+  auto keys = member_names(impl->group.get(), impl->path);
+  if (!keys) return tl::unexpected(keys.error());
+  impl->keys = std::move(*keys);
+  std::sort(impl->keys.begin(), impl->keys.end());
+  return ArtifactReader(std::move(impl));
 }
 
 Expected<ArtifactReader> ArtifactReader::open_for_update(const std::string& path) {
@@ -418,7 +443,7 @@ Expected<Value> ArtifactReader::get(const std::string& key) const {
   QuietErrors quiet;
   if (!contains(key))
     return make_error(ErrorCode::kNotFound, "no key " + in_quotes(key) + " in " + impl_->path);
-  return read_object(impl_->file.get(), key, key);
+  return read_object(impl_->root(), key, key);
 }
 
 Expected<Map> ArtifactReader::get_all() const {
@@ -539,7 +564,7 @@ Expected<void> ArtifactReader::read_array_blocks(const std::string& key, std::si
 
 Expected<Map> ArtifactReader::attributes() const {
   QuietErrors quiet;
-  const hid_t root = impl_->file.get();
+  const hid_t root = impl_->root();
   std::vector<std::string> names;
   auto collect = [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
     static_cast<std::vector<std::string>*>(out)->emplace_back(name);

@@ -50,4 +50,9 @@ bool is_bool_enum(hid_t type);
 
 h5::PropList no_file_locking_fapl();
 
+// Writes each of `values` under `loc` as an artifact would hold it (same types and
+// attributes), small datasets with compact layout (their data inside the object header:
+// no separate block). For files that pack many tasks' values (packed_file.hpp).
+Expected<void> write_values_compact(hid_t loc, const Map& values, const std::string& where);
+
 }  // namespace sluice::hdf5_detail

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "sluice/engine/hdf5_codec.hpp"
+#include "sluice/function_args.hpp"
 #include "sluice/value_json.hpp"
 
 namespace sluice {
@@ -75,6 +76,18 @@ Expected<Map> parse_results(std::string_view text, const std::string& name) {
   while (next_line(text, pos, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    if (line.front() == '=') {  // =KEY BASE64: a value already typed (format_packed_line)
+      const std::size_t space = line.find(' ');
+      const std::string_view key = line.substr(1, space == std::string_view::npos ? 0 : space - 1);
+      if (!valid_key(key)) return bad(line_no, "'" + std::string(key) + "' is not a key");
+      auto bytes = base64_decode(line.substr(space + 1));
+      Expected<Value> value = make_error(ErrorCode::kInvalidInput, "bad base64");
+      if (bytes) value = value_from_bytes(*bytes);
+      if (!value)
+        return bad(line_no, "a typed value that does not decode: " + value.error().message);
+      values.insert_or_assign(std::string(key), std::move(*value));
+      continue;
+    }
     const std::size_t eq = line.find('=');
     const std::size_t heredoc = line.find("<<");
     if (heredoc != std::string_view::npos && (eq == std::string_view::npos || heredoc < eq)) {
@@ -112,6 +125,29 @@ Expected<Map> parse_results(std::string_view text, const std::string& name) {
     values.insert_or_assign(std::string(key), std::move(*value));
   }
   return values;
+}
+
+std::string format_packed_line(const std::string& key, const Value& value) {
+  std::string bytes;
+  append_value_bytes(value, bytes);
+  return "=" + key + " " + base64_encode(bytes) + "\n";
+}
+
+Expected<void> append_packed_value(const std::string& results_path, const std::string& key,
+                                   const Value& value) {
+  const std::string line = format_packed_line(key, value);
+  const int fd =
+      ::open(results_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0)
+    return make_error(ErrorCode::kIo, "cannot open " + results_path + ": " + std::strerror(errno));
+  // One write: lines from concurrent writers do not interleave.
+  const ssize_t n = ::write(fd, line.data(), line.size());
+  const int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(line.size()))
+    return make_error(ErrorCode::kIo, "cannot append to " + results_path + ": " +
+                                          std::strerror(n < 0 ? err : ENOSPC));
+  return {};
 }
 
 Expected<Map> read_results(const std::string& path) {

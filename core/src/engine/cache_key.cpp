@@ -183,6 +183,15 @@ Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
   if (!*found) return out;
   out.entry = std::move(**found);
   auto actual = attempt_result_hash(out.entry.attempt_dir);
+  if (actual && *actual != out.entry.result_hash) {
+    // Packed values live in the store: hash those.
+    auto packed = store.attempt_values(out.entry.run_id, out.entry.task, out.entry.attempt);
+    if (packed && *packed) {
+      auto values = std::make_shared<const Map>(std::move(**packed));
+      actual = attempt_result_hash(out.entry.attempt_dir, values_content_hash(*values));
+      if (actual && *actual == out.entry.result_hash) out.values = std::move(values);
+    }
+  }
   out.status = actual && *actual == out.entry.result_hash ? CacheLookup::Status::kHit
                                                           : CacheLookup::Status::kStale;
   return out;

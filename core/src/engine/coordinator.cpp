@@ -107,6 +107,8 @@ Coordinator::Impl::Impl(RunStore& store, Backend& backend, Workflow& workflow, s
       launch_mode_(file_modes().file & ~process_umask()),
       dir_mode_(file_modes().dir & ~process_umask()),
       has_artifact_(workflow.tasks.size(), 0),
+      packed_(workflow.tasks.size()),
+      segment_of_(workflow.tasks.size(), 0),
       depth_(workflow.tasks.size(), 0),
       result_hash_(workflow.tasks.size()) {}
 
@@ -150,6 +152,12 @@ Expected<void> Coordinator::Impl::restore_from_store() {
     end.exit_code = -1;
     update.attempt_ends.push_back(std::move(end));
   }
+  // Packed values of the attempts before the restart, and their provenance.
+  auto values = store_.run_values(run_id_);
+  if (!values) return tl::unexpected(values.error());
+  for (const AttemptRecord& a : *attempts)
+    if (a.state != TaskState::kRunning && a.state != TaskState::kQueued && a.task < packed_.size())
+      traces_.push_back({a.task, a.attempt, a.exit_code, a.started_us, a.ended_us, a.host});
   for (const TaskRecord& t : *tasks) {
     if (t.state == TaskState::kSucceeded) {
       scheduler_.restore(t.index, TaskState::kSucceeded, t.attempts);
@@ -207,6 +215,13 @@ Expected<void> Coordinator::Impl::restore_from_store() {
     scheduler_.restore(t.index, TaskState::kWaiting, used);
     if (t.state != TaskState::kWaiting || used != t.attempts)
       update.changes.push_back({t.index, TaskState::kWaiting, used, 0, "resumed"});
+  }
+  for (AttemptValues& v : *values) {
+    if (v.task >= packed_.size() || scheduler_.state(v.task) != TaskState::kSucceeded ||
+        scheduler_.attempts(v.task) != v.attempt)
+      continue;
+    packed_[v.task] = std::move(v.values);
+    unsegmented_.push_back(v.task);
   }
   std::remove(cancel_request_path(run_dir_).c_str());
   return store_.apply(run_id_, update);
@@ -727,6 +742,7 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
       a.exit_code = c.kind == ExitKind::kExited ? c.code : -1;
       a.reason = std::move(outcome->reason);
       a.ended_us = c.ended_us ? c.ended_us : wall_us();
+      traces_.push_back({c.task, c.attempt, a.exit_code, c.started_us, a.ended_us, c.host});
       pending_.attempt_ends.push_back(std::move(a));
     }
     // The logs' place rides on the same commit as the attempt's end: a finished attempt

@@ -6,11 +6,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "engine/coordinator_impl.hpp"
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/file_modes.hpp"
+#include "sluice/engine/packed_file.hpp"
 #include "sluice/engine/results_file.hpp"
 
 namespace sluice {
@@ -19,6 +23,27 @@ namespace {
 // "/" + the artifact's file name, appended to an attempt directory's relative path.
 const std::string kArtifactLeaf = "/" + std::string(kArtifactFile);
 const std::string kResultsLeaf = "/" + std::string(kResultsFile);
+
+// Why HDF5 could not hold `values` as /TASK/KEY datasets ("" when it can): the checks an
+// artifact writer makes, made before the values are packed.
+std::string unpackable(const Map& values, const std::string& where) {
+  for (const auto& [key, v] : values) {
+    const std::string path = where + "/" + key;
+    if (key.empty() || key == "." || key.find('/') != std::string::npos)
+      return "invalid key '" + path + "': keys must be non-empty, contain no '/' and not be \".\"";
+    if (v.type() == Value::Type::kString && v.get<std::string>().find('\0') != std::string::npos)
+      return "string '" + path + "' contains a NUL byte (HDF5 cannot store it)";
+    if (const Map* m = v.get_if<Map>()) {
+      if (std::string why = unpackable(*m, path); !why.empty()) return why;
+    } else if (const List* l = v.get_if<List>()) {
+      Map indexed;
+      for (std::size_t i = 0; i < l->size(); ++i)
+        indexed.insert_or_assign(std::to_string(i), (*l)[i]);
+      if (std::string why = unpackable(indexed, path); !why.empty()) return why;
+    }
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -32,12 +57,32 @@ bool Coordinator::Impl::add_artifact_env(const TaskSpec& spec, const std::string
   req.env.emplace_back("SLUICE_OUTPUT", artifact_path(dir));
   req.env.emplace_back("SLUICE_RESULTS", dir + kResultsLeaf);
   std::string inputs;
-  for (TaskId p : spec.after) {
-    if (!has_artifact_[p]) continue;
-    std::string path = final_artifact(p);
+  const bool files = backend_.needs_input_files();
+  for (std::size_t i = 0; i < spec.after.size(); ++i) {
+    const TaskId p = spec.after[i];
+    const std::string& name = workflow_.tasks[p].name;
+    std::string path, group = "/";
+    if (packed_[p]) {
+      if (!files) {  // read from memory: no segment, no variable
+        req.parent_values.resize(spec.after.size());
+        req.parent_values[i] = packed_[p];
+        continue;
+      }
+      const std::string* segment = segment_for(p);
+      if (!segment) return false;
+      path = *segment;
+      group += name;
+    } else if (has_artifact_[p]) {
+      path = final_artifact(p);
+    } else {
+      continue;
+    }
     if (!inputs.empty()) inputs += ':';
     inputs += path;
-    req.env.emplace_back(input_env_name(workflow_.tasks[p].name), std::move(path));
+    if (group.size() > 1) inputs += "#" + group;
+    std::string var = input_env_name(name);
+    req.env.emplace_back(var + "_GROUP", std::move(group));
+    req.env.emplace_back(std::move(var), std::move(path));
   }
   // One environment string may hold at most 128 KiB (MAX_ARG_STRLEN): a reduce over
   // thousands of parents gets the list in a file instead.
@@ -71,7 +116,8 @@ bool Coordinator::Impl::resolve_input_placeholders(const TaskSpec& spec,
   if (!uses_input_placeholders(spec)) return true;
   std::vector<InputArtifact> parents;
   for (TaskId p : spec.after)
-    parents.push_back({workflow_.tasks[p].name, has_artifact_[p] ? final_artifact(p) : ""});
+    parents.push_back(
+        {workflow_.tasks[p].name, has_artifact_[p] ? final_artifact(p) : "", packed_[p].get()});
   std::string tmp;
   if (!spec.shell.empty() && !substitute_input_values(spec.shell, parents, shell, why))
     return false;
@@ -87,6 +133,7 @@ void Coordinator::Impl::seal_artifact(Completion& c) {
   const std::string dir = store_.attempt_dir(run_id_, spec.name, c.attempt);
   const std::string path = artifact_path(dir);
   has_artifact_[c.task] = 0;
+  packed_[c.task].reset();
   // Relative to the run's tasks directory when it is open (a shorter path walk).
   // 0 found, ENOENT or another errno.
   auto lstat_in = [&](const std::string* leaf, const std::string& full, struct stat& st) {
@@ -105,7 +152,15 @@ void Coordinator::Impl::seal_artifact(Completion& c) {
   struct stat results_st, st;
   const int results_err = lstat_in(&kResultsLeaf, results_path, results_st);
   const int artifact_err = lstat_in(&kArtifactLeaf, path, st);
-  if (results_err == ENOENT && artifact_err == ENOENT) return;  // also: no directory made
+  if (results_err == ENOENT && artifact_err == ENOENT) {  // also: no directory made
+    if (!c.values || c.values->empty()) return;
+    if (std::string why = unpackable(*c.values, ""); !why.empty()) {
+      c.failure = "cannot write the result: " + why;
+      return;
+    }
+    pack_values(c, std::move(c.values));
+    return;
+  }
   // The attempt owns its directory: a link there (to /etc/passwd, to another run) must
   // not make the coordinator open, seal or chmod a file outside it.
   struct stat dir_st;
@@ -140,16 +195,20 @@ void Coordinator::Impl::seal_artifact(Completion& c) {
     }
     results = std::move(*read);
   }
+  if (c.values)
+    for (const auto& [key, value] : *c.values) results.insert_or_assign(key, value);
   if (artifact_err != 0) {
     if (results.empty()) return;  // no artifact: nothing to pass on
-    // Only results: the artifact is written and sealed in one pass.
-    auto sealed = write_sealed_artifact(path, results, provenance_of(c),
-                                        c.content_hash.empty() && cache_parts_.count(c.task));
-    if (!sealed) {
-      c.failure = "bad results: " + sealed.error().message;
+    // Only results: packed, no file (what an own artifact would refuse is refused here).
+    if (std::string why = unpackable(results, ""); !why.empty()) {
+      c.failure = "bad results: " + results_path + ": " + why;
       return;
     }
-    record_sealed(c, path, std::move(*sealed));
+    c.values.reset();
+    pack_values(c, std::make_shared<const Map>(std::move(results)));
+    // Its values are in the store's next commit: the file would only cost an inode (and
+    // keep the attempt's directory).
+    ::unlink(results_path.c_str());
     return;
   }
   if (S_ISLNK(st.st_mode)) {
@@ -186,6 +245,58 @@ void Coordinator::Impl::record_sealed(Completion& c, const std::string& path,
   if (!sealed.content_hash.empty()) c.content_hash = std::move(sealed.content_hash);
 }
 
+void Coordinator::Impl::pack_values(Completion& c, std::shared_ptr<const Map> values) {
+  if (c.content_hash.empty() && cache_parts_.count(c.task)) {
+    c.content_hash = values_content_hash(*values);
+  }
+  packed_[c.task] = values;
+  segment_of_[c.task] = 0;
+  unsegmented_.push_back(c.task);
+  pending_.values.push_back({c.task, c.attempt, std::move(values)});
+}
+
+const std::string* Coordinator::Impl::segment_for(TaskId t) {
+  if (segment_of_[t] != 0) return &segments_[segment_of_[t] - 1];
+  const std::string dir = run_dir_ + "/values";
+  if (next_segment_ < 0) {
+    // A run resumed after a crash keeps the segments its running attempts may read.
+    next_segment_ = 0;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      int n = 0;
+      if (std::sscanf(e.path().filename().c_str(), "%d.h5", &n) == 1 && n >= next_segment_)
+        next_segment_ = n + 1;
+    }
+  }
+  char name[32];
+  std::snprintf(name, sizeof name, "/%04d.h5", next_segment_++);
+  const std::string path = dir + name;
+  PackedFileContents contents;
+  std::vector<TaskId> members;
+  for (TaskId u : unsegmented_) {
+    if (!packed_[u] || segment_of_[u] != 0 || scheduler_.state(u) != TaskState::kSucceeded)
+      continue;
+    segment_of_[u] = UINT32_MAX;  // listed once
+    members.push_back(u);
+    contents.tasks.emplace_back(workflow_.tasks[u].name, packed_[u].get());
+  }
+  unsegmented_.clear();
+  if (segment_of_[t] == 0) {  // not yet marked succeeded: it still needs its values there
+    members.push_back(t);
+    contents.tasks.emplace_back(workflow_.tasks[t].name, packed_[t].get());
+  }
+  if (auto ok = write_packed_file(path, contents); !ok) {
+    for (TaskId u : members) segment_of_[u] = 0;
+    unsegmented_ = members;
+    why_ = "cannot write the values segment " + path + ": " + ok.error().message;
+    return nullptr;
+  }
+  segments_.push_back(path);
+  for (TaskId u : members) segment_of_[u] = static_cast<std::uint32_t>(segments_.size());
+  return &segments_.back();
+}
+
 Provenance Coordinator::Impl::provenance_of(const Completion& c) {
   const TaskSpec& spec = workflow_.tasks[c.task];
   Provenance p;
@@ -216,16 +327,45 @@ Provenance Coordinator::Impl::provenance_of(const Completion& c) {
 }
 
 void Coordinator::Impl::write_run_view() {
-  std::vector<std::pair<std::string, std::string>> links;
+  PackedFileContents contents;
   const std::string prefix = run_dir_ + "/";
   for (TaskId t = 0; t < workflow_.tasks.size(); ++t) {
-    if (!has_artifact_[t] || scheduler_.state(t) != TaskState::kSucceeded) continue;
+    if (scheduler_.state(t) != TaskState::kSucceeded) continue;
+    if (packed_[t]) {
+      contents.tasks.emplace_back(workflow_.tasks[t].name, packed_[t].get());
+      continue;
+    }
+    if (!has_artifact_[t]) continue;
     std::string path = final_artifact(t);
     if (path.compare(0, prefix.size(), prefix) == 0) path.erase(0, prefix.size());
-    links.emplace_back(workflow_.tasks[t].name, std::move(path));
+    contents.links.emplace_back(workflow_.tasks[t].name, std::move(path));
   }
-  if (links.empty()) return;
-  (void)sluice::write_run_view(run_dir_ + "/run.h5", links);
+  if (contents.tasks.empty() && contents.links.empty()) return;
+  // Provenance of every attempt this coordinator saw end, one table.
+  std::vector<ProvenanceRow> rows;
+  rows.reserve(traces_.size());
+  for (const AttemptTrace& a : traces_) {
+    const TaskSpec& spec = workflow_.tasks[a.task];
+    ProvenanceRow r;
+    r.task = spec.name + "@" + spec.version;
+    r.attempt = a.attempt;
+    r.host = a.host.empty() ? host_ : a.host;
+    r.started_us = a.started_us;
+    r.ended_us = a.ended_us;
+    r.exit_status = a.exit_status;
+    if (!spec.shell.empty()) {
+      r.command = spec.shell;
+    } else if (!spec.function.empty()) {
+      r.command = spec.function;
+    } else {
+      for (const auto& arg : spec.command) r.command += (r.command.empty() ? "" : " ") + arg;
+    }
+    for (TaskId p : spec.after) r.inputs += (r.inputs.empty() ? "" : " ") + workflow_.tasks[p].name;
+    rows.push_back(std::move(r));
+  }
+  contents.provenance = &rows;
+  if (auto ok = write_packed_file(run_dir_ + "/run.h5", contents); !ok)
+    std::fprintf(stderr, "sluice: warning: %s\n", ok.error().message.c_str());
 }
 
 }  // namespace sluice

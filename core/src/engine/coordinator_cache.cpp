@@ -40,6 +40,12 @@ bool link_or_copy(const std::string& from, const std::string& to) {
 
 const std::string& Coordinator::Impl::result_hash(TaskId t) {
   std::string& h = result_hash_[t];
+  if (h.empty() && packed_[t]) {
+    auto computed = attempt_result_hash(
+        store_.attempt_dir(run_id_, workflow_.tasks[t].name, scheduler_.attempts(t)),
+        values_content_hash(*packed_[t]));
+    h = computed ? *computed : "unreadable:" + computed.error().message;
+  }
   if (h.empty() && !has_artifact_[t] && workflow_.tasks[t].outputs.empty() &&
       scheduler_.state(t) == TaskState::kSucceeded) {
     // Nothing to hash (the common case of a sweep): the hash of an empty attempt
@@ -129,6 +135,7 @@ bool Coordinator::Impl::try_cache(const Launch& l, const std::string& dir,
   cc.note =
       "cached from run " + e.run_id + " (" + e.task + " attempt " + std::to_string(e.attempt) + ")";
   cc.result_hash = e.result_hash;
+  cc.completion.values = std::move(found->values);
   cached_.push_back(std::move(cc));
   return true;
 }
@@ -140,7 +147,9 @@ void Coordinator::Impl::finish_cached(TimePoint now) {
     Completion& c = cc.completion;
     has_artifact_[c.task] =
         exists(artifact_path(store_.attempt_dir(run_id_, workflow_.tasks[c.task].name, c.attempt)));
-    cache_parts_.erase(c.task);          // already filed: the source's entry stands
+    cache_parts_.erase(c.task);  // already filed: the source's entry stands
+    packed_[c.task].reset();
+    if (c.values) pack_values(c, std::move(c.values));
     ingest_children(c, &cc.source_dir);  // a cached map still gets its children
     auto outcome = scheduler_.on_attempt_finished(c, now);
     if (!outcome) continue;
@@ -151,6 +160,7 @@ void Coordinator::Impl::finish_cached(TimePoint now) {
     a.state = outcome->state;
     a.reason = outcome->state == TaskState::kSucceeded ? cc.note : outcome->reason;
     a.ended_us = c.ended_us;
+    traces_.push_back({c.task, c.attempt, 0, c.started_us, c.ended_us, c.host});
     pending_.attempt_ends.push_back(std::move(a));
     drop_empty_attempt_dir(c.task, c.attempt);
   }
@@ -183,7 +193,7 @@ void Coordinator::Impl::file_in_cache(TaskId t, std::uint32_t attempt,
   if (parts == cache_parts_.end()) return;
   const TaskSpec& spec = workflow_.tasks[t];
   result_hash_[t].clear();  // the new attempt's, computed now
-  if (!content_hash.empty() && has_artifact_[t]) {
+  if (!content_hash.empty() && (has_artifact_[t] || packed_[t])) {
     // The writer hashed the values it wrote: no need to read the artifact back. (A
     // later lookup still rehashes the file, so a change on disk is detected then.)
     auto known = attempt_result_hash(store_.attempt_dir(run_id_, spec.name, attempt), content_hash);

@@ -39,6 +39,8 @@ TaskId Coordinator::Impl::add_dynamic_task(TaskSpec spec, TaskId parent,
   scheduler_.on_task_added(id);
   task_dir_made_.push_back(0);
   has_artifact_.push_back(0);
+  packed_.emplace_back();
+  segment_of_.push_back(0);
   result_hash_.emplace_back();
   depth_.push_back(static_cast<std::uint16_t>(depth_[parent] + 1));
   if (before) {

@@ -54,6 +54,7 @@ class Coordinator::Impl : private RunDriverHost {
   std::shared_ptr<const Value> result_in_memory(TaskId t) const override {
     return backend_.result_in_memory(t);
   }
+  std::shared_ptr<const Map> packed_values(TaskId t) const override { return packed_[t]; }
   const std::string& run_dir() const override { return run_dir_; }
   // Lets the driver step when it has work, after committing what it will read. False
   // (with the error) when the commit failed.
@@ -127,6 +128,11 @@ class Coordinator::Impl : private RunDriverHost {
   void seal_artifact(Completion& c);
   Provenance provenance_of(const Completion& c);
   void record_sealed(Completion& c, const std::string& path, SealedArtifact sealed);
+  // Takes `values` as the attempt's packed values (stored with its success).
+  void pack_values(Completion& c, std::shared_ptr<const Map> values);
+  // The segment file holding packed task `t`'s values, written now (with every other
+  // packed value in no segment yet) when there is none; null (why_ says why) on failure.
+  const std::string* segment_for(TaskId t);
   std::string final_artifact(TaskId t) const;
   void write_run_view();
   // After SIGTERM: kills running attempts, leaves the run resumable. Returns kRunning.
@@ -188,6 +194,24 @@ class Coordinator::Impl : private RunDriverHost {
   // Tasks whose final attempt left a valid artifact, and its checksum.
   std::vector<std::uint8_t> has_artifact_;
   std::unordered_map<TaskId, std::string> checksums_;
+  // Packed values (docs/artifacts.md): per task, the values its final attempt packed,
+  // null when it packed none (has_artifact_ then tells whether it has a file of its own).
+  std::vector<std::shared_ptr<const Map>> packed_;
+  // Per task: 1 + its segment's index in segments_ (RUN/values/NNNN.h5); 0: in none yet.
+  std::vector<std::uint32_t> segment_of_;
+  std::vector<std::string> segments_;
+  std::vector<TaskId> unsegmented_;  // packed tasks in no segment yet (maybe superseded)
+  int next_segment_ = -1;            // -1: not yet looked for segments a run before left
+  // Every finished attempt, for run.h5's /provenance table.
+  struct AttemptTrace {
+    TaskId task = 0;
+    std::uint32_t attempt = 0;
+    int exit_status = 0;
+    std::int64_t started_us = 0;
+    std::int64_t ended_us = 0;
+    std::string host;
+  };
+  std::vector<AttemptTrace> traces_;
   std::string why_;
   RunUpdate pending_;
   // Commits pending_ on a thread of its own while run() goes on (null: no second

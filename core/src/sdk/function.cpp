@@ -11,6 +11,7 @@
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/child_request.hpp"
 #include "sluice/engine/hdf5_codec.hpp"
+#include "sluice/engine/results_file.hpp"
 #include "sluice/function_args.hpp"
 
 namespace sluice {
@@ -111,7 +112,9 @@ int execute_function_attempt(const FunctionAttempt& a, std::string& why,
   auto parent_result = [&](const ArgumentRef& r) -> Expected<Value> {
     const std::string path = a.input ? a.input(input_env_name(r.parent)) : std::string();
     if (path.empty()) return Value();
-    auto reader = ArtifactReader::open(path);
+    // A packed parent's values are its group in a segment file (SLUICE_INPUT_<P>_GROUP).
+    const std::string group = a.input(input_env_name(r.parent) + "_GROUP");
+    auto reader = ArtifactReader::open(path, group);
     if (!reader) return tl::unexpected(reader.error());
     if (!reader->contains(kResultKey)) {
       auto all = reader->get_all();  // a command task's artifact: all its keys
@@ -157,11 +160,26 @@ int execute_function_attempt(const FunctionAttempt& a, std::string& why,
     return 1;
   }
   if (f->returns_void) return 0;
+  std::error_code ec;  // in-process attempts make their directory on first use
+  const bool nul_string = result->type() == Value::Type::kString &&
+                          result->get<std::string>().find('\0') != std::string::npos;
+  if (!a.results.empty() && !nul_string) {
+    std::string bytes;
+    append_value_bytes(*result, bytes);
+    if (bytes.size() <= kMaxPackedValueBytes) {
+      std::filesystem::create_directories(a.attempt_dir, ec);
+      if (auto ok = append_packed_value(a.results, kResultKey, *result); !ok) {
+        why = "cannot write the result: " + ok.error().message;
+        return 1;
+      }
+      if (content_hash) *content_hash = value_content_hash(kResultKey, *result);
+      return 0;
+    }
+  }
   if (a.output.empty()) {
     why = "SLUICE_OUTPUT is not set";
     return 2;
   }
-  std::error_code ec;  // in-process attempts make their directory on first use
   std::filesystem::create_directories(a.attempt_dir, ec);
   auto w = ArtifactWriter::create(a.output);
   Expected<void> ok = w ? w->put(kResultKey, *result) : tl::unexpected(w.error());
@@ -187,6 +205,7 @@ int run_worker(const char* function, const char* arguments) {
   a.attempt = static_cast<std::uint32_t>(std::strtoul(env("SLUICE_ATTEMPT").c_str(), nullptr, 10));
   a.attempt_dir = env("SLUICE_ATTEMPT_DIR");
   a.output = env("SLUICE_OUTPUT");
+  a.results = env("SLUICE_RESULTS");
   a.input = env;
   a.stdout_is_log = true;
   std::string why;

@@ -265,6 +265,12 @@ class Driver final : public OrchestrationDriver, private detail::Host {
       // artifact was two thirds of the orchestration's own cost per call.
       if (auto held = is_command ? nullptr : host_->result_in_memory(t)) {
         s.value = *held;
+      } else if (auto packed = host_->packed_values(t)) {
+        if (is_command) {
+          s.command.values = *packed;
+        } else if (const Value* v = packed->find(kResultKey)) {
+          s.value = *v;
+        }
       } else if (auto reader = ArtifactReader::open(host_->artifact(t))) {
         if (is_command) {
           if (auto all = reader->get_all()) s.command.values = std::move(*all);

@@ -188,7 +188,13 @@ Value WorkflowRun::get_result(const std::string& task) {
     throw Error(ErrorCode::kConflict,
                 "task '" + task + "' is " + std::string(to_string(t.state)) + ", not succeeded");
   const std::string path = artifact_path(m.attempt_dir(t));
-  if (!exists(path)) return Value();
+  if (!exists(path)) {
+    // Packed values: in the store (docs/artifacts.md).
+    auto packed = check(m.store->attempt_values(m.run.id, t.index, t.attempts));
+    if (!packed) return Value();
+    if (const Value* v = packed->find(kResultKey)) return *v;
+    return Value(std::move(*packed));
+  }
   auto reader = check(ArtifactReader::open(path));
   if (reader.contains(kResultKey)) return check(reader.get(kResultKey));
   return Value(check(reader.get_all()));

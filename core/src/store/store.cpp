@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "sluice/engine/host_info.hpp"
+#include "sluice/function_args.hpp"
 #include "store/store_internal.hpp"
 
 namespace sluice {
@@ -406,6 +407,30 @@ Expected<void> RunStore::apply(const std::string& run_id, const RunUpdate& updat
     }
   }
 
+  if (!update.values.empty()) {
+    // Encoded here, on the store's thread, not the coordinator's.
+    auto s = impl.prepare(
+        "INSERT OR REPLACE INTO task_values (run, task, attempt, key, encoding, bytes) "
+        "VALUES (?1, ?2, ?3, ?4, 'value-bytes', ?5)");
+    if (!s) return tl::unexpected(s.error());
+    Query q(*s);
+    q.bind(1, run);
+    std::string bytes;
+    for (const AttemptValues& v : update.values) {
+      if (!v.values) continue;
+      for (const auto& [key, value] : *v.values) {
+        bytes.clear();
+        append_value_bytes(value, bytes);
+        q.bind(2, std::int64_t{v.task})
+            .bind(3, std::int64_t{v.attempt})
+            .bind(4, key)
+            .bind_blob(5, bytes);
+        if (q.step() != SQLITE_DONE) return tl::unexpected(impl.error("recording values"));
+        q.reset();
+      }
+    }
+  }
+
   if (!attempts.empty()) {
     auto r = insert_rows(
         impl, kInsertAttempts, std::span<const PendingAttempt>(attempts),
@@ -542,8 +567,9 @@ Expected<void> RunStore::remove_run(const std::string& run_id) {
   impl.run_rowids.erase(run_id);
   for (const char* sql :
        {"DELETE FROM events WHERE run = ?1", "DELETE FROM attempts WHERE run = ?1",
-        "DELETE FROM attempt_logs WHERE run = ?1", "DELETE FROM dynamic_tasks WHERE run = ?1",
-        "DELETE FROM tasks WHERE run = ?1", "DELETE FROM runs WHERE rowid = ?1"}) {
+        "DELETE FROM attempt_logs WHERE run = ?1", "DELETE FROM task_values WHERE run = ?1",
+        "DELETE FROM dynamic_tasks WHERE run = ?1", "DELETE FROM tasks WHERE run = ?1",
+        "DELETE FROM runs WHERE rowid = ?1"}) {
     auto s = impl.prepare(sql);
     if (!s) return tl::unexpected(s.error());
     Query q(*s);

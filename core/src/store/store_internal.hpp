@@ -50,6 +50,10 @@ class Query {
   }
   Query& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
   Query& bind(int i, std::string&& v) = delete;
+  Query& bind_blob(int i, std::string_view v) {
+    sqlite3_bind_blob(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
+    return *this;
+  }
   Query& bind_null(int i) {
     sqlite3_bind_null(s_, i);
     return *this;

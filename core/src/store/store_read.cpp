@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/function_args.hpp"
 #include "store/store_internal.hpp"
 
 namespace sluice {
@@ -222,6 +223,86 @@ Expected<std::optional<LogSpan>> RunStore::attempt_log(const std::string& run_id
   span.out_bytes = static_cast<std::uint64_t>(q.i64(3));
   span.err_bytes = static_cast<std::uint64_t>(q.i64(4));
   return std::optional<LogSpan>(std::move(span));
+}
+
+namespace {
+
+// Reads (task, attempt, key, bytes) rows in order into `out`, one entry per attempt.
+template <class StoreImpl>  // RunStore::Impl, private: deduced, not named
+Expected<void> read_value_rows(StoreImpl& impl, Query& q, std::vector<AttemptValues>& out) {
+  Map* current = nullptr;
+  for (int rc; (rc = q.step()) != SQLITE_DONE;) {
+    if (rc != SQLITE_ROW) return tl::unexpected(impl.error("reading values"));
+    const auto task = static_cast<TaskId>(q.i64(0));
+    const auto attempt = static_cast<std::uint32_t>(q.i64(1));
+    if (out.empty() || out.back().task != task || out.back().attempt != attempt) {
+      auto fresh = std::make_shared<Map>();
+      current = fresh.get();
+      out.push_back({task, attempt, std::move(fresh)});
+    }
+    const std::string bytes = q.text(3);
+    auto v = value_from_bytes(bytes);
+    if (!v)
+      return make_error(ErrorCode::kStore,
+                        "store: a packed value of task " + std::to_string(task) + " is corrupt");
+    current->insert_or_assign(q.text(2), std::move(*v));
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<std::optional<Map>> RunStore::attempt_values(const std::string& run_id, TaskId task,
+                                                      std::uint32_t attempt) {
+  Impl& impl = *impl_;
+  if (impl.schema_version < 6) return std::optional<Map>();  // an older home: files only
+  auto rowid = impl.run_rowid(run_id);
+  if (!rowid) return tl::unexpected(rowid.error());
+  auto s = impl.prepare(
+      "SELECT task, attempt, key, bytes FROM task_values WHERE run = ?1 AND task = ?2 AND "
+      "attempt = ?3 ORDER BY key");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  q.bind(1, *rowid).bind(2, std::int64_t{task}).bind(3, std::int64_t{attempt});
+  std::vector<AttemptValues> rows;
+  if (auto r = read_value_rows(impl, q, rows); !r) return tl::unexpected(r.error());
+  if (rows.empty()) return std::optional<Map>();
+  return std::optional<Map>(*rows.front().values);
+}
+
+Expected<std::optional<Map>> RunStore::attempt_values(const std::string& run_id,
+                                                      const std::string& task,
+                                                      std::uint32_t attempt) {
+  Impl& impl = *impl_;
+  if (impl.schema_version < 6) return std::optional<Map>();
+  auto rowid = impl.run_rowid(run_id);
+  if (!rowid) return tl::unexpected(rowid.error());
+  auto s = impl.prepare(
+      "SELECT v.task, v.attempt, v.key, v.bytes FROM tasks t JOIN task_values v ON v.run = t.run "
+      "AND v.task = t.idx WHERE t.run = ?1 AND t.name = ?2 AND v.attempt = ?3 ORDER BY v.key");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  q.bind(1, *rowid).bind(2, task).bind(3, std::int64_t{attempt});
+  std::vector<AttemptValues> rows;
+  if (auto r = read_value_rows(impl, q, rows); !r) return tl::unexpected(r.error());
+  if (rows.empty()) return std::optional<Map>();
+  return std::optional<Map>(*rows.front().values);
+}
+
+Expected<std::vector<AttemptValues>> RunStore::run_values(const std::string& run_id) {
+  Impl& impl = *impl_;
+  std::vector<AttemptValues> out;
+  if (impl.schema_version < 6) return out;
+  auto rowid = impl.run_rowid(run_id);
+  if (!rowid) return tl::unexpected(rowid.error());
+  auto s = impl.prepare(
+      "SELECT task, attempt, key, bytes FROM task_values WHERE run = ?1 "
+      "ORDER BY task, attempt, key");
+  if (!s) return tl::unexpected(s.error());
+  Query q(*s);
+  q.bind(1, *rowid);
+  if (auto r = read_value_rows(impl, q, out); !r) return tl::unexpected(r.error());
+  return out;
 }
 
 Expected<std::pair<std::int64_t, std::int64_t>> RunStore::log_counts(const std::string& run_id) {

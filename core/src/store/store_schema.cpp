@@ -69,7 +69,8 @@ Expected<void> enable_wal(sqlite3* db) {
   }
 }
 
-constexpr int kSchemaVersion = 5;  // 2: dynamic_tasks, 3: cache, 4: runs.initiator, 5: attempt_logs
+constexpr int kSchemaVersion = 6;  // 2: dynamic_tasks, 3: cache, 4: runs.initiator, 5:
+                                   // attempt_logs, 6: task_values
 
 // Times are microseconds since the epoch (0: not yet). States are the names from
 // state.hpp, so the file reads well in the sqlite3 shell. Events carry no foreign key:
@@ -176,6 +177,15 @@ CREATE TABLE IF NOT EXISTS attempt_logs (
   out_bytes INTEGER NOT NULL,
   err_bytes INTEGER NOT NULL,
   PRIMARY KEY (run, task, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS task_values (
+  run      INTEGER NOT NULL,
+  task     INTEGER NOT NULL,
+  attempt  INTEGER NOT NULL,
+  key      TEXT NOT NULL,
+  encoding TEXT NOT NULL,
+  bytes    BLOB NOT NULL,
+  PRIMARY KEY (run, task, attempt, key)
 ) WITHOUT ROWID;
 )sql";
 

@@ -83,10 +83,11 @@ std::string values_content_hash(const Map& values);
 std::string value_content_hash(const std::string& key, const Value& value);
 
 // A parent of a task as {inputs.PARENT.KEY} placeholders see it: its name and its
-// final artifact ("" when it wrote none).
+// final artifact ("" when it wrote none), or the values it packed (read from memory).
 struct InputArtifact {
   std::string name;
   std::string artifact;
+  const Map* values = nullptr;
 };
 
 // True when the task's command or shell holds an {inputs.…} placeholder.

@@ -73,6 +73,10 @@ struct LaunchRequest {
   // caller closes them.
   int stdout_fd = -1;
   int stderr_fd = -1;
+  // For a backend that reads parents' values from memory (!needs_input_files()): per
+  // parent in spec->after order, the values the coordinator packed for it (null when the
+  // parent packed none; its file, if any, is then in `env`).
+  std::vector<std::shared_ptr<const Map>> parent_values;
 };
 
 enum class ExitKind {
@@ -101,6 +105,11 @@ struct Completion {
   // Where a spooling backend put the attempt's stdout and stderr (empty: it printed
   // nothing, or the backend writes per-attempt files).
   LogSpan log;
+  // Values the attempt produced for the coordinator to pack (a function's return under
+  // "result"): stored with the attempt's success and shown in run.h5, with no file of
+  // the attempt's own. Null: none (what the attempt wrote to SLUICE_OUTPUT, if anything,
+  // is its artifact).
+  std::shared_ptr<const Map> values;
 
   bool ok() const { return kind == ExitKind::kExited && code == 0 && failure.empty(); }
 };
@@ -180,6 +189,11 @@ class Backend {
   // (inproc), the same value its artifact holds; null when the backend has none (the
   // caller reads the artifact). What an orchestration awaits comes from here first.
   virtual std::shared_ptr<const Value> result_in_memory(TaskId) const { return nullptr; }
+
+  // False when the backend's attempts take their parents' packed values from
+  // LaunchRequest::parent_values (inproc function tasks): the coordinator then writes no
+  // value segment for them. Default: true (SLUICE_INPUT_<P> must name a closed file).
+  virtual bool needs_input_files() const { return true; }
 };
 
 }  // namespace sluice

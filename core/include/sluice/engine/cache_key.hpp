@@ -63,6 +63,8 @@ Expected<std::string> attempt_result_hash(const std::string& attempt_dir,
 struct CacheLookup {
   enum class Status { kMiss, kHit, kStale } status = Status::kMiss;
   CacheEntry entry;  // kHit and kStale: the entry found
+  // kHit: the values the entry's attempt packed (in the store, no file of its own).
+  std::shared_ptr<const Map> values;
 };
 Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
                                    const std::string& key);

@@ -147,6 +147,10 @@ class ArtifactReader {
   // not exist, kInvalidInput ("not an HDF5 file: PATH", "corrupt HDF5 file: PATH: ...")
   // if it is not a readable HDF5 file (truncated files included).
   static Expected<ArtifactReader> open(const std::string& path);
+  // Reads group `group` of the file at `path` as the artifact ("/" or "": the file's
+  // root): a packed parent's values in a segment file (SLUICE_INPUT_<P>_GROUP). Fails
+  // with kNotFound when the file or the group is missing.
+  static Expected<ArtifactReader> open(const std::string& path, const std::string& group);
   // The same, read-write: the coordinator hashes what an attempt wrote and adds its
   // provenance in one open. Fails with kIo when only reading is possible.
   static Expected<ArtifactReader> open_for_update(const std::string& path);

@@ -7,6 +7,8 @@
 //   KEY<<DELIM      the lines up to one that is exactly DELIM, typed as `sluice put KEY
 //   ...             --file` types a file (a table of numbers becomes a 1-D or 2-D
 //   DELIM           array, anything else one string)
+//   =KEY BASE64     a value already typed, in Sluice's binary encoding (append_value_bytes
+//                   in function_args.hpp), base64: what `sluice put` and SDK workers write
 //
 // Blank lines are skipped; a later line for a key replaces an earlier one. When the task
 // exits 0, the coordinator merges these values into the attempt's artifact (creating it
@@ -38,6 +40,17 @@ Expected<Map> parse_results(std::string_view text, const std::string& name);
 // NAME). kInvalidInput also for a file over kMaxResultsBytes or not a regular file
 // (links are not followed); kIo when it cannot be read.
 Expected<Map> read_results(const std::string& path);
+
+// Values at most this big (encoded) travel through the results file and are packed by the
+// coordinator; bigger ones get an artifact file of their own (`sluice put`, SDK workers).
+inline constexpr std::size_t kMaxPackedValueBytes = std::size_t{1} << 20;
+
+// The "=KEY BASE64" line for `value`, with its newline.
+std::string format_packed_line(const std::string& key, const Value& value);
+// Appends that line to the results file at `results_path` in one write (creating it).
+// kIo when it cannot be written.
+Expected<void> append_packed_value(const std::string& results_path, const std::string& key,
+                                   const Value& value);
 
 // Merges `results` into the artifact at `artifact_path` (created when there is none; the
 // path of `sluice put` too): its values are kept unless a result replaces them, its root

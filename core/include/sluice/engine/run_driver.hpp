@@ -36,6 +36,9 @@ class RunDriverHost {
   // A succeeded function task's result without reading its artifact, when the backend
   // still holds it (Backend::result_in_memory); null otherwise.
   virtual std::shared_ptr<const Value> result_in_memory(TaskId t) const = 0;
+  // The values a succeeded task's final attempt packed (docs/artifacts.md), null when it
+  // packed none (its artifact, if any, is then a file of its own).
+  virtual std::shared_ptr<const Map> packed_values(TaskId) const { return nullptr; }
   virtual const std::string& run_dir() const = 0;
 };
 

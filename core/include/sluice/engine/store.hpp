@@ -27,6 +27,7 @@
 #include "sluice/error.hpp"
 #include "sluice/records.hpp"
 #include "sluice/state.hpp"
+#include "sluice/value.hpp"
 #include "sluice/workflow.hpp"
 
 namespace sluice {
@@ -70,6 +71,13 @@ struct AttemptLog {
   LogSpan span;
 };
 
+// The values an attempt packed (no file of its own): table task_values, one row per key.
+struct AttemptValues {
+  TaskId task = 0;
+  std::uint32_t attempt = 0;
+  std::shared_ptr<const Map> values;
+};
+
 // One batch of changes for one run, written in a single transaction.
 struct RunUpdate {
   std::vector<DynamicTaskRecord> new_tasks;  // inserted first, as waiting tasks
@@ -79,11 +87,12 @@ struct RunUpdate {
   std::optional<RunState> run_state;
   std::vector<CacheEntry> cache_entries;  // filed (replacing any with the same key)
   std::vector<AttemptLog> logs;           // where attempts' spooled logs are
+  std::vector<AttemptValues> values;      // packed with the attempt's success
   std::int64_t now_us = 0;
 
   bool empty() const {
     return new_tasks.empty() && changes.empty() && attempt_starts.empty() && attempt_ends.empty() &&
-           !run_state && cache_entries.empty() && logs.empty();
+           !run_state && cache_entries.empty() && logs.empty() && values.empty();
   }
   // Empties it for the next batch, keeping the vectors' capacity.
   void clear() {
@@ -94,6 +103,7 @@ struct RunUpdate {
     run_state.reset();
     cache_entries.clear();
     logs.clear();
+    values.clear();
     now_us = 0;
   }
 };
@@ -137,6 +147,15 @@ class RunStore {
   Expected<std::vector<AttemptRecord>> list_attempts(const std::string& run_id,
                                                      std::optional<TaskId> task = std::nullopt);
   Expected<std::vector<EventRecord>> list_events(const std::string& run_id);
+  // The values an attempt packed (table task_values); nullopt when it packed none (it
+  // wrote its own artifact, nothing, or ran in a home older than schema 6).
+  Expected<std::optional<Map>> attempt_values(const std::string& run_id, TaskId task,
+                                              std::uint32_t attempt);
+  // The same, the task named by its name (the cache's entries name tasks so).
+  Expected<std::optional<Map>> attempt_values(const std::string& run_id, const std::string& task,
+                                              std::uint32_t attempt);
+  // Every attempt's packed values in the run, in (task, attempt) order.
+  Expected<std::vector<AttemptValues>> run_values(const std::string& run_id);
   // Where the attempt's spooled logs are; nullopt when it has none recorded (it printed
   // nothing, it still runs, or an older home kept them in its attempt directory).
   Expected<std::optional<LogSpan>> attempt_log(const std::string& run_id, TaskId task,
