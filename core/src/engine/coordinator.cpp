@@ -253,6 +253,7 @@ Expected<void> Coordinator::Impl::flush(std::optional<RunState> run_state, bool 
   pending_.now_us = wall_us();
   auto r = commit_now(pending_);
   pending_.clear();
+  held_starts_ = 0;
   return r;
 }
 
@@ -267,16 +268,80 @@ Expected<bool> Coordinator::Impl::flush_in_background() {
   }
   if (!gather_changes(false)) return true;
   pending_.now_us = wall_us();
+  if (writer_->busy()) {
+    if (pending_rows(pending_) < kMaxPendingRows) return false;
+    if (auto r = writer_->wait(); !r) return tl::unexpected(r.error());
+  }
+  // Idle now (only this thread submits): the batch is taken unless a batch failed.
+  hold_back_fresh_starts();
   std::vector<TaskId> successes;
   for (const StateChange& c : pending_.changes)
     if (c.state == TaskState::kSucceeded) successes.push_back(c.task);
   auto taken = writer_->try_submit(pending_);
-  if (taken && !*taken && pending_rows(pending_) >= kMaxPendingRows) {
-    if (auto r = writer_->wait(); !r) return tl::unexpected(r.error());
-    taken = writer_->try_submit(pending_);  // idle now: taken unless a batch failed
-  }
-  if (taken && *taken) successes_in_flight_ = std::move(successes);
+  if (!taken) return taken;
+  successes_in_flight_ = std::move(successes);
+  // pending_ is empty: the held starts and changes lead the next batch, in their order.
+  std::swap(pending_.attempt_starts, held_.attempt_starts);
+  std::swap(pending_.changes, held_.changes);
+  held_starts_ = pending_.attempt_starts.size();
   return taken;
+}
+
+// A started attempt costs the store an insert and an update of its task's row, and its
+// end an update of each; in one batch with its end, one insert and one update. Under
+// group commit an attempt that outlives the batch that starts it is common (at 100,000
+// no-op inproc tasks, 45 of 100), so its start waits for the next batch, once: it is
+// recorded one commit later (what a longer commit interval would do). Nothing that
+// resume relies on waits: successes are never held, and a resume finds an attempt
+// whose start was not recorded by its directory, as under group commit already.
+void Coordinator::Impl::hold_back_fresh_starts() {
+  held_.attempt_starts.clear();
+  held_.changes.clear();
+  auto& starts = pending_.attempt_starts;
+  if (starts.size() <= held_starts_) return;
+  auto& mark = hold_mark_;  // 0: not held, 1: held, 2: not to hold
+  auto set = [&](TaskId t, std::uint8_t v) {
+    if (t >= mark.size()) mark.resize(std::max<std::size_t>(t + 1, mark.size() * 2), 0);
+    mark[t] = v;
+  };
+  for (const AttemptRecord& e : pending_.attempt_ends) set(e.task, 2);
+  for (std::size_t i = 0; i < held_starts_; ++i) set(starts[i].task, 2);
+  bool any = false;
+  for (std::size_t i = held_starts_; i < starts.size(); ++i) {
+    const TaskId t = starts[i].task;
+    if (t < mark.size() && mark[t] != 0) continue;
+    set(t, 1);
+    any = true;
+  }
+  if (any) {
+    auto is_held = [&](TaskId t) { return t < mark.size() && mark[t] == 1; };
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      if (is_held(starts[i].task)) {
+        held_.attempt_starts.push_back(std::move(starts[i]));
+      } else if (kept != i) {
+        starts[kept++] = std::move(starts[i]);
+      } else {
+        ++kept;
+      }
+    }
+    starts.resize(kept);
+    auto& changes = pending_.changes;
+    kept = 0;
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+      if (is_held(changes[i].task)) {
+        held_.changes.push_back(std::move(changes[i]));
+      } else if (kept != i) {
+        changes[kept++] = std::move(changes[i]);
+      } else {
+        ++kept;
+      }
+    }
+    changes.resize(kept);
+  }
+  for (const AttemptRecord& e : pending_.attempt_ends) mark[e.task] = 0;
+  for (const AttemptRecord& a : starts) mark[a.task] = 0;
+  for (const AttemptRecord& a : held_.attempt_starts) mark[a.task] = 0;
 }
 
 Coordinator::Impl::~Impl() {
@@ -680,7 +745,8 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
   while (!scheduler_.done()) {
     if (auto r = launch_ready(launches); !r) return tl::unexpected(r.error());
     const TimePoint t = Clock::now();
-    if (t - last_commit >= kCommitInterval || pending_.attempt_starts.size() >= kCommitBatch) {
+    if (t - last_commit >= kCommitInterval ||
+        pending_.attempt_starts.size() - held_starts_ >= kCommitBatch) {
       if (auto r = commit_in_background(t); !r) {
         cancel();
         return tl::unexpected(r.error());

@@ -70,6 +70,10 @@ class Coordinator::Impl : private RunDriverHost {
   // Hands the pending changes to the writer thread when it is idle; false (they stay
   // pending) while it still commits the previous batch.
   Expected<bool> flush_in_background();
+  // Moves out of pending_, into held_, the attempts it starts that have not ended, with
+  // their tasks' changes, once: the next batch then writes each such attempt and task
+  // row once, with its end, instead of an insert and an update each.
+  void hold_back_fresh_starts();
   // Moves the scheduler's new changes into pending_, and the cache backlog with them when
   // `all_cache` or when it is due; false when nothing is pending.
   bool gather_changes(bool all_cache);
@@ -218,6 +222,11 @@ class Coordinator::Impl : private RunDriverHost {
   // connection could be opened, so flush() commits on this thread).
   std::unique_ptr<StoreWriter> writer_;
   std::vector<TaskId> successes_in_flight_;  // the successes of the batch writer_ commits
+  // Starts held back from the batch just submitted (see hold_back_fresh_starts()): they
+  // lead pending_.attempt_starts, and are not held again.
+  std::size_t held_starts_ = 0;
+  RunUpdate held_;
+  std::vector<std::uint8_t> hold_mark_;  // per task, scratch of hold_back_fresh_starts()
   mutable std::vector<TaskId> parents_scratch_;
   bool cancelling_ = false;
 
