@@ -158,11 +158,20 @@ shell = 'test {inputs.writes.v} = 7 && test -f "$SLUICE_INPUT_WRITES"'
   CHECK(!fs::exists(run / "tasks" / "quiet"));
   CHECK(read_file(run / "tasks" / "writes" / "1" / "note") == "kept\n");
   CHECK(fs::exists(run / "tasks" / "writes" / "1" / "output.h5"));
-  CHECK(!fs::exists(run / "scratch"));  // the lent folders go when the run ends
+  // The lent folders go when the run ends; the one `writes` used stays a link to its
+  // directory, so paths it handed on stay valid.
+  std::size_t links = 0;
+  for (const auto& e : fs::directory_iterator(run / "scratch")) {
+    CHECK(fs::is_symlink(e.symlink_status()));
+    CHECK(fs::equivalent(e.path(), run / "tasks" / "writes" / "1"));
+    ++links;
+  }
+  CHECK(links == 1);
 }
 
 // The folder an attempt wrote into is renamed to its directory and a folder with a new
-// name serves the next attempt: a leftover process that writes by path finds nothing.
+// name serves the next attempt: a leftover process that writes by path reaches its own
+// attempt's directory, never the next one's.
 TEST_CASE("a process that outlives its attempt never writes into the next attempt's folder",
           "[integration][spool]") {
   ScratchDir dir;

@@ -6,13 +6,14 @@
 // RUN/scratch, made once and reused. When the attempt ends, a folder it left empty goes
 // back to the pool as it is; one it wrote into is renamed to the attempt's canonical
 // directory (RUN/tasks/TASK/N), where every reader looks, and a new empty folder with a
-// new name takes its place. A process that outlived its attempt (one that escaped the
-// process group with setsid) and writes by path into a renamed folder finds the name
-// gone; its open descriptors follow the folder into its own attempt's directory.
+// new name takes its place; the old name becomes a symbolic link to the attempt's
+// directory, so paths the attempt handed on (values naming its files) stay valid. A
+// process that outlived its attempt (one that escaped the process group with setsid)
+// and writes by path reaches its own attempt's directory, never the next attempt's.
 //
 // Names are "<lane>-<seq>", made with mkdir's O_EXCL semantics: a resumed coordinator
-// never reuses a folder that a crashed one left behind. At start, run() removes the
-// empty ones; one that holds files stays as it is (the leftovers of an attempt that was
+// never reuses a folder (or link) that a crashed one left behind. At start, run() removes
+// the empty folders; one that holds files stays as it is (the leftovers of an attempt that was
 // lost in the crash, recorded as lost and run again under a new folder).
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,9 +23,12 @@
 
 #include <cerrno>
 #include <string>
+#include <string_view>
 
 #include "engine/coordinator_impl.hpp"
+#include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/file_modes.hpp"
+#include "sluice/engine/results_file.hpp"
 
 namespace sluice {
 namespace {
@@ -33,21 +37,32 @@ std::uint64_t scratch_key(TaskId task, std::uint32_t attempt) {
   return (static_cast<std::uint64_t>(task) << 32) | attempt;
 }
 
-// Whether the directory open as `fd` holds anything but "." and "..": two system calls
-// on a descriptor kept open, no path walk.
-bool holds_entries(int fd) {
-  alignas(8) char buf[1024];
-  if (::lseek(fd, 0, SEEK_SET) != 0) return true;  // cannot tell: keep what may be there
+enum class Contents { kEmpty, kEngineFiles, kOther };
+
+// Files the engine itself names (SLUICE_OUTPUT, SLUICE_RESULTS, the inputs list, child
+// requests): a path to them is never worth a link (see settle_scratch()).
+bool engine_file(const char* name) {
+  const std::string_view n(name);
+  return n == kArtifactFile || n == kResultsFile || n == "inputs" || n == "children";
+}
+
+// What the directory open as `fd` holds besides "." and "..": two system calls on a
+// descriptor kept open when it is empty, no path walk.
+Contents contents_of(int fd) {
+  alignas(8) char buf[2048];
+  if (::lseek(fd, 0, SEEK_SET) != 0) return Contents::kOther;  // keep what may be there
+  Contents found = Contents::kEmpty;
   for (;;) {
     const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n < 0) return true;
-    if (n == 0) return false;
+    if (n < 0) return Contents::kOther;
+    if (n == 0) return found;
     for (long off = 0; off < n;) {
       const auto* d = reinterpret_cast<const struct dirent64*>(buf + off);
-      const char* name = d->d_name;
-      if (!(name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))))
-        return true;
       off += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+      if (!engine_file(name)) return Contents::kOther;
+      found = Contents::kEngineFiles;
     }
   }
 }
@@ -86,7 +101,7 @@ void Coordinator::Impl::close_scratch() {
   scratch_of_.clear();
   ::close(scratch_fd_);
   scratch_fd_ = -1;
-  ::rmdir(scratch_dir_.c_str());  // fails, as it should, while a lost attempt's files stay
+  ::rmdir(scratch_dir_.c_str());  // fails, as it should, while links or lost files stay
 }
 
 bool Coordinator::Impl::make_scratch_lane(std::size_t index) {
@@ -132,7 +147,8 @@ void Coordinator::Impl::settle_scratch(TaskId task, std::uint32_t attempt) {
   const std::size_t index = it->second;
   scratch_of_.erase(it);
   ScratchLane& lane = scratch_lanes_[index];
-  if (!holds_entries(lane.fd)) {
+  const Contents contents = contents_of(lane.fd);
+  if (contents == Contents::kEmpty) {
     free_scratch_.push_back(index);
     return;
   }
@@ -143,8 +159,15 @@ void Coordinator::Impl::settle_scratch(TaskId task, std::uint32_t attempt) {
   }
   // Fails only if the canonical directory exists already (a cache restore made it, or a
   // crashed run left one): the folder then stays in scratch/ under its name, unused.
-  ::renameat(scratch_fd_, lane.name.c_str(), tasks_fd_,
-             relative_attempt_dir(name, attempt).c_str());
+  const std::string& rel = relative_attempt_dir(name, attempt);
+  if (::renameat(scratch_fd_, lane.name.c_str(), tasks_fd_, rel.c_str()) == 0 &&
+      contents == Contents::kOther) {
+    // Paths the attempt handed on keep working: values that name a file it made there
+    // (`sluice put tool "$SLUICE_ATTEMPT_DIR/tool"`, examples/hdf5/field.toml). One link
+    // per attempt that made files of its own, none for one that only wrote values (a
+    // map-reduce child); the name is never lent again either way.
+    ::symlinkat(("../tasks/" + rel).c_str(), scratch_fd_, lane.name.c_str());
+  }
   ::close(lane.fd);
   if (make_scratch_lane(index)) free_scratch_.push_back(index);
 }
