@@ -375,7 +375,10 @@ bool Coordinator::Impl::prepare_next_upcoming() {
 }
 
 void Coordinator::Impl::refuse_launch(const Launch& l, std::string why, TimePoint now) {
-  bound_reason(why, attempt_dir_if_any(l.task, l.attempt));
+  // The full text goes where the attempt may write: its scratch folder when it borrowed
+  // one (renamed into place below), else its directory.
+  const std::string lent = scratch_path_of(l.task, l.attempt);
+  bound_reason(why, lent.empty() ? attempt_dir_if_any(l.task, l.attempt) : lent);
   scheduler_.on_launch_failed(l.task, l.attempt, why, now);
   AttemptRecord a;
   a.task = l.task;
@@ -731,6 +734,7 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
       if (c.ok()) ingest_children(c);
       if (c.failure.size() > kMaxReasonBytes || c.reason.size() > kMaxReasonBytes) {
         const std::string dir = attempt_dir_if_any(c.task, c.attempt);
+        if (!dir.empty()) make_attempt_dir(dir);  // with scratch folders it may not exist
         bound_reason(c.failure, dir);
         bound_reason(c.reason, dir);
       }

@@ -104,6 +104,8 @@ class Coordinator::Impl : private RunDriverHost {
   // into becomes its canonical directory and a fresh one replaces it; an empty folder
   // goes back to the pool. Does nothing for an attempt that borrowed none.
   void settle_scratch(TaskId task, std::uint32_t attempt);
+  // The folder lent to the attempt, or "" when it borrowed none.
+  std::string scratch_path_of(TaskId task, std::uint32_t attempt) const;
   // The attempt's directory when the backend uses one, else "".
   std::string attempt_dir_if_any(TaskId task, std::uint32_t attempt) const;
   // An attempt's directory, made and with its stdout/stderr open, ready to launch.

@@ -22,8 +22,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/coordinator_impl.hpp"
 #include "sluice/engine/artifacts.hpp"
@@ -140,6 +142,12 @@ bool Coordinator::Impl::take_scratch(TaskId task, std::uint32_t attempt, std::st
   return true;
 }
 
+std::string Coordinator::Impl::scratch_path_of(TaskId task, std::uint32_t attempt) const {
+  auto it = scratch_of_.find(scratch_key(task, attempt));
+  if (it == scratch_of_.end()) return {};
+  return scratch_dir_ + "/" + scratch_lanes_[it->second].name;
+}
+
 void Coordinator::Impl::settle_scratch(TaskId task, std::uint32_t attempt) {
   if (scratch_of_.empty()) return;
   auto it = scratch_of_.find(scratch_key(task, attempt));
@@ -157,11 +165,26 @@ void Coordinator::Impl::settle_scratch(TaskId task, std::uint32_t attempt) {
     ::mkdirat(tasks_fd_, name.c_str(), file_modes().dir);
     task_dir_made_[task] = 1;
   }
-  // Fails only if the canonical directory exists already (a cache restore made it, or a
-  // crashed run left one): the folder then stays in scratch/ under its name, unused.
   const std::string& rel = relative_attempt_dir(name, attempt);
-  if (::renameat(scratch_fd_, lane.name.c_str(), tasks_fd_, rel.c_str()) == 0 &&
-      contents == Contents::kOther) {
+  if (::renameat(scratch_fd_, lane.name.c_str(), tasks_fd_, rel.c_str()) != 0) {
+    // The canonical directory exists already (a cache hit restored the artifact there, or
+    // a crashed run left one): what the folder holds moves in beside it, never over it.
+    if (DIR* d = ::fdopendir(::dup(lane.fd))) {
+      ::rewinddir(d);  // the duplicate shares the offset contents_of() left at the end
+      std::vector<std::string> names;
+      while (const struct dirent* e = ::readdir(d))
+        if (std::string_view n(e->d_name); n != "." && n != "..") names.emplace_back(n);
+      ::closedir(d);
+      for (const std::string& n : names) {
+        const std::string to = rel + "/" + n;
+        ::renameat2(lane.fd, n.c_str(), tasks_fd_, to.c_str(), RENAME_NOREPLACE);
+      }
+    }
+    if (contents_of(lane.fd) == Contents::kEmpty) {
+      free_scratch_.push_back(index);
+      return;
+    }
+  } else if (contents == Contents::kOther) {
     // Paths the attempt handed on keep working: values that name a file it made there
     // (`sluice put tool "$SLUICE_ATTEMPT_DIR/tool"`, examples/hdf5/field.toml). One link
     // per attempt that made files of its own, none for one that only wrote values (a
