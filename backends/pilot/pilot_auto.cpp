@@ -7,6 +7,7 @@
 #include "pilot_coordinator.hpp"
 #include "pilot_options.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/engine/file_modes.hpp"
 #include "slurm_backend.hpp"
 
 namespace sluice {
@@ -30,6 +31,9 @@ class AutoBackend final : public Backend {
     std::vector<std::size_t> ij, ip;
     for (std::size_t i = 0; i < rs.size(); ++i) {
       const bool long_task = rs[i].spec && rs[i].spec->max_exec_time > threshold_;
+      // The coordinator lends a spooling backend's attempts scratch folders and makes
+      // no directory; a Slurm job of its own keeps job.sh and its logs in one.
+      if (long_task) make_attempt_dir(rs[i].attempt_dir);
       (long_task ? to_jobs : to_pilot).push_back(rs[i]);
       (long_task ? ij : ip).push_back(i);
     }

@@ -5,6 +5,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <vector>
 
 #include "support/reliability.hpp"
 #include "support/run_queries.hpp"
@@ -173,25 +174,62 @@ TEST_CASE("resume never reuses the directory of an attempt launched but not reco
         "failed: lost: the coordinator stopped before recording its launch");
 }
 
-// While `first` runs, the coordinator already made `second`'s directory (the next link
-// of the chain), with mode 0 until launch (logs go to spools: no stdout is made). After
-// a crash, resume must reuse that attempt number rather than record a lost attempt.
-TEST_CASE("resume reuses a directory made ahead for an attempt that never launched",
-          "[integration][crash]") {
+// While `first` runs it borrows a scratch folder (RUN/scratch) as SLUICE_ATTEMPT_DIR;
+// `second` gets no directory ahead of its launch. After a crash, resume must not count
+// `second` as launched, must never lend the crashed coordinator's folder again, and
+// removes it when it is empty.
+TEST_CASE(
+    "resume neither reuses a crashed coordinator's scratch folder nor counts an "
+    "attempt that never launched",
+    "[integration][crash]") {
   ScratchDir dir;
-  fs::path ahead;
+  fs::path scratch;
   const std::string id = kill_while_first_runs(dir, [&](const std::string& run) {
-    ahead = dir / ".sluice/runs" / run / "tasks/second/1";
-    return fs::exists(ahead);
+    scratch = dir / ".sluice/runs" / run / "scratch";
+    std::error_code ec;
+    return fs::exists(scratch) && !fs::is_empty(scratch, ec);
   });
-  CHECK(fs::status(ahead).permissions() == fs::perms::none);
+  const fs::path ahead = dir / ".sluice/runs" / id / "tasks/second/1";
+  CHECK(!fs::exists(ahead));
   auto run = let_first_finish_and_resume(dir, id);
   CHECK(task_named(run, "second")["attempts"] == 1);
   CHECK(read_file(dir / "second.attempt") == "1\n");
-  CHECK(fs::status(ahead).permissions() != fs::perms::none);
   CHECK(sqlite_query(dir / ".sluice/store.db",
                      "SELECT count(*) FROM attempts WHERE task = "
                      "(SELECT idx FROM tasks WHERE name = 'second')") == "1");
+  CHECK(!fs::exists(scratch));  // the crashed coordinator's empty folder went too
+}
+
+// A task that wrote into its scratch folder when the coordinator was killed: resume runs
+// it again in a fresh folder and the lost attempt's files stay where they were, never
+// mixed into the new attempt's directory.
+TEST_CASE("resume keeps a lost attempt's scratch files apart from its rerun",
+          "[integration][crash]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"TOML(
+[workflow]
+name = "writes_then_waits"
+[tasks.w]
+shell = "echo attempt$SLUICE_ATTEMPT > $SLUICE_ATTEMPT_DIR/note; echo x > started; if [ ! -e quick ]; then sleep 60; fi"
+)TOML");
+  pid_t pid = spawn_sluice({"run", "-q", "wf.toml"}, dir.path(), dir / "out", dir / "err");
+  const std::string id = wait_for_run_id(dir / "out");
+  REQUIRE(eventually([&] { return fs::exists(dir / "started"); }));
+  REQUIRE(eventually([&] { return task_state(get_json(id, dir.path()), "w") == "running"; }));
+  ::kill(pid, SIGKILL);
+  wait_exit(pid);
+  const fs::path scratch = dir / ".sluice/runs" / id / "scratch";
+  std::vector<fs::path> left;
+  for (const auto& e : fs::directory_iterator(scratch)) left.push_back(e.path());
+  REQUIRE(left.size() == 1);
+  write_file(dir / "quick", "");
+  auto resumed = run_sluice({"resume", "-q", id}, dir.path());
+  INFO(resumed.out << resumed.err);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(read_file(left[0] / "note") == "attempt1\n");
+  const fs::path tasks = dir / ".sluice/runs" / id / "tasks/w";
+  CHECK(read_file(tasks / "2" / "note") == "attempt2\n");
+  CHECK(!fs::exists(tasks / "1"));
 }
 
 TEST_CASE("sluice cancel stops a run from another process and kills its attempts",

@@ -97,6 +97,37 @@ TEST_CASE("pilot: a 2,000-task sweep runs through at most 2 allocation jobs", "[
   CHECK(text.out.find("ALLOCATION") != std::string::npos);
 }
 
+// Logs in the workers' spools and no attempt directory unless a task writes there: the
+// run's home grows by a few dozen inodes (the allocations' own files included), not by
+// four per task.
+TEST_CASE("pilot: 2,000 printing tasks add at most 50 inodes to the home and logs are exact",
+          "[slurm][pilot][spool]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "first.toml", "[workflow]\nname = \"first\"\n[tasks.a]\nshell = \"true\"\n");
+  REQUIRE(run_sluice({"run", "-q", "first.toml"}, dir.path()).exit_code == 0);
+  auto inodes = [&] {
+    std::size_t n = 0;
+    for (auto it = fs::recursive_directory_iterator(dir / ".sluice");
+         it != fs::recursive_directory_iterator(); ++it)
+      ++n;
+    return n;
+  };
+  const std::size_t before = inodes();
+  write_file(dir / "wf.toml", sweep("pilotlogs", 2000, "echo out{i}; echo err{i} >&2"));
+  auto r = run_sluice(run_args("wf.toml", {"max_allocations=2", "cpus=4", "idle_timeout=30s"}),
+                      dir.path());
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(inodes() - before <= 50);
+  const std::string id = run_id_of(r);
+  for (int i : {0, 1234, 1999}) {
+    auto out = run_sluice({"logs", id, "t." + std::to_string(i)}, dir.path());
+    CHECK(out.out == "out" + std::to_string(i) + "\n");
+    CHECK(out.err == "err" + std::to_string(i) + "\n");
+  }
+}
+
 TEST_CASE("pilot: an allocation scancelled mid-run has its tasks retried elsewhere",
           "[slurm][pilot]") {
   REQUIRE_SLURM();

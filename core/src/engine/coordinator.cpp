@@ -346,6 +346,7 @@ void Coordinator::Impl::hold_back_fresh_starts() {
 
 Coordinator::Impl::~Impl() {
   for (auto& [task, p] : prepared_) discard_prepared(task, p);
+  close_scratch();
   if (tasks_fd_ >= 0) ::close(tasks_fd_);
 }
 
@@ -431,7 +432,7 @@ void Coordinator::Impl::discard_prepared(TaskId task, PreparedAttempt& p) {
 // next link of a chain, the next layer), which are discarded if they never launch.
 // Returns false when nothing was left.
 bool Coordinator::Impl::prepare_next_upcoming() {
-  if (!backend_.wants_attempt_dir()) return false;
+  if (!backend_.wants_attempt_dir() || use_scratch_) return false;
   upcoming_.clear();
   scheduler_.peek_ready(prefetch_, upcoming_);
   const std::size_t limit = 2 * prefetch_;
@@ -454,7 +455,10 @@ bool Coordinator::Impl::prepare_next_upcoming() {
 }
 
 void Coordinator::Impl::refuse_launch(const Launch& l, std::string why, TimePoint now) {
-  bound_reason(why, attempt_dir_if_any(l.task, l.attempt));
+  // The full text goes where the attempt may write: its scratch folder when it borrowed
+  // one (renamed into place below), else its directory.
+  const std::string lent = scratch_path_of(l.task, l.attempt);
+  bound_reason(why, lent.empty() ? attempt_dir_if_any(l.task, l.attempt) : lent);
   scheduler_.on_launch_failed(l.task, l.attempt, why, now);
   AttemptRecord a;
   a.task = l.task;
@@ -465,6 +469,7 @@ void Coordinator::Impl::refuse_launch(const Launch& l, std::string why, TimePoin
   a.started_us = a.ended_us = wall_us();
   a.host = host_;
   pending_.attempt_starts.push_back(std::move(a));
+  settle_scratch(l.task, l.attempt);
   drop_empty_attempt_dir(l.task, l.attempt);
 }
 
@@ -493,8 +498,18 @@ bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPla
   const TaskSpec& spec = workflow_.tasks[l.task];
   std::string dir = store_.attempt_dir(run_id_, spec.name, l.attempt);
   PreparedAttempt& prepared = plan.prepared;
+  // Where the attempt may write: its canonical directory, or a lent scratch folder that
+  // becomes it after the attempt if the attempt wrote there.
+  std::string work = dir;
   if (!backend_.wants_attempt_dir()) {
     // In-process attempts: no directory or log files up front (they cost ~100 us).
+  } else if (use_scratch_) {
+    if (!take_scratch(l.task, l.attempt, work)) {
+      refuse_launch(
+          l, "cannot create a scratch folder in " + scratch_dir_ + ": " + std::strerror(errno),
+          now);
+      return false;
+    }
   } else if (auto it = prepared_.find(l.task);
              it != prepared_.end() && it->second.attempt == l.attempt) {
     prepared = it->second;
@@ -525,9 +540,9 @@ bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPla
   req.env = {{"SLUICE_RUN_ID", run_id_},
              {"SLUICE_TASK", spec.name},
              {"SLUICE_ATTEMPT", std::to_string(l.attempt)},
-             {"SLUICE_ATTEMPT_DIR", dir},
+             {"SLUICE_ATTEMPT_DIR", work},
              {"SLUICE_HOME", store_.home()}};
-  if (!add_artifact_env(spec, dir, req) ||
+  if (!add_artifact_env(spec, work, req) ||
       !resolve_input_placeholders(spec, plan.command, plan.shell, why_)) {
     close_fds(prepared);
     refuse_launch(l, why_, now);
@@ -536,6 +551,7 @@ bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPla
   // req.command / req.shell point into `plan`: set once the plans stopped moving.
   if (use_cache_ && spec.cache && try_cache(l, dir, plan.command, plan.shell, now)) {
     close_fds(prepared);
+    settle_scratch(l.task, l.attempt);
     return false;  // completed from the cache: nothing to launch
   }
   req.attempt_dir = std::move(dir);
@@ -635,6 +651,8 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
   ::mkdir(tasks_dir.c_str(), file_modes().dir);
   if (tasks_fd_ < 0)
     tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  use_scratch_ = spooling_ && backend_.wants_attempt_dir() && tasks_fd_ >= 0 &&
+                 (scratch_fd_ >= 0 || open_scratch());
   const std::string cancel_path = cancel_request_path(run_dir_);
   // A backend blocked on the outside world (an squeue that hangs) learns that the run is
   // ending without waiting for this loop, which it blocks. The file is looked at no more
@@ -782,7 +800,12 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
     // the artifacts are sealed (~0.3-0.7 ms each here), which would otherwise leave a
     // slot idle for that long after every task that passes data.
     if (!completions.empty()) {
-      for (const Completion& c : completions) scheduler_.on_attempt_exited(c.task, c.attempt);
+      // A scratch folder the attempt wrote into becomes its directory before anything
+      // reads it (seal_artifact, children), and a free one serves the early launches.
+      for (const Completion& c : completions) {
+        scheduler_.on_attempt_exited(c.task, c.attempt);
+        settle_scratch(c.task, c.attempt);
+      }
       std::vector<Launch> early;
       if (auto r = launch_ready(early); !r) return tl::unexpected(r.error());
     }
@@ -792,6 +815,7 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
       if (c.ok()) ingest_children(c);
       if (c.failure.size() > kMaxReasonBytes || c.reason.size() > kMaxReasonBytes) {
         const std::string dir = attempt_dir_if_any(c.task, c.attempt);
+        if (!dir.empty()) make_attempt_dir(dir);  // with scratch folders it may not exist
         bound_reason(c.failure, dir);
         bound_reason(c.reason, dir);
       }

@@ -95,6 +95,22 @@ class Coordinator::Impl : private RunDriverHost {
   // For a backend that spools logs: removes the attempt's directory, and its task's,
   // when the attempt left nothing there (a task that leaves no file costs no inode).
   void drop_empty_attempt_dir(TaskId task, std::uint32_t attempt);
+  // Scratch folders (coordinator_scratch.cpp): SLUICE_ATTEMPT_DIR of a spooling backend's
+  // attempts, lent per concurrent attempt instead of one directory made per attempt.
+  // Makes RUN/scratch and removes the empty folders a crashed coordinator left; false
+  // when it cannot (attempts then get their directories as before).
+  bool open_scratch();
+  // Removes the free folders (and RUN/scratch when it is empty) and closes them.
+  void close_scratch();
+  bool make_scratch_lane(std::size_t index);
+  // Lends a folder to the attempt; `path` is set to it. False (errno set) on failure.
+  bool take_scratch(TaskId task, std::uint32_t attempt, std::string& path);
+  // After the attempt ended (its processes are gone) or was refused: a folder it wrote
+  // into becomes its canonical directory and a fresh one replaces it; an empty folder
+  // goes back to the pool. Does nothing for an attempt that borrowed none.
+  void settle_scratch(TaskId task, std::uint32_t attempt);
+  // The folder lent to the attempt, or "" when it borrowed none.
+  std::string scratch_path_of(TaskId task, std::uint32_t attempt) const;
   // The attempt's directory when the backend uses one, else "".
   std::string attempt_dir_if_any(TaskId task, std::uint32_t attempt) const;
   // An attempt's directory, made and with its stdout/stderr open, ready to launch.
@@ -187,6 +203,17 @@ class Coordinator::Impl : private RunDriverHost {
   int tasks_fd_ = -1;      // RUN_DIR/tasks, open while run() goes on
   std::string rel_;        // scratch: an attempt directory relative to tasks_fd_
   std::string file_path_;  // scratch: a log file's path
+  struct ScratchLane {
+    std::string name;  // relative to RUN/scratch
+    int fd = -1;       // the folder, open to tell cheaply whether it is empty
+  };
+  bool use_scratch_ = false;  // attempts borrow scratch folders (open_scratch() succeeded)
+  int scratch_fd_ = -1;       // RUN/scratch
+  std::string scratch_dir_;
+  std::vector<ScratchLane> scratch_lanes_;
+  std::vector<std::size_t> free_scratch_;
+  std::unordered_map<std::uint64_t, std::size_t> scratch_of_;  // task << 32 | attempt
+  std::uint64_t scratch_seq_ = 0;
   // Attempts prepared ahead while every slot was busy (at most prefetch_ of them).
   std::unordered_map<TaskId, PreparedAttempt> prepared_;
   std::vector<Launch> upcoming_;
