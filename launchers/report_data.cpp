@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "sluice/engine/attempt_logs.hpp"
+#include "sluice/function_args.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -161,15 +162,32 @@ json report_json(const RunView& view, RunStore& store, std::int64_t now_us,
   }
   out["failed"] = failed;
 
-  // Artifacts: the output.h5 of each task's latest attempt that wrote one.
+  // Artifacts: the output.h5 of each task's latest attempt that wrote one, or the values
+  // it packed into the store (their encoded size: what they weigh in the run's HDF5 files).
+  std::unordered_map<TaskId, std::uint64_t> packed_size;
+  if (auto packed = store.run_values(run.id); packed && !packed->empty()) {
+    std::unordered_map<TaskId, std::uint32_t> final_attempt;
+    for (const auto& t : view.tasks) final_attempt[t.index] = t.attempts;
+    for (const AttemptValues& a : *packed) {
+      auto f = final_attempt.find(a.task);
+      if (f == final_attempt.end() || f->second != a.attempt || !a.values) continue;
+      std::string bytes;
+      append_value_bytes(Value(*a.values), bytes);
+      packed_size[a.task] = bytes.size();
+    }
+  }
   json art_task = json::array(), art_size = json::array();
   std::uint64_t total = 0;
   for (const auto& t : view.tasks) {
     if (t.attempts == 0) continue;
     std::error_code ec;
-    const auto size = std::filesystem::file_size(
+    std::uint64_t size = std::filesystem::file_size(
         store.attempt_dir(run.id, t.name, t.attempts) + "/output.h5", ec);
-    if (ec) continue;
+    if (ec) {
+      auto it = packed_size.find(t.index);
+      if (it == packed_size.end()) continue;
+      size = it->second;
+    }
     art_task.push_back(t.index);
     art_size.push_back(size);
     total += size;

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdlib>
 
+#include "sluice/engine/store.hpp"
 #include "support/reliability.hpp"
 #include "support/run_queries.hpp"
 
@@ -78,7 +79,8 @@ TEST_CASE("a home from before the initiator was kept is read, then upgraded by a
 
   // The next run upgrades the store, and keeps its own initiator.
   const std::string new_id = run_ok(dir);
-  CHECK(sqlite_query(db, "PRAGMA user_version") == "5");  // 5: attempt_logs
+  CHECK(sqlite_query(db, "PRAGMA user_version") ==
+        std::to_string(sluice::RunStore::schema_version()));  // the newest: 6, task_values
   CHECK(get_json(new_id, dir.path())["initiator"] == expected_initiator());
   CHECK(get_json(old_id, dir.path())["initiator"] == "");
 }

@@ -83,7 +83,9 @@ class WorkflowRun {
   Map get_results(bool wait = true, std::chrono::milliseconds timeout = {});
   // The latest attempt's stdout (or stderr); "" when it wrote none.
   std::string logs(const std::string& task, bool stderr_log = false);
-  // The path of the task's final artifact, or "" when it has none.
+  // Where the task's final values are: the path of its own artifact file, or for values
+  // packed into the run's HDF5 files "RUN_DIR/run.h5#/TASK" (the file, then the group;
+  // run.h5 is written when the run ends); "" when it has none.
   std::string artifact(const std::string& task);
 
  private:

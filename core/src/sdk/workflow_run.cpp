@@ -232,7 +232,11 @@ std::string WorkflowRun::artifact(const std::string& task) {
   const TaskRecord t = impl_->task(task);
   if (t.attempts == 0) return "";
   std::string path = artifact_path(impl_->attempt_dir(t));
-  return exists(path) ? path : "";
+  if (exists(path)) return path;
+  // Packed values: the task's group in the run's view (docs/artifacts.md).
+  auto packed = check(impl_->store->attempt_values(impl_->run.id, t.index, t.attempts));
+  if (!packed) return "";
+  return run_dir() + "/run.h5#/" + t.name;
 }
 
 }  // namespace sluice
