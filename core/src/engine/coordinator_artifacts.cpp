@@ -45,6 +45,16 @@ std::string unpackable(const Map& values, const std::string& where) {
   return "";
 }
 
+// What an attempt ran, as provenance records it: the shell text, the SDK function's name,
+// or the command's words joined by spaces.
+std::string command_text(const TaskSpec& spec) {
+  if (!spec.shell.empty()) return spec.shell;
+  if (!spec.function.empty()) return spec.function;
+  std::string text;
+  for (const auto& a : spec.command) text += (text.empty() ? "" : " ") + a;
+  return text;
+}
+
 }  // namespace
 
 std::string Coordinator::Impl::final_artifact(TaskId t) const {
@@ -308,11 +318,7 @@ Provenance Coordinator::Impl::provenance_of(const Completion& c) {
   p.started_us = c.started_us;
   p.ended_us = c.ended_us;
   p.exit_status = c.code;
-  if (!spec.shell.empty()) {
-    p.command = spec.shell;
-  } else {
-    for (const auto& a : spec.command) p.command += (p.command.empty() ? "" : " ") + a;
-  }
+  p.command = command_text(spec);
   for (TaskId parent : spec.after) {
     if (!has_artifact_[parent]) continue;
     std::string in = final_artifact(parent);
@@ -353,13 +359,7 @@ void Coordinator::Impl::write_run_view() {
     r.started_us = a.started_us;
     r.ended_us = a.ended_us;
     r.exit_status = a.exit_status;
-    if (!spec.shell.empty()) {
-      r.command = spec.shell;
-    } else if (!spec.function.empty()) {
-      r.command = spec.function;
-    } else {
-      for (const auto& arg : spec.command) r.command += (r.command.empty() ? "" : " ") + arg;
-    }
+    r.command = command_text(spec);
     for (TaskId p : spec.after) r.inputs += (r.inputs.empty() ? "" : " ") + workflow_.tasks[p].name;
     rows.push_back(std::move(r));
   }
