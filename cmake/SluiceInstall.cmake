@@ -24,9 +24,13 @@ if(TARGET sluice-mpi)
 endif()
 file(RELATIVE_PATH _sluice_bin_to_bundle ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}
      ${CMAKE_INSTALL_PREFIX}/${SLUICE_INSTALL_BUNDLEDIR})
+# The build tree's binaries get the same RUNPATH: otherwise CMake pads theirs with empty
+# entries (room for the install-time rewrite), and an empty entry means the current
+# folder, so every `sluice put` a task runs would first look for libc in the task's folder.
 set_target_properties(${_sluice_programs} PROPERTIES
   INSTALL_RPATH "$ORIGIN/${_sluice_bin_to_bundle}"
-  INSTALL_RPATH_USE_LINK_PATH TRUE)
+  INSTALL_RPATH_USE_LINK_PATH TRUE
+  BUILD_WITH_INSTALL_RPATH TRUE)
 install(TARGETS ${_sluice_programs} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # The SDK: sluice_sdk and every library of Sluice it links (static archives, so a program

@@ -2,15 +2,20 @@
 
 #include <unistd.h>
 
+#include <memory>
+
 #include "sdk/call_options.hpp"
 #include "sluice/engine/sdk_definition.hpp"
 #include "sluice/error.hpp"
 
 namespace sluice {
 
+// One call. A million-call sweep keeps a million of these beside the built Workflow, so
+// the resources are kept only where a call set them (most calls take the defaults).
 struct Flow::Node {
-  std::string name, function, version;
-  CallOptions opts;
+  std::string name, function;                    // function: "fn@version"
+  std::size_t at = 0;                            // where "@version" starts in function
+  std::unique_ptr<const CallOptions> resources;  // null: the defaults
   Bound bound;
 };
 
@@ -21,6 +26,13 @@ struct Flow::State {
 };
 
 namespace {
+
+bool default_resources(const CallOptions& o) {
+  const CallOptions d;
+  return o.cpus == d.cpus && o.gpus == d.gpus && o.memory_mib == d.memory_mib &&
+         o.executor == d.executor && o.retries == d.retries && o.max_exec_time == d.max_exec_time &&
+         o.max_wait_time == d.max_wait_time;
+}
 
 bool safe_name(const std::string& s) {
   if (s.empty() || s.size() > 64 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
@@ -92,8 +104,8 @@ TaskId Flow::add(const std::string& fn, const std::string& version, const CallOp
   Node n;
   n.name = unique_name(prefix_ + (o.name.empty() ? fn : o.name));
   n.function = fn + "@" + version;
-  n.version = version;
-  n.opts = o;
+  n.at = fn.size();
+  if (!default_resources(o)) n.resources = std::make_unique<const CallOptions>(o);
   n.bound = std::move(b);
   state_->nodes.push_back(std::move(n));
   return static_cast<TaskId>(state_->nodes.size() - 1);
@@ -105,16 +117,17 @@ Workflow Flow::build() const {
   wf.project = state_->project;
   wf.base_dir = cwd();
   const std::string program = this_program_name();
+  wf.index.reserve(state_->nodes.size());
   for (const Node& n : state_->nodes) {
     TaskSpec t;
     t.name = n.name;
     t.group = n.name.substr(0, n.name.find('.'));
-    t.version = n.version;
+    t.version = n.function.substr(n.at + 1);
     t.function = n.function;
     t.arguments = encode_arguments(n.bound.args);
     t.command = worker_command(program, t.function, t.arguments);
     t.after = n.bound.after;
-    apply_call_options(n.opts, t);
+    apply_call_options(n.resources ? *n.resources : CallOptions{}, t);
     t.workdir = wf.base_dir;
     wf.index.emplace(t.name, static_cast<TaskId>(wf.tasks.size()));
     wf.tasks.push_back(std::move(t));
