@@ -1,5 +1,6 @@
 #include "worker_runtime.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -81,17 +82,23 @@ struct Runtime::FunctionResults {
 };
 
 Runtime::Runtime(RuntimeOptions options)
-    : o_(std::move(options)), functions_(std::make_shared<FunctionResults>()) {
+    : o_(std::move(options)),
+      functions_(std::make_shared<FunctionResults>()),
+      scratch_(o_.scratch_prefix) {
   local_ = make_local(o_);
 }
 
 Runtime::~Runtime() {
   local_.reset();
+  settle_all_scratch();
+  scratch_.close();
+  if (tasks_fd_ >= 0) ::close(tasks_fd_);
 }
 
 void Runtime::reset() {
   local_.reset();  // kills whatever runs
   local_ = make_local(o_);
+  settle_all_scratch();
   {
     std::lock_guard<std::mutex> lock(functions_->mu);
     functions_->generation++;
@@ -130,17 +137,20 @@ void Runtime::start(const wire::Launch& l) {
   if (function && l.gpus == 0 && function_runner()) {
     start_function_thread(l);
   } else {
-    if (o_.make_attempt_dirs && !make_attempt_dir(l.attempt_dir)) {
+    LaunchRequest req = wire::to_launch_request(l, spec_);
+    const bool spooled = o_.make_attempt_dirs && !l.spool_dir.empty();
+    const bool lent = spooled && lend_scratch(l, req);
+    if (o_.make_attempt_dirs && !lent && !make_attempt_dir(l.attempt_dir)) {
       refuse(l, ExitKind::kLaunchFailed,
              "cannot create " + l.attempt_dir + ": " + std::strerror(errno));
       return;
     }
-    if (auto handle = local_->launch(wire::to_launch_request(l, spec_)); !handle) {
+    // A refused launch's folder is settled with its completion, by collect().
+    if (auto handle = local_->launch(req); !handle) {
       refuse(l, ExitKind::kLaunchFailed, handle.error().message);
       return;
     }
-    if (o_.make_attempt_dirs && !l.spool_dir.empty())
-      spooled_dirs_[attempt_key(l.task, l.attempt)] = l.attempt_dir;
+    if (spooled && !lent) spooled_dirs_[attempt_key(l.task, l.attempt)] = l.attempt_dir;
   }
   if (o_.enforce_exec_time && l.max_exec_ms > 0)
     deadlines_[attempt_key(l.task, l.attempt)] = {
@@ -226,6 +236,9 @@ void Runtime::collect(std::vector<Completion>& out, std::chrono::milliseconds wa
     check_deadlines();
     settle(Clock::now());
   }
+  // A folder the attempt wrote into is in place before the coordinator hears it ended.
+  if (!lent_.empty())
+    for (const Completion& c : ready_) settle_scratch(c.task, c.attempt);
   if (!spooled_dirs_.empty()) {
     for (const Completion& c : ready_) {
       auto it = spooled_dirs_.find(attempt_key(c.task, c.attempt));
@@ -241,6 +254,50 @@ void Runtime::collect(std::vector<Completion>& out, std::chrono::milliseconds wa
     for (Completion& c : ready_) out.push_back(std::move(c));
   }
   ready_.clear();
+}
+
+bool Runtime::lend_scratch(const wire::Launch& l, LaunchRequest& req) {
+  // l.attempt_dir is RUN/tasks/TASK/N (RunStore::attempt_dir()).
+  const std::string& dir = l.attempt_dir;
+  const std::size_t n = dir.rfind('/');
+  const std::size_t t = n == std::string::npos || n == 0 ? n : dir.rfind('/', n - 1);
+  if (t == std::string::npos || t < 6 || dir.compare(t - 6, 6, "/tasks") != 0) return false;
+  const std::string run_dir = dir.substr(0, t - 6);
+  if (scratch_.run_dir() != run_dir) {
+    if (!lent_.empty()) return false;  // still lending for another run: rare, not worth more
+    scratch_.close();
+    if (tasks_fd_ >= 0) ::close(tasks_fd_);
+    tasks_fd_ = ::open(dir.substr(0, t).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    // The coordinator swept RUN/scratch before its first launch: a worker never sweeps.
+    if (tasks_fd_ < 0 || !scratch_.open(run_dir, /*sweep=*/false)) return false;
+  }
+  std::string path;
+  if (!scratch_.take(l.task, l.attempt, path)) return false;
+  lent_[attempt_key(l.task, l.attempt)] = dir.substr(t + 1, n - t - 1);
+  for (auto& [name, value] : req.env) {
+    if (name == "SLUICE_ATTEMPT_DIR") {
+      value = path;
+    } else if ((name == "SLUICE_OUTPUT" || name == "SLUICE_RESULTS") && value.size() > dir.size() &&
+               value.compare(0, dir.size(), dir) == 0 && value[dir.size()] == '/') {
+      value = path + value.substr(dir.size());
+    }
+  }
+  return true;
+}
+
+void Runtime::settle_scratch(TaskId task, std::uint32_t attempt) {
+  auto it = lent_.find(attempt_key(task, attempt));
+  if (it == lent_.end()) return;
+  std::uint8_t task_dir_made = 0;  // not tracked here: mkdir, when needed, may say EEXIST
+  scratch_.settle(task, attempt, tasks_fd_, it->second, task_dir_made);
+  lent_.erase(it);
+}
+
+void Runtime::settle_all_scratch() {
+  while (!lent_.empty()) {
+    const std::uint64_t k = lent_.begin()->first;
+    settle_scratch(task_of_key(k), attempt_of_key(k));
+  }
 }
 
 }  // namespace sluice::worker

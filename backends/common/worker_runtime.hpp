@@ -2,9 +2,11 @@
 // attempts its coordinator sends, whatever carries them. A Runtime owns a `local` backend
 // sized to the worker's share of its node (worker_share.hpp), given its GPUs and its
 // attempts' base environment as options (no process-global state is touched), and
-//   - starts command attempts as child processes (own process group, as on `local`),
-//     making their attempt directories first when the coordinator leaves that to
-//     workers;
+//   - starts command attempts as child processes (own process group, as on `local`);
+//     when the coordinator leaves attempt directories to its workers, lends an attempt
+//     whose logs go to spools a scratch folder of the worker's own (scratch_folders.hpp:
+//     renamed to RUN/tasks/TASK/N only when the attempt wrote there, before its
+//     completion is handed back), and makes the directories of the others;
 //   - calls SDK function tasks through the process's FunctionTaskRunner, inline (mpi:
 //     back to back on the caller's thread) or each on a thread of its own (pilot);
 //   - kills an attempt past its max_exec_time when asked to enforce it (reported as
@@ -31,6 +33,7 @@
 #include <vector>
 
 #include "sluice/engine/backend.hpp"
+#include "sluice/engine/scratch_folders.hpp"
 #include "wire_codec.hpp"
 
 namespace sluice::worker {
@@ -60,8 +63,9 @@ struct RuntimeOptions {
     kInline,   // every function task runs on the caller's thread; none without a runner
     kThreads,  // those without GPUs, on a thread each, when a runner is set; others as processes
   } functions = Functions::kInline;
-  bool make_attempt_dirs = false;              // the coordinator leaves them to its workers
-  bool enforce_exec_time = false;              // kill attempts past their max_exec_time
+  bool make_attempt_dirs = false;  // the coordinator leaves them to its workers
+  std::string scratch_prefix;      // with make_attempt_dirs: names this worker's folders
+  bool enforce_exec_time = false;  // kill attempts past their max_exec_time
   std::chrono::milliseconds failure_grace{0};  // 0: report failures at once
 };
 
@@ -109,8 +113,19 @@ class Runtime {
   int functions_in_flight_ = 0;  // started on threads and not yet collected
   // key -> (when, max_exec_ms); only with enforce_exec_time.
   std::unordered_map<std::uint64_t, std::pair<Clock::time_point, std::int64_t>> deadlines_;
-  // Attempt directories this worker made for attempts whose logs go to spools: removed
-  // when the attempt ends having left nothing there (with its task's, when empty too).
+  // With make_attempt_dirs, for attempts whose logs go to spools: lends `req` a scratch
+  // folder of the attempt's run (SLUICE_ATTEMPT_DIR, SLUICE_OUTPUT and SLUICE_RESULTS
+  // point into it). False when it cannot: the attempt then gets its directory made.
+  bool lend_scratch(const wire::Launch& l, LaunchRequest& req);
+  // Settles the folder lent to the attempt, if any (ScratchFolders::settle()).
+  void settle_scratch(TaskId task, std::uint32_t attempt);
+  void settle_all_scratch();
+
+  ScratchFolders scratch_;  // of one run at a time; RUN/tasks open as tasks_fd_
+  int tasks_fd_ = -1;
+  std::unordered_map<std::uint64_t, std::string> lent_;  // attempt -> its task's name
+  // Attempt directories this worker made for spooled attempts it could lend no folder:
+  // removed when the attempt ends having left nothing there (with its task's, when empty).
   std::unordered_map<std::uint64_t, std::string> spooled_dirs_;
   std::unordered_map<std::uint64_t, std::int64_t> timed_out_;
   std::set<std::uint64_t> killed_;  // by the coordinator's request; only with a grace

@@ -19,7 +19,11 @@ std::string worker_mark() {
   return "SLUICE_WORKER_MARK=" + host_name() + ":" + std::to_string(::getpid());
 }
 
-int kill_processes_whose_environment(const std::function<bool(std::string_view)>& matches) {
+namespace {
+
+// Kills the process group (and the process) of every other process on this host for
+// whose environment (NUL-separated entries) `matches` is true; returns how many.
+int kill_processes_where(const std::function<bool(std::string_view)>& matches) {
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return 0;
   const pid_t self = ::getpid();
@@ -39,21 +43,40 @@ int kill_processes_whose_environment(const std::function<bool(std::string_view)>
     ssize_t n;
     while ((n = ::read(fd, buf, sizeof buf)) > 0) env.append(buf, static_cast<std::size_t>(n));
     ::close(fd);
-    for (std::size_t pos = 0; pos < env.size();) {
-      std::size_t nul = env.find('\0', pos);
-      if (nul == std::string::npos) nul = env.size();
-      if (matches(std::string_view(env.data() + pos, nul - pos))) {
-        const pid_t group = ::getpgid(static_cast<pid_t>(pid));
-        if (group > 1 && group != own_group) ::kill(-group, SIGKILL);
-        ::kill(static_cast<pid_t>(pid), SIGKILL);
-        ++found;
-        break;
-      }
-      pos = nul + 1;
-    }
+    if (!matches(env)) continue;
+    const pid_t group = ::getpgid(static_cast<pid_t>(pid));
+    if (group > 1 && group != own_group) ::kill(-group, SIGKILL);
+    ::kill(static_cast<pid_t>(pid), SIGKILL);
+    ++found;
   }
   ::closedir(proc);
   return found;
+}
+
+// Calls `f` on each entry of an environment block until it returns true.
+template <class F>
+bool any_entry(std::string_view env, F f) {
+  for (std::size_t pos = 0; pos < env.size();) {
+    std::size_t nul = env.find('\0', pos);
+    if (nul == std::string_view::npos) nul = env.size();
+    if (f(env.substr(pos, nul - pos))) return true;
+    pos = nul + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+int kill_processes_whose_environment(const std::function<bool(std::string_view)>& matches) {
+  return kill_processes_where([&](std::string_view env) { return any_entry(env, matches); });
+}
+
+int kill_processes_whose_environment_has(const std::vector<std::string>& all_of) {
+  return kill_processes_where([&](std::string_view env) {
+    for (const std::string& want : all_of)
+      if (!any_entry(env, [&](std::string_view e) { return e == want; })) return false;
+    return true;
+  });
 }
 
 void start_attempt_reaper(const std::string& mark) {

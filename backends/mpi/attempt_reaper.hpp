@@ -13,6 +13,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::mpi {
 
@@ -28,5 +29,9 @@ void start_attempt_reaper(const std::string& mark);
 // environment has an entry for which `matches` is true; returns how many it found.
 // Never this process's own group.
 int kill_processes_whose_environment(const std::function<bool(std::string_view)>& matches);
+
+// Likewise for every process whose environment has each of the entries `all_of`
+// ("NAME=value").
+int kill_processes_whose_environment_has(const std::vector<std::string>& all_of);
 
 }  // namespace sluice::mpi

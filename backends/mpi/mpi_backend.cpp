@@ -44,12 +44,12 @@ class MpiBackend final : public Backend {
   }
 
   std::string name() const override { return "mpi"; }
-  // Workers make attempt directories and open the logs themselves, in parallel, so
-  // rank 0 spends no file-system time per attempt (what lets it hand out tens of
-  // thousands of function tasks per second).
+  // Workers lend their attempts scratch folders of their own (scratch_folders.hpp) and
+  // spool the logs, in parallel, so rank 0 spends no file-system time per attempt (what
+  // lets it hand out tens of thousands of function tasks per second).
   bool wants_attempt_dir() const override { return false; }
-  // The workers' local backends spool each slot's logs (log_spool.hpp) and remove the
-  // attempt directories left empty.
+  // The workers' local backends spool each slot's logs (log_spool.hpp); a scratch folder
+  // becomes an attempt's directory only when the attempt wrote into it.
   bool spools_logs() const override { return true; }
   Capacity capacity() const override { return capacity_; }
   Expected<std::string> launch(const LaunchRequest& request) override;

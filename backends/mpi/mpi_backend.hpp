@@ -7,9 +7,12 @@
 // Rank 0 runs the ordinary coordinator (scheduler, run store) with an MpiBackend; every
 // other rank is a worker (mpi_worker.hpp) that starts command attempts as its own child
 // processes and runs SDK function tasks in-process (a program built with the SDK is
-// its own worker: `mpirun -n N ./app run --backend mpi`). Workers make the attempt
-// directories, not rank 0. Launches, kills and completions travel as MPI messages (mpi_wire.hpp);
-// attempt directories, logs and artifacts live on the shared filesystem as on every
+// its own worker: `mpirun -n N ./app run --backend mpi`). Workers, not rank 0, lend
+// each command attempt a scratch folder of their own in RUN/scratch ("rRANK.LANE-SEQ",
+// reused while attempts leave it empty, renamed to RUN/tasks/TASK/N when one writes
+// there: scratch_folders.hpp); rank 0 sweeps RUN/scratch when the run starts or
+// resumes. Launches, kills and completions travel as MPI messages (mpi_wire.hpp);
+// spools, attempt directories and values live on the shared filesystem as on every
 // backend. Capacity = the sum of the workers' slots; each launch goes to the worker
 // with the most free cores that can hold it, and waits inside the backend when no
 // single worker can hold it yet (its cores and GPUs are split across workers). No rank
@@ -22,7 +25,8 @@
 // max_exec_time counts from the launch, so keep D at 1 for timed command tasks).
 //
 // Handles: "mpi:HOST:ATTEMPT_DIR". abandon() asks one worker on HOST to kill whatever
-// still runs with that SLUICE_ATTEMPT_DIR (processes an earlier, killed job left).
+// still runs as that attempt (processes an earlier, killed job left), found by the
+// SLUICE_RUN_ID, SLUICE_TASK and SLUICE_ATTEMPT in its environment.
 //
 // The `sluice` executable does not link MPI (loading libmpi would cost every
 // `sluice put` in every task ~5 ms): `sluice run --backend mpi` re-executes itself as

@@ -52,12 +52,28 @@ worker::RuntimeOptions runtime_options(const BackendOptions& options, const MpiS
   worker::narrow_gpus(r.environment, r.gpu_ids, !node.empty());
   r.functions = worker::RuntimeOptions::Functions::kInline;
   r.make_attempt_dirs = true;  // rank 0 leaves them to the workers (mpi_backend.hpp)
+  r.scratch_prefix = "r" + std::to_string(s.rank()) + ".";
   return r;
 }
+
 // Kills what attempts of an earlier job left running on this node: every process whose
-// environment names one of `dirs` as its SLUICE_ATTEMPT_DIR, with its process group.
+// environment says it is the attempt whose directory is one of `dirs`, with its process
+// group. Such a process's SLUICE_ATTEMPT_DIR names the scratch folder it was lent, not
+// `dirs` (RUN/tasks/TASK/N): its run, task and attempt say which it is.
 void kill_attempts_in(const std::set<std::string>& dirs) {
   if (dirs.empty()) return;
+  for (const std::string& dir : dirs) {
+    const std::size_t n = dir.rfind('/');
+    if (n == std::string::npos || n == 0) continue;
+    const std::size_t t = dir.rfind('/', n - 1);
+    if (t == std::string::npos || t < 7 || dir.compare(t - 6, 6, "/tasks") != 0) continue;
+    const std::size_t r = dir.rfind('/', t - 7);
+    if (r == std::string::npos) continue;
+    kill_processes_whose_environment_has({"SLUICE_RUN_ID=" + dir.substr(r + 1, t - 7 - r),
+                                          "SLUICE_TASK=" + dir.substr(t + 1, n - t - 1),
+                                          "SLUICE_ATTEMPT=" + dir.substr(n + 1)});
+  }
+  // Attempts that had the directory itself (sluice before scratch folders on mpi).
   constexpr std::string_view kVar = "SLUICE_ATTEMPT_DIR=";
   kill_processes_whose_environment([&](std::string_view entry) {
     return entry.starts_with(kVar) && dirs.count(std::string(entry.substr(kVar.size()))) > 0;

@@ -275,3 +275,53 @@ TEST_CASE("Runtime: reset kills what runs and forgets it", "[worker]") {
   r.collect(out, std::chrono::milliseconds(50));
   CHECK(out.empty());
 }
+
+// What an MPI rank does (mpi_worker.cpp): an attempt whose logs go to spools borrows a
+// scratch folder of the worker's own instead of a directory made and removed per attempt.
+TEST_CASE("Runtime: spooled attempts borrow reused scratch folders, renamed into place when used",
+          "[worker]") {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / "spools");
+  worker::RuntimeOptions o;
+  o.environment = {"PATH=/usr/bin:/bin"};
+  o.make_attempt_dirs = true;
+  o.scratch_prefix = "r1.";
+  auto spooled = [&](TaskId task, std::string shell) {
+    auto l = shell_launch(dir.path(), task, std::move(shell));
+    l.spool_dir = (dir / "spools").string();
+    l.env = {{"SLUICE_ATTEMPT_DIR", l.attempt_dir}, {"SLUICE_RESULTS", l.attempt_dir + "/results"}};
+    return l;
+  };
+  {
+    worker::Runtime r(o);
+    r.start(spooled(1, "test -d \"$SLUICE_ATTEMPT_DIR\" && echo \"$SLUICE_ATTEMPT_DIR\" > where1"));
+    REQUIRE(collect_n(r, 1).size() == 1);
+    r.start(
+        spooled(2, "echo kept > \"$SLUICE_ATTEMPT_DIR/note\"; echo \"$SLUICE_RESULTS\" > where2"));
+    auto done = collect_n(r, 1);
+    REQUIRE(done.size() == 1);
+    CHECK(done[0].ok());
+    // Renamed before the completion is handed back.
+    CHECK(read_all(dir / "tasks" / "t2" / "1" / "note") == "kept\n");
+    r.start(spooled(3, "echo \"$SLUICE_ATTEMPT_DIR\" > where3"));
+    REQUIRE(collect_n(r, 1).size() == 1);
+  }
+  const std::string first = read_all(dir / "where1");
+  CHECK(first.rfind((dir / "scratch" / "r1.0-").string(), 0) == 0);
+  CHECK_FALSE(std::filesystem::exists(dir / "tasks" / "t1"));
+  CHECK_FALSE(std::filesystem::exists(dir / "tasks" / "t3"));
+  // The empty folder served the next attempt as it was; the used one's name is never lent
+  // again, and stays a link to the attempt's directory.
+  const std::string used = first.substr(0, first.size() - 1);
+  CHECK(read_all(dir / "where2") == used + "/results\n");
+  const std::string third = read_all(dir / "where3");
+  CHECK(third.rfind((dir / "scratch" / "r1.0-").string(), 0) == 0);
+  CHECK(third != first);
+  std::size_t left = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "scratch")) {
+    CHECK(e.path().string() == used);
+    CHECK(std::filesystem::equivalent(e.path(), dir / "tasks" / "t2" / "1"));
+    ++left;
+  }
+  CHECK(left == 1);  // the free folder went with the runtime
+}

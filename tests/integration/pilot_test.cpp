@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "support/attempt_files.hpp"
 #include "support/run_queries.hpp"
 #include "support/slurm.hpp"
 
@@ -61,19 +62,12 @@ fs::path only_run_dir(const ScratchDir& dir) {
   return {};
 }
 
-std::string sweep(const std::string& name, int n, const std::string& shell) {
-  std::string values;
-  for (int i = 0; i < n; ++i) values += (i ? ", " : "") + std::to_string(i);
-  return "[workflow]\nname = \"" + name + "\"\n[tasks.t]\nmatrix = { i = [" + values +
-         "] }\nshell = \"" + shell + "\"\n";
-}
-
 }  // namespace
 
 TEST_CASE("pilot: a 2,000-task sweep runs through at most 2 allocation jobs", "[slurm][pilot]") {
   REQUIRE_SLURM();
   ScratchDir dir;
-  write_file(dir / "wf.toml", sweep("pilot2000", 2000, "true"));
+  write_file(dir / "wf.toml", sweep_toml("pilot2000", 2000, "true"));
   auto r = run_sluice(run_args("wf.toml", {"max_allocations=2", "cpus=4", "idle_timeout=30s"}),
                       dir.path());
   INFO(r.out << r.err);
@@ -104,23 +98,16 @@ TEST_CASE("pilot: 2,000 printing tasks add at most 50 inodes to the home and log
           "[slurm][pilot][spool]") {
   REQUIRE_SLURM();
   ScratchDir dir;
-  write_file(dir / "first.toml", "[workflow]\nname = \"first\"\n[tasks.a]\nshell = \"true\"\n");
-  REQUIRE(run_sluice({"run", "-q", "first.toml"}, dir.path()).exit_code == 0);
-  auto inodes = [&] {
-    std::size_t n = 0;
-    for (auto it = fs::recursive_directory_iterator(dir / ".sluice");
-         it != fs::recursive_directory_iterator(); ++it)
-      ++n;
-    return n;
-  };
-  const std::size_t before = inodes();
-  write_file(dir / "wf.toml", sweep("pilotlogs", 2000, "echo out{i}; echo err{i} >&2"));
-  auto r = run_sluice(run_args("wf.toml", {"max_allocations=2", "cpus=4", "idle_timeout=30s"}),
-                      dir.path());
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(inodes() - before <= 50);
-  const std::string id = run_id_of(r);
+  std::string id;
+  const std::size_t added = run_and_count_inodes(dir, [&] {
+    write_file(dir / "wf.toml", sweep_toml("pilotlogs", 2000, "echo out{i}; echo err{i} >&2"));
+    auto r = run_sluice(run_args("wf.toml", {"max_allocations=2", "cpus=4", "idle_timeout=30s"}),
+                        dir.path());
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    id = run_id_of(r);
+  });
+  CHECK(added <= 50);
   for (int i : {0, 1234, 1999}) {
     auto out = run_sluice({"logs", id, "t." + std::to_string(i)}, dir.path());
     CHECK(out.out == "out" + std::to_string(i) + "\n");
@@ -132,7 +119,7 @@ TEST_CASE("pilot: an allocation scancelled mid-run has its tasks retried elsewhe
           "[slurm][pilot]") {
   REQUIRE_SLURM();
   ScratchDir dir;
-  write_file(dir / "wf.toml", sweep("pilotcancel", 24, "sleep 1"));
+  write_file(dir / "wf.toml", sweep_toml("pilotcancel", 24, "sleep 1"));
   pid_t pid = spawn_sluice(run_args("wf.toml", {"max_allocations=2", "cpus=2", "idle_timeout=30s"}),
                            dir.path(), dir / "out", dir / "err");
   // Wait for a worker that is running something, then cancel its allocation.
@@ -297,7 +284,7 @@ shell = "echo \"$CUDA_VISIBLE_DEVICES\" > {i}.dev && sleep 1"
 TEST_CASE("pilot: sluice cancel stops the tasks and releases the allocations", "[slurm][pilot]") {
   REQUIRE_SLURM();
   ScratchDir dir;
-  write_file(dir / "wf.toml", sweep("pilotcancelrun", 4, "sleep 60"));
+  write_file(dir / "wf.toml", sweep_toml("pilotcancelrun", 4, "sleep 60"));
   pid_t pid = spawn_sluice(run_args("wf.toml", {"max_allocations=1", "cpus=4"}), dir.path(),
                            dir / "out", dir / "err");
   const std::string id = wait_for_run_id(dir / "out");

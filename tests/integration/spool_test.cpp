@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "support/attempt_files.hpp"
 #include "support/run_queries.hpp"
 
 using namespace sluice::testing;
@@ -14,35 +15,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Every file and directory under `root` (each one an inode).
-std::size_t inodes_under(const fs::path& root) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec))
-    ++n;
-  return n;
-}
-
-// A workflow of one task `t` expanded into `count` instances t.0 … t.N-1 with {i} = index.
-std::string sweep(int count, const std::string& shell) {
-  std::string s = "[workflow]\nname = \"many\"\n[tasks.t]\nmatrix = { i = [";
-  for (int i = 0; i < count; ++i) s += (i ? "," : "") + std::to_string(i);
-  return s + "] }\nshell = \"" + shell + "\"\n";
-}
-
-// Runs the sweep and returns how many inodes it added to the home.
+// Runs a sweep of `count` tasks running `shell` with 2 slots and returns how many inodes
+// it added to the home; `id` is set to the run's id.
 std::size_t inodes_added(ScratchDir& dir, int count, const std::string& shell, std::string& id) {
-  write_file(dir / "first.toml", "[workflow]\nname = \"first\"\n[tasks.a]\nshell = \"true\"\n");
-  REQUIRE(run_sluice({"run", "first.toml"}, dir.path()).exit_code == 0);  // the home exists
-  const fs::path home = dir / ".sluice";
-  const std::size_t before = inodes_under(home);
-  write_file(dir / "many.toml", sweep(count, shell));
-  auto r = run_sluice({"run", "many.toml", "--cpus", "2"}, dir.path());
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  id = run_id_of(r);
-  return inodes_under(home) - before;
+  return run_and_count_inodes(dir, [&] {
+    write_file(dir / "many.toml", sweep_toml("many", count, shell));
+    auto r = run_sluice({"run", "many.toml", "--cpus", "2"}, dir.path());
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    id = run_id_of(r);
+  });
 }
 
 }  // namespace
@@ -175,25 +157,11 @@ shell = 'test {inputs.writes.v} = 7 && test -f "$SLUICE_INPUT_WRITES"'
 TEST_CASE("a process that outlives its attempt never writes into the next attempt's folder",
           "[integration][spool]") {
   ScratchDir dir;
-  write_file(dir / "wf.toml", R"TOML(
-[workflow]
-name = "late"
-[tasks.first]
-shell = '''
-echo mine > "$SLUICE_ATTEMPT_DIR/own"
-setsid sh -c "sleep 0.5; echo late > '$SLUICE_ATTEMPT_DIR/late' 2>/dev/null" </dev/null >/dev/null 2>&1 &
-'''
-[tasks.second]
-after = ["first"]
-shell = 'sleep 1.5; ls "$SLUICE_ATTEMPT_DIR" > "$SLUICE_HOME/../second.ls"'
-)TOML");
+  write_file(dir / "wf.toml", kLateWriterToml);
   auto r = run_sluice({"run", "wf.toml", "--cpus", "1"}, dir.path());
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  const fs::path tasks = dir / ".sluice" / "runs" / run_id_of(r) / "tasks";
-  CHECK(read_file(tasks / "first" / "1" / "own") == "mine\n");
-  CHECK(read_file(dir / "second.ls").empty());
-  CHECK(!fs::exists(tasks / "second"));
+  check_late_writer(dir, run_id_of(r));
 }
 
 TEST_CASE("a process that escaped its attempt with setsid never writes into the next attempt's log",

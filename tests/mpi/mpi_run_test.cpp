@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "support/attempt_files.hpp"
 #include "support/run_queries.hpp"
 #include "support/skip.hpp"
 
@@ -170,30 +171,73 @@ TEST_CASE("2,000 printing tasks under mpirun -n 3 add at most 50 inodes and thei
           "[integration][mpi][spool]") {
   REQUIRE_MPIRUN();
   ScratchDir dir;
-  write_file(dir / "first.toml", "[workflow]\nname = \"first\"\n[tasks.a]\nshell = \"true\"\n");
-  REQUIRE(run_sluice({"run", "-q", "first.toml"}, dir.path()).exit_code == 0);
-  auto inodes = [&] {
-    std::size_t n = 0;
-    for (auto it = fs::recursive_directory_iterator(dir / ".sluice");
-         it != fs::recursive_directory_iterator(); ++it)
-      ++n;
-    return n;
-  };
-  const std::size_t before = inodes();
-  std::string wf = "[workflow]\nname = \"many\"\n[tasks.t]\nmatrix = { i = [";
-  for (int i = 0; i < 2000; ++i) wf += (i ? "," : "") + std::to_string(i);
-  wf += "] }\nshell = \"echo out{i}; echo err{i} >&2\"\n";
-  write_file(dir / "many.toml", wf);
-  auto r = run_on("mpi", {"run", "-q", "many.toml"}, dir.path(), 3);
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(inodes() - before <= 50);
-  const std::string id = run_id_of(r);
+  std::string id;
+  const std::size_t added = run_and_count_inodes(dir, [&] {
+    write_file(dir / "many.toml", sweep_toml("many", 2000, "echo out{i}; echo err{i} >&2"));
+    auto r = run_on("mpi", {"run", "-q", "many.toml"}, dir.path(), 3);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    id = run_id_of(r);
+  });
+  CHECK(added <= 50);
   for (int i : {0, 777, 1999}) {
     auto out = run_sluice({"logs", id, "t." + std::to_string(i)}, dir.path());
     CHECK(out.out == "out" + std::to_string(i) + "\n");
     CHECK(out.err == "err" + std::to_string(i) + "\n");
   }
+}
+
+// Each worker rank lends its attempts scratch folders of its own (RUN/scratch/rRANK.*),
+// reused while they stay empty: 2,000 silent tasks make no directory per attempt, and
+// one that writes into SLUICE_ATTEMPT_DIR finds its files at tasks/TASK/N afterwards.
+TEST_CASE("2,000 silent tasks under mpirun -n 3 leave no attempt directory but a writer's",
+          "[integration][mpi][spool]") {
+  REQUIRE_MPIRUN();
+  ScratchDir dir;
+  std::string id;
+  const std::size_t added = run_and_count_inodes(dir, [&] {
+    std::string wf = sweep_toml("silent", 2000, "true");
+    wf +=
+        "[tasks.writes]\nshell = 'echo kept > \"$SLUICE_ATTEMPT_DIR/note\"; "
+        "echo \"$SLUICE_ATTEMPT_DIR\" > \"$SLUICE_ATTEMPT_DIR/where\"'\n";
+    write_file(dir / "wf.toml", wf);
+    auto r = run_on("mpi", {"run", "-q", "wf.toml"}, dir.path(), 3);
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    id = run_id_of(r);
+  });
+  CHECK(added <= 50);
+  const fs::path run = dir / ".sluice" / "runs" / id;
+  std::vector<std::string> task_dirs;
+  for (const auto& e : fs::directory_iterator(run / "tasks"))
+    task_dirs.push_back(e.path().filename());
+  CHECK(task_dirs == std::vector<std::string>{"writes"});
+  CHECK(read_file(run / "tasks/writes/1/note") == "kept\n");
+  // It wrote into a folder a worker rank lent it; that name now links to its directory,
+  // and the ranks removed their free folders when the job ended.
+  const std::string where = read_file(run / "tasks/writes/1/where");
+  CHECK(where.rfind((run / "scratch/r").string(), 0) == 0);
+  std::size_t left = 0;
+  for (const auto& e : fs::directory_iterator(run / "scratch")) {
+    CHECK(fs::is_symlink(e.symlink_status()));
+    CHECK(fs::equivalent(e.path(), run / "tasks/writes/1"));
+    CHECK(e.path().string() + "\n" == where);
+    ++left;
+  }
+  CHECK(left == 1);
+}
+
+// The folder an attempt wrote into is renamed to its directory and the worker lends a
+// new one: a leftover process that writes by path reaches its own attempt's directory.
+TEST_CASE("on mpi a process that outlives its attempt never writes into the next attempt's folder",
+          "[integration][mpi][spool]") {
+  REQUIRE_MPIRUN();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", kLateWriterToml);
+  auto r = run_on("mpi", {"run", "-q", "wf.toml"}, dir.path(), 2);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  check_late_writer(dir, run_id_of(r));
 }
 
 // 1,000 artifact paths under a home this deep make SLUICE_INPUTS longer than one
@@ -327,6 +371,9 @@ shell = "echo ran >> executions/last"
     CHECK(lines_in(dir / ("executions/long" + std::to_string(i))) == 2);
   }
   CHECK(lines_in(dir / "executions/last") == 1);
+  // The folders the killed job's ranks had lent went (swept by the resumed rank 0 or
+  // removed by the ranks themselves); no attempt wrote into one, so none stays.
+  CHECK(!fs::exists(dir / ".sluice/runs" / id / "scratch"));
 }
 
 TEST_CASE("without mpirun the mpi backend says how to start it and other backends never load MPI",

@@ -506,7 +506,7 @@ bool Coordinator::Impl::prepare_launch(const Launch& l, TimePoint now, LaunchPla
   } else if (use_scratch_) {
     if (!take_scratch(l.task, l.attempt, work)) {
       refuse_launch(
-          l, "cannot create a scratch folder in " + scratch_dir_ + ": " + std::strerror(errno),
+          l, "cannot create a scratch folder in " + scratch_.dir() + ": " + std::strerror(errno),
           now);
       return false;
     }
@@ -651,8 +651,9 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
   ::mkdir(tasks_dir.c_str(), file_modes().dir);
   if (tasks_fd_ < 0)
     tasks_fd_ = ::open(tasks_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  use_scratch_ = spooling_ && backend_.wants_attempt_dir() && tasks_fd_ >= 0 &&
-                 (scratch_fd_ >= 0 || open_scratch());
+  // Swept for every spooling backend: mpi's worker ranks lend folders from it too.
+  const bool scratch = spooling_ && tasks_fd_ >= 0 && (scratch_.is_open() || open_scratch());
+  use_scratch_ = scratch && backend_.wants_attempt_dir();
   const std::string cancel_path = cancel_request_path(run_dir_);
   // A backend blocked on the outside world (an squeue that hangs) learns that the run is
   // ending without waiting for this loop, which it blocks. The file is looked at no more

@@ -15,6 +15,7 @@
 #include "sluice/engine/coordinator.hpp"
 #include "sluice/engine/graph.hpp"
 #include "sluice/engine/scheduler.hpp"
+#include "sluice/engine/scratch_folders.hpp"
 #include "sluice/engine/store.hpp"
 #include "sluice/workflow.hpp"
 
@@ -95,19 +96,19 @@ class Coordinator::Impl : private RunDriverHost {
   // For a backend that spools logs: removes the attempt's directory, and its task's,
   // when the attempt left nothing there (a task that leaves no file costs no inode).
   void drop_empty_attempt_dir(TaskId task, std::uint32_t attempt);
-  // Scratch folders (coordinator_scratch.cpp): SLUICE_ATTEMPT_DIR of a spooling backend's
+  // Scratch folders (scratch_folders.hpp): SLUICE_ATTEMPT_DIR of a spooling backend's
   // attempts, lent per concurrent attempt instead of one directory made per attempt.
-  // Makes RUN/scratch and removes the empty folders a crashed coordinator left; false
-  // when it cannot (attempts then get their directories as before).
+  // Makes RUN/scratch and removes the empty folders a crashed run left; false when it
+  // cannot (attempts then get their directories as before). Called for every spooling
+  // backend, also one whose workers lend the folders (mpi): this sweep comes before any
+  // lender lends.
   bool open_scratch();
   // Removes the free folders (and RUN/scratch when it is empty) and closes them.
   void close_scratch();
-  bool make_scratch_lane(std::size_t index);
   // Lends a folder to the attempt; `path` is set to it. False (errno set) on failure.
   bool take_scratch(TaskId task, std::uint32_t attempt, std::string& path);
-  // After the attempt ended (its processes are gone) or was refused: a folder it wrote
-  // into becomes its canonical directory and a fresh one replaces it; an empty folder
-  // goes back to the pool. Does nothing for an attempt that borrowed none.
+  // After the attempt ended or was refused: ScratchFolders::settle() into its canonical
+  // directory. Does nothing for an attempt that borrowed none.
   void settle_scratch(TaskId task, std::uint32_t attempt);
   // The folder lent to the attempt, or "" when it borrowed none.
   std::string scratch_path_of(TaskId task, std::uint32_t attempt) const;
@@ -198,22 +199,13 @@ class Coordinator::Impl : private RunDriverHost {
   Scheduler scheduler_;
   std::string host_;
   std::vector<std::uint8_t> task_dir_made_;
-  bool spooling_ = false;  // backend_.spools_logs()
-  std::string spool_dir_;  // RUN/spools
-  int tasks_fd_ = -1;      // RUN_DIR/tasks, open while run() goes on
-  std::string rel_;        // scratch: an attempt directory relative to tasks_fd_
-  std::string file_path_;  // scratch: a log file's path
-  struct ScratchLane {
-    std::string name;  // relative to RUN/scratch
-    int fd = -1;       // the folder, open to tell cheaply whether it is empty
-  };
+  bool spooling_ = false;     // backend_.spools_logs()
+  std::string spool_dir_;     // RUN/spools
+  int tasks_fd_ = -1;         // RUN_DIR/tasks, open while run() goes on
+  std::string rel_;           // scratch: an attempt directory relative to tasks_fd_
+  std::string file_path_;     // scratch: a log file's path
   bool use_scratch_ = false;  // attempts borrow scratch folders (open_scratch() succeeded)
-  int scratch_fd_ = -1;       // RUN/scratch
-  std::string scratch_dir_;
-  std::vector<ScratchLane> scratch_lanes_;
-  std::vector<std::size_t> free_scratch_;
-  std::unordered_map<std::uint64_t, std::size_t> scratch_of_;  // task << 32 | attempt
-  std::uint64_t scratch_seq_ = 0;
+  ScratchFolders scratch_;    // RUN/scratch: the coordinator's folders, named "<lane>-<seq>"
   // Attempts prepared ahead while every slot was busy (at most prefetch_ of them).
   std::unordered_map<TaskId, PreparedAttempt> prepared_;
   std::vector<Launch> upcoming_;
