@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <regex>
@@ -27,6 +28,7 @@ struct FakeCluster {
     std::string task;    // the task's name, from its attempt directory
     std::string name;    // the job's name
     std::string script;  // what sbatch was given
+    std::string comment;
     std::string state = "PENDING";
     int exit_code = 0;
     int queries = 0;
@@ -50,6 +52,7 @@ struct FakeCluster {
       jobs[id].task = task_of(r.output);
       jobs[id].name = r.name;
       jobs[id].script = r.script_path;
+      jobs[id].comment = r.comment;
       return id;
     }
     // Elements from the array script's "N) d='DIR' ;;" lines.
@@ -59,6 +62,7 @@ struct FakeCluster {
       j.task = task_of((*it)[2].str() + "/stdout");
       j.name = r.name;
       j.script = r.script_path;
+      j.comment = r.comment;
     }
     return id;
   }
@@ -109,6 +113,12 @@ class FakeClusterDriver final : public slurm::SlurmDriver {
     std::map<std::string, std::string> out;
     for (const auto& [key, job] : c_->jobs)
       if (job.name == name) out[key] = job.script;
+    return out;
+  }
+  Expected<std::map<std::string, std::string>> job_comments(const std::string& name) override {
+    std::map<std::string, std::string> out;
+    for (const auto& [key, job] : c_->jobs)
+      if (job.name == name) out[key] = job.comment;
     return out;
   }
 
@@ -204,8 +214,16 @@ TEST_CASE("a submission never recorded is found by its name, not submitted twice
     auto handles = (*first)->launch_batch(batch);
     for (const auto& h : handles) REQUIRE(h);
     // ... and dies before the handles reach the store, and before its own record of
-    // the ids: only the intent is left.
-    for (const auto& r : batch) std::filesystem::remove(r.attempt_dir + "/slurm_job_id");
+    // the ids: only the intent is left in the run's submission log.
+    const auto log = scratch.path() / "runs" / "r1" / "slurm" / "submissions";
+    std::string kept, line;
+    {
+      std::ifstream in(log, std::ios::binary);
+      REQUIRE(in);
+      while (std::getline(in, line))
+        if (line.rfind("K\t", 0) != 0) kept += line + "\n";
+    }
+    std::ofstream(log, std::ios::binary | std::ios::trunc) << kept;
   }
   const std::size_t submissions = cluster->submitted.size();
   // ok2's sbatch never arrived.
