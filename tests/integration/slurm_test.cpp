@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -344,14 +345,16 @@ shell = "sluice put i {i}"
   // Every attempt, held or not, ended up with a job id of its own (recorded in the run's
   // submission log: "K <tab> KEY <tab> DIR").
   const auto run_dir = dir / (".sluice/runs/" + run_id_of(r));
-  const std::string log = read_file(run_dir / "slurm" / "submissions");
+  std::map<std::string, std::string> job_of_dir;
+  std::istringstream log(read_file(run_dir / "slurm" / "submissions"));
+  for (std::string line; std::getline(log, line);)
+    if (line.rfind("K\t", 0) == 0) {
+      const auto tab = line.find('\t', 2);
+      job_of_dir[line.substr(tab + 1)] = line.substr(2, tab - 2);
+    }
   for (int i = 0; i < 12; ++i) {
-    const std::string attempt_dir = (run_dir / "tasks" / ("t." + std::to_string(i)) / "1").string();
-    const auto at = log.find("\t" + attempt_dir + "\n");
-    const auto line = log.rfind("\nK\t", at);
-    std::string id;
-    if (at != std::string::npos && line != std::string::npos && log.find('\n', line + 1) > at)
-      id = log.substr(line + 3, at - line - 3);
+    const std::string id =
+        job_of_dir[(run_dir / "tasks" / ("t." + std::to_string(i)) / "1").string()];
     CHECK(!id.empty());
   }
 }
