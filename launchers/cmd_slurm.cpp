@@ -9,11 +9,14 @@
 #include <fstream>
 
 #include "commands.hpp"
+#include "job_script.hpp"
 #include "sluice/engine/capture.hpp"
 #include "sluice/engine/host_info.hpp"
 #include "sluice/engine/loader.hpp"
 #include "sluice/engine/run_id.hpp"
 #include "slurm_parse.hpp"
+#include "submit_log.hpp"
+#include "task_view.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -86,9 +89,50 @@ int cmd_sbatch(const Globals& g, const SbatchArgs& a) {
   return kExitOk;
 }
 
+struct JobScriptArgs {
+  std::string run, task;
+  unsigned attempt = 0;
+};
+
+// The script a Slurm job of the run ran for the attempt, as `sbatch` takes it again: an
+// array's script runs only the attempt's element. From the run's submission log; an
+// older home kept it as job.sh in the attempt directory.
+int cmd_job_script(const Globals& g, const JobScriptArgs& a) {
+  auto store = open_store(g, RunStore::Mode::kReadOnly);
+  RunRecord run = find_run(*store, a.run);
+  auto tasks = store->list_tasks(run.id);
+  if (!tasks) fail(tasks.error());
+  const TaskRecord& task = find_task(*tasks, run, a.task);
+  if (task.attempts == 0) throw CliError(kExitBadInput, why_no_attempt(run, task));
+  const unsigned attempt = a.attempt ? a.attempt : task.attempts;
+  const std::string dir = store->attempt_dir(run.id, task.name, attempt);
+  const slurm::SubmitLog log(store->run_dir(run.id), true);
+  if (const slurm::Submission* s = log.find(dir); s && !s->name.empty()) {
+    std::fputs(slurm::script_for_element(s->script, s->index).c_str(), stdout);
+    return kExitOk;
+  }
+  std::ifstream legacy(dir + "/job.sh", std::ios::binary);
+  if (legacy) {
+    std::printf("%s", std::string(std::istreambuf_iterator<char>(legacy), {}).c_str());
+    return kExitOk;
+  }
+  throw CliError(kExitBadInput, "attempt " + std::to_string(attempt) + " of task '" + task.name +
+                                    "' was not submitted as a Slurm job of its own");
+}
+
 }  // namespace
 
 void add_slurm_commands(CLI::App& app, Globals& g) {
+  static JobScriptArgs js;
+  auto* script = app.add_subcommand(
+      "job-script",
+      "print the batch script a task's Slurm job ran (resubmit with: sluice job-script RUN "
+      "TASK | sbatch)");
+  script->add_option("run", js.run, "run id (or unique prefix) or workflow id")->required();
+  script->add_option("task", js.task, "task name")->required();
+  script->add_option("--attempt", js.attempt, "attempt number (default: the latest)");
+  script->callback([&g] { g_exit_code = cmd_job_script(g, js); });
+
   static SbatchArgs a;
   auto* sb = app.add_subcommand(
       "sbatch", "run a workflow's coordinator as a Slurm job: sluice sbatch FILE [-- sbatch opts]");

@@ -26,7 +26,7 @@ void add_report_commands(CLI::App& app, Globals& g);  // report
 void add_watch_commands(CLI::App& app, Globals& g);   // watch
 void add_doctor_command(CLI::App& app, Globals& g);   // doctor
 void add_config_commands(CLI::App& app, Globals& g);  // config save, list, show
-void add_slurm_commands(CLI::App& app, Globals& g);   // sbatch
+void add_slurm_commands(CLI::App& app, Globals& g);   // sbatch, job-script
 void add_pilot_commands(CLI::App& app, Globals& g);   // worker, workers
 
 // Configuration `name` as Config::find() gives it (sluice/config.hpp); throws CliError

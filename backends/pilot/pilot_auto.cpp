@@ -32,7 +32,7 @@ class AutoBackend final : public Backend {
     for (std::size_t i = 0; i < rs.size(); ++i) {
       const bool long_task = rs[i].spec && rs[i].spec->max_exec_time > threshold_;
       // The coordinator lends a spooling backend's attempts scratch folders and makes
-      // no directory; a Slurm job of its own keeps job.sh and its logs in one.
+      // no directory; a Slurm job of its own has Slurm write its logs into one.
       if (long_task) make_attempt_dir(rs[i].attempt_dir);
       (long_task ? to_jobs : to_pilot).push_back(rs[i]);
       (long_task ? ij : ip).push_back(i);

@@ -2,6 +2,7 @@
 // Needs nothing at build time, so it is always available. Every command runs through
 // run_command with the policy's deadline; what they print is read by slurm_parse.
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "sluice/engine/capture.hpp"
@@ -36,8 +37,9 @@ struct Ran {
 };
 
 Ran run_slurm_command(const std::vector<std::string>& argv, const CommandPolicy& policy,
-                      Retry retry) {
+                      Retry retry, std::optional<std::string> input = std::nullopt) {
   CommandOptions options;
+  options.input = std::move(input);
   options.timeout = policy.timeout;
   options.max_bytes = 64 << 20;  // squeue of a large array
   auto stopping = [&] { return policy.stopping && policy.stopping(); };
@@ -84,11 +86,15 @@ class CliDriver final : public SlurmDriver {
 
   Expected<std::string> submit(const SubmitRequest& request) override {
     // Every option is an #SBATCH line of the script: what runs is what a user would
-    // resubmit by hand.
-    auto r = run_slurm_command({"sbatch", "--parsable", request.script_path}, policy_,
-                               Retry::kSubmission);
+    // resubmit by hand. Without a file the script goes to sbatch's stdin.
+    const bool from_file = !request.script_path.empty();
+    std::vector<std::string> argv{"sbatch", "--parsable"};
+    if (from_file) argv.push_back(request.script_path);
+    const std::string what = from_file ? request.script_path : "(script on stdin) " + request.name;
+    auto r = run_slurm_command(argv, policy_, Retry::kSubmission,
+                               from_file ? std::nullopt : std::optional(request.script));
     if (!r.ok()) {
-      std::string why = "sbatch " + request.script_path + ": " + r.failure;
+      std::string why = "sbatch " + what + ": " + r.failure;
       if (r.result.timed_out)
         why += "; the job may have been submitted all the same, so it was not submitted again";
       return make_error(ErrorCode::kBackend, why);
@@ -97,8 +103,7 @@ class CliDriver final : public SlurmDriver {
     // it is reported, quoted, and not submitted again.
     auto id = parse_sbatch_output(r.result.out);
     if (!id)
-      return make_error(ErrorCode::kBackend, "sbatch " + request.script_path + ": " +
-                                                 id.error().message +
+      return make_error(ErrorCode::kBackend, "sbatch " + what + ": " + id.error().message +
                                                  "; a job may have been submitted all the same");
     return id;
   }
@@ -119,7 +124,7 @@ class CliDriver final : public SlurmDriver {
     }
     out = parse_squeue(r.result.out);
     // squeue shows no exit codes: ask scontrol for the few failed ones. Without an
-    // answer the code stays unknown (the job's exit_status file usually has it).
+    // answer the code stays unknown (the job's exit-status record usually has it).
     for (auto& [key, st] : out) {
       if (st.state != "FAILED" && st.state != "OUT_OF_MEMORY") continue;
       auto s = run_slurm_command({"scontrol", "show", "job", "-o", key}, policy_, Retry::kReadOnly);
@@ -140,6 +145,10 @@ class CliDriver final : public SlurmDriver {
 
   Expected<std::map<std::string, std::string>> jobs_named(const std::string& name) override {
     return slurm::jobs_named(name, policy_);
+  }
+
+  Expected<std::map<std::string, std::string>> job_comments(const std::string& name) override {
+    return slurm::job_comments(name, policy_);
   }
 
   void set_stopping_check(std::function<bool()> stopping) override {
@@ -177,6 +186,21 @@ Expected<std::map<std::string, std::string>> jobs_named(const std::string& name,
   auto r = run_slurm_command(argv, policy, Retry::kReadOnly);
   if (!r.ok()) return make_error(ErrorCode::kBackend, r.failure);
   return parse_squeue_commands(r.result.out);
+}
+
+Expected<std::map<std::string, std::string>> job_comments(const std::string& name,
+                                                          const CommandPolicy& policy) {
+  const std::vector<std::string> argv{"squeue", "-h", "-r", "-t", "all", "-n", name, "-o", "%i|%k"};
+  auto r = run_slurm_command(argv, policy, Retry::kReadOnly);
+  if (!r.ok()) return make_error(ErrorCode::kBackend, r.failure);
+  auto jobs = parse_squeue_commands(r.result.out);
+  for (auto& [key, comment] : jobs)
+    if (comment == "(null)") comment.clear();
+  return jobs;
+}
+
+Expected<std::map<std::string, std::string>> SlurmDriver::job_comments(const std::string& name) {
+  return slurm::job_comments(name, CommandPolicy{});
 }
 
 Expected<std::map<std::string, std::string>> SlurmDriver::jobs_named(const std::string& name) {

@@ -140,6 +140,7 @@ class LibslurmDriver final : public SlurmDriver {
     job_desc_msg_t d;
     api()->init_job_desc_msg(&d);
     d.name = c(r.name);
+    d.comment = c(r.comment);
     d.script = c(r.script);
     d.work_dir = c(r.workdir);  // required: without it the job fails at launch
     d.std_out = c(r.output);

@@ -1,5 +1,6 @@
 #include "slurm_backend.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -16,10 +19,11 @@
 #include "driver_choice.hpp"
 #include "job_script.hpp"
 #include "sluice/duration.hpp"
+#include "sluice/engine/attempt_logs.hpp"
 #include "sluice/engine/host_info.hpp"
 #include "sluice/engine/wall_clock.hpp"
 #include "slurm_driver.hpp"
-#include "submit_intent.hpp"
+#include "submit_log.hpp"
 
 namespace sluice {
 namespace {
@@ -35,19 +39,33 @@ std::string exe_dir() {
   return dir.empty() ? "/usr/local/bin" : dir;
 }
 
-bool write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  return static_cast<bool>(out.flush());
-}
-
-// The status job.sh recorded, or -1.
+// The status the job's script recorded at the end of its stderr, or -1. Only the tail is
+// read: the record is the last line, unless the coordinator appended an attempt's cut
+// reason (at most a few KiB) after it. Older homes kept it in DIR/exit_status.
 int read_exit_status(const std::string& dir) {
+  constexpr off_t kTail = 64 << 10;
+  const int fd = ::open((dir + "/stderr").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    struct stat st;
+    std::string tail;
+    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+      const off_t from = st.st_size > kTail ? st.st_size - kTail : 0;
+      tail.resize(static_cast<std::size_t>(st.st_size - from));
+      const ssize_t n = ::pread(fd, tail.data(), tail.size(), from);
+      tail.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    }
+    ::close(fd);
+    if (int code = find_exit_trailer(tail); code >= 0) return code;
+  }
   std::ifstream in(dir + "/exit_status");
   int code = -1;
   if (!(in >> code)) return -1;
   return code;
 }
+
+// Array scripts hold every element's body: past this many bytes an array is split, well
+// below Slurm's default max_script_size of 4 MB.
+constexpr std::size_t kMaxArrayScriptBytes = 1 << 20;
 
 std::string run_dir_of(const std::string& attempt_dir) {
   const auto pos = attempt_dir.rfind("/tasks/");
@@ -223,7 +241,7 @@ class SlurmBackend final : public Backend {
   }
 
   std::string unrecorded_handle(const std::string& attempt_dir) override {
-    if (!slurm::has_submit_intent(attempt_dir)) return {};  // sbatch never ran
+    if (!submission_of(attempt_dir)) return {};  // sbatch never ran
     return "slurm:held:" + attempt_dir;
   }
 
@@ -245,7 +263,7 @@ class SlurmBackend final : public Backend {
       // Submitted (its intent says so) and already forgotten by slurmctld: it ran, and
       // its exit status is all there is to report. Otherwise never submitted: run again.
       const int code = dir.empty() ? -1 : read_exit_status(dir);
-      if (code < 0 || !slurm::has_submit_intent(dir)) return false;
+      if (code < 0 || !submission_of(dir)) return false;
       Job j;
       j.task = task;
       j.attempt = attempt;
@@ -265,14 +283,15 @@ class SlurmBackend final : public Backend {
   }
 
  private:
-  // An attempt whose job.sh is written, not yet submitted.
+  // An attempt whose script is made, not yet submitted.
   struct Pending {
     TaskId task = 0;
     std::uint32_t attempt = 0;
     std::string dir;
     std::string run_id;
     std::string group;  // the task's [tasks.NAME]
-    SubmitRequest job;  // for this attempt alone, script = job.sh
+    SubmitRequest job;  // for this attempt alone
+    std::string body;   // what the attempt runs (job.script without its #SBATCH lines)
     std::string key;    // what must match for attempts to share an array
     Millis max_wait{0};
   };
@@ -292,18 +311,40 @@ class SlurmBackend final : public Backend {
     int missing = 0;                // polls in a row in which the cluster did not list it
   };
 
+  // The run's submission log of the run that attempt directory `dir` belongs to.
+  slurm::SubmitLog& log_of(const std::string& dir) {
+    const std::string run = run_dir_of(dir);
+    auto it = logs_.find(run);
+    if (it == logs_.end()) it = logs_.emplace(run, std::make_unique<slurm::SubmitLog>(run)).first;
+    return *it->second;
+  }
+
+  // What the run recorded about the submission of attempt `dir` (in its run's log, or in
+  // the attempt directory of an older home); nullopt when sbatch never ran for it.
+  std::optional<slurm::Submission> submission_of(const std::string& dir) {
+    if (const slurm::Submission* s = log_of(dir).find(dir); s && !s->name.empty()) {
+      slurm::Submission out = *s;
+      if (out.key.empty())
+        if (auto legacy = slurm::read_legacy_submission(dir)) out.key = legacy->key;
+      return out;
+    }
+    return slurm::read_legacy_submission(dir);
+  }
+
   // "slurm:KEY:DIR" -> {KEY, DIR}; "slurm:held:DIR" -> the key the attempt was submitted
-  // under later (DIR/slurm_job_id, or found by its intent), or "" when it never was.
+  // under later (in the run's log, or found by its intent), or "" when it never was.
   std::pair<std::string, std::string> parse_handle(const std::string& handle) {
     if (handle.rfind("slurm:", 0) != 0) return {};
     const auto colon = handle.find(':', 6);
     std::string key = handle.substr(6, colon == std::string::npos ? colon : colon - 6);
     std::string dir = colon == std::string::npos ? "" : handle.substr(colon + 1);
     if (key == "held") {
-      std::ifstream in(dir + "/slurm_job_id");
       key.clear();
-      in >> key;
-      if (key.empty()) key = slurm::find_submitted_job(*driver_, dir);
+      if (auto s = submission_of(dir)) {
+        key = s->key;
+        if (key.empty()) key = slurm::find_submitted_job(*driver_, *s, dir);
+        if (!key.empty() && s->key.empty()) log_of(dir).record_keys({dir}, {key});
+      }
     }
     return {key, dir};
   }
@@ -331,6 +372,8 @@ class SlurmBackend final : public Backend {
     }
     j.extra.insert(j.extra.end(), spec.slurm_extra.begin(), spec.slurm_extra.end());
     j.name = "sluice:" + p.run_id + ":" + spec.name;
+    // Tells this submission from the task's other attempts, which share its name.
+    j.comment = "sluice:" + spec.name + "/" + std::to_string(req.attempt);
     j.workdir = spec.workdir;
     j.output = p.dir + "/stdout";
     j.error = p.dir + "/stderr";
@@ -341,10 +384,7 @@ class SlurmBackend final : public Backend {
     j.time_min = static_cast<int>((ms + 59'999) / 60'000);
     for (const auto& opt : slurm::resource_options(j)) p.key += opt + "\n";
     p.key += j.workdir;
-    j.script = slurm::attempt_script(req, j, path_first_);
-    j.script_path = p.dir + "/job.sh";
-    if (!write_text(j.script_path, j.script))
-      return make_error(ErrorCode::kIo, "cannot write " + j.script_path);
+    p.body = slurm::attempt_body(req, j, path_first_);
     return p;
   }
 
@@ -365,10 +405,15 @@ class SlurmBackend final : public Backend {
         continue;
       }
       const std::size_t chunk = static_cast<std::size_t>(std::max(1, driver_->max_array_size()));
-      for (std::size_t from = 0; from < members.size(); from += chunk) {
-        std::vector<std::size_t> part(
-            members.begin() + static_cast<std::ptrdiff_t>(from),
-            members.begin() + static_cast<std::ptrdiff_t>(std::min(members.size(), from + chunk)));
+      for (std::size_t from = 0, to = 0; from < members.size(); from = to) {
+        std::size_t bytes = 0;
+        for (to = from;
+             to < members.size() && to - from < chunk &&
+             (to == from || bytes + batch[members[to]].body.size() <= kMaxArrayScriptBytes);
+             ++to)
+          bytes += batch[members[to]].body.size();
+        std::vector<std::size_t> part(members.begin() + static_cast<std::ptrdiff_t>(from),
+                                      members.begin() + static_cast<std::ptrdiff_t>(to));
         if (part.size() == 1) {
           keys[part[0]] = submit_one(batch[part[0]]);
           continue;
@@ -380,10 +425,13 @@ class SlurmBackend final : public Backend {
     return keys;
   }
 
-  Expected<std::string> submit_one(const Pending& p) {
-    slurm::write_submit_intent(p.dir, p.job, "-");
+  Expected<std::string> submit_one(Pending& p) {
+    p.job.script = slurm::attempt_script(p.job, p.body);
+    slurm::SubmitLog& log = log_of(p.dir);
+    log.record_intent(p.job, {p.dir});
     auto id = driver_->submit(p.job);
     if (!id) return id;
+    log.record_keys({p.dir}, {*id});
     watch(p, *id);
     return id;
   }
@@ -391,28 +439,25 @@ class SlurmBackend final : public Backend {
   std::vector<Expected<std::string>> submit_array(const std::vector<Pending>& batch,
                                                   const std::vector<std::size_t>& part) {
     const Pending& first = batch[part[0]];
-    const std::string slurm_dir = run_dir_of(first.dir) + "/slurm";
-    ::mkdir(slurm_dir.c_str(), 0755);
     SubmitRequest a = first.job;
     a.name = "sluice:" + first.run_id + ":" + first.group;
-    // %A_%a cannot name per-attempt directories: the wrapper redirects into them itself.
-    a.output = slurm_dir + "/%A_%a.out";
+    // %A_%a cannot name per-attempt directories: the script redirects into them itself,
+    // before anything else runs, so Slurm's own file per element would stay empty.
+    a.output = "/dev/null";
     a.error = a.output;
     a.array = "0-" + std::to_string(part.size() - 1);
     if (o_.array_throttle > 0) a.array += "%" + std::to_string(o_.array_throttle);
-    std::vector<std::string> dirs;
-    for (std::size_t i : part) dirs.push_back(batch[i].dir);
-    a.script = slurm::array_script(a, dirs);
-    a.script_path = slurm_dir + "/array-" + first.group + "-" + std::to_string(first.attempt) +
-                    "-" + std::to_string(++arrays_written_) + ".sh";
-    std::vector<Expected<std::string>> out;
-    if (!write_text(a.script_path, a.script)) {
-      out.assign(part.size(), make_error(ErrorCode::kIo, "cannot write " + a.script_path));
-      return out;
+    std::vector<std::string> dirs, bodies;
+    for (std::size_t i : part) {
+      dirs.push_back(batch[i].dir);
+      bodies.push_back(batch[i].body);
     }
-    for (std::size_t k = 0; k < part.size(); ++k)
-      slurm::write_submit_intent(batch[part[k]].dir, a, std::to_string(k));
+    a.script = slurm::array_script(a, dirs, bodies);
+    slurm::SubmitLog& log = log_of(first.dir);
+    log.record_intent(a, dirs);
     auto id = driver_->submit(a);
+    std::vector<Expected<std::string>> out;
+    std::vector<std::string> keys;
     for (std::size_t k = 0; k < part.size(); ++k) {
       if (!id) {
         out.push_back(tl::unexpected(id.error()));
@@ -420,15 +465,14 @@ class SlurmBackend final : public Backend {
       }
       std::string key = *id + "_" + std::to_string(k);
       watch(batch[part[k]], key);
+      keys.push_back(key);
       out.push_back(std::move(key));
     }
+    if (id) log.record_keys(dirs, keys);
     return out;
   }
 
   void watch(const Pending& p, const std::string& key) {
-    // Written so that a resumed coordinator finds jobs submitted after their handle was
-    // recorded (the held ones).
-    write_text(p.dir + "/slurm_job_id", key + "\n");
     Job j;
     j.task = p.task;
     j.attempt = p.attempt;
@@ -601,7 +645,7 @@ class SlurmBackend final : public Backend {
     done_.push_back(std::move(c));
   }
 
-  // A job neither slurmctld, nor sacct, nor its exit_status file knows about for this
+  // A job neither slurmctld, nor sacct, nor its exit-status record knows about for this
   // many polls in a row is reported lost.
   static constexpr int kLostAfterPolls = 60;
   // Polls in a row whose query failed (each after the driver's retries, so at least
@@ -618,7 +662,8 @@ class SlurmBackend final : public Backend {
   std::vector<std::string> to_cancel_;  // killed since the last poll()
   std::vector<Completion> done_;
   Clock::time_point next_query_{};
-  int arrays_written_ = 0;
+  // By run directory; a coordinator has one, the tests more.
+  std::map<std::string, std::unique_ptr<slurm::SubmitLog>> logs_;
   int failed_queries_ = 0;  // polls in a row whose query failed
 };
 

@@ -1,8 +1,10 @@
-// The `slurm` backend: every attempt is a Slurm batch job. Its script is written to the
-// attempt directory as `job.sh` first (resubmittable by hand), Slurm writes the attempt's
-// stdout and stderr there, and the script records the command's exit status in
-// `exit_status` (the most reliable source once slurmctld forgot the job). Requests of
-// one launch_batch() with identical resources and workdir become one job array.
+// The `slurm` backend: every attempt is a Slurm batch job. Per job it adds no file of its
+// own: the script goes to Slurm as text (kept in the run's submission log, submit_log.hpp,
+// and printed by `sluice job-script`), Slurm writes the attempt's stdout and stderr into
+// the attempt directory, and the script ends that stderr with the command's exit status
+// (attempt_logs.hpp, kExitTrailer: the most reliable source once slurmctld forgot the
+// job; readers of the logs strip it). Requests of one launch_batch() with identical
+// resources and workdir become one job array.
 //
 // Watching: poll() asks the cluster about every live job in one batched call at most
 // every `poll_interval`. State mapping: COMPLETED / FAILED -> exited with the job's code;
@@ -29,10 +31,13 @@
 // Once the run is stopping (set_stopping_check), a hung query is given up after
 // slurm::kStoppingGrace, so that signals and `sluice cancel` do not wait for it.
 //
-// Before each sbatch, the attempt directory gets `slurm_intent` (the job's name, script
-// and array index). After a coordinator died between sbatch and recording the job id,
-// unrecorded_handle() and reattach() find the job by its name (`sluice:RUN:TASK`, or
-// `sluice:RUN:GROUP` for an array) and script instead of submitting it again.
+// Before each sbatch, the run's submission log gets the intent (the job's name and
+// comment, its script, each attempt's array index), synced; the job id follows after.
+// After a coordinator died between sbatch and recording the job id, unrecorded_handle()
+// and reattach() find the job id there, or by the job's name (`sluice:RUN:TASK`, or
+// `sluice:RUN:GROUP` for an array) and comment, instead of submitting it again. Attempts
+// of older homes (slurm_intent, slurm_job_id and exit_status in their directories) are
+// read as before.
 #pragma once
 
 #include <memory>

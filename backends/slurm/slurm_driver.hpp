@@ -22,12 +22,14 @@
 namespace sluice::slurm {
 
 // One batch job (or array) to submit. Every field is also written as an #SBATCH line
-// in `script`, so the CLI driver submits `script_path` as it is; libslurm fills a job
+// in `script`, so the CLI driver hands sbatch the script as it is (the file at
+// `script_path`, or the text on stdin when there is none); libslurm fills a job
 // description from the fields and sends `script` as the job's script.
 struct SubmitRequest {
   std::string script;       // full text, starts with "#!"
-  std::string script_path;  // where `script` was written
+  std::string script_path;  // where `script` was written; empty: nowhere (sbatch reads stdin)
   std::string name;
+  std::string comment;  // sbatch --comment: what tells this submission from others of `name`
   std::string workdir;
   std::string output;  // Slurm's --output / --error (may contain %A, %a)
   std::string error;
@@ -68,6 +70,9 @@ class SlurmDriver {
   // runs (the script path sbatch was given; "" when submitted through libslurm). An
   // error when the cluster cannot answer. Default: jobs_named() below.
   virtual Expected<std::map<std::string, std::string>> jobs_named(const std::string& name);
+  // The same jobs, each with its comment (SubmitRequest::comment; "" when it has none).
+  // An error when the cluster cannot answer. Default: job_comments() below.
+  virtual Expected<std::map<std::string, std::string>> job_comments(const std::string& name);
   // While `stopping` returns true (the run is being cancelled or stopped), calls give up
   // waiting for answers the run can do without (see CommandPolicy::stopping). Default:
   // unused (libslurm calls have slurmctld's own timeouts).
@@ -122,6 +127,10 @@ std::map<std::string, JobStatus> completed_jobs_from_sacct(const std::vector<std
 // SlurmDriver::jobs_named() from `squeue -n NAME`, run under `policy`.
 Expected<std::map<std::string, std::string>> jobs_named(const std::string& name,
                                                         const CommandPolicy& policy = {});
+
+// SlurmDriver::job_comments() from `squeue -n NAME -o '%i|%k'`, run under `policy`.
+Expected<std::map<std::string, std::string>> job_comments(const std::string& name,
+                                                          const CommandPolicy& policy = {});
 
 // Expands an array index expression ("0-5,7,9-11:2%4") into its indexes.
 std::vector<std::uint32_t> expand_array_indexes(const std::string& expr);

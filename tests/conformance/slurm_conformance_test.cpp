@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <regex>
@@ -27,6 +28,7 @@ struct FakeCluster {
     std::string task;    // the task's name, from its attempt directory
     std::string name;    // the job's name
     std::string script;  // what sbatch was given
+    std::string comment;
     std::string state = "PENDING";
     int exit_code = 0;
     int queries = 0;
@@ -50,6 +52,7 @@ struct FakeCluster {
       jobs[id].task = task_of(r.output);
       jobs[id].name = r.name;
       jobs[id].script = r.script_path;
+      jobs[id].comment = r.comment;
       return id;
     }
     // Elements from the array script's "N) d='DIR' ;;" lines.
@@ -59,6 +62,7 @@ struct FakeCluster {
       j.task = task_of((*it)[2].str() + "/stdout");
       j.name = r.name;
       j.script = r.script_path;
+      j.comment = r.comment;
     }
     return id;
   }
@@ -109,6 +113,12 @@ class FakeClusterDriver final : public slurm::SlurmDriver {
     std::map<std::string, std::string> out;
     for (const auto& [key, job] : c_->jobs)
       if (job.name == name) out[key] = job.script;
+    return out;
+  }
+  Expected<std::map<std::string, std::string>> job_comments(const std::string& name) override {
+    std::map<std::string, std::string> out;
+    for (const auto& [key, job] : c_->jobs)
+      if (job.name == name) out[key] = job.comment;
     return out;
   }
 
@@ -204,8 +214,16 @@ TEST_CASE("a submission never recorded is found by its name, not submitted twice
     auto handles = (*first)->launch_batch(batch);
     for (const auto& h : handles) REQUIRE(h);
     // ... and dies before the handles reach the store, and before its own record of
-    // the ids: only the intent is left.
-    for (const auto& r : batch) std::filesystem::remove(r.attempt_dir + "/slurm_job_id");
+    // the ids: only the intent is left in the run's submission log.
+    const auto log = scratch.path() / "runs" / "r1" / "slurm" / "submissions";
+    std::string kept, line;
+    {
+      std::ifstream in(log, std::ios::binary);
+      REQUIRE(in);
+      while (std::getline(in, line))
+        if (line.rfind("K\t", 0) != 0) kept += line + "\n";
+    }
+    std::ofstream(log, std::ios::binary | std::ios::trunc) << kept;
   }
   const std::size_t submissions = cluster->submitted.size();
   // ok2's sbatch never arrived.
@@ -227,4 +245,86 @@ TEST_CASE("a submission never recorded is found by its name, not submitted twice
   REQUIRE(out.size() == 2);
   for (const auto& c : out) CHECK(c.ok());
   CHECK(cluster->submitted.size() == submissions);  // nothing submitted again
+}
+
+namespace {
+
+std::vector<Completion> poll_until(Backend& b, std::size_t n) {
+  std::vector<Completion> out;
+  for (int i = 0; i < 2000 && out.size() < n; ++i) b.poll(out, std::chrono::milliseconds(5));
+  return out;
+}
+
+}  // namespace
+
+// No exit_status file: the job's script ends its stderr with the status, and that is
+// what tells how a job ended once slurmctld has forgotten it (MinJobAge).
+TEST_CASE("a job slurmctld forgot ends with the status its stderr ends with", "[slurm-fake]") {
+  auto cluster = std::make_shared<FakeCluster>();
+  BackendOptions o;
+  o.extra = {{"poll_interval", "5ms"}};
+  auto made = make_slurm_backend_with(o, std::make_unique<FakeClusterDriver>(cluster));
+  REQUIRE(made);
+  const testing::ScratchDir scratch;
+  TaskSpec s;
+  s.name = "hang0";
+  s.command = {"true"};
+  s.workdir = "/tmp";
+  LaunchRequest r;
+  r.spec = &s;
+  r.env = {{"SLUICE_RUN_ID", "r1"}};
+  r.attempt_dir = (scratch.path() / "runs" / "r1" / "tasks" / "hang0" / "1").string();
+  std::filesystem::create_directories(r.attempt_dir);
+  auto h = (*made)->launch(r);
+  REQUIRE(h);
+  // The script went to Slurm as text; nothing of the backend's own is in the directory.
+  REQUIRE(cluster->submitted.size() == 1);
+  CHECK(cluster->submitted[0].script_path.empty());
+  CHECK(cluster->submitted[0].script.find("sluice-exit-status") != std::string::npos);
+  CHECK(std::filesystem::is_empty(r.attempt_dir));
+  cluster->jobs.clear();  // ended and purged while nobody looked
+  std::ofstream(r.attempt_dir + "/stderr", std::ios::binary) << "oops\x1fsluice-exit-status 4\n";
+  auto out = poll_until(**made, 1);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].kind == ExitKind::kExited);
+  CHECK(out[0].code == 4);
+}
+
+// Homes written before the run's submission log kept each attempt's intent, job id and
+// exit status in its directory: their runs still resume.
+TEST_CASE("an older home's per-attempt Slurm files still resume", "[slurm-fake]") {
+  auto cluster = std::make_shared<FakeCluster>();
+  BackendOptions o;
+  o.extra = {{"poll_interval", "5ms"}};
+  auto made = make_slurm_backend_with(o, std::make_unique<FakeClusterDriver>(cluster));
+  REQUIRE(made);
+  Backend& b = **made;
+  const testing::ScratchDir scratch;
+  const auto tasks = scratch.path() / "runs" / "old" / "tasks";
+  // ok0: submitted, id never recorded, still known to slurmctld by name and job.sh.
+  const std::string ok0 = (tasks / "ok0" / "1").string();
+  std::filesystem::create_directories(ok0);
+  slurm::SubmitRequest old;
+  old.name = "sluice:old:ok0";
+  old.script_path = ok0 + "/job.sh";
+  old.output = ok0 + "/stdout";
+  const std::string key = cluster->submit(old);
+  std::ofstream(ok0 + "/slurm_intent") << old.name << "\n" << old.script_path << "\n-\n";
+  // ok1: ended long ago; only its exit_status file knows how.
+  const std::string ok1 = (tasks / "ok1" / "1").string();
+  std::filesystem::create_directories(ok1);
+  std::ofstream(ok1 + "/slurm_intent") << "sluice:old:ok1\n" << ok1 << "/job.sh\n-\n";
+  std::ofstream(ok1 + "/slurm_job_id") << "99\n";
+  std::ofstream(ok1 + "/exit_status") << "6\n";
+  const std::string h0 = b.unrecorded_handle(ok0);
+  REQUIRE_FALSE(h0.empty());
+  REQUIRE(b.reattach(h0, 0, 1));
+  REQUIRE(b.reattach("slurm:held:" + ok1, 1, 1));
+  auto out = poll_until(b, 2);
+  REQUIRE(out.size() == 2);
+  std::sort(out.begin(), out.end(), [](auto& x, auto& y) { return x.task < y.task; });
+  CHECK(out[0].ok());
+  CHECK(out[1].code == 6);
+  CHECK(cluster->submitted.size() == 1);  // nothing submitted again
+  CHECK(cluster->jobs.count(key) == 1);
 }

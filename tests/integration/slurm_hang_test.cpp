@@ -22,16 +22,24 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 // Fake Slurm commands in a directory put first on PATH (inherited by the sluice
-// processes this test starts). sbatch runs the job script at once, in a session of its
-// own, and records its pid; scancel kills those sessions; squeue never answers.
+// processes this test starts). sbatch runs the job script (a file, or stdin) at once, in
+// a session of its own, with the script's --output and --error, and records its pid;
+// scancel kills those sessions; squeue never answers.
 class FakeSlurm : public FakeCommands {
  public:
   explicit FakeSlurm(const fs::path& where) : FakeCommands(where) {
     const std::string d = dir().string();
     command("sbatch",
             "for a; do script=\"$a\"; done\n"
-            "setsid /bin/bash \"$script\" >/dev/null 2>&1 </dev/null &\n"
-            "echo $! >> '" +
+            // No file named: the script comes on stdin, as Sluice sends it.
+            "if [ ! -f \"$script\" ]; then script='" +
+                d +
+                "/script.'$$; cat > \"$script\"; fi\n"
+                "o=$(sed -n \"s/^#SBATCH --output='\\(.*\\)'$/\\1/p\" \"$script\")\n"
+                "e=$(sed -n \"s/^#SBATCH --error='\\(.*\\)'$/\\1/p\" \"$script\")\n"
+                "setsid /bin/bash \"$script\" >\"${o:-/dev/null}\" 2>\"${e:-/dev/null}\" "
+                "</dev/null &\n"
+                "echo $! >> '" +
                 d +
                 "/pids'\n"
                 "echo \"$((1000 + $(wc -l < '" +

@@ -28,15 +28,22 @@ namespace {
 // or hangs without answering while the file `sbatch_hangs` exists (slurmctld took the job,
 // the answer is late). squeue hangs while `squeue_hangs` exists; otherwise it lists every
 // job, RUNNING while its session lives, else COMPLETED, and with -n NAME the jobs of that
-// name (from the script's --job-name line) with their script. scancel kills sessions.
+// name (from the script's --job-name line) with their script, or with their comment
+// when asked for %k. scancel kills sessions.
 class SickSlurm : public FakeCommands {
  public:
   explicit SickSlurm(const fs::path& where) : FakeCommands(where) {
     const std::string d = "D='" + dir().string() + "'\n";
     command("sbatch", d + "for a; do script=\"$a\"; done\n"
+                          // No file named: the script comes on stdin, as Sluice sends it.
+                          "if [ ! -f \"$script\" ]; then script=\"$D/script.$$\"; "
+                          "cat > \"$script\"; fi\n"
                           "echo \"$script\" >> \"$D/submitted\"\n"
                           "id=$((1000 + $(wc -l < \"$D/submitted\")))\n"
-                          "setsid /bin/bash \"$script\" >/dev/null 2>&1 </dev/null &\n"
+                          "o=$(sed -n \"s/^#SBATCH --output='\\(.*\\)'$/\\1/p\" \"$script\")\n"
+                          "e=$(sed -n \"s/^#SBATCH --error='\\(.*\\)'$/\\1/p\" \"$script\")\n"
+                          "setsid /bin/bash \"$script\" >\"${o:-/dev/null}\" "
+                          "2>\"${e:-/dev/null}\" </dev/null &\n"
                           "echo $! > \"$D/pid.$id\"\n"
                           "if [ -e \"$D/sbatch_hangs\" ]; then echo $$ > \"$D/sbatch.pid\"; "
                           "exec sleep 60; fi\n"
@@ -51,7 +58,9 @@ class SickSlurm : public FakeCommands {
                 "while read -r script; do id=$((id + 1))\n"
                 "  if [ -n \"$name\" ]; then\n"
                 "    n=$(sed -n \"s/^#SBATCH --job-name='\\(.*\\)'$/\\1/p\" \"$script\")\n"
-                "    [ \"$n\" = \"$name\" ] && echo \"$id|$script\"\n"
+                "    c=$(sed -n \"s/^#SBATCH --comment='\\(.*\\)'$/\\1/p\" \"$script\")\n"
+                "    case \"$*\" in *'%k'*) told=\"$c\" ;; *) told=\"$script\" ;; esac\n"
+                "    [ \"$n\" = \"$name\" ] && echo \"$id|$told\"\n"
                 "  elif kill -0 \"$(cat \"$D/pid.$id\")\" 2>/dev/null; then\n"
                 "    echo \"$id|RUNNING|None|$id\"\n"
                 "  else echo \"$id|COMPLETED|None|$id\"; fi\n"

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -184,7 +185,11 @@ shell = "test -n \"$CUDA_VISIBLE_DEVICES\" && sluice put devices \"$CUDA_VISIBLE
   auto r = run_sluice({"run", "wf.toml", "--backend", "slurm", "-q"}, dir.path());
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  auto job = read_file(dir / (".sluice/runs/" + run_id_of(r) + "/tasks/g/1/job.sh"));
+  // The job's script is kept in the run's submission log, not in the attempt directory.
+  auto script = run_sluice({"job-script", run_id_of(r), "g"}, dir.path());
+  INFO(script.err);
+  REQUIRE(script.exit_code == 0);
+  const std::string& job = script.out;
   CHECK(job.find("#SBATCH --gres=gpu:1") != std::string::npos);
   auto res = run_sluice({"results", run_id_of(r)}, dir.path());
   CHECK(res.out.find("devices") != std::string::npos);
@@ -337,10 +342,86 @@ shell = "sluice put i {i}"
     if (a.handle.rfind("slurm:held:", 0) == 0) ++held;
   }
   CHECK(held == 7);
-  // Every attempt, held or not, ended up with a job id of its own.
+  // Every attempt, held or not, ended up with a job id of its own (recorded in the run's
+  // submission log: "K <tab> KEY <tab> DIR").
+  const auto run_dir = dir / (".sluice/runs/" + run_id_of(r));
+  std::map<std::string, std::string> job_of_dir;
+  std::istringstream log(read_file(run_dir / "slurm" / "submissions"));
+  for (std::string line; std::getline(log, line);)
+    if (line.rfind("K\t", 0) == 0) {
+      const auto tab = line.find('\t', 2);
+      job_of_dir[line.substr(tab + 1)] = line.substr(2, tab - 2);
+    }
   for (int i = 0; i < 12; ++i) {
-    auto id = read_file(dir / (".sluice/runs/" + run_id_of(r) + "/tasks/t." + std::to_string(i) +
-                               "/1/slurm_job_id"));
+    const std::string id =
+        job_of_dir[(run_dir / "tasks" / ("t." + std::to_string(i)) / "1").string()];
     CHECK(!id.empty());
+  }
+}
+
+namespace {
+
+// Every file under `root`, directories included (each is an inode).
+std::vector<fs::path> entries_under(const fs::path& root) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::recursive_directory_iterator(root)) out.push_back(e.path());
+  return out;
+}
+
+}  // namespace
+
+// 50 tasks as 50 Slurm jobs, then as one array: per job the run gains Slurm's own two
+// output files (the attempt's stdout and stderr) in the attempt's directory and nothing
+// else of its own, so at most 4 inodes per task (task directory, attempt directory,
+// stdout, stderr) and 20 for the run itself (store files, spools, slurm/submissions, the
+// values file). Before, each attempt also had job.sh, exit_status, slurm_intent and
+// slurm_job_id (8 per task), and each array element an empty %A_%a.out.
+TEST_CASE("Slurm jobs add no file of their own beside Slurm's output files", "[slurm]") {
+  REQUIRE_SLURM();
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"([workflow]
+name = "files"
+[tasks.t]
+matrix = { i = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49] }
+shell = "echo out{i}; printf 'err{i} no newline' >&2; test {i} -ne 7 || exit 3"
+)");
+  constexpr std::size_t kTasks = 50, kPerTask = 4, kPerRun = 20;
+  for (const std::string arrays : {"off", "on"}) {
+    INFO("arrays=" << arrays);
+    auto r = run_sluice(
+        {"run", "wf.toml", "--backend", "slurm", "-O", "arrays=" + arrays, "--no-cache", "-q"},
+        dir.path());
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 1);  // t.7 exits 3
+    const std::string id = run_id_of(r);
+    const fs::path run_dir = dir / (".sluice/runs/" + id);
+    const auto all = entries_under(run_dir);
+    CHECK(all.size() <= kTasks * kPerTask + kPerRun);
+    std::size_t outputs = 0;
+    for (const auto& p : all) {
+      const auto rel = p.lexically_relative(run_dir).string();
+      if (rel.rfind("tasks/", 0) != 0 || !fs::is_regular_file(p)) continue;
+      INFO(rel);
+      CHECK((p.filename() == "stdout" || p.filename() == "stderr"));
+      ++outputs;
+    }
+    CHECK(outputs == 2 * kTasks);
+    CHECK_FALSE(fs::exists(run_dir / "slurm" / "array-t-1-1.sh"));
+    // The exit status came from the job (t.7: 3) and every log reads as the task wrote
+    // it: the job's exit-status record at the end of its stderr file is not shown.
+    auto run = get_json(id, dir.path());
+    CHECK(task_state(run, "t.7") == "failed");
+    CHECK(task_state(run, "t.8") == "succeeded");
+    auto err = run_sluice({"logs", id, "t.7", "--stderr"}, dir.path());
+    CHECK(err.err == "err7 no newline");
+    CHECK(read_file(run_dir / "tasks/t.7/1/stderr") == "err7 no newline\x1fsluice-exit-status 3\n");
+    auto out = run_sluice({"logs", id, "t.12", "--stdout"}, dir.path());
+    CHECK(out.out == "out12\n");
+    // What ran can be seen and resubmitted.
+    auto script = run_sluice({"job-script", id, "t.12"}, dir.path());
+    CHECK(script.exit_code == 0);
+    CHECK(script.out.rfind("#!/bin/bash\n#SBATCH --job-name=", 0) == 0);
+    CHECK(script.out.find("echo out12") != std::string::npos);
+    if (arrays == "on") CHECK(script.out.find("#SBATCH --array=12\n") != std::string::npos);
   }
 }
