@@ -93,6 +93,7 @@ Expected<PackedFileWriter> PackedFileWriter::create(const std::string& path) {
 Expected<void> PackedFileWriter::add_task(const std::string& name, const Map& values) {
   Impl& w = *impl_;
   if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
   h5::Group g(H5Gcreate2(w.file.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   if (!g) return w.fail(ErrorCode::kIo, "cannot create group /" + name + " in " + w.tmp);
   if (auto ok = hdf5_detail::write_values_compact(g.get(), values, "/" + name); !ok)
@@ -103,6 +104,7 @@ Expected<void> PackedFileWriter::add_task(const std::string& name, const Map& va
 Expected<void> PackedFileWriter::remove_task(const std::string& name) {
   Impl& w = *impl_;
   if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
   if (H5Ldelete(w.file.get(), name.c_str(), H5P_DEFAULT) < 0)
     return w.fail(ErrorCode::kIo, "cannot remove /" + name + " from " + w.tmp);
   return {};
@@ -111,6 +113,7 @@ Expected<void> PackedFileWriter::remove_task(const std::string& name) {
 Expected<void> PackedFileWriter::add_link(const std::string& name, const std::string& target) {
   Impl& w = *impl_;
   if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
   if (H5Lcreate_external(target.c_str(), "/", w.file.get(), name.c_str(), H5P_DEFAULT,
                          H5P_DEFAULT) < 0)
     return w.fail(ErrorCode::kIo, "cannot link " + name + " in " + w.tmp);
@@ -120,6 +123,7 @@ Expected<void> PackedFileWriter::add_link(const std::string& name, const std::st
 Expected<void> PackedFileWriter::add_provenance(const std::vector<ProvenanceRow>& rows) {
   Impl& w = *impl_;
   if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
   if (auto ok = write_provenance(w.file.get(), rows); !ok)
     return w.fail(ok.error().code, ok.error().message);
   return {};
@@ -128,6 +132,7 @@ Expected<void> PackedFileWriter::add_provenance(const std::vector<ProvenanceRow>
 Expected<void> PackedFileWriter::commit() {
   Impl& w = *impl_;
   if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
   if (!w.file.reset()) return w.fail(ErrorCode::kIo, "cannot write " + w.tmp);
   if (std::rename(w.tmp.c_str(), w.path.c_str()) != 0)
     return w.fail(ErrorCode::kIo, "cannot rename " + w.tmp + ": " + std::strerror(errno));
