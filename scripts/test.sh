@@ -184,7 +184,7 @@ if (( sanitize )); then
     # sanitized binary. Memory errors and UB fail; leak reports of these short-lived
     # processes do not (their exit status would fail the task, not point at a defect).
     # The tests that start ~1,000 sanitized `sluice` processes or more (the packed-values
-    # tests: 1,000 `sluice put`, 3,000 local function workers) are left to the normal
+    # tests: 1,000 `sluice put`, 10,000 local function workers) are left to the normal
     # build: on a slow VM (2 ms per plain process) they come near or past ctest's 300 s
     # limit under ASan, and every code path they use is also covered by smaller tests here. The mpi
     # backend's conformance run needs its own MPI program (mpi_conformance_app), which this

@@ -105,6 +105,7 @@ class Flow {
   template <class R, class... P, class... A>
   Future<R> call(const CallOptions& o, const Task<R(P...)>& t, A&&... args) {
     static_assert(sizeof...(P) == sizeof...(A), "wrong number of arguments for this task");
+    if (!recording_) return Future<R>(skip_call());
     Bound b;
     (bind<P>(b, std::forward<A>(args)), ...);
     return Future<R>(add(t.name(), t.version(), o, std::move(b)));
@@ -139,6 +140,7 @@ class Flow {
   Flow(std::shared_ptr<State> state, std::string prefix);
 
   TaskId add(const std::string& fn, const std::string& version, const CallOptions& o, Bound b);
+  TaskId skip_call();
   std::string unique_name(const std::string& base);
   static std::uint32_t position(Bound& b, TaskId parent);
   std::string task_name(TaskId t) const;
@@ -171,6 +173,9 @@ class Flow {
 
   std::shared_ptr<State> state_;
   std::string prefix_;  // "" or "sub." for the tasks of a sub-workflow
+  // False in a function-task worker (`APP __sluice_worker …`) before sluice::main: it runs
+  // one function and never this graph, so calls only count (size() still grows).
+  bool recording_ = true;
 };
 
 }  // namespace sluice

@@ -56,36 +56,99 @@ Expected<void> write_provenance(hid_t file, const std::vector<ProvenanceRow>& ro
 
 }  // namespace
 
-Expected<void> write_packed_file(const std::string& path, const PackedFileContents& contents) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  auto fail = [&](ErrorCode code, std::string why) -> Expected<void> {
+struct PackedFileWriter::Impl {
+  std::string path, tmp;
+  h5::File file;
+
+  Expected<void> fail(ErrorCode code, std::string why) {
+    file.reset();
     ::unlink(tmp.c_str());
     return make_error(code, std::move(why));
-  };
-  {
-    h5::PropList fapl = hdf5_detail::no_file_locking_fapl();
-    H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-    h5::File file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
-    if (!file) return fail(ErrorCode::kIo, "cannot create " + tmp);
-    for (const auto& [name, values] : contents.tasks) {
-      h5::Group g(H5Gcreate2(file.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-      if (!g) return fail(ErrorCode::kIo, "cannot create group /" + name + " in " + tmp);
-      if (auto ok = hdf5_detail::write_values_compact(g.get(), *values, "/" + name); !ok)
-        return fail(ok.error().code, ok.error().message);
-    }
-    for (const auto& [name, target] : contents.links)
-      if (H5Lcreate_external(target.c_str(), "/", file.get(), name.c_str(), H5P_DEFAULT,
-                             H5P_DEFAULT) < 0)
-        return fail(ErrorCode::kIo, "cannot link " + name + " in " + tmp);
-    if (contents.provenance)
-      if (auto ok = write_provenance(file.get(), *contents.provenance); !ok)
-        return fail(ok.error().code, ok.error().message);
-    if (!file.reset()) return fail(ErrorCode::kIo, "cannot write " + tmp);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    return fail(ErrorCode::kIo, "cannot rename " + tmp + ": " + std::strerror(errno));
+  ~Impl() {
+    if (file) {
+      file.reset();
+      ::unlink(tmp.c_str());
+    }
+  }
+};
+
+PackedFileWriter::PackedFileWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PackedFileWriter::PackedFileWriter(PackedFileWriter&&) noexcept = default;
+PackedFileWriter& PackedFileWriter::operator=(PackedFileWriter&&) noexcept = default;
+PackedFileWriter::~PackedFileWriter() = default;
+
+Expected<PackedFileWriter> PackedFileWriter::create(const std::string& path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->tmp = path + ".tmp-" + std::to_string(::getpid());
+  h5::PropList fapl = hdf5_detail::no_file_locking_fapl();
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  impl->file = h5::File(H5Fcreate(impl->tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+  if (!impl->file) return make_error(ErrorCode::kIo, "cannot create " + impl->tmp);
+  return PackedFileWriter(std::move(impl));
+}
+
+Expected<void> PackedFileWriter::add_task(const std::string& name, const Map& values) {
+  Impl& w = *impl_;
+  if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
+  h5::Group g(H5Gcreate2(w.file.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  if (!g) return w.fail(ErrorCode::kIo, "cannot create group /" + name + " in " + w.tmp);
+  if (auto ok = hdf5_detail::write_values_compact(g.get(), values, "/" + name); !ok)
+    return w.fail(ok.error().code, ok.error().message);
   return {};
+}
+
+Expected<void> PackedFileWriter::remove_task(const std::string& name) {
+  Impl& w = *impl_;
+  if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
+  if (H5Ldelete(w.file.get(), name.c_str(), H5P_DEFAULT) < 0)
+    return w.fail(ErrorCode::kIo, "cannot remove /" + name + " from " + w.tmp);
+  return {};
+}
+
+Expected<void> PackedFileWriter::add_link(const std::string& name, const std::string& target) {
+  Impl& w = *impl_;
+  if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
+  if (H5Lcreate_external(target.c_str(), "/", w.file.get(), name.c_str(), H5P_DEFAULT,
+                         H5P_DEFAULT) < 0)
+    return w.fail(ErrorCode::kIo, "cannot link " + name + " in " + w.tmp);
+  return {};
+}
+
+Expected<void> PackedFileWriter::add_provenance(const std::vector<ProvenanceRow>& rows) {
+  Impl& w = *impl_;
+  if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
+  if (auto ok = write_provenance(w.file.get(), rows); !ok)
+    return w.fail(ok.error().code, ok.error().message);
+  return {};
+}
+
+Expected<void> PackedFileWriter::commit() {
+  Impl& w = *impl_;
+  if (!w.file) return make_error(ErrorCode::kConflict, w.tmp + " is closed");
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread: the writer may change threads
+  if (!w.file.reset()) return w.fail(ErrorCode::kIo, "cannot write " + w.tmp);
+  if (std::rename(w.tmp.c_str(), w.path.c_str()) != 0)
+    return w.fail(ErrorCode::kIo, "cannot rename " + w.tmp + ": " + std::strerror(errno));
+  return {};
+}
+
+Expected<void> write_packed_file(const std::string& path, const PackedFileContents& contents) {
+  auto w = PackedFileWriter::create(path);
+  if (!w) return tl::unexpected(w.error());
+  for (const auto& [name, values] : contents.tasks)
+    if (auto ok = w->add_task(name, *values); !ok) return ok;
+  for (const auto& [name, target] : contents.links)
+    if (auto ok = w->add_link(name, target); !ok) return ok;
+  if (contents.provenance)
+    if (auto ok = w->add_provenance(*contents.provenance); !ok) return ok;
+  return w->commit();
 }
 
 }  // namespace sluice

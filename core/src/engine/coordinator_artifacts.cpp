@@ -260,6 +260,8 @@ void Coordinator::Impl::pack_values(Completion& c, std::shared_ptr<const Map> va
     c.content_hash = values_content_hash(*values);
   }
   packed_[c.task] = values;
+  if (!view_) view_ = std::make_unique<RunViewWriter>(run_dir_ + "/run.h5");
+  view_->add(workflow_.tasks[c.task].name, values);
   segment_of_[c.task] = 0;
   unsegmented_.push_back(c.task);
   pending_.values.push_back({c.task, c.attempt, std::move(values)});
@@ -346,7 +348,10 @@ void Coordinator::Impl::write_run_view() {
     if (path.compare(0, prefix.size(), prefix) == 0) path.erase(0, prefix.size());
     contents.links.emplace_back(workflow_.tasks[t].name, std::move(path));
   }
-  if (contents.tasks.empty() && contents.links.empty()) return;
+  if (contents.tasks.empty() && contents.links.empty()) {
+    view_.reset();  // removes what it wrote of a view of tasks that did not succeed
+    return;
+  }
   // Provenance of every attempt this coordinator saw end, one table.
   std::vector<ProvenanceRow> rows;
   rows.reserve(traces_.size());
@@ -364,8 +369,9 @@ void Coordinator::Impl::write_run_view() {
     rows.push_back(std::move(r));
   }
   contents.provenance = &rows;
-  if (auto ok = write_packed_file(run_dir_ + "/run.h5", contents); !ok)
-    std::fprintf(stderr, "sluice: warning: %s\n", ok.error().message.c_str());
+  auto ok = view_ ? view_->finish(contents) : write_packed_file(run_dir_ + "/run.h5", contents);
+  view_.reset();
+  if (!ok) std::fprintf(stderr, "sluice: warning: %s\n", ok.error().message.c_str());
 }
 
 }  // namespace sluice

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/run_view_writer.hpp"
 #include "sluice/engine/backend.hpp"
 #include "sluice/engine/cache_key.hpp"
 #include "sluice/engine/coordinator.hpp"
@@ -225,6 +226,8 @@ class Coordinator::Impl : private RunDriverHost {
   std::vector<std::string> segments_;
   std::vector<TaskId> unsegmented_;  // packed tasks in no segment yet (maybe superseded)
   int next_segment_ = -1;            // -1: not yet looked for segments a run before left
+  // run.h5, filled with packed tasks as they arrive (made on the first).
+  std::unique_ptr<RunViewWriter> view_;
   // Every finished attempt, for run.h5's /provenance table.
   struct AttemptTrace {
     TaskId task = 0;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "sdk/call_options.hpp"
+#include "sdk/worker_preamble.hpp"
 #include "sluice/engine/sdk_definition.hpp"
 #include "sluice/error.hpp"
 
@@ -23,6 +24,8 @@ struct Flow::State {
   std::string name, project;
   std::vector<Node> nodes;
   std::unordered_map<std::string, std::uint32_t> used;  // name -> calls so far
+  bool recording = true;
+  std::size_t skipped = 0;  // calls not recorded (a worker's preamble)
 };
 
 namespace {
@@ -55,10 +58,12 @@ Flow::Flow(std::string name, std::string project) : state_(std::make_shared<Stat
     throw Error(ErrorCode::kInvalidInput, "project '" + project + "' is not safe");
   state_->name = std::move(name);
   state_->project = std::move(project);
+  state_->recording = !in_worker_preamble();
+  recording_ = state_->recording;
 }
 
 Flow::Flow(std::shared_ptr<State> state, std::string prefix)
-    : state_(std::move(state)), prefix_(std::move(prefix)) {}
+    : state_(std::move(state)), prefix_(std::move(prefix)), recording_(state_->recording) {}
 
 const std::string& Flow::name() const {
   return state_->name;
@@ -67,7 +72,11 @@ const std::string& Flow::project() const {
   return state_->project;
 }
 std::size_t Flow::size() const {
-  return state_->nodes.size();
+  return state_->nodes.size() + state_->skipped;
+}
+
+TaskId Flow::skip_call() {
+  return static_cast<TaskId>(state_->skipped++);
 }
 
 std::string Flow::unique_name(const std::string& base) {

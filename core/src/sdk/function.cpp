@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 
+#include "sdk/worker_preamble.hpp"
 #include "sluice/engine/artifacts.hpp"
 #include "sluice/engine/child_request.hpp"
 #include "sluice/engine/hdf5_codec.hpp"
@@ -193,6 +194,7 @@ int execute_function_attempt(const FunctionAttempt& a, std::string& why,
 }
 
 int run_worker(const char* function, const char* arguments) {
+  end_worker_preamble();
   auto env = [](const std::string& name) {
     const char* v = std::getenv(name.c_str());
     return std::string(v ? v : "");

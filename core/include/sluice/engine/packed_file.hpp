@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,5 +44,28 @@ struct PackedFileContents {
 // Writes `contents` to `path` (atomically: a temporary file renamed into place). kIo when
 // the file cannot be written, kInvalidInput for a value HDF5 cannot hold.
 Expected<void> write_packed_file(const std::string& path, const PackedFileContents& contents);
+
+// A packed file built a piece at a time (the run's view, filled while the run goes on):
+// under a temporary name (PATH.tmp-PID) until commit() renames it to PATH; destroyed
+// uncommitted, it removes the temporary file. Errors as write_packed_file's. One thread
+// at a time.
+class PackedFileWriter {
+ public:
+  static Expected<PackedFileWriter> create(const std::string& path);
+  PackedFileWriter(PackedFileWriter&&) noexcept;
+  PackedFileWriter& operator=(PackedFileWriter&&) noexcept;
+  ~PackedFileWriter();
+
+  Expected<void> add_task(const std::string& name, const Map& values);
+  Expected<void> remove_task(const std::string& name);  // a group add_task wrote
+  Expected<void> add_link(const std::string& name, const std::string& target);
+  Expected<void> add_provenance(const std::vector<ProvenanceRow>& rows);
+  Expected<void> commit();
+
+ private:
+  struct Impl;
+  explicit PackedFileWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace sluice
