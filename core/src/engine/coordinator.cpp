@@ -28,33 +28,6 @@ constexpr Millis kIdleWake{100};
 // starts one transaction takes at most. Readers see a running run at most this late.
 constexpr Millis kCommitInterval{20};
 constexpr std::size_t kCommitBatch = 1024;
-// Cache entries land on random pages of the cache's B-tree (their keys are hashes): filed
-// with every 20 ms commit, 50 at a time in a 10,000-task sweep, each one rewrote a page
-// of its own, and filing cost the writer more than everything else it does. Held back
-// and filed in batches of this many or this old, pages are shared within a batch. The
-// run's end and a SIGTERM file the backlog too (~10 us per entry on the critical path,
-// hence the modest size); the commit of a parent's success before its dependent starts
-// does not (in a chain, the entry's pages doubled that commit). A crash loses at most
-// this backlog: those tasks run again in a later run instead of coming from the cache (a
-// resumed run never reruns them: it reads the tasks table, not the cache).
-constexpr std::size_t kCacheBatch = 1024;
-constexpr Millis kCacheBacklogAge{1000};
-// Backpressure: while the writer thread still commits the previous batch, the next one
-// grows here; past this many rows the coordinator waits for that commit instead of
-// queueing more. Unbounded, a writer starved of CPU fell ever further behind (in a
-// 100,000-task sweep ~195,000 state changes and 65,000 cache entries waited): memory
-// grew with the run and what a crash loses grew with it. One such batch commits in a
-// few tens of milliseconds.
-constexpr std::size_t kMaxPendingRows = 8192;
-
-std::size_t pending_rows(const RunUpdate& u) {
-  return u.new_tasks.size() + u.changes.size() + u.attempt_starts.size() + u.attempt_ends.size() +
-         u.cache_entries.size();
-}
-
-}  // namespace
-
-namespace {
 
 // The umask open() applies, read without changing it (umask() would, for every thread).
 unsigned process_umask() {
@@ -69,23 +42,13 @@ unsigned process_umask() {
   return 022;
 }
 
-// A directory prepare_attempt() made ahead for an attempt that never launched: its
-// stdout still has mode 0 (see PreparedAttempt::ahead), or, where logs go to spools and
-// the directory holds no stdout, the directory itself has mode 0.
-bool never_launched(const std::string& dir) {
-  struct stat st;
-  if (::lstat((dir + "/stdout").c_str(), &st) == 0)
-    return S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0;
-  return ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0;
-}
+}  // namespace
 
 void remove_attempt_dir(int base, const std::string& dir) {
   ::unlinkat(base, (dir + "/stdout").c_str(), 0);
   ::unlinkat(base, (dir + "/stderr").c_str(), 0);
   ::unlinkat(base, dir.c_str(), AT_REMOVEDIR);  // fails, as it should, if more is there
 }
-
-}  // namespace
 
 std::string Coordinator::cancel_request_path(const std::string& run_dir) {
   return run_dir + "/cancel-requested";
@@ -111,238 +74,6 @@ Coordinator::Impl::Impl(RunStore& store, Backend& backend, Workflow& workflow, s
       segment_of_(workflow.tasks.size(), 0),
       depth_(workflow.tasks.size(), 0),
       result_hash_(workflow.tasks.size()) {}
-
-Expected<void> Coordinator::Impl::restore_from_store() {
-  auto tasks = store_.list_tasks(run_id_);
-  if (!tasks) return tl::unexpected(tasks.error());
-  auto attempts = store_.list_attempts(run_id_);
-  if (!attempts) return tl::unexpected(attempts.error());
-  auto dynamic = store_.list_dynamic_tasks(run_id_);
-  if (!dynamic) return tl::unexpected(dynamic.error());
-  if (tasks->size() != workflow_.tasks.size() + dynamic->size())
-    return make_error(ErrorCode::kConflict, "the stored run does not match its definition");
-  for (const DynamicTaskRecord& d : *dynamic) {
-    auto parsed = parse_child_requests(d.spec, "stored child '" + d.name + "'", workflow_.base_dir);
-    if (!parsed || parsed->size() != 1 || d.index != workflow_.tasks.size() ||
-        d.parent >= d.index || d.before >= static_cast<std::int64_t>(d.index))
-      return make_error(ErrorCode::kConflict, "the stored child task '" + d.name + "' is damaged");
-    TaskSpec spec = std::move(parsed->front().spec);
-    spec.name = d.name;
-    spec.group = d.group;
-    add_dynamic_task(
-        std::move(spec), d.parent,
-        d.before >= 0 ? std::optional<TaskId>(static_cast<TaskId>(d.before)) : std::nullopt);
-  }
-
-  RunUpdate update;
-  update.now_us = wall_us();
-  // Attempts the backend still watches (a queued or running Slurm job) keep running.
-  std::unordered_map<TaskId, std::uint32_t> reattached;
-  for (const AttemptRecord& a : *attempts) {
-    if (a.state != TaskState::kRunning && a.state != TaskState::kQueued) continue;
-    if (!a.handle.empty() && backend_.reattach(a.handle, a.task, a.attempt)) {
-      reattached[a.task] = a.attempt;
-      continue;
-    }
-    if (!a.handle.empty()) backend_.abandon(a.handle);
-    AttemptRecord end = a;
-    end.state = TaskState::kFailed;
-    end.reason = "lost: the coordinator stopped while it ran";
-    end.ended_us = update.now_us;
-    end.exit_code = -1;
-    update.attempt_ends.push_back(std::move(end));
-  }
-  // Packed values of the attempts before the restart, and their provenance.
-  auto values = store_.run_values(run_id_);
-  if (!values) return tl::unexpected(values.error());
-  for (const AttemptRecord& a : *attempts)
-    if (a.state != TaskState::kRunning && a.state != TaskState::kQueued && a.task < packed_.size())
-      traces_.push_back({a.task, a.attempt, a.exit_code, a.started_us, a.ended_us, a.host});
-  for (const TaskRecord& t : *tasks) {
-    if (t.state == TaskState::kSucceeded) {
-      scheduler_.restore(t.index, TaskState::kSucceeded, t.attempts);
-      struct stat st;
-      const std::string dir = store_.attempt_dir(run_id_, t.name, t.attempts);
-      has_artifact_[t.index] = ::stat(artifact_path(dir).c_str(), &st) == 0;
-      continue;
-    }
-    if (auto r = reattached.find(t.index); r != reattached.end()) {
-      scheduler_.restore_running(t.index, r->second, std::chrono::steady_clock::now());
-      continue;
-    }
-    // Group commit lets an attempt start before its record: one whose directory exists
-    // past the recorded attempts was launched (or prepared) but never recorded. Its
-    // number is used up (its process may still write there): record it as lost.
-    // A backend that recorded its intent before launching (Slurm) may find such an
-    // attempt still queued or running: it is watched again, not run a second time.
-    std::uint32_t used = t.attempts;
-    bool found = false;
-    for (struct stat st; !found;) {
-      const std::string dir = store_.attempt_dir(run_id_, t.name, used + 1);
-      if (::lstat(dir.c_str(), &st) != 0) break;
-      if (never_launched(dir)) {
-        remove_attempt_dir(AT_FDCWD, dir);
-        break;
-      }
-      ++used;
-      if (std::string handle = backend_.unrecorded_handle(dir);
-          !handle.empty() && backend_.reattach(handle, t.index, used)) {
-        AttemptRecord a;
-        a.task = t.index;
-        a.attempt = used;
-        a.state = TaskState::kRunning;
-        a.started_us = update.now_us;
-        a.host = host_;
-        a.handle = std::move(handle);
-        update.attempt_starts.push_back(std::move(a));
-        update.changes.push_back(
-            {t.index, TaskState::kRunning, used, 0, "resumed: found launched"});
-        scheduler_.restore_running(t.index, used, std::chrono::steady_clock::now());
-        found = true;
-        break;
-      }
-      AttemptRecord lost;
-      lost.task = t.index;
-      lost.attempt = used;
-      lost.state = TaskState::kFailed;
-      lost.reason = "lost: the coordinator stopped before recording its launch";
-      lost.started_us = lost.ended_us = update.now_us;
-      lost.exit_code = -1;
-      lost.host = host_;
-      update.attempt_ends.push_back(std::move(lost));
-    }
-    if (found) continue;
-    scheduler_.restore(t.index, TaskState::kWaiting, used);
-    if (t.state != TaskState::kWaiting || used != t.attempts)
-      update.changes.push_back({t.index, TaskState::kWaiting, used, 0, "resumed"});
-  }
-  for (AttemptValues& v : *values) {
-    if (v.task >= packed_.size() || scheduler_.state(v.task) != TaskState::kSucceeded ||
-        scheduler_.attempts(v.task) != v.attempt)
-      continue;
-    packed_[v.task] = std::move(v.values);
-    unsegmented_.push_back(v.task);
-  }
-  std::remove(cancel_request_path(run_dir_).c_str());
-  return store_.apply(run_id_, update);
-}
-
-bool Coordinator::Impl::gather_changes(bool all_cache) {
-  if (!cache_backlog_.empty() &&
-      (all_cache || cache_backlog_.size() >= kCacheBatch ||
-       std::chrono::steady_clock::now() - cache_backlog_since_ >= kCacheBacklogAge)) {
-    auto& out = pending_.cache_entries;
-    out.insert(out.end(), std::make_move_iterator(cache_backlog_.begin()),
-               std::make_move_iterator(cache_backlog_.end()));
-    cache_backlog_.clear();
-  }
-  auto changes = scheduler_.drain_changes();
-  if (pending_.changes.empty()) {
-    pending_.changes = std::move(changes);
-  } else {  // a batch the writer could not take yet
-    pending_.changes.insert(pending_.changes.end(), std::make_move_iterator(changes.begin()),
-                            std::make_move_iterator(changes.end()));
-  }
-  return !pending_.empty();
-}
-
-Expected<void> Coordinator::Impl::flush(std::optional<RunState> run_state, bool file_cache) {
-  if (!gather_changes(file_cache) && !run_state)
-    return writer_ ? writer_->wait() : Expected<void>{};
-  pending_.run_state = run_state;
-  pending_.now_us = wall_us();
-  auto r = commit_now(pending_);
-  pending_.clear();
-  held_starts_ = 0;
-  return r;
-}
-
-Expected<void> Coordinator::Impl::commit_now(const RunUpdate& update) {
-  return writer_ ? writer_->commit_now(update) : store_.apply(run_id_, update);
-}
-
-Expected<bool> Coordinator::Impl::flush_in_background() {
-  if (!writer_) {
-    if (auto r = flush(std::nullopt); !r) return tl::unexpected(r.error());
-    return true;
-  }
-  if (!gather_changes(false)) return true;
-  pending_.now_us = wall_us();
-  if (writer_->busy()) {
-    if (pending_rows(pending_) < kMaxPendingRows) return false;
-    if (auto r = writer_->wait(); !r) return tl::unexpected(r.error());
-  }
-  // Idle now (only this thread submits): the batch is taken unless a batch failed.
-  hold_back_fresh_starts();
-  std::vector<TaskId> successes;
-  for (const StateChange& c : pending_.changes)
-    if (c.state == TaskState::kSucceeded) successes.push_back(c.task);
-  auto taken = writer_->try_submit(pending_);
-  if (!taken) return taken;
-  successes_in_flight_ = std::move(successes);
-  // pending_ is empty: the held starts and changes lead the next batch, in their order.
-  std::swap(pending_.attempt_starts, held_.attempt_starts);
-  std::swap(pending_.changes, held_.changes);
-  held_starts_ = pending_.attempt_starts.size();
-  return taken;
-}
-
-// A started attempt costs the store an insert and an update of its task's row, and its
-// end an update of each; in one batch with its end, one insert and one update. Under
-// group commit an attempt that outlives the batch that starts it is common (at 100,000
-// no-op inproc tasks, 45 of 100), so its start waits for the next batch, once: it is
-// recorded one commit later (what a longer commit interval would do). Nothing that
-// resume relies on waits: successes are never held, and a resume finds an attempt
-// whose start was not recorded by its directory, as under group commit already.
-void Coordinator::Impl::hold_back_fresh_starts() {
-  held_.attempt_starts.clear();
-  held_.changes.clear();
-  auto& starts = pending_.attempt_starts;
-  if (starts.size() <= held_starts_) return;
-  auto& mark = hold_mark_;  // 0: not held, 1: held, 2: not to hold
-  auto set = [&](TaskId t, std::uint8_t v) {
-    if (t >= mark.size()) mark.resize(std::max<std::size_t>(t + 1, mark.size() * 2), 0);
-    mark[t] = v;
-  };
-  for (const AttemptRecord& e : pending_.attempt_ends) set(e.task, 2);
-  for (std::size_t i = 0; i < held_starts_; ++i) set(starts[i].task, 2);
-  bool any = false;
-  for (std::size_t i = held_starts_; i < starts.size(); ++i) {
-    const TaskId t = starts[i].task;
-    if (t < mark.size() && mark[t] != 0) continue;
-    set(t, 1);
-    any = true;
-  }
-  if (any) {
-    auto is_held = [&](TaskId t) { return t < mark.size() && mark[t] == 1; };
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < starts.size(); ++i) {
-      if (is_held(starts[i].task)) {
-        held_.attempt_starts.push_back(std::move(starts[i]));
-      } else if (kept != i) {
-        starts[kept++] = std::move(starts[i]);
-      } else {
-        ++kept;
-      }
-    }
-    starts.resize(kept);
-    auto& changes = pending_.changes;
-    kept = 0;
-    for (std::size_t i = 0; i < changes.size(); ++i) {
-      if (is_held(changes[i].task)) {
-        held_.changes.push_back(std::move(changes[i]));
-      } else if (kept != i) {
-        changes[kept++] = std::move(changes[i]);
-      } else {
-        ++kept;
-      }
-    }
-    changes.resize(kept);
-  }
-  for (const AttemptRecord& e : pending_.attempt_ends) mark[e.task] = 0;
-  for (const AttemptRecord& a : starts) mark[a.task] = 0;
-  for (const AttemptRecord& a : held_.attempt_starts) mark[a.task] = 0;
-}
 
 Coordinator::Impl::~Impl() {
   for (auto& [task, p] : prepared_) discard_prepared(task, p);
@@ -620,27 +351,6 @@ Expected<RunState> Coordinator::Impl::stop_attempts() {
     backend_.poll(ignored, kIdleWake);
   }
   return RunState::kRunning;
-}
-
-bool Coordinator::Impl::success_pending_for(std::span<const Launch> launches) const {
-  std::vector<TaskId>& parents = parents_scratch_;
-  parents.clear();
-  for (const Launch& l : launches)
-    parents.insert(parents.end(), graph_.parents(l.task).begin(), graph_.parents(l.task).end());
-  if (parents.empty()) return false;
-  std::sort(parents.begin(), parents.end());
-  auto is_parent = [&](TaskId t) { return std::binary_search(parents.begin(), parents.end(), t); };
-  // Only the launches' own parents count: in a map-reduce, the children's siblings
-  // succeed all the time, and waiting for their commit made nearly every launch commit
-  // on this thread (908 of 1,000), on the path from a freed slot to its next task.
-  auto parent_succeeded = [&](const StateChange& c) {
-    return c.state == TaskState::kSucceeded && is_parent(c.task);
-  };
-  const auto& fresh = scheduler_.pending_changes();
-  return std::any_of(fresh.begin(), fresh.end(), parent_succeeded) ||
-         std::any_of(pending_.changes.begin(), pending_.changes.end(), parent_succeeded) ||
-         (writer_ && writer_->success_in_flight() &&
-          std::any_of(successes_in_flight_.begin(), successes_in_flight_.end(), is_parent));
 }
 
 Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {

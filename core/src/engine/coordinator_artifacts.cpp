@@ -157,11 +157,18 @@ void Coordinator::Impl::seal_artifact(Completion& c) {
     }
     return rc == 0 ? 0 : errno;
   };
-  // Most attempts leave neither file: two lookups decide it.
-  const std::string results_path = dir + kResultsLeaf;
+  // Most attempts leave neither file: two lookups decide it. Where the directory is made
+  // only by an attempt that writes (in-process attempts, scratch folders), most have none,
+  // and one lookup of the directory decides it (these two fstatat calls were 6% of the
+  // process's time with 20,000 no-op inproc tasks).
   struct stat results_st, st;
-  const int results_err = lstat_in(&kResultsLeaf, results_path, results_st);
-  const int artifact_err = lstat_in(&kArtifactLeaf, path, st);
+  int results_err = ENOENT, artifact_err = ENOENT;
+  const bool lazy_dir = !backend_.wants_attempt_dir() || use_scratch_;
+  const std::string results_path = dir + kResultsLeaf;
+  if (!lazy_dir || lstat_in(nullptr, dir, st) != ENOENT) {
+    results_err = lstat_in(&kResultsLeaf, results_path, results_st);
+    artifact_err = lstat_in(&kArtifactLeaf, path, st);
+  }
   if (results_err == ENOENT && artifact_err == ENOENT) {  // also: no directory made
     if (!c.values || c.values->empty()) return;
     if (std::string why = unpackable(*c.values, ""); !why.empty()) {

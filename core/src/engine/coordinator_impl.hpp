@@ -26,6 +26,10 @@ class StoreWriter;      // store/store_writer.hpp
 struct Provenance;      // engine/artifacts.hpp
 struct SealedArtifact;  // engine/artifacts.hpp
 
+// Removes an attempt directory's empty logs and then the directory, if nothing else is
+// there (coordinator.cpp; resume uses it too). `dir` is relative to `base` (or AT_FDCWD).
+void remove_attempt_dir(int base, const std::string& dir);
+
 class Coordinator::Impl : private RunDriverHost {
  public:
   // REQUIRES: the run exists in `store` and was created from `workflow`; the caller
