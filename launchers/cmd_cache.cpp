@@ -51,12 +51,12 @@ std::vector<ChildRequest> recorded_children(const Workflow& wf, const Decision& 
 }
 
 // Why an entry can no longer serve a run ("" when it can): its run was removed, or its
-// attempt directory is gone. `runs` holds the ids of the runs in the store.
+// run's directory is gone, attempt directory and all (lookup_cache() refuses both). An
+// attempt that wrote no file has no directory of its own (scratch folders): only the
+// run's directory tells. `runs` holds the ids of the runs in the store.
 std::string unusable_reason(const CacheEntry& e, const std::set<std::string>& runs) {
   if (!runs.count(e.run_id)) return "run " + e.run_id + " was removed";
-  std::error_code ec;
-  if (!std::filesystem::is_directory(e.attempt_dir, ec))
-    return "its attempt directory is gone: " + e.attempt_dir;
+  if (!cache_source_present(e)) return "its attempt directory is gone: " + e.attempt_dir;
   return "";
 }
 

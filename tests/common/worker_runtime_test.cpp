@@ -224,7 +224,7 @@ TEST_CASE("Runtime: function tasks inline, on threads, or refused without a runn
   worker::set_function_task_runner(nullptr);
 }
 
-TEST_CASE("Runtime: deadlines kill; failures nobody asked for are held back", "[worker]") {
+TEST_CASE("Runtime: deadlines kill, failures nobody asked for are held back", "[worker]") {
   ScratchDir dir;
   worker::RuntimeOptions o;
   o.environment = {"PATH=/usr/bin:/bin"};

@@ -241,7 +241,7 @@ TEST_CASE("values appended to SLUICE_RESULTS reach dependents and h5dump as HDF5
   CHECK(art["provenance"]["run_id"] == id);
 }
 
-TEST_CASE("results and sluice put in one task merge; a malformed results file fails the task",
+TEST_CASE("results and sluice put in one task merge, a malformed results file fails the task",
           "[integration][artifacts][results]") {
   ScratchDir dir;
   write_file(dir / "wf.toml", R"TOML(

@@ -36,7 +36,7 @@ TEST_CASE("removeall takes the runs' cache entries with it", "[integration][cach
   CHECK(dry.out.find("never ran successfully here") != std::string::npos);
 }
 
-TEST_CASE("cache list marks entries whose attempt is gone; prune --unusable forgets them",
+TEST_CASE("cache list marks entries whose attempt is gone, prune --unusable forgets them",
           "[integration][cache]") {
   ScratchDir dir;
   write_file(dir / "wf.toml", kFlow);

@@ -151,6 +151,45 @@ shell = 'test {inputs.writes.v} = 7 && test -f "$SLUICE_INPUT_WRITES"'
   CHECK(links == 1);
 }
 
+// A map-reduce child that only runs `sluice put` (or appends to SLUICE_RESULTS) leaves
+// just its results file in its folder: the coordinator reads it when the attempt ends
+// and gives the folder back, so such a task costs no directory, rename or link. A failed
+// attempt's results, and a results file that does not parse, stay in its directory, to be
+// looked at.
+TEST_CASE("tasks that only pass values leave no directory, and their values reach dependents",
+          "[integration][spool]") {
+  ScratchDir dir;
+  write_file(dir / "wf.toml", R"TOML(
+[workflow]
+name = "values"
+[tasks.child]
+matrix = { i = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] }
+shell = 'sluice put v {i}; echo "w=x{i}" >> "$SLUICE_RESULTS"'
+[tasks.sum]
+after = ["child"]
+shell = 'test {inputs.child.3.v} = 3 && test {inputs.child.9.w} = x9 && sluice put total 45'
+[tasks.fails]
+shell = 'sluice put v 1; exit 3'
+[tasks.bad]
+shell = 'echo "no equals sign" >> "$SLUICE_RESULTS"'
+)TOML");
+  auto r = run_sluice({"run", "wf.toml", "--cpus", "2"}, dir.path());
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);  // `fails` and `bad` fail; the rest succeed
+  const std::string id = run_id_of(r);
+  const fs::path run = dir / ".sluice" / "runs" / id;
+  CHECK(run_sluice({"results", id, "sum"}, dir.path()).out.find("total  45") != std::string::npos);
+  CHECK(run_sluice({"results", id, "child.7"}, dir.path()).out.find("w    x7") !=
+        std::string::npos);
+  for (int i = 0; i < 10; ++i) CHECK(!fs::exists(run / "tasks" / ("child." + std::to_string(i))));
+  CHECK(!fs::exists(run / "tasks" / "sum"));
+  CHECK(fs::exists(run / "tasks" / "fails" / "1" / "results"));
+  CHECK(read_file(run / "tasks" / "bad" / "1" / "results") == "no equals sign\n");
+  auto bad = run_sluice({"get", id, "bad"}, dir.path());
+  CHECK(bad.out.find("bad results: " + (run / "tasks" / "bad" / "1" / "results").string() +
+                     ":1:") != std::string::npos);
+}
+
 // The folder an attempt wrote into is renamed to its directory and a folder with a new
 // name serves the next attempt: a leftover process that writes by path reaches its own
 // attempt's directory, never the next one's.

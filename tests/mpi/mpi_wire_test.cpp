@@ -112,7 +112,7 @@ TEST_CASE("hello, kill and completion batches round-trip", "[mpi][wire]") {
   CHECK(out.size() == 4);  // nothing appended from a bad batch
 }
 
-TEST_CASE("a launch message carries a batch of launches in order; a cut one is refused",
+TEST_CASE("a launch message carries a batch of launches in order, a cut one is refused",
           "[mpi][wire]") {
   TaskSpec spec;
   spec.name = "f";

@@ -150,7 +150,7 @@ TEST_CASE("pilot messages survive encoding, split frames and truncation", "[pilo
   CHECK(bad);
 }
 
-TEST_CASE("a batch of launches is one kLaunches message; one launch stays a kLaunch", "[pilot]") {
+TEST_CASE("a batch of launches is one kLaunches message, one launch stays a kLaunch", "[pilot]") {
   TaskSpec spec;
   spec.name = "t";
   spec.command = {"true"};

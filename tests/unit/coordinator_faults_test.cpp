@@ -84,7 +84,7 @@ std::vector<TaskId> tasks_whose_first_attempt_failed(FaultRun& r, const std::str
 
 }  // namespace
 
-TEST_CASE("a refused launch uses up an attempt and is retried; nothing of it runs",
+TEST_CASE("a refused launch uses up an attempt and is retried, nothing of it runs",
           "[core][coordinator][faults]") {
   FaultRun r({{}, {}, {}}, /*retries=*/1);
   // Also with attempt directories made (and logs opened) by the coordinator before launch.

@@ -99,7 +99,7 @@ TEST_CASE("nvidia-smi -L output becomes devices with names and UUIDs", "[gpus]")
   CHECK(parse_nvidia_smi_list("").empty());
 }
 
-TEST_CASE("device lists split on commas; NoDevFiles and empty mean none", "[gpus]") {
+TEST_CASE("device lists split on commas, NoDevFiles and empty mean none", "[gpus]") {
   CHECK(parse_device_list("0,1, 3") == std::vector<std::string>{"0", "1", "3"});
   CHECK(parse_device_list("GPU-ab,GPU-cd") == std::vector<std::string>{"GPU-ab", "GPU-cd"});
   CHECK(parse_device_list("").empty());

@@ -120,7 +120,7 @@ TEST_CASE("squeue: a transient error is tried again, an unknown id is an empty a
   CHECK(fake.calls("squeue") == 4);  // not transient: asked once
 }
 
-TEST_CASE("sbatch: a timeout is never submitted twice; a refused connection is", "[unit][slurm]") {
+TEST_CASE("sbatch: a timeout is never submitted twice, a refused connection is", "[unit][slurm]") {
   FakeSlurm fake;
   auto driver = make_cli_driver(quick());
 

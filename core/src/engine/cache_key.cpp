@@ -175,6 +175,14 @@ Expected<std::string> attempt_result_hash(const std::string& attempt_dir,
   return h.hex();
 }
 
+bool cache_source_present(const CacheEntry& e) {
+  // ATTEMPT_DIR is RUN/tasks/TASK/N.
+  const std::filesystem::path run =
+      std::filesystem::path(e.attempt_dir).parent_path().parent_path().parent_path();
+  std::error_code ec;
+  return std::filesystem::is_directory(run, ec);
+}
+
 Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
                                    const std::string& key) {
   auto found = store.find_cache(project, key);
@@ -182,6 +190,10 @@ Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
   CacheLookup out;
   if (!*found) return out;
   out.entry = std::move(**found);
+  if (!cache_source_present(out.entry)) {
+    out.status = CacheLookup::Status::kStale;
+    return out;
+  }
   auto actual = attempt_result_hash(out.entry.attempt_dir);
   if (actual && *actual != out.entry.result_hash) {
     // Packed values live in the store: hash those.

@@ -515,7 +515,7 @@ Expected<RunState> Coordinator::Impl::run(const CoordinatorOptions& options) {
       // reads it (seal_artifact, children), and a free one serves the early launches.
       for (const Completion& c : completions) {
         scheduler_.on_attempt_exited(c.task, c.attempt);
-        settle_scratch(c.task, c.attempt);
+        settle_scratch(c.task, c.attempt, c.ok());
       }
       std::vector<Launch> early;
       if (auto r = launch_ready(early); !r) return tl::unexpected(r.error());

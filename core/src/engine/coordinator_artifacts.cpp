@@ -138,12 +138,37 @@ bool Coordinator::Impl::resolve_input_placeholders(const TaskSpec& spec,
   return true;
 }
 
+// Values an attempt passed without an artifact of its own: packed, no file (what an own
+// artifact would refuse is refused here).
+void Coordinator::Impl::pack_results(Completion& c, Map results, const std::string& results_path) {
+  if (results.empty()) return;  // nothing to pass on
+  if (std::string why = unpackable(results, ""); !why.empty()) {
+    c.failure = "bad results: " + results_path + ": " + why;
+    return;
+  }
+  c.values.reset();
+  pack_values(c, std::make_shared<const Map>(std::move(results)));
+}
+
 void Coordinator::Impl::seal_artifact(Completion& c) {
   const TaskSpec& spec = workflow_.tasks[c.task];
   const std::string dir = store_.attempt_dir(run_id_, spec.name, c.attempt);
   const std::string path = artifact_path(dir);
   has_artifact_[c.task] = 0;
   packed_[c.task].reset();
+  // A scratch folder that held only the results file was read and given back when the
+  // attempt ended (settle_scratch()): its values are all there is.
+  if (!scratch_results_.empty()) {
+    if (auto it = scratch_results_.find(attempt_key(c.task, c.attempt));
+        it != scratch_results_.end()) {
+      Map values = std::move(it->second);
+      scratch_results_.erase(it);
+      if (c.values)
+        for (const auto& [key, value] : *c.values) values.insert_or_assign(key, value);
+      pack_results(c, std::move(values), dir + kResultsLeaf);
+      return;
+    }
+  }
   // Relative to the run's tasks directory when it is open (a shorter path walk).
   // 0 found, ENOENT or another errno.
   auto lstat_in = [&](const std::string* leaf, const std::string& full, struct stat& st) {
@@ -215,14 +240,7 @@ void Coordinator::Impl::seal_artifact(Completion& c) {
   if (c.values)
     for (const auto& [key, value] : *c.values) results.insert_or_assign(key, value);
   if (artifact_err != 0) {
-    if (results.empty()) return;  // no artifact: nothing to pass on
-    // Only results: packed, no file (what an own artifact would refuse is refused here).
-    if (std::string why = unpackable(results, ""); !why.empty()) {
-      c.failure = "bad results: " + results_path + ": " + why;
-      return;
-    }
-    c.values.reset();
-    pack_values(c, std::make_shared<const Map>(std::move(results)));
+    pack_results(c, std::move(results), results_path);
     // Its values are in the store's next commit: the file would only cost an inode (and
     // keep the attempt's directory).
     ::unlink(results_path.c_str());

@@ -114,7 +114,9 @@ class Coordinator::Impl : private RunDriverHost {
   bool take_scratch(TaskId task, std::uint32_t attempt, std::string& path);
   // After the attempt ended or was refused: ScratchFolders::settle() into its canonical
   // directory. Does nothing for an attempt that borrowed none.
-  void settle_scratch(TaskId task, std::uint32_t attempt);
+  // `succeeded`: the attempt exited 0, so a folder holding only its results file is read
+  // into scratch_results_ and given back instead of becoming its directory.
+  void settle_scratch(TaskId task, std::uint32_t attempt, bool succeeded = false);
   // The folder lent to the attempt, or "" when it borrowed none.
   std::string scratch_path_of(TaskId task, std::uint32_t attempt) const;
   // The attempt's directory when the backend uses one, else "".
@@ -156,6 +158,7 @@ class Coordinator::Impl : private RunDriverHost {
   void record_sealed(Completion& c, const std::string& path, SealedArtifact sealed);
   // Takes `values` as the attempt's packed values (stored with its success).
   void pack_values(Completion& c, std::shared_ptr<const Map> values);
+  void pack_results(Completion& c, Map results, const std::string& results_path);
   // The segment file holding packed task `t`'s values, written now (with every other
   // packed value in no segment yet) when there is none; null (why_ says why) on failure.
   const std::string* segment_for(TaskId t);
@@ -211,6 +214,13 @@ class Coordinator::Impl : private RunDriverHost {
   std::string file_path_;     // scratch: a log file's path
   bool use_scratch_ = false;  // attempts borrow scratch folders (open_scratch() succeeded)
   ScratchFolders scratch_;    // RUN/scratch: the coordinator's folders, named "<lane>-<seq>"
+  // The values of results files read from folders that held nothing else
+  // (settle_scratch()), by attempt_key(), until seal_artifact() packs them: at most one
+  // per completion in hand.
+  std::unordered_map<std::uint64_t, Map> scratch_results_;
+  static std::uint64_t attempt_key(TaskId task, std::uint32_t attempt) {
+    return (static_cast<std::uint64_t>(task) << 32) | attempt;
+  }
   // Attempts prepared ahead while every slot was busy (at most prefetch_ of them).
   std::unordered_map<TaskId, PreparedAttempt> prepared_;
   std::vector<Launch> upcoming_;

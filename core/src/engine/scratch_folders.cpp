@@ -64,6 +64,27 @@ std::vector<std::string> names_in(int fd) {
   return names;
 }
 
+// Whether the directory open as `fd` holds exactly one entry besides "." and "..", named
+// `leaf`: the getdents64 of contents_of(), no stream to allocate.
+bool holds_only(int fd, std::string_view leaf) {
+  alignas(8) char buf[2048];
+  if (::lseek(fd, 0, SEEK_SET) != 0) return false;
+  bool found = false;
+  for (;;) {
+    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0) return false;
+    if (n == 0) return found;
+    for (long off = 0; off < n;) {
+      const auto* d = reinterpret_cast<const struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+      if (found || leaf != name) return false;
+      found = true;
+    }
+  }
+}
+
 }  // namespace
 
 ScratchFolders::ScratchFolders(std::string prefix) : prefix_(std::move(prefix)) {}
@@ -151,6 +172,39 @@ std::string ScratchFolders::path_of(TaskId task, std::uint32_t attempt) const {
   auto it = lent_.find(key_of(task, attempt));
   if (it == lent_.end()) return {};
   return dir_ + "/" + lanes_[it->second].name;
+}
+
+bool ScratchFolders::read_sole_file(TaskId task, std::uint32_t attempt, std::string_view leaf,
+                                    std::size_t max_bytes, std::string& text) const {
+  auto it = lent_.find(key_of(task, attempt));
+  if (it == lent_.end()) return false;
+  const Lane& lane = lanes_[it->second];
+  if (lane.fd < 0 || !holds_only(lane.fd, leaf)) return false;
+  const std::string name(leaf);
+  // Not followed: a link the attempt left there is refused by the usual path.
+  const int fd = ::openat(lane.fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            static_cast<std::size_t>(st.st_size) <= max_bytes;
+  if (ok) {
+    text.resize(static_cast<std::size_t>(st.st_size));
+    std::size_t got = 0;
+    while (ok && got < text.size()) {
+      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      ok = n > 0;
+      if (ok) got += static_cast<std::size_t>(n);
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+bool ScratchFolders::remove_file(TaskId task, std::uint32_t attempt, std::string_view leaf) {
+  auto it = lent_.find(key_of(task, attempt));
+  if (it == lent_.end() || lanes_[it->second].fd < 0) return false;
+  return ::unlinkat(lanes_[it->second].fd, std::string(leaf).c_str(), 0) == 0;
 }
 
 void ScratchFolders::settle(TaskId task, std::uint32_t attempt, int tasks_fd,

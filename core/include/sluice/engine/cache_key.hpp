@@ -69,6 +69,12 @@ struct CacheLookup {
 Expected<CacheLookup> lookup_cache(RunStore& store, const std::string& project,
                                    const std::string& key);
 
+// Whether the run directory the entry's attempt ran in is still there. An attempt that
+// wrote no file has no directory of its own (it borrowed a scratch folder), so a cleaned
+// scratch disk shows only in its run's directory: lookup_cache() calls such an entry
+// stale, and `cache list` unusable.
+bool cache_source_present(const CacheEntry& e);
+
 // The keys a project's cache held when it was read, to skip the store for keys it does
 // not hold (a new sweep looks up every one of its tasks, and finds none). A key that
 // another process files later is not seen: that task runs instead of being served from

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -75,6 +76,16 @@ class ScratchFolders {
   // attempt that borrowed none.
   void settle(TaskId task, std::uint32_t attempt, int tasks_fd, const std::string& task_name,
               std::uint8_t& task_dir_made);
+  // Before settle(): when the folder lent to the attempt holds nothing but a regular file
+  // named `leaf` of at most `max_bytes` (a task that only passed values, such as a
+  // map-reduce child's results file), reads it into `text` and returns true; false
+  // otherwise. Changes nothing: remove_file() then empties the folder, so that settle()
+  // gives it back to the pool instead of renaming it into place (a directory, a rename
+  // and a link fewer per such attempt).
+  bool read_sole_file(TaskId task, std::uint32_t attempt, std::string_view leaf,
+                      std::size_t max_bytes, std::string& text) const;
+  // Removes `leaf` from the folder lent to the attempt. False when it cannot.
+  bool remove_file(TaskId task, std::uint32_t attempt, std::string_view leaf);
 
  private:
   struct Lane {
