@@ -170,7 +170,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "a failed call is an exception the orchestration catches; commands, any and nested "
+    "a failed call is an exception the orchestration catches, commands, any and nested "
     "orchestrations give their values",
     "[integration][orchestration]") {
   ScratchDir dir;
