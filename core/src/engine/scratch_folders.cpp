@@ -31,25 +31,35 @@ bool engine_file(const char* name) {
   return n == kArtifactFile || n == kResultsFile || n == "inputs" || n == "children";
 }
 
-// What the directory open as `fd` holds besides "." and "..": two system calls on a
-// descriptor kept open when it is empty, no path walk.
-Contents contents_of(int fd) {
+// Calls `visit(name)` for each entry of the directory open as `fd` but "." and "..",
+// until it returns false: getdents64 on a descriptor kept open, no stream to allocate and
+// no path walk (two system calls for an empty folder). False when it cannot be read.
+template <class Visit>
+bool scan_entries(int fd, Visit visit) {
   alignas(8) char buf[2048];
-  if (::lseek(fd, 0, SEEK_SET) != 0) return Contents::kOther;  // keep what may be there
-  Contents found = Contents::kEmpty;
+  if (::lseek(fd, 0, SEEK_SET) != 0) return false;
   for (;;) {
     const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n < 0) return Contents::kOther;
-    if (n == 0) return found;
+    if (n < 0) return false;
+    if (n == 0) return true;
     for (long off = 0; off < n;) {
       const auto* d = reinterpret_cast<const struct dirent64*>(buf + off);
       off += d->d_reclen;
       const char* name = d->d_name;
       if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
-      if (!engine_file(name)) return Contents::kOther;
-      found = Contents::kEngineFiles;
+      if (!visit(name)) return true;
     }
   }
+}
+
+// What the directory open as `fd` holds besides "." and "..".
+Contents contents_of(int fd) {
+  Contents found = Contents::kEmpty;
+  const bool read = scan_entries(fd, [&](const char* name) {
+    found = engine_file(name) ? Contents::kEngineFiles : Contents::kOther;
+    return found != Contents::kOther;
+  });
+  return read ? found : Contents::kOther;  // unreadable: keep what may be there
 }
 
 // The names in the directory open as `fd`, "." and ".." left out.
@@ -65,24 +75,15 @@ std::vector<std::string> names_in(int fd) {
 }
 
 // Whether the directory open as `fd` holds exactly one entry besides "." and "..", named
-// `leaf`: the getdents64 of contents_of(), no stream to allocate.
+// `leaf`.
 bool holds_only(int fd, std::string_view leaf) {
-  alignas(8) char buf[2048];
-  if (::lseek(fd, 0, SEEK_SET) != 0) return false;
-  bool found = false;
-  for (;;) {
-    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (n < 0) return false;
-    if (n == 0) return found;
-    for (long off = 0; off < n;) {
-      const auto* d = reinterpret_cast<const struct dirent64*>(buf + off);
-      off += d->d_reclen;
-      const char* name = d->d_name;
-      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
-      if (found || leaf != name) return false;
-      found = true;
-    }
-  }
+  int seen = 0;
+  bool other = false;
+  const bool read = scan_entries(fd, [&](const char* name) {
+    other = other || leaf != name;
+    return ++seen == 1 && !other;
+  });
+  return read && seen == 1 && !other;
 }
 
 }  // namespace
