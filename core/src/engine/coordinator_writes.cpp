@@ -124,29 +124,21 @@ void Coordinator::Impl::hold_back_fresh_starts() {
   }
   if (any) {
     auto is_held = [&](TaskId t) { return t < mark.size() && mark[t] == 1; };
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < starts.size(); ++i) {
-      if (is_held(starts[i].task)) {
-        held_.attempt_starts.push_back(std::move(starts[i]));
-      } else if (kept != i) {
-        starts[kept++] = std::move(starts[i]);
-      } else {
-        ++kept;
+    // Moves the held tasks' records from `from` to `to`, keeping the others in order.
+    auto move_held = [&](auto& from, auto& to) {
+      std::size_t kept = 0;
+      for (auto& r : from) {
+        if (is_held(r.task)) {
+          to.push_back(std::move(r));
+        } else {
+          if (&from[kept] != &r) from[kept] = std::move(r);  // no self-move
+          ++kept;
+        }
       }
-    }
-    starts.resize(kept);
-    auto& changes = pending_.changes;
-    kept = 0;
-    for (std::size_t i = 0; i < changes.size(); ++i) {
-      if (is_held(changes[i].task)) {
-        held_.changes.push_back(std::move(changes[i]));
-      } else if (kept != i) {
-        changes[kept++] = std::move(changes[i]);
-      } else {
-        ++kept;
-      }
-    }
-    changes.resize(kept);
+      from.resize(kept);
+    };
+    move_held(starts, held_.attempt_starts);
+    move_held(pending_.changes, held_.changes);
   }
   for (const AttemptRecord& e : pending_.attempt_ends) mark[e.task] = 0;
   for (const AttemptRecord& a : starts) mark[a.task] = 0;
